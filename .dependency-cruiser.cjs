@@ -1,0 +1,81 @@
+/**
+ * The layer rules of DESIGN.md, enforced in CI (`pnpm lint`).
+ * Arrows point down the table: front-ends -> domain/adapters. No cycles.
+ * A violation fails the build; scripts/check-layers.test.mjs proves that it does.
+ */
+const pkg = (name) => `^packages/${name}/`;
+const ours = '^(packages|apps)/|^@xsmeta/';
+
+/** from -> the only folders of ours it may import (besides itself) */
+const allowed = {
+  core: [],
+  'vdi-store': [],
+  xapi: [],
+  'legacy-compat': ['core', 'vdi-store'],
+  tui: ['core', 'vdi-store', 'xapi', 'legacy-compat'],
+  cli: ['core', 'vdi-store', 'xapi', 'legacy-compat', 'tui'],
+};
+
+const layerRules = Object.entries(allowed).map(([from, to]) => ({
+  name: `layer-${from}`,
+  comment: `packages/${from} may import only: ${to.length ? to.join(', ') : 'nothing of ours'} (DESIGN.md)`,
+  severity: 'error',
+  from: { path: pkg(from) },
+  to: {
+    path: ours,
+    pathNot: [pkg(from), ...to.map(pkg)],
+  },
+}));
+
+module.exports = {
+  forbidden: [
+    ...layerRules,
+    {
+      name: 'not-to-unresolvable',
+      severity: 'error',
+      comment: 'An import that does not resolve is a missing dependency in package.json.',
+      from: {},
+      to: { couldNotResolve: true },
+    },
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'A cycle between modules is a bug (DESIGN.md).',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'core-no-node-builtins',
+      severity: 'error',
+      comment: 'core does no I/O of its own: Node built-ins arrive through ports.',
+      from: { path: pkg('core') },
+      to: { dependencyTypes: ['core'] },
+    },
+    {
+      name: 'sim-only-xapi-and-store',
+      severity: 'error',
+      comment: 'apps/xapi-sim may use packages/xapi (types, codecs) and vdi-store only.',
+      from: { path: '^apps/xapi-sim/' },
+      to: { path: ours, pathNot: ['^apps/xapi-sim/', pkg('xapi'), pkg('vdi-store')] },
+    },
+    {
+      name: 'packages-not-apps',
+      severity: 'error',
+      comment: 'packages never import apps.',
+      from: { path: '^packages/' },
+      to: { path: '^apps/' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '(^|/)(dist|node_modules|\\.turbo)/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.depcruise.json' },
+    preserveSymlinks: false,
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['source', 'import', 'default'],
+      extensions: ['.ts', '.tsx', '.js', '.mjs', '.json'],
+    },
+  },
+};
