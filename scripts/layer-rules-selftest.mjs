@@ -19,7 +19,11 @@ const cases = [
     false,
   ],
   ['core imports cli', { 'packages/core/src/a.ts': "import '../../cli/src/index.js';\n" }, true],
-  ['core imports a package it does not declare', { 'packages/core/src/a.ts': "import '@xsmeta/xapi';\n" }, true],
+  [
+    'core imports a package it does not declare',
+    { 'packages/core/src/a.ts': "import '@xsmeta/xapi';\n" },
+    true,
+  ],
   ['core imports node:fs', { 'packages/core/src/a.ts': "import 'node:fs';\n" }, true],
   [
     'vdi-store imports xapi',
