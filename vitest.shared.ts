@@ -11,6 +11,7 @@ export default defineConfig({
     hookTimeout: 30_000,
     pool: 'forks',
     passWithNoTests: true,
-    reporters: process.env.CI ? ['default'] : ['default'],
+    // The JSON report feeds scripts/test-summary.mjs, which prints the suite's closing line.
+    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
   },
 });
