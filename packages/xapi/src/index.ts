@@ -1,1 +1,43 @@
-export {};
+export type { XapiLocalCode } from './errors.js';
+export { isXapiError, XapiError } from './errors.js';
+export type {
+  EventFromResult,
+  HostRecord,
+  NetworkRecord,
+  PoolRecord,
+  SrContentType,
+  SrRecord,
+  StringMap,
+  TaskRecord,
+  TaskStatus,
+  VbdCreateSpec,
+  VbdMode,
+  VbdRecord,
+  VbdType,
+  VdiCreateSpec,
+  VdiRecord,
+  VdiType,
+  VifRecord,
+  VmPowerState,
+  VmRecord,
+  XapiDateTime,
+  XapiEvent,
+  XapiRecordTypes,
+  XapiRef,
+} from './records.js';
+export { INT_FIELDS, NULL_REF } from './records.js';
+export { backupVdiUuid, POOL_METADATA_BACKUP_NAMESPACE, uuidV5 } from './uuid.js';
+export type { XmlRpcLimits, XmlRpcValue } from './xmlrpc.js';
+export {
+  decodeMethodCall,
+  decodeMethodResponse,
+  decodeValue,
+  encodeFault,
+  encodeMethodCall,
+  encodeMethodResponse,
+  encodeValue,
+  escapeXml,
+  formatXapiDate,
+  isStruct,
+  parseXapiDate,
+} from './xmlrpc.js';
