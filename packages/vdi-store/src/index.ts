@@ -1,1 +1,17 @@
-export {};
+export {
+  type ArchiveLimits,
+  type ArchivePart,
+  type ArchiveSummary,
+  readArchive,
+  writeArchive,
+} from './archive.js';
+export { type BlockDevice, openFileDevice } from './device.js';
+export { ArchiveError, type ArchiveErrorCode, RingError, type RingErrorCode } from './errors.js';
+export { MemoryDevice, type SectorFate, SimulatedCrash } from './memory-device.js';
+export {
+  type RecordInfo,
+  RING_FORMAT_VERSION,
+  Ring,
+  type RingUsage,
+  type VerifyReport,
+} from './ring.js';

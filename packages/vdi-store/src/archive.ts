@@ -1,0 +1,271 @@
+import { createHash } from 'node:crypto';
+import { constants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
+import { ArchiveError } from './errors.js';
+
+/**
+ * A generic archive of named parts: a 8-byte magic, then one Brotli stream (large window, so
+ * parts that resemble each other, like one VM's metadata and the next, compress together) of
+ * frames: 'P' name, 'C' chunks, 'E' size + sha256 per part, and 'Z' part count at the end.
+ */
+const MAGIC = new TextEncoder().encode('XSMARC\u0001\u0001');
+const enc = new TextEncoder();
+const dec = new TextDecoder('utf-8', { fatal: true });
+
+export interface ArchivePart {
+  name: string;
+  data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+}
+
+export interface ArchiveSummary {
+  bytes: Uint8Array;
+  rawBytes: number;
+  storedBytes: number;
+  parts: { name: string; rawBytes: number; sha256: string }[];
+}
+
+export interface ArchiveLimits {
+  maxParts: number;
+  maxPartBytes: number;
+  maxTotalBytes: number;
+}
+
+const DEFAULT_LIMITS: ArchiveLimits = {
+  maxParts: 100_000,
+  maxPartBytes: 256 * 1024 * 1024,
+  maxTotalBytes: 2 * 1024 * 1024 * 1024,
+};
+
+function u32(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n, true);
+  return b;
+}
+
+/** Packs parts as they arrive; only the compressed output is kept in memory. */
+export async function writeArchive(
+  parts: AsyncIterable<ArchivePart> | Iterable<ArchivePart>,
+  opts: { maxStoredBytes?: number; quality?: number } = {},
+): Promise<ArchiveSummary> {
+  const max = opts.maxStoredBytes ?? Number.POSITIVE_INFINITY;
+  const z = createBrotliCompress({
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: opts.quality ?? 5,
+      [constants.BROTLI_PARAM_LGWIN]: 24,
+      [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+    },
+  });
+  const out: Buffer[] = [Buffer.from(MAGIC)];
+  let stored = MAGIC.length;
+  let failure: Error | null = null;
+  z.on('data', (c: Buffer) => {
+    out.push(c);
+    stored += c.length;
+    if (stored > max && !failure) {
+      failure = new ArchiveError(
+        'ARCHIVE_TOO_LARGE',
+        `the compressed backup exceeds ${max} bytes, the room there is`,
+      );
+      z.destroy(failure);
+    }
+  });
+  const ended = new Promise<void>((resolve, reject) => {
+    z.on('end', resolve);
+    z.on('error', (e) => reject(failure ?? e));
+  });
+  ended.catch(() => {});
+  const push = async (b: Uint8Array) => {
+    if (failure) throw failure;
+    if (!z.write(b)) await new Promise<void>((r) => z.once('drain', r));
+    if (failure) throw failure;
+  };
+  const summary: ArchiveSummary['parts'] = [];
+  let raw = 0;
+  try {
+    await push(MAGIC);
+    for await (const part of parts) {
+      const name = enc.encode(part.name);
+      if (name.length === 0 || name.length > 1024) {
+        throw new ArchiveError('ARCHIVE_LIMIT', `bad part name ${JSON.stringify(part.name)}`);
+      }
+      await push(Uint8Array.of(0x50, name.length & 0xff, name.length >> 8));
+      await push(name);
+      const hash = createHash('sha256');
+      let size = 0;
+      const data = part.data instanceof Uint8Array ? [part.data] : part.data;
+      for await (const chunk of data) {
+        if (chunk.length === 0) continue;
+        hash.update(chunk);
+        size += chunk.length;
+        await push(Uint8Array.of(0x43));
+        await push(u32(chunk.length));
+        await push(chunk);
+      }
+      const sha = hash.digest();
+      const tail = new Uint8Array(1 + 8 + 32);
+      tail[0] = 0x45;
+      new DataView(tail.buffer).setBigUint64(1, BigInt(size), true);
+      tail.set(sha, 9);
+      await push(tail);
+      summary.push({ name: part.name, rawBytes: size, sha256: sha.toString('hex') });
+      raw += size;
+    }
+    await push(Uint8Array.of(0x5a));
+    await push(u32(summary.length));
+    z.end();
+    await ended;
+  } catch (e) {
+    z.destroy();
+    throw failure ?? e;
+  }
+  if (failure) throw failure;
+  const bytes = new Uint8Array(Buffer.concat(out));
+  return { bytes, rawBytes: raw, storedBytes: bytes.length, parts: summary };
+}
+
+async function* inflate(bytes: Uint8Array, maxTotal: number): AsyncIterable<Buffer> {
+  const z = createBrotliDecompress();
+  const queue: Buffer[] = [];
+  let done = false;
+  let error: Error | null = null;
+  let wake: (() => void) | null = null;
+  let total = 0;
+  const notify = () => {
+    wake?.();
+    wake = null;
+  };
+  z.on('data', (c: Buffer) => {
+    total += c.length;
+    if (total > maxTotal) {
+      error = new ArchiveError('ARCHIVE_LIMIT', `archive expands past ${maxTotal} bytes`);
+      z.destroy();
+    } else {
+      queue.push(c);
+      if (queue.length > 16) z.pause();
+    }
+    notify();
+  });
+  z.on('end', () => {
+    done = true;
+    notify();
+  });
+  z.on('error', (e) => {
+    error ??= new ArchiveError('ARCHIVE_CORRUPT', `archive stream is damaged: ${e.message}`);
+    notify();
+  });
+  z.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  try {
+    for (;;) {
+      if (queue.length > 0) {
+        yield queue.shift()!;
+        if (queue.length < 4) z.resume();
+        continue;
+      }
+      if (error) throw error;
+      if (done) return;
+      await new Promise<void>((r) => {
+        wake = r;
+      });
+    }
+  } finally {
+    z.destroy();
+  }
+}
+
+/** A pull-based reader over a chunk stream that hands out exact byte counts. */
+class Cursor {
+  private buf: Buffer = Buffer.alloc(0);
+  constructor(private readonly it: AsyncIterator<Buffer>) {}
+
+  async take(n: number): Promise<Buffer> {
+    while (this.buf.length < n) {
+      const r = await this.it.next();
+      if (r.done) throw new ArchiveError('ARCHIVE_CORRUPT', 'archive ends early');
+      this.buf = this.buf.length === 0 ? r.value : Buffer.concat([this.buf, r.value]);
+    }
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(n);
+    return out;
+  }
+
+  async atEnd(): Promise<boolean> {
+    if (this.buf.length > 0) return false;
+    const r = await this.it.next();
+    if (r.done) return true;
+    this.buf = r.value;
+    return this.buf.length === 0 ? this.atEnd() : false;
+  }
+}
+
+/** Unpacks parts one by one, checking each part's size and sha256; bounded by `limits`. */
+export async function* readArchive(
+  bytes: Uint8Array,
+  limits: Partial<ArchiveLimits> = {},
+): AsyncIterable<{ name: string; data: Uint8Array; sha256: string }> {
+  const lim = { ...DEFAULT_LIMITS, ...limits };
+  if (bytes.length < MAGIC.length || !MAGIC.every((b, i) => bytes[i] === b)) {
+    throw new ArchiveError('ARCHIVE_CORRUPT', 'not an xsmeta archive (bad magic)');
+  }
+  const cur = new Cursor(
+    inflate(bytes.subarray(MAGIC.length), lim.maxTotalBytes)[Symbol.asyncIterator](),
+  );
+  const inner = await cur.take(MAGIC.length);
+  if (!MAGIC.every((b, i) => inner[i] === b))
+    throw new ArchiveError('ARCHIVE_CORRUPT', 'bad inner magic');
+  let count = 0;
+  for (;;) {
+    const tag = (await cur.take(1))[0];
+    if (tag === 0x5a) {
+      const n = (await cur.take(4)).readUInt32LE(0);
+      if (n !== count)
+        throw new ArchiveError('ARCHIVE_CORRUPT', `archive says ${n} parts, holds ${count}`);
+      if (!(await cur.atEnd()))
+        throw new ArchiveError('ARCHIVE_CORRUPT', 'bytes after the end of the archive');
+      return;
+    }
+    if (tag !== 0x50) throw new ArchiveError('ARCHIVE_CORRUPT', `unexpected frame ${tag}`);
+    if (++count > lim.maxParts)
+      throw new ArchiveError('ARCHIVE_LIMIT', `more than ${lim.maxParts} parts`);
+    const nl = (await cur.take(2)).readUInt16LE(0);
+    if (nl === 0 || nl > 1024) throw new ArchiveError('ARCHIVE_CORRUPT', 'bad part name length');
+    let name: string;
+    try {
+      name = dec.decode(await cur.take(nl));
+    } catch {
+      throw new ArchiveError('ARCHIVE_CORRUPT', 'part name is not UTF-8');
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const hash = createHash('sha256');
+    for (;;) {
+      const t = (await cur.take(1))[0];
+      if (t === 0x43) {
+        const n = (await cur.take(4)).readUInt32LE(0);
+        if (size + n > lim.maxPartBytes) {
+          throw new ArchiveError(
+            'ARCHIVE_LIMIT',
+            `part ${name} is larger than ${lim.maxPartBytes} bytes`,
+          );
+        }
+        const c = Buffer.from(await cur.take(n));
+        hash.update(c);
+        chunks.push(c);
+        size += n;
+      } else if (t === 0x45) {
+        const tail = await cur.take(40);
+        const declared = Number(tail.readBigUInt64LE(0));
+        const sha = hash.digest();
+        if (declared !== size || !sha.equals(tail.subarray(8, 40))) {
+          throw new ArchiveError('ARCHIVE_CORRUPT', `part ${name} fails its checksum`);
+        }
+        yield {
+          name,
+          data: new Uint8Array(Buffer.concat(chunks, size)),
+          sha256: sha.toString('hex'),
+        };
+        break;
+      } else {
+        throw new ArchiveError('ARCHIVE_CORRUPT', `unexpected frame ${t} in part ${name}`);
+      }
+    }
+  }
+}

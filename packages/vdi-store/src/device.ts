@@ -1,0 +1,115 @@
+import { constants } from 'node:fs';
+import { type FileHandle, open, readFile, realpath } from 'node:fs/promises';
+import { RingError } from './errors.js';
+
+/** The block-device port: what the ring needs from a disk. */
+export interface BlockDevice {
+  /** Size in bytes. */
+  readonly size: number;
+  readonly readOnly: boolean;
+  /** Reads exactly `length` bytes at `offset`; a short read is RING_TRUNCATED. */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  /** Makes every write so far durable (fdatasync). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function checkRange(dev: { size: number }, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new RingError('RING_INVALID_ARGUMENT', `bad range offset=${offset} length=${length}`);
+  }
+  if (offset + length > dev.size) {
+    throw new RingError(
+      'RING_TRUNCATED',
+      `read past the end of the device (${offset + length} > ${dev.size} bytes)`,
+    );
+  }
+}
+
+class FileDevice implements BlockDevice {
+  constructor(
+    private readonly fh: FileHandle,
+    readonly size: number,
+    readonly readOnly: boolean,
+    private readonly path: string,
+  ) {}
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this, offset, length);
+    const buf = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
+      if (bytesRead === 0) {
+        throw new RingError('RING_TRUNCATED', `${this.path}: short read at ${offset + done}`);
+      }
+      done += bytesRead;
+    }
+    return buf;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (this.readOnly) throw new RingError('RING_READ_ONLY', `${this.path} is open read-only`);
+    checkRange(this, offset, data.length);
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (!this.readOnly) await this.fh.datasync();
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}
+
+async function blockDeviceSize(path: string, rdev: number): Promise<number> {
+  // Linux: /sys/dev/block/<major>:<minor>/size holds the size in 512-byte sectors.
+  const major = Math.floor(rdev / 256) & 0xfff;
+  const minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
+  try {
+    const sectors = Number(
+      (await readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8')).trim(),
+    );
+    if (Number.isSafeInteger(sectors) && sectors > 0) return sectors * 512;
+  } catch {
+    // fall through
+  }
+  throw new RingError('RING_IO', `cannot tell the size of block device ${path}`);
+}
+
+/**
+ * Opens a regular file or a block device (symlinks followed). Read-only opens never write.
+ * Writes go through the page cache; flush() is fdatasync, which reaches the device.
+ */
+export async function openFileDevice(
+  path: string,
+  opts: { readOnly?: boolean } = {},
+): Promise<BlockDevice> {
+  const readOnly = opts.readOnly ?? false;
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch (cause) {
+    throw new RingError('RING_IO', `cannot open ${path}: ${(cause as Error).message}`, { cause });
+  }
+  let fh: FileHandle;
+  try {
+    fh = await open(real, readOnly ? constants.O_RDONLY : constants.O_RDWR);
+  } catch (cause) {
+    throw new RingError('RING_IO', `cannot open ${path}: ${(cause as Error).message}`, { cause });
+  }
+  try {
+    const st = await fh.stat();
+    const size = st.isBlockDevice() ? await blockDeviceSize(real, st.rdev) : st.size;
+    return new FileDevice(fh, size, readOnly, path);
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+}

@@ -1,0 +1,27 @@
+import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { openFileDevice, Ring } from '../src/index.js';
+import { label, payload, SR, sha, VDI } from './helpers.js';
+
+const dir = await mkdtemp(join(tmpdir(), 'vdi-store-'));
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+it('works on a real sparse 500 MiB file, and read-only opens never write', async () => {
+  const path = join(dir, 'disk.img');
+  await writeFile(path, '');
+  await truncate(path, 500 * 1024 * 1024);
+  const dev = await openFileDevice(path);
+  expect(dev.size).toBe(500 * 1024 * 1024);
+  const ring = await Ring.format(dev, { vdiUuid: VDI, srUuid: SR });
+  await ring.append({ label: label('x'), data: payload(1, 3_000_000) });
+  await ring.close();
+  const ro = await Ring.open(await openFileDevice(path, { readOnly: true }), { readOnly: true });
+  expect(sha(await ro.readAll(1))).toBe(sha(payload(1, 3_000_000)));
+  await expect(ro.append({ label: label(''), data: payload(2, 1) })).rejects.toMatchObject({
+    code: 'RING_READ_ONLY',
+  });
+  await ro.close();
+  await expect(openFileDevice(join(dir, 'missing'))).rejects.toMatchObject({ code: 'RING_IO' });
+});
