@@ -49,8 +49,8 @@ export async function writeArchive(
   const max = opts.maxStoredBytes ?? Number.POSITIVE_INFINITY;
   const z = createBrotliCompress({
     params: {
-      [constants.BROTLI_PARAM_QUALITY]: opts.quality ?? 5,
-      [constants.BROTLI_PARAM_LGWIN]: 24,
+      [constants.BROTLI_PARAM_QUALITY]: opts.quality ?? 4,
+      [constants.BROTLI_PARAM_LGWIN]: 22,
       [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
     },
   });
@@ -73,10 +73,22 @@ export async function writeArchive(
     z.on('error', (e) => reject(failure ?? e));
   });
   ended.catch(() => {});
-  const push = async (b: Uint8Array) => {
+  // Frames are small: batch them so the compressor sees few, large writes.
+  let batch: Uint8Array[] = [];
+  let batched = 0;
+  const drain = async () => {
+    if (batched === 0) return;
+    const b = Buffer.concat(batch, batched);
+    batch = [];
+    batched = 0;
     if (failure) throw failure;
     if (!z.write(b)) await new Promise<void>((r) => z.once('drain', r));
     if (failure) throw failure;
+  };
+  const push = async (b: Uint8Array) => {
+    batch.push(b);
+    batched += b.length;
+    if (batched >= 256 * 1024) await drain();
   };
   const summary: ArchiveSummary['parts'] = [];
   let raw = 0;
@@ -111,6 +123,7 @@ export async function writeArchive(
     }
     await push(Uint8Array.of(0x5a));
     await push(u32(summary.length));
+    await drain();
     z.end();
     await ended;
   } catch (e) {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { crc32c } from './crc32c.js';
+import { crc32 } from 'node:zlib';
 import type { BlockDevice } from './device.js';
 import { RingError } from './errors.js';
 
@@ -101,7 +101,7 @@ function encodeRoot(root: Root, index: 0 | 1): Uint8Array {
     v.setUint16(o + 36, e.label.length, true);
     buf.set(e.label, o + 38);
   });
-  v.setUint32(248, crc32c(buf.subarray(248 + 4), crc32c(buf.subarray(0, 248))), true);
+  v.setUint32(248, crc32(buf.subarray(248 + 4), crc32(buf.subarray(0, 248))), true);
   return buf;
 }
 
@@ -128,7 +128,7 @@ function decodeRoot(buf: Uint8Array, index: 0 | 1, deviceSize: number): RootResu
   if (count > MAX_SLOTS)
     return { ok: false, code: 'RING_CORRUPT', message: `root copy ${index}: ${count} entries` };
   const end = HEADER + count * ENTRY;
-  const crc = crc32c(buf.subarray(252, end), crc32c(buf.subarray(0, 248)));
+  const crc = crc32(buf.subarray(252, end), crc32(buf.subarray(0, 248)));
   if (crc !== v.getUint32(248, true)) {
     return { ok: false, code: 'RING_CORRUPT', message: `root copy ${index}: checksum mismatch` };
   }
@@ -202,7 +202,7 @@ function encodeRecordHeader(e: Entry, nonce: Uint8Array): Uint8Array {
   v.setBigUint64(24, BigInt(e.length), true);
   v.setBigUint64(32, BigInt(e.createdAt), true);
   v.setUint32(40, e.crc, true);
-  v.setUint32(60, crc32c(nonce, crc32c(h.subarray(0, 60))), true);
+  v.setUint32(60, crc32(nonce, crc32(h.subarray(0, 60))), true);
   return h;
 }
 
@@ -421,7 +421,7 @@ export class Ring {
       offset,
       length: input.data.length,
       createdAt,
-      crc: crc32c(input.data),
+      crc: crc32(input.data),
       label: input.label.slice(),
     };
     const at = DATA_START + offset;
@@ -443,7 +443,7 @@ export class Ring {
     const v = new DataView(h.buffer, h.byteOffset, h.byteLength);
     if (dec.decode(h.subarray(0, 8)) !== REC_MAGIC)
       throw corrupt(`record ${e.seq}: header missing`);
-    if (crc32c(this.root.nonce, crc32c(h.subarray(0, 60))) !== v.getUint32(60, true)) {
+    if (crc32(this.root.nonce, crc32(h.subarray(0, 60))) !== v.getUint32(60, true)) {
       throw corrupt(`record ${e.seq}: header checksum mismatch (stale or damaged block)`);
     }
     const seq = Number(v.getBigUint64(8, true));
@@ -467,7 +467,7 @@ export class Ring {
     for (let done = 0; done < e.length; ) {
       const n = Math.min(READ_CHUNK, e.length - done);
       const chunk = await this.dev.read(DATA_START + e.offset + REC_HEADER + done, n);
-      crc = crc32c(chunk, crc);
+      crc = crc32(chunk, crc);
       done += n;
       if (held) yield held;
       held = chunk;
