@@ -34,6 +34,8 @@ export type XapiLocalCode =
   | 'XAPI_LIMIT'
   /** The caller's AbortSignal fired. */
   | 'XAPI_CANCELLED'
+  /** The client was logged out. */
+  | 'XAPI_CLOSED'
   /** A value cannot be encoded, or an option is invalid. */
   | 'XAPI_INVALID_ARGUMENT'
   /** An XML-RPC `<fault>` answer; params are [faultCode, faultString]. */

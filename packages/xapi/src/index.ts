@@ -1,5 +1,8 @@
+export type { TransferOptions, VdiFormat, WaitTaskOptions, XapiConnectOptions } from './client.js';
+export { parseTaskResult, XapiClient } from './client.js';
 export type { XapiLocalCode } from './errors.js';
 export { isXapiError, XapiError } from './errors.js';
+export type { TlsSettings } from './http.js';
 export type {
   EventFromResult,
   HostRecord,
@@ -26,6 +29,7 @@ export type {
   XapiRef,
 } from './records.js';
 export { INT_FIELDS, NULL_REF } from './records.js';
+export type { Transport } from './rpc.js';
 export { backupVdiUuid, POOL_METADATA_BACKUP_NAMESPACE, uuidV5 } from './uuid.js';
 export type { XmlRpcLimits, XmlRpcValue } from './xmlrpc.js';
 export {

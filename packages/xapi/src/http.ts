@@ -1,0 +1,360 @@
+/**
+ * HTTP plumbing: one keep-alive agent per pool host (bounded sockets), TLS verification or
+ * certificate pinning, deadlines, cancellation, bounded body reads, and the mapping of Node's
+ * errors onto {@link XapiError} codes. Nothing here ever puts a query string (it carries the
+ * session id) or a request body (it may carry the password) into an error.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { XapiError } from './errors.js';
+
+export interface TlsSettings {
+  /** Verify the pool certificate against the system CAs (default true). */
+  rejectUnauthorized?: boolean;
+  /** sha256 fingerprint of the pool certificate (hex, colons optional); replaces CA checks. */
+  fingerprint?: string;
+  /** Extra trusted CA certificates (PEM), e.g. the pool's own certificate. */
+  ca?: string | Buffer | Array<string | Buffer>;
+}
+
+/** Normalises a sha256 fingerprint to 64 lower-case hex digits, or throws. */
+export function normaliseFingerprint(fp: string): string {
+  const hex = fp
+    .trim()
+    .replace(/^sha256[:/]?/i, '')
+    .replace(/[:\s]/g, '')
+    .toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(hex)) {
+    throw new XapiError(
+      'XAPI_INVALID_ARGUMENT',
+      ['tls.fingerprint'],
+      'tls.fingerprint must be a sha256 fingerprint (64 hex digits, colons allowed)',
+    );
+  }
+  return hex;
+}
+
+/** An agent plus the TLS gate every request passes before it sends a byte. */
+export interface Endpoint {
+  readonly agent: http.Agent;
+  readonly secure: boolean;
+  /** Resolves once the socket is trusted (pinning); rejects with XAPI_TLS otherwise. */
+  trusted(socket: unknown): Promise<void>;
+  destroy(): void;
+}
+
+const trustAlways = (): Promise<void> => Promise.resolve();
+
+export function makeEndpoint(
+  url: URL,
+  settings: { tls?: TlsSettings; maxSockets?: number },
+): Endpoint {
+  const maxSockets = settings.maxSockets ?? 16;
+  if (url.protocol === 'http:') {
+    const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+    return { agent, secure: false, trusted: trustAlways, destroy: () => agent.destroy() };
+  }
+  const pin = settings.tls?.fingerprint;
+  if (pin === undefined) {
+    const agent = new https.Agent({
+      keepAlive: true,
+      maxSockets,
+      maxFreeSockets: maxSockets,
+      rejectUnauthorized: settings.tls?.rejectUnauthorized ?? true,
+      ...(settings.tls?.ca !== undefined ? { ca: settings.tls.ca } : {}),
+    });
+    return { agent, secure: true, trusted: trustAlways, destroy: () => agent.destroy() };
+  }
+  const want = normaliseFingerprint(pin);
+  const verdicts = new WeakMap<object, Promise<void>>();
+  class PinnedAgent extends https.Agent {
+    override createConnection(
+      options: https.RequestOptions,
+      callback?: (err: Error | null, stream: Duplex) => void,
+    ): Duplex | null | undefined {
+      const socket = super.createConnection(options, callback);
+      if (socket instanceof tls.TLSSocket) {
+        const verdict = new Promise<void>((resolve, reject) => {
+          socket.once('secureConnect', () => {
+            const got = (socket.getPeerCertificate()?.fingerprint256 ?? '')
+              .replace(/:/g, '')
+              .toLowerCase();
+            if (got === want) {
+              resolve();
+            } else {
+              const err = new XapiError(
+                'XAPI_TLS',
+                ['fingerprint mismatch'],
+                'the pool certificate does not match the pinned sha256 fingerprint',
+              );
+              reject(err);
+              socket.destroy(err);
+            }
+          });
+          socket.once('close', () =>
+            reject(new XapiError('XAPI_TLS', ['closed'], 'connection closed before TLS handshake')),
+          );
+        });
+        verdict.catch(() => {});
+        verdicts.set(socket, verdict);
+      }
+      return socket;
+    }
+  }
+  const agent = new PinnedAgent({
+    keepAlive: true,
+    maxSockets,
+    maxFreeSockets: maxSockets,
+    // The pin replaces CA verification (pools mostly use self-signed certificates); session
+    // resumption is off so that every connection presents its certificate.
+    rejectUnauthorized: false,
+    maxCachedSessions: 0,
+  });
+  return {
+    agent,
+    secure: true,
+    trusted: (socket) =>
+      verdicts.get(socket as object) ??
+      Promise.reject(new XapiError('XAPI_TLS', ['unverified socket'], 'socket not verified')),
+    destroy: () => agent.destroy(),
+  };
+}
+
+const TLS_ERROR_RE = /CERT|SSL|TLS|SELF_SIGNED|VERIFY|ISSUER|HOSTNAME|ALTNAME/i;
+
+/** Maps a Node error (or an XapiError already) onto an XapiError; never leaks the query. */
+export function toXapiError(err: unknown, where: string): XapiError {
+  if (err instanceof XapiError) return err;
+  const e = err as NodeJS.ErrnoException | undefined;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (e?.name === 'AbortError' || code === 'ABORT_ERR') {
+    return new XapiError('XAPI_CANCELLED', [where], `${where}: cancelled`, { cause: err });
+  }
+  if (code !== '' && TLS_ERROR_RE.test(code)) {
+    return new XapiError('XAPI_TLS', [code], `${where}: TLS failure ${code}`, { cause: err });
+  }
+  const detail = code || (e?.message ?? String(err));
+  return new XapiError('XAPI_TRANSPORT', [detail], `${where}: ${detail}`, { cause: err });
+}
+
+export interface SendOptions {
+  method: 'GET' | 'POST' | 'PUT';
+  url: URL;
+  headers?: http.OutgoingHttpHeaders;
+  /** Whole body, or a stream of chunks whose total is `contentLength`. */
+  body?: Uint8Array | string | AsyncIterable<Uint8Array>;
+  contentLength?: number;
+  signal?: AbortSignal | undefined;
+  /** Deadline for the whole exchange (headers and body), ms. */
+  deadlineMs?: number | undefined;
+  /** Longest silence on the socket, ms (for long transfers). */
+  idleMs?: number | undefined;
+}
+
+/**
+ * One HTTP exchange. `response` resolves with the response head; `fail` aborts everything
+ * with an error; `done` must be called once the body has been consumed (clears timers).
+ */
+export interface Exchange {
+  readonly response: Promise<http.IncomingMessage>;
+  /** Resolves when the request body has been fully written. */
+  readonly sent: Promise<void>;
+  fail(err: XapiError): void;
+  done(): void;
+}
+
+export function send(endpoint: Endpoint, opts: SendOptions): Exchange {
+  const where = `${opts.method} ${opts.url.pathname}`;
+  const mod = endpoint.secure ? https : http;
+  const headers: http.OutgoingHttpHeaders = { ...opts.headers };
+  const body = opts.body;
+  if (typeof body === 'string') headers['content-length'] = Buffer.byteLength(body);
+  else if (body instanceof Uint8Array) headers['content-length'] = body.byteLength;
+  else if (body !== undefined) {
+    if (opts.contentLength === undefined) {
+      throw new XapiError(
+        'XAPI_INVALID_ARGUMENT',
+        ['contentLength'],
+        'a streamed body needs its length (xapi does not accept chunked uploads)',
+      );
+    }
+    headers['content-length'] = opts.contentLength;
+  }
+
+  let req: http.ClientRequest | undefined;
+  let res: http.IncomingMessage | undefined;
+  let failure: XapiError | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let rejectResponse: (e: XapiError) => void = () => {};
+  let rejectSent: (e: XapiError) => void = () => {};
+
+  const cleanup = (): void => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    opts.signal?.removeEventListener('abort', onAbort);
+  };
+  const fail = (err: XapiError): void => {
+    if (failure !== undefined) return;
+    failure = err;
+    cleanup();
+    rejectResponse(err);
+    rejectSent(err);
+    res?.destroy(err);
+    req?.destroy(err);
+  };
+  function onAbort(): void {
+    fail(new XapiError('XAPI_CANCELLED', [where], `${where}: cancelled`));
+  }
+
+  const response = new Promise<http.IncomingMessage>((resolve, reject) => {
+    rejectResponse = reject;
+    if (opts.signal?.aborted) {
+      failure = new XapiError('XAPI_CANCELLED', [where], `${where}: cancelled`);
+      reject(failure);
+      return;
+    }
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (opts.deadlineMs !== undefined) {
+      timer = setTimeout(
+        () =>
+          fail(
+            new XapiError('XAPI_TIMEOUT', [where, String(opts.deadlineMs)], `${where}: timed out`),
+          ),
+        opts.deadlineMs,
+      );
+      timer.unref?.();
+    }
+    req = mod.request(opts.url, { method: opts.method, agent: endpoint.agent, headers });
+    if (opts.idleMs !== undefined) {
+      req.setTimeout(opts.idleMs, () =>
+        fail(new XapiError('XAPI_TIMEOUT', [where, String(opts.idleMs)], `${where}: idle timeout`)),
+      );
+    }
+    req.on('error', (e) => fail(toXapiError(e, where)));
+    req.on('response', (r) => {
+      res = r;
+      r.on('error', (e) => fail(toXapiError(e, where)));
+      r.on('aborted', () =>
+        fail(new XapiError('XAPI_TRANSPORT', ['aborted'], `${where}: response aborted`)),
+      );
+      resolve(r);
+    });
+  });
+  response.catch(() => {});
+
+  const sent = new Promise<void>((resolve, reject) => {
+    rejectSent = reject;
+    if (failure !== undefined || req === undefined) {
+      reject(failure);
+      return;
+    }
+    const r = req;
+    r.once('socket', (socket) => {
+      endpoint.trusted(socket).then(
+        () => writeBody(r, body).then(resolve, (e: unknown) => fail(toXapiError(e, where))),
+        (e: unknown) => fail(toXapiError(e, where)),
+      );
+    });
+  });
+  sent.catch(() => {});
+
+  return {
+    response,
+    sent,
+    fail,
+    done: cleanup,
+  };
+}
+
+async function writeBody(
+  req: http.ClientRequest,
+  body: Uint8Array | string | AsyncIterable<Uint8Array> | undefined,
+): Promise<void> {
+  if (body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
+    await new Promise<void>((resolve) => req.end(body ?? '', () => resolve()));
+    return;
+  }
+  for await (const chunk of body) {
+    if (req.destroyed) return;
+    if (!req.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const go = (): void => {
+          req.off('drain', go);
+          req.off('close', go);
+          resolve();
+        };
+        req.on('drain', go);
+        req.on('close', go);
+      });
+    }
+  }
+  await new Promise<void>((resolve) => req.end(() => resolve()));
+}
+
+/** Reads the whole body, at most `max` bytes (XAPI_LIMIT beyond). */
+export async function readBody(
+  ex: Exchange,
+  res: http.IncomingMessage,
+  max: number,
+  where: string,
+): Promise<Buffer> {
+  const declared = Number(res.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) {
+    const err = new XapiError(
+      'XAPI_LIMIT',
+      ['body', String(max)],
+      `${where}: body over ${max} bytes`,
+    );
+    ex.fail(err);
+    throw err;
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > max) {
+        const err = new XapiError(
+          'XAPI_LIMIT',
+          ['body', String(max)],
+          `${where}: body over ${max} bytes`,
+        );
+        ex.fail(err);
+        throw err;
+      }
+      chunks.push(chunk);
+    }
+  } catch (e) {
+    throw toXapiError(e, where);
+  }
+  if (!res.complete) {
+    const err = new XapiError('XAPI_TRANSPORT', ['incomplete'], `${where}: connection dropped`);
+    ex.fail(err);
+    throw err;
+  }
+  if (Number.isFinite(declared) && declared !== total) {
+    const err = new XapiError(
+      'XAPI_TRANSPORT',
+      ['short body'],
+      `${where}: body shorter than declared`,
+    );
+    ex.fail(err);
+    throw err;
+  }
+  ex.done();
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+}
+
+/** Drains and discards a body (so that the socket returns to the pool). */
+export async function discardBody(ex: Exchange, res: http.IncomingMessage): Promise<void> {
+  try {
+    for await (const _ of res) {
+      // discard
+    }
+  } catch {
+    // the exchange already failed; nothing to reuse
+  }
+  ex.done();
+}

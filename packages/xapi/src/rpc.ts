@@ -1,0 +1,180 @@
+/**
+ * The two RPC transports of xapi: JSON-RPC (`POST /jsonrpc`) and XML-RPC (`POST /`). Both
+ * resolve with the call's value or reject with an {@link XapiError} carrying the XAPI error
+ * code and parameters. Dates arriving over XML-RPC become xapi's date strings, as JSON-RPC
+ * gives them, so callers see the same values whatever the transport.
+ */
+import { XapiError } from './errors.js';
+import { type Endpoint, readBody, send } from './http.js';
+import {
+  decodeMethodResponse,
+  encodeMethodCall,
+  formatXapiDate,
+  isStruct,
+  type XmlRpcValue,
+} from './xmlrpc.js';
+
+export type Transport = 'jsonrpc' | 'xmlrpc';
+
+export interface RpcContext {
+  readonly endpoint: Endpoint;
+  readonly base: URL;
+  readonly maxResponseBytes: number;
+}
+
+export interface RpcCallOptions {
+  signal?: AbortSignal | undefined;
+  timeoutMs?: number | undefined;
+}
+
+/** The JSON-RPC endpoint answered 404 or not with JSON: the caller may fall back to XML-RPC. */
+export class JsonRpcUnsupported extends XapiError {
+  constructor(detail: string) {
+    super('XAPI_PROTOCOL', ['jsonrpc unsupported', detail], `JSON-RPC unsupported: ${detail}`);
+  }
+}
+
+let nextId = 1;
+
+function errorFromDescription(desc: unknown, fallback: string): XapiError {
+  if (Array.isArray(desc) && desc.length > 0) {
+    const [code, ...params] = desc;
+    return new XapiError(String(code), params.map(stringifyParam));
+  }
+  return new XapiError('XAPI_PROTOCOL', [fallback], `malformed error description: ${fallback}`);
+}
+
+function stringifyParam(p: unknown): string {
+  return typeof p === 'string' ? p : (JSON.stringify(p) ?? String(p));
+}
+
+function contentType(h: string | string[] | undefined): string {
+  return (Array.isArray(h) ? h[0] : h) ?? '';
+}
+
+export async function jsonRpcCall(
+  ctx: RpcContext,
+  method: string,
+  params: readonly unknown[],
+  opts: RpcCallOptions,
+): Promise<unknown> {
+  const url = new URL('/jsonrpc', ctx.base);
+  const id = nextId++;
+  let body: string;
+  try {
+    body = JSON.stringify({ jsonrpc: '2.0', method, params, id });
+  } catch (e) {
+    throw new XapiError(
+      'XAPI_INVALID_ARGUMENT',
+      [method],
+      `cannot encode the params of ${method}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  const where = `JSON-RPC ${method}`;
+  const ex = send(ctx.endpoint, {
+    method: 'POST',
+    url,
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body,
+    signal: opts.signal,
+    deadlineMs: opts.timeoutMs,
+  });
+  const res = await ex.response;
+  const status = res.statusCode ?? 0;
+  const ctype = contentType(res.headers['content-type']);
+  const text = (await readBody(ex, res, ctx.maxResponseBytes, where)).toString('utf8');
+  if (status === 404) throw new JsonRpcUnsupported('HTTP 404');
+  if (status !== 200) {
+    throw new XapiError('XAPI_TRANSPORT', [`HTTP ${status}`], `${where}: HTTP ${status}`);
+  }
+  if (ctype !== 'application/json') {
+    throw new JsonRpcUnsupported(`content-type ${JSON.stringify(ctype.slice(0, 60))}`);
+  }
+  let reply: unknown;
+  try {
+    reply = JSON.parse(text);
+  } catch {
+    throw new XapiError('XAPI_PROTOCOL', ['bad JSON'], `${where}: the answer is not JSON`);
+  }
+  if (typeof reply !== 'object' || reply === null || Array.isArray(reply)) {
+    throw new XapiError(
+      'XAPI_PROTOCOL',
+      ['not an object'],
+      `${where}: the answer is not an object`,
+    );
+  }
+  const r = reply as { id?: unknown; result?: unknown; error?: unknown };
+  if (r.id !== id && r.id !== String(id)) {
+    throw new XapiError('XAPI_PROTOCOL', ['id mismatch'], `${where}: answer to another request`);
+  }
+  const err = r.error;
+  if (err !== undefined && err !== null) {
+    if (Array.isArray(err)) throw errorFromDescription(err, 'error');
+    if (typeof err === 'object') {
+      const { message, data } = err as { message?: unknown; data?: unknown };
+      if (typeof message === 'string' && message !== '') {
+        const params = Array.isArray(data) ? data.map(stringifyParam) : [];
+        return Promise.reject(new XapiError(message, params));
+      }
+    }
+    throw new XapiError('XAPI_PROTOCOL', ['bad error'], `${where}: malformed error object`);
+  }
+  if (!('result' in r)) {
+    throw new XapiError('XAPI_PROTOCOL', ['no result'], `${where}: neither result nor error`);
+  }
+  return r.result;
+}
+
+/** Turns Date values into xapi date strings, recursively (XML-RPC results only). */
+function normaliseXml(v: XmlRpcValue): unknown {
+  if (typeof v !== 'object') return v;
+  if (v instanceof Date) return formatXapiDate(v);
+  if (v instanceof Uint8Array) return v;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const item = v[i]!;
+      if (typeof item === 'object') v[i] = normaliseXml(item) as XmlRpcValue;
+    }
+    return v;
+  }
+  for (const k of Object.keys(v)) {
+    const item = v[k]!;
+    if (typeof item === 'object') v[k] = normaliseXml(item) as XmlRpcValue;
+  }
+  return v;
+}
+
+export async function xmlRpcCall(
+  ctx: RpcContext,
+  method: string,
+  params: readonly unknown[],
+  opts: RpcCallOptions,
+): Promise<unknown> {
+  const url = new URL('/', ctx.base);
+  const body = encodeMethodCall(method, params as XmlRpcValue[]);
+  const where = `XML-RPC ${method}`;
+  const ex = send(ctx.endpoint, {
+    method: 'POST',
+    url,
+    headers: { 'content-type': 'text/xml' },
+    body,
+    signal: opts.signal,
+    deadlineMs: opts.timeoutMs,
+  });
+  const res = await ex.response;
+  const status = res.statusCode ?? 0;
+  const text = (await readBody(ex, res, ctx.maxResponseBytes, where)).toString('utf8');
+  if (status !== 200) {
+    throw new XapiError('XAPI_TRANSPORT', [`HTTP ${status}`], `${where}: HTTP ${status}`);
+  }
+  const reply = decodeMethodResponse(text);
+  if (!isStruct(reply) || typeof reply.Status !== 'string') {
+    throw new XapiError('XAPI_PROTOCOL', ['no Status'], `${where}: answer without Status`);
+  }
+  if (reply.Status === 'Success') return normaliseXml(reply.Value ?? '');
+  if (reply.Status === 'Failure') throw errorFromDescription(reply.ErrorDescription, 'Failure');
+  throw new XapiError('XAPI_PROTOCOL', ['bad Status'], `${where}: unknown Status`);
+}

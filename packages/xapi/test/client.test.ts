@@ -1,0 +1,392 @@
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type VmRecord, XapiClient, type XapiConnectOptions, XapiError } from '../src/index.js';
+import { type FakeOptions, FakeXapi } from './support/fake-xapi.js';
+
+const PASSWORD = 'secret';
+const started: FakeXapi[] = [];
+const clients: XapiClient[] = [];
+
+async function fake(opts: FakeOptions = {}): Promise<FakeXapi> {
+  const f = await new FakeXapi(opts).start();
+  started.push(f);
+  return f;
+}
+
+async function connect(f: FakeXapi, opts: Partial<XapiConnectOptions> = {}): Promise<XapiClient> {
+  const c = await XapiClient.connect({ url: f.url, username: 'root', password: PASSWORD, ...opts });
+  clients.push(c);
+  return c;
+}
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.logout()));
+  await Promise.all(started.splice(0).map((f) => f.stop()));
+});
+
+/** Runs `f`, expects an XapiError, checks it never shows the password, returns it. */
+async function failure(f: () => Promise<unknown>, secret = PASSWORD): Promise<XapiError> {
+  try {
+    await f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(XapiError);
+    const err = e as XapiError;
+    const text = `${err.message} ${err.params.join(' ')} ${err.stack ?? ''} ${JSON.stringify(err)}`;
+    expect(text).not.toContain(secret);
+    return err;
+  }
+  throw new Error('expected a failure');
+}
+
+describe.each(['jsonrpc', 'xmlrpc'] as const)('RPC over %s', (transport) => {
+  it('logs in, calls, lists records with int fields as numbers, logs out', async () => {
+    const f = await fake();
+    const c = await connect(f, { transport });
+    expect(c.transport).toBe(transport);
+    expect(c.sessionRef).toMatch(/^OpaqueRef:/);
+    expect(f.sessions.has(c.sessionRef)).toBe(true);
+    const vms = await c.getAllRecords<VmRecord>('VM');
+    expect(vms.size).toBe(3);
+    const first = [...vms.values()][0]!;
+    expect(first.memory_static_max).toBe(4294967296);
+    expect(first.VCPUs_max).toBe(2);
+    expect(typeof first.is_control_domain).toBe('boolean');
+    const [ref] = [...vms.keys()];
+    expect((await c.getRecord<VmRecord>('VM', ref!)).name_label).toBe(first.name_label);
+    expect(await c.call('test.echo', 'a', 1, true, ['x'], { k: 'v' })).toEqual(
+      transport === 'jsonrpc'
+        ? ['a', 1, true, ['x'], { k: 'v' }]
+        : ['a', '1', true, ['x'], { k: 'v' }],
+    );
+    const session = c.sessionRef;
+    await c.logout();
+    expect(f.sessions.has(session)).toBe(false);
+    await c.logout();
+    expect((await failure(() => c.call('VM.get_all_records'))).code).toBe('XAPI_CLOSED');
+  });
+
+  it('reports XAPI errors with their code and params', async () => {
+    const f = await fake();
+    const c = await connect(f, { transport });
+    const e = await failure(() => c.call('VM.get_record', 'OpaqueRef:nope'));
+    expect(e.code).toBe('HANDLE_INVALID');
+    expect(e.params).toEqual(['VM', 'OpaqueRef:nope']);
+    expect((await failure(() => c.call('no.such'))).code).toBe('MESSAGE_METHOD_UNKNOWN');
+  });
+
+  it('fails login with SESSION_AUTHENTICATION_FAILED and never shows the password', async () => {
+    const f = await fake({ echoPassword: true });
+    const e = await failure(
+      () => XapiClient.connect({ url: f.url, username: 'root', password: 'wrong-pass', transport }),
+      'wrong-pass',
+    );
+    expect(e.code).toBe('SESSION_AUTHENTICATION_FAILED');
+    expect(e.params[0]).toBe('root');
+    expect(e.params[1]).toBe('wrong password ***');
+  });
+
+  it('follows HOST_IS_SLAVE to the master', async () => {
+    const master = await fake();
+    const slave = await fake({ slaveOf: `127.0.0.1:${master.port}` });
+    const c = await connect(slave, { transport });
+    expect(c.url).toBe(`${master.url}/`);
+    expect(master.sessions.has(c.sessionRef)).toBe(true);
+    expect(slave.sessions.size).toBe(0);
+    expect((await c.getAllRecords('VM')).size).toBe(3);
+  });
+
+  it('gives up after a loop of HOST_IS_SLAVE', async () => {
+    const a = await fake();
+    a.opts.slaveOf = `127.0.0.1:${a.port}`;
+    const e = await failure(() => connect(a, { transport }));
+    expect(e.code).toBe('HOST_IS_SLAVE');
+  });
+
+  it('logs in again once when the session expires', async () => {
+    const f = await fake();
+    const c = await connect(f, { transport });
+    const before = c.sessionRef;
+    f.sessions.clear();
+    const [a, b] = await Promise.all([c.getAllRecords('VM'), c.getAllRecords('VM')]);
+    expect(a.size + b.size).toBe(6);
+    expect(c.sessionRef).not.toBe(before);
+    expect(f.rpcCalls().filter((m) => m === 'session.login_with_password')).toHaveLength(2);
+  });
+
+  it.each([true, false])(
+    'callAsync waits for the task (events: %s) and destroys it',
+    async (events) => {
+      const f = await fake({ noEvents: !events });
+      const c = await connect(f, { transport });
+      const [vm] = [...f.vms.keys()];
+      const ref = await c.callAsync<string>('VM.clone', vm, 'copy');
+      expect(ref).toMatch(/^OpaqueRef:/);
+      expect(f.vms.get(ref)?.name_label).toBe('copy');
+      expect(f.tasks.size).toBe(0);
+      expect(f.rpcCalls()).toContain(events ? 'event.from' : 'task.get_record');
+      const e = await failure(() => c.callAsync('VM.start', vm, false, false));
+      expect(e.code).toBe('VM_BAD_POWER_STATE');
+      expect(e.params).toEqual([vm, 'halted', 'running']);
+      expect(f.tasks.size).toBe(0);
+    },
+  );
+
+  it('waitTask honours its timeout and AbortSignal', async () => {
+    const f = await fake();
+    const c = await connect(f, { transport });
+    const task = await c.call<string>('task.create', 'never', '');
+    const t0 = Date.now();
+    expect((await failure(() => c.waitTask(task, { timeoutMs: 300 }))).code).toBe('XAPI_TIMEOUT');
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    expect((await failure(() => c.waitTask(task, { signal: ac.signal }))).code).toBe(
+      'XAPI_CANCELLED',
+    );
+    f.finishTask(task, { result: '<value><array><data><value>a</value></data></array></value>' });
+    expect(await c.waitTask(task)).toContain('<array>');
+    expect((await failure(() => c.waitTask('OpaqueRef:none'))).code).toBe('HANDLE_INVALID');
+  });
+
+  it('times out a slow call and survives a dropped connection', async () => {
+    const f = await fake();
+    const c = await connect(f, { transport, timeoutMs: 300 });
+    const t0 = Date.now();
+    expect((await failure(() => c.call('test.sleep', 3000))).code).toBe('XAPI_TIMEOUT');
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    expect((await failure(() => c.call('test.drop'))).code).toBe('XAPI_TRANSPORT');
+    expect((await c.getAllRecords('VM')).size).toBe(3);
+  });
+});
+
+describe('transport selection', () => {
+  it('auto uses JSON-RPC when present', async () => {
+    const f = await fake();
+    const c = await connect(f);
+    expect(c.transport).toBe('jsonrpc');
+  });
+
+  it('auto falls back to XML-RPC when /jsonrpc is 404', async () => {
+    const f = await fake({ noJsonRpc: true });
+    const c = await connect(f);
+    expect(c.transport).toBe('xmlrpc');
+    expect(f.log.map((l) => l.url).slice(0, 2)).toEqual(['/jsonrpc', '/']);
+    expect((await c.getAllRecords('VM')).size).toBe(3);
+  });
+
+  it('rejects a JSON-RPC answer with another content-type', async () => {
+    const f = await fake({ jsonContentType: 'application/json; charset=utf-8' });
+    expect((await failure(() => connect(f, { transport: 'jsonrpc' }))).code).toBe('XAPI_PROTOCOL');
+  });
+
+  it('parses JSON-RPC v1 errors', async () => {
+    const f = await fake({ jsonV1Errors: true });
+    const c = await connect(f, { transport: 'jsonrpc' });
+    const e = await failure(() => c.call('VM.get_record', 'OpaqueRef:x'));
+    expect(e.code).toBe('HANDLE_INVALID');
+    expect(e.params).toEqual(['VM', 'OpaqueRef:x']);
+  });
+
+  it('reports a refused connection as XAPI_TRANSPORT', async () => {
+    const f = await fake();
+    const url = f.url;
+    await f.stop();
+    started.splice(started.indexOf(f), 1);
+    const e = await failure(() =>
+      XapiClient.connect({ url, username: 'root', password: PASSWORD }),
+    );
+    expect(e.code).toBe('XAPI_TRANSPORT');
+  });
+
+  it('reports a non-XAPI server as XAPI_PROTOCOL or XAPI_TRANSPORT', async () => {
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>hello</body></html>');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const e = await failure(() =>
+        XapiClient.connect({ url, username: 'root', password: PASSWORD }),
+      );
+      expect(e.code).toBe('XAPI_PROTOCOL');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('refuses bad options', async () => {
+    const base = { username: 'root', password: PASSWORD };
+    expect((await failure(() => XapiClient.connect({ ...base, url: 'ftp://x' }))).code).toBe(
+      'XAPI_INVALID_ARGUMENT',
+    );
+    expect(
+      (await failure(() => XapiClient.connect({ ...base, url: `https://root:${PASSWORD}@x` })))
+        .code,
+    ).toBe('XAPI_INVALID_ARGUMENT');
+    expect(
+      (
+        await failure(() =>
+          XapiClient.connect({ ...base, url: 'https://x', tls: { fingerprint: 'zz' } }),
+        )
+      ).code,
+    ).toBe('XAPI_INVALID_ARGUMENT');
+  });
+});
+
+describe('HTTP handlers', () => {
+  it('exportMetadata by uuid and by ref, with session and task in the query', async () => {
+    const f = await fake();
+    const c = await connect(f);
+    const [ref, vm] = [...f.vms.entries()][1]!;
+    const a = await c.exportMetadata({ uuid: String(vm.uuid) });
+    const b = await c.exportMetadata({ ref });
+    expect(Buffer.from(a).toString()).toContain(String(vm.name_label));
+    expect(Buffer.from(b)).toEqual(Buffer.from(a));
+    const gets = f.log.filter((l) => l.url === '/export_metadata');
+    expect(gets[0]!.query.uuid).toBe(vm.uuid);
+    expect(gets[1]!.query.ref).toBe(ref);
+    expect(gets[0]!.query.task_id).toMatch(/^OpaqueRef:/);
+    expect(f.tasks.size).toBe(0);
+  });
+
+  it('exportMetadata reports the pool error recorded in the task', async () => {
+    const f = await fake();
+    const c = await connect(f);
+    const e = await failure(() => c.exportMetadata({ uuid: 'no-such-uuid' }));
+    expect(e.code).toBe('UUID_INVALID');
+    expect(e.params).toEqual(['VM', 'no-such-uuid']);
+    expect(f.tasks.size).toBe(0);
+  });
+
+  it('runs parallel exports over a bounded set of sockets', async () => {
+    const f = await fake();
+    const c = await connect(f, { maxSockets: 4 });
+    const refs = [...f.vms.keys()];
+    const out = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => c.exportMetadata({ ref: refs[i % refs.length]! })),
+    );
+    expect(out).toHaveLength(24);
+    expect(f.peakOpen).toBeLessThanOrEqual(4);
+    expect(f.connections).toBeLessThanOrEqual(8);
+  });
+
+  it('importMetadata sends restore/force/dry_run and returns the new VM refs', async () => {
+    const f = await fake();
+    const c = await connect(f);
+    const body = new TextEncoder().encode('tar bytes');
+    const refs = await c.importMetadata(body, { force: true });
+    expect(refs).toHaveLength(2);
+    expect(refs[0]).toMatch(/^OpaqueRef:/);
+    const put = f.log.find((l) => l.url === '/import_metadata')!;
+    expect(put.query).toMatchObject({ restore: 'true', force: 'true', dry_run: 'false' });
+    expect(f.uploads.get('/import_metadata')).toEqual(Buffer.from(body));
+    expect(await c.importMetadata(body, { dryRun: true })).toEqual([]);
+    const e = await failure(() => c.importMetadata(new TextEncoder().encode('MISSING'), {}));
+    expect(e.code).toBe('VDI_LOCATION_MISSING');
+    expect(e.params).toEqual(['OpaqueRef:sr', 'loc']);
+    expect(f.tasks.size).toBe(0);
+  });
+
+  it('dumps and restores the pool database, with dry run', async () => {
+    const f = await fake();
+    const c = await connect(f);
+    const dump = await c.dumpDatabase();
+    expect(Buffer.from(dump).toString()).toBe('<database><manifest/></database>');
+    let streamed = '';
+    for await (const chunk of await c.dumpDatabaseStream())
+      streamed += Buffer.from(chunk).toString();
+    expect(streamed).toBe('<database><manifest/></database>');
+    const next = Buffer.from(
+      '<database><manifest><pair key="schema_major_vsn" value="5"/></manifest></database>',
+    );
+    await c.restoreDatabase(next, { dryRun: true });
+    expect(f.database.toString()).toBe('<database><manifest/></database>');
+    await c.restoreDatabase(next, { dryRun: false });
+    expect(f.database).toEqual(next);
+    const e = await failure(() => c.restoreDatabase(Buffer.from('<database/>'), { dryRun: true }));
+    expect(e.code).toBe('RESTORE_INCOMPATIBLE_VERSION');
+    expect(f.tasks.size).toBe(0);
+  });
+
+  it('follows a redirect and keeps session and task', async () => {
+    const f = await fake({ redirectDump: true });
+    const c = await connect(f);
+    expect(Buffer.from(await c.dumpDatabase()).toString()).toContain('<database>');
+    const hops = f.log.filter((l) => l.url === '/pool/xmldbdump');
+    expect(hops).toHaveLength(2);
+    expect(hops[1]!.query.hop).toBe('1');
+    expect(hops[1]!.query.task_id).toBe(hops[0]!.query.task_id);
+  });
+
+  it('streams raw VDIs both ways', async () => {
+    const f = await fake();
+    const c = await connect(f);
+    const data = randomBytes(1 << 20);
+    f.rawVdis.set('OpaqueRef:vdi', Buffer.alloc(0));
+    async function* pieces(): AsyncGenerator<Uint8Array> {
+      for (let off = 0; off < data.length; off += 100_000) yield data.subarray(off, off + 100_000);
+    }
+    await c.importRawVdi('OpaqueRef:vdi', pieces(), { length: data.length });
+    expect(f.rawVdis.get('OpaqueRef:vdi')?.equals(data)).toBe(true);
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const chunk of await c.exportRawVdi('OpaqueRef:vdi')) {
+      chunks.push(Buffer.from(chunk));
+      n++;
+    }
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    expect(n).toBeGreaterThan(1);
+    const put = f.log.find((l) => l.url === '/import_raw_vdi')!;
+    expect(put.query.format).toBe('raw');
+    await c.importRawVdi('OpaqueRef:vdi', new Uint8Array([1, 2, 3]), { format: 'vhd' });
+    expect(f.rawVdis.get('OpaqueRef:vdi')).toEqual(Buffer.from([1, 2, 3]));
+    expect(f.tasks.size).toBe(0);
+  });
+
+  it('raw VDI errors: unknown VDI, missing length, early stop, cancellation', async () => {
+    const f = await fake();
+    const c = await connect(f);
+    expect((await failure(() => c.exportRawVdi('OpaqueRef:none'))).code).toBe('HANDLE_INVALID');
+    expect((await failure(() => c.importRawVdi('OpaqueRef:none', new Uint8Array(4)))).code).toBe(
+      'HANDLE_INVALID',
+    );
+    async function* one(): AsyncGenerator<Uint8Array> {
+      yield new Uint8Array(1);
+    }
+    expect((await failure(() => c.importRawVdi('OpaqueRef:none', one()))).code).toBe(
+      'XAPI_INVALID_ARGUMENT',
+    );
+    f.rawVdis.set('OpaqueRef:big', randomBytes(4 << 20));
+    // early stop: the task is destroyed and the client still works
+    for await (const _ of await c.exportRawVdi('OpaqueRef:big')) break;
+    expect(f.tasks.size).toBe(0);
+    // cancellation in the middle of the stream
+    const ac = new AbortController();
+    const e = await failure(async () => {
+      for await (const _ of await c.exportRawVdi('OpaqueRef:big', { signal: ac.signal }))
+        ac.abort();
+    });
+    expect(e.code).toBe('XAPI_CANCELLED');
+    expect(f.tasks.size).toBe(0);
+    expect((await c.getAllRecords('VM')).size).toBe(3);
+  });
+
+  it('reports a download cut short as XAPI_TRANSPORT', async () => {
+    const f = await fake();
+    const c = await connect(f);
+    f.rawVdis.set('OpaqueRef:vdi', randomBytes(200_000));
+    f.truncateRaw = true;
+    const e = await failure(async () => {
+      for await (const _ of await c.exportRawVdi('OpaqueRef:vdi')) {
+        // consume
+      }
+    });
+    expect(e.code).toBe('XAPI_TRANSPORT');
+    expect(f.tasks.size).toBe(0);
+    f.truncateRaw = false;
+    expect((await c.getAllRecords('VM')).size).toBe(3);
+  });
+});
