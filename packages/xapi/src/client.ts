@@ -472,8 +472,9 @@ export class XapiClient {
    */
   async #failure(task: XapiRef, fallback: unknown): Promise<unknown> {
     if (fallback instanceof XapiError && fallback.code === 'XAPI_CANCELLED') return fallback;
+    const quick = fallback instanceof XapiError && fallback.code === 'XAPI_TIMEOUT';
     try {
-      await this.waitTask(task, { timeoutMs: 2_000 });
+      await this.waitTask(task, { timeoutMs: quick ? 1 : 1_500 });
     } catch (e) {
       if (e instanceof XapiError && !e.code.startsWith('XAPI_')) return e;
     }

@@ -163,6 +163,11 @@ export interface Exchange {
   readonly sent: Promise<void>;
   fail(err: XapiError): void;
   done(): void;
+  /**
+   * True when the exchange failed on a kept-alive socket that the server had closed, before
+   * any answer: the server never saw the request, so it can be sent again.
+   */
+  staleSocket(): boolean;
 }
 
 export function send(endpoint: Endpoint, opts: SendOptions): Exchange {
@@ -187,6 +192,8 @@ export function send(endpoint: Endpoint, opts: SendOptions): Exchange {
   let res: http.IncomingMessage | undefined;
   let failure: XapiError | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let reused = false;
+  let resetBeforeAnswer = false;
   let rejectResponse: (e: XapiError) => void = () => {};
   let rejectSent: (e: XapiError) => void = () => {};
 
@@ -232,7 +239,12 @@ export function send(endpoint: Endpoint, opts: SendOptions): Exchange {
         fail(new XapiError('XAPI_TIMEOUT', [where, String(opts.idleMs)], `${where}: idle timeout`)),
       );
     }
-    req.on('error', (e) => fail(toXapiError(e, where)));
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      if (res === undefined && reused && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
+        resetBeforeAnswer = true;
+      }
+      fail(toXapiError(e, where));
+    });
     req.on('response', (r) => {
       res = r;
       r.on('error', (e) => fail(toXapiError(e, where)));
@@ -252,6 +264,7 @@ export function send(endpoint: Endpoint, opts: SendOptions): Exchange {
     }
     const r = req;
     r.once('socket', (socket) => {
+      reused = r.reusedSocket;
       endpoint.trusted(socket).then(
         () => writeBody(r, body).then(resolve, (e: unknown) => fail(toXapiError(e, where))),
         (e: unknown) => fail(toXapiError(e, where)),
@@ -265,6 +278,7 @@ export function send(endpoint: Endpoint, opts: SendOptions): Exchange {
     sent,
     fail,
     done: cleanup,
+    staleSocket: () => resetBeforeAnswer,
   };
 }
 

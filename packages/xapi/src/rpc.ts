@@ -4,8 +4,10 @@
  * code and parameters. Dates arriving over XML-RPC become xapi's date strings, as JSON-RPC
  * gives them, so callers see the same values whatever the transport.
  */
+
+import type { IncomingMessage } from 'node:http';
 import { XapiError } from './errors.js';
-import { type Endpoint, readBody, send } from './http.js';
+import { type Endpoint, type Exchange, readBody, send } from './http.js';
 import {
   decodeMethodResponse,
   encodeMethodCall,
@@ -35,6 +37,31 @@ export class JsonRpcUnsupported extends XapiError {
 }
 
 let nextId = 1;
+
+/** POSTs an RPC body; sends it again once when a kept-alive socket turned out closed. */
+async function post(
+  ctx: RpcContext,
+  url: URL,
+  type: string,
+  body: string,
+  opts: RpcCallOptions,
+): Promise<{ ex: Exchange; res: IncomingMessage }> {
+  for (let attempt = 0; ; attempt++) {
+    const ex = send(ctx.endpoint, {
+      method: 'POST',
+      url,
+      headers: { 'content-type': type, accept: type },
+      body,
+      signal: opts.signal,
+      deadlineMs: opts.timeoutMs,
+    });
+    try {
+      return { ex, res: await ex.response };
+    } catch (e) {
+      if (attempt > 0 || !ex.staleSocket()) throw e;
+    }
+  }
+}
 
 function errorFromDescription(desc: unknown, fallback: string): XapiError {
   if (Array.isArray(desc) && desc.length > 0) {
@@ -74,15 +101,7 @@ export async function jsonRpcCall(
     );
   }
   const where = `JSON-RPC ${method}`;
-  const ex = send(ctx.endpoint, {
-    method: 'POST',
-    url,
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
-    body,
-    signal: opts.signal,
-    deadlineMs: opts.timeoutMs,
-  });
-  const res = await ex.response;
+  const { ex, res } = await post(ctx, url, 'application/json', body, opts);
   const status = res.statusCode ?? 0;
   const ctype = contentType(res.headers['content-type']);
   const text = (await readBody(ex, res, ctx.maxResponseBytes, where)).toString('utf8');
@@ -156,15 +175,7 @@ export async function xmlRpcCall(
   const url = new URL('/', ctx.base);
   const body = encodeMethodCall(method, params as XmlRpcValue[]);
   const where = `XML-RPC ${method}`;
-  const ex = send(ctx.endpoint, {
-    method: 'POST',
-    url,
-    headers: { 'content-type': 'text/xml' },
-    body,
-    signal: opts.signal,
-    deadlineMs: opts.timeoutMs,
-  });
-  const res = await ex.response;
+  const { ex, res } = await post(ctx, url, 'text/xml', body, opts);
   const status = res.statusCode ?? 0;
   const text = (await readBody(ex, res, ctx.maxResponseBytes, where)).toString('utf8');
   if (status !== 200) {

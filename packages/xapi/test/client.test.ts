@@ -161,6 +161,41 @@ describe.each(['jsonrpc', 'xmlrpc'] as const)('RPC over %s', (transport) => {
   });
 });
 
+describe('connections', () => {
+  it.each(['jsonrpc', 'xmlrpc'] as const)(
+    'sends a call again when a kept-alive socket was closed under it (%s)',
+    async (transport) => {
+      const f = await fake();
+      const c = await connect(f, { transport });
+      f.dropReusedOnce = true;
+      expect((await c.getAllRecords('VM')).size).toBe(3);
+      expect(f.dropReusedOnce).toBe(false);
+      expect(f.connections).toBe(2);
+    },
+  );
+
+  it('times out a silent transfer and cancels one that has not started', async () => {
+    const f = await fake();
+    const c = await connect(f, { timeoutMs: 5_000 });
+    f.rawVdis.set('OpaqueRef:vdi', randomBytes(100_000));
+    f.stallRaw = true;
+    const t0 = Date.now();
+    const e = await failure(async () => {
+      for await (const _ of await c.exportRawVdi('OpaqueRef:vdi', { timeoutMs: 200 })) {
+        // the first chunk arrives, then nothing
+      }
+    });
+    expect(e.code).toBe('XAPI_TIMEOUT');
+    expect(Date.now() - t0).toBeLessThan(4_000);
+    const ac = new AbortController();
+    ac.abort();
+    expect((await failure(() => c.dumpDatabase({ signal: ac.signal }))).code).toBe(
+      'XAPI_CANCELLED',
+    );
+    expect(f.tasks.size).toBe(0);
+  });
+});
+
 describe('transport selection', () => {
   it('auto uses JSON-RPC when present', async () => {
     const f = await fake();

@@ -73,6 +73,11 @@ export class FakeXapi {
   database: Buffer = Buffer.from('<database><manifest/></database>');
   /** export_raw_vdi sends half the declared body, then drops the connection. */
   truncateRaw = false;
+  /** export_raw_vdi sends the head and a first chunk, then goes silent. */
+  stallRaw = false;
+  /** Close the next request that arrives on an already used keep-alive socket, unanswered. */
+  dropReusedOnce = false;
+  private usedSockets = new WeakSet<object>();
   /** Extra methods, by name. */
   readonly methods = new Map<string, Handler>();
   private eventId = 0;
@@ -304,6 +309,12 @@ export class FakeXapi {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (this.usedSockets.has(req.socket) && this.dropReusedOnce) {
+      this.dropReusedOnce = false;
+      req.socket.destroy();
+      return;
+    }
+    this.usedSockets.add(req.socket);
     const url = new URL(req.url ?? '/', 'http://x');
     const query = Object.fromEntries(url.searchParams);
     delete query.session_id;
@@ -451,6 +462,11 @@ export class FakeXapi {
       const data = this.rawVdis.get(url.searchParams.get('vdi') ?? '');
       if (!data) {
         fail(404, ['HANDLE_INVALID', 'VDI', url.searchParams.get('vdi') ?? '']);
+        return;
+      }
+      if (this.stallRaw) {
+        res.writeHead(200, { 'content-length': data.length });
+        res.write(data.subarray(0, 1000));
         return;
       }
       if (this.truncateRaw) {
