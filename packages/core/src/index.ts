@@ -1,2 +1,44 @@
-/** The version of the backup format this build writes; older ones always restore. */
-export const BACKUP_FORMAT_VERSION = 1;
+export * from './app/index.js';
+export { type Decider, DomainError, type DomainErrorCode, fold } from './domain/decider.js';
+export {
+  type CatalogueEntry,
+  catalogueProjection,
+  type HistoryEntry,
+  historyProjection,
+  type LastResult,
+  lastResultProjection,
+  type Projection,
+  rebuild,
+  type ScheduleView,
+  scheduleProjection,
+  scheduleSummary,
+} from './domain/projections.js';
+export {
+  type BackupCommand,
+  type BackupRunState,
+  backupDecider,
+  type RestoreCommand,
+  type RestoreRunState,
+  restoreDecider,
+} from './domain/runs.js';
+export {
+  dueSlot,
+  FREQUENCIES,
+  latestSlot,
+  nextSlot,
+  parseFrequency,
+  type ScheduleCommand,
+  type ScheduleState,
+  scheduleDecider,
+  type UtcOffset,
+} from './domain/schedule.js';
+export * from './events/index.js';
+export {
+  EVENT_SCHEMA_VERSION,
+  type EventLevel,
+  LevelEventStore,
+  type Upcaster,
+} from './store/level.js';
+export { MemoryEventStore } from './store/memory.js';
+export * from './store/types.js';
+export { BACKUP_FORMAT_VERSION, TOOL_VERSION } from './version.js';

@@ -1,0 +1,352 @@
+import { backupDecider } from '../domain/runs.js';
+import type { Clock, EventStore } from '../store/types.js';
+import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
+import { AppError, errorCode } from './errors.js';
+import type {
+  ArchivePart,
+  ArchivePort,
+  Attachment,
+  DiskPort,
+  PoolPort,
+  Progress,
+  RingPort,
+} from './ports.js';
+import {
+  decodeLabel,
+  encodeLabel,
+  encodeSrMeta,
+  type Manifest,
+  PART,
+  uniqueDate,
+  type VmMapEntry,
+} from './record.js';
+import { newRunId, StreamRecorder } from './recorder.js';
+
+export const DEFAULT_VDI_SIZE = 500 * 1024 * 1024;
+export const DEFAULT_KEEP = 25;
+
+export interface BackupDeps {
+  pool: PoolPort;
+  disk: DiskPort;
+  archive: ArchivePort;
+  clock: Clock;
+  events: EventStore | null;
+  progress?: Progress;
+  /** Aborts the capture (Ctrl-C); clean-up still runs. */
+  signal?: AbortSignal;
+}
+
+export interface BackupOptions {
+  srUuid?: string;
+  create?: boolean;
+  keep?: number;
+  vdiSize?: number;
+  /** Re-initialise the ring (destroys the backups it holds). */
+  reinit?: boolean;
+  /** Only find the backup VDI, then stop (upstream's -n). */
+  findOnly?: boolean;
+  trigger?: 'manual' | 'schedule';
+  parallel?: number;
+}
+
+export interface BackupResult {
+  srUuid: string;
+  vdiUuid: string;
+  createdVdi: boolean;
+  seq: number | null;
+  date: string | null;
+  vmCount: number;
+  templateCount: number;
+  rawBytes: number;
+  storedBytes: number;
+  evicted: number[];
+}
+
+/** Runs `fn` over `items` with at most `limit` at once, results in order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (t: T, i: number) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}
+
+/** Opens the ring on an attached backup VDI, formatting a blank one. */
+export async function openOrFormat(
+  disk: DiskPort,
+  att: Attachment,
+  id: { vdiUuid: string; srUuid: string },
+  opts: { reinit: boolean; keep: number },
+): Promise<RingPort> {
+  if (opts.reinit)
+    return disk.format(att.devicePath, { ...id, maxRecords: Math.max(opts.keep, DEFAULT_KEEP) });
+  try {
+    return await disk.open(att.devicePath, { readOnly: false, expect: id });
+  } catch (e) {
+    if (errorCode(e) !== 'RING_NOT_FORMATTED') throw e;
+    return disk.format(att.devicePath, { ...id, maxRecords: Math.max(opts.keep, DEFAULT_KEEP) });
+  }
+}
+
+/**
+ * Backs up the pool's metadata to the Pool Metadata Backup VDI of an SR: capture (bounded
+ * parallel, streamed into the compressed archive), then attach the VDI, append one record,
+ * and always detach. Events: BackupStarted, BackupPartsCaptured, BackupWritten | BackupFailed.
+ */
+export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Promise<BackupResult> {
+  const { pool, disk, archive, clock } = deps;
+  const now = clock.now();
+  const runId = newRunId(now);
+  const rec = new StreamRecorder(deps.events, `backup-${runId}`, backupDecider);
+  const keep = opts.keep ?? DEFAULT_KEEP;
+  let srUuid: string | null = opts.srUuid ?? null;
+  try {
+    const info = await pool.pool();
+    srUuid = srUuid ?? info.defaultSrUuid;
+    if (!srUuid) {
+      throw new AppError(
+        'NO_DEFAULT_SR',
+        'the pool has no default SR: name one with -u SR_UUID (xsmeta: --sr)',
+      );
+    }
+    const vdiUuid = pool.backupVdiUuid(srUuid);
+    let vdi = await pool.findVdi(vdiUuid);
+    let createdVdi = false;
+    if (vdi && vdi.srUuid !== srUuid)
+      throw new AppError('UNTRUSTED_VDI', `VDI ${vdiUuid} is not on SR ${srUuid}`);
+    if (!vdi) {
+      if (!opts.create || opts.findOnly) {
+        throw new AppError(
+          'BACKUP_VDI_MISSING',
+          `SR ${srUuid} has no Pool Metadata Backup VDI (${vdiUuid}): run again with -c to create it (xsmeta: --create)`,
+        );
+      }
+      vdi = await pool.createBackupVdi(srUuid, opts.vdiSize ?? DEFAULT_VDI_SIZE);
+      createdVdi = true;
+    }
+    const base = {
+      srUuid,
+      vdiUuid,
+      createdVdi,
+      seq: null,
+      date: null,
+      vmCount: 0,
+      templateCount: 0,
+      rawBytes: 0,
+      storedBytes: 0,
+      evicted: [],
+    };
+    if (opts.findOnly) return base;
+    await rec.exec({
+      type: 'StartBackup',
+      data: {
+        runId,
+        poolUuid: info.uuid,
+        srUuid,
+        vdiUuid,
+        keep,
+        trigger: opts.trigger ?? 'manual',
+        toolVersion: TOOL_VERSION,
+        formatVersion: BACKUP_FORMAT_VERSION,
+        createdVdi,
+      },
+    });
+
+    // 1. Capture, streamed into the archive; the raw pool is never held in memory at once.
+    const vms = await pool.vms();
+    const srs = await pool.srs();
+    const map: VmMapEntry[] = vms.map((v) => ({
+      uuid: v.uuid,
+      name: v.name,
+      isTemplate: v.isTemplate,
+      srUuids: v.srUuids,
+    }));
+    const total = vms.length + 2;
+    let done = 0;
+    let bytes = 0;
+    const tick = (n: number, item?: string) => {
+      done++;
+      bytes += n;
+      deps.progress?.({ phase: 'capture', done, total, bytes, ...(item ? { item } : {}) });
+    };
+    const parallel = opts.parallel ?? 8;
+    async function* parts(): AsyncIterable<ArchivePart> {
+      const db = await pool.dumpDatabase();
+      tick(db.length, 'pool database');
+      yield { name: PART.poolDb, data: db };
+      // Exports run ahead of the archive by at most `parallel` requests, in order.
+      const inflight: Promise<Uint8Array>[] = [];
+      let i = 0;
+      const launch = () => {
+        const vm = vms[i++];
+        if (vm) inflight.push(pool.exportMetadata(vm.uuid));
+      };
+      for (let k = 0; k < parallel; k++) launch();
+      for (const vm of vms) {
+        deps.signal?.throwIfAborted();
+        const data = await inflight.shift()!;
+        launch();
+        tick(data.length, vm.name);
+        yield { name: PART.vm(vm.uuid, vm.isTemplate), data };
+      }
+      const srmeta = new TextEncoder().encode(encodeSrMeta(srs));
+      tick(srmeta.length, 'SR metadata');
+      yield { name: PART.srmeta, data: srmeta };
+      yield { name: PART.vmMap, data: new TextEncoder().encode(JSON.stringify(map)) };
+    }
+    const vmCount = vms.filter((v) => !v.isTemplate).length;
+    const templateCount = vms.length - vmCount;
+    const archived = await archive.write(parts(), {});
+    await rec.exec({
+      type: 'RecordCapture',
+      data: { runId, vmCount, templateCount, rawBytes: archived.rawBytes },
+    });
+
+    // 2. Attach, append, always detach.
+    deps.progress?.({ phase: 'write', done: 0, total: 1, bytes: archived.storedBytes });
+    const att = await pool.attach(vdiUuid, { readOnly: false });
+    let written: { seq: number; evicted: number[]; storedBytes: number; date: string };
+    try {
+      const ring = await openOrFormat(
+        disk,
+        att,
+        { vdiUuid, srUuid },
+        { reinit: opts.reinit ?? false, keep },
+      );
+      try {
+        const before = ring.list();
+        const taken = new Set(before.map((r) => decodeLabel(r.label)?.date ?? ''));
+        const labelDate = uniqueDate(now, taken);
+        const manifest: Manifest = {
+          formatVersion: BACKUP_FORMAT_VERSION,
+          tool: 'xsmeta',
+          toolVersion: TOOL_VERSION,
+          poolUuid: info.uuid,
+          srUuid,
+          vdiUuid,
+          date: labelDate,
+          createdAt: now.getTime(),
+          vmCount,
+          templateCount,
+          parts: archived.parts,
+        };
+        // The manifest goes in a second, tiny archive appended to the first: one record.
+        const tail = await archive.write(
+          (async function* () {
+            yield { name: PART.manifest, data: new TextEncoder().encode(JSON.stringify(manifest)) };
+          })(),
+          {},
+        );
+        const data = joinRecord(archived.bytes, tail.bytes);
+        const label = encodeLabel({
+          date: labelDate,
+          createdAt: now.getTime(),
+          formatVersion: BACKUP_FORMAT_VERSION,
+          poolUuid: info.uuid,
+          srUuid,
+          vmCount,
+          templateCount,
+          rawBytes: archived.rawBytes,
+        });
+        let appended: { seq: number };
+        try {
+          appended = await ring.append({ label, data, createdAt: now.getTime(), keep });
+        } catch (e) {
+          if (errorCode(e) === 'RING_FULL') {
+            const u = ring.usage();
+            throw new AppError(
+              'BACKUP_TOO_LARGE',
+              `this backup needs ${fmtBytes(data.length)} but the backup disk (${fmtBytes(u.capacity)}) has ${fmtBytes(u.free)} free after keeping the newest ${keep - 1} backup(s): lower -k, re-initialise with -i, or use a larger disk`,
+              { cause: e },
+            );
+          }
+          throw e;
+        }
+        const after = new Set(ring.list().map((r) => r.seq));
+        written = {
+          seq: appended.seq,
+          evicted: before.map((r) => r.seq).filter((s) => !after.has(s)),
+          storedBytes: data.length,
+          date: labelDate,
+        };
+      } finally {
+        await ring.close();
+      }
+    } finally {
+      await att.detach();
+    }
+    await rec.exec({
+      type: 'RecordWritten',
+      data: {
+        runId,
+        srUuid,
+        vdiUuid,
+        seq: written.seq,
+        date: written.date,
+        vmCount,
+        templateCount,
+        rawBytes: archived.rawBytes,
+        storedBytes: written.storedBytes,
+        formatVersion: BACKUP_FORMAT_VERSION,
+        evicted: written.evicted,
+      },
+    });
+    return {
+      ...base,
+      seq: written.seq,
+      date: written.date,
+      vmCount,
+      templateCount,
+      rawBytes: archived.rawBytes,
+      storedBytes: written.storedBytes,
+      evicted: written.evicted,
+    };
+  } catch (e) {
+    if (rec.current.status === 'running') {
+      await rec
+        .exec({
+          type: 'FailBackup',
+          data: { runId, srUuid, code: errorCode(e) ?? 'ERROR', reason: (e as Error).message },
+        })
+        .catch(() => {});
+    }
+    throw e;
+  }
+}
+
+/** A record is two archives back to back: the parts, then the manifest (each length-prefixed). */
+export function joinRecord(parts: Uint8Array, manifest: Uint8Array): Uint8Array {
+  const out = new Uint8Array(8 + parts.length + manifest.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(parts.length), true);
+  out.set(parts, 8);
+  out.set(manifest, 8 + parts.length);
+  return out;
+}
+
+export function splitRecord(record: Uint8Array): { parts: Uint8Array; manifest: Uint8Array } {
+  if (record.length < 8) throw new AppError('BACKUP_INVALID', 'backup record is too short');
+  const n = Number(new DataView(record.buffer, record.byteOffset, 8).getBigUint64(0, true));
+  if (n > record.length - 8)
+    throw new AppError('BACKUP_INVALID', 'backup record framing is damaged');
+  return { parts: record.subarray(8, 8 + n), manifest: record.subarray(8 + n) };
+}
+
+export function fmtBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let u = 0;
+  let v = n;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}

@@ -1,0 +1,89 @@
+import { AppError, errorCode } from './errors.js';
+import type { DiskPort, PoolPort, RingPort } from './ports.js';
+import { decodeLabel } from './record.js';
+
+export interface BackupListing {
+  seq: number;
+  date: string;
+  createdAt: string;
+  formatVersion: number;
+  poolUuid: string;
+  srUuid: string;
+  vmCount: number;
+  templateCount: number;
+  rawBytes: number;
+  storedBytes: number;
+  converted: boolean;
+}
+
+/** Finds the SR's backup VDI by its deterministic uuid (never by scanning: XSA-459). */
+export async function backupVdiOf(
+  pool: PoolPort,
+  srUuid: string | undefined,
+): Promise<{ srUuid: string; vdiUuid: string }> {
+  const sr = srUuid ?? (await pool.pool()).defaultSrUuid;
+  if (!sr)
+    throw new AppError(
+      'NO_DEFAULT_SR',
+      'the pool has no default SR: name one with -u SR_UUID (xsmeta: --sr)',
+    );
+  const vdiUuid = pool.backupVdiUuid(sr);
+  const vdi = await pool.findVdi(vdiUuid);
+  if (!vdi || vdi.srUuid !== sr) {
+    throw new AppError(
+      'BACKUP_VDI_MISSING',
+      `SR ${sr} has no Pool Metadata Backup VDI (${vdiUuid})`,
+    );
+  }
+  return { srUuid: sr, vdiUuid };
+}
+
+/** Attaches the backup VDI read-only, runs fn on its ring, and always detaches. */
+export async function withRing<T>(
+  pool: PoolPort,
+  disk: DiskPort,
+  id: { srUuid: string; vdiUuid: string },
+  readOnly: boolean,
+  fn: (ring: RingPort) => Promise<T>,
+): Promise<T> {
+  const att = await pool.attach(id.vdiUuid, { readOnly });
+  try {
+    let ring: RingPort;
+    try {
+      ring = await disk.open(att.devicePath, { readOnly, expect: id });
+    } catch (e) {
+      if (errorCode(e) === 'RING_NOT_FORMATTED')
+        throw new AppError('NO_BACKUPS', `the backup VDI ${id.vdiUuid} holds no backups yet`, {
+          cause: e,
+        });
+      throw e;
+    }
+    try {
+      return await fn(ring);
+    } finally {
+      await ring.close();
+    }
+  } finally {
+    await att.detach();
+  }
+}
+
+/** The ring's records as listings, newest first, from the index alone. */
+export function listings(ring: RingPort): BackupListing[] {
+  return ring.list().map((r) => {
+    const l = decodeLabel(r.label);
+    return {
+      seq: r.seq,
+      date: l?.date ?? `unknown-${r.seq}`,
+      createdAt: new Date(l?.createdAt || r.createdAt).toISOString(),
+      formatVersion: l?.formatVersion ?? 0,
+      poolUuid: l?.poolUuid ?? '',
+      srUuid: l?.srUuid ?? '',
+      vmCount: l?.vmCount ?? 0,
+      templateCount: l?.templateCount ?? 0,
+      rawBytes: l?.rawBytes ?? 0,
+      storedBytes: r.size,
+      converted: l?.converted ?? false,
+    };
+  });
+}

@@ -1,0 +1,48 @@
+export {
+  type BackupDeps,
+  type BackupOptions,
+  type BackupResult,
+  DEFAULT_KEEP,
+  DEFAULT_VDI_SIZE,
+  fmtBytes,
+  runBackup,
+} from './backup.js';
+export { type BackupListing, backupVdiOf, listings, withRing } from './catalogue.js';
+export { AppError, type AppErrorCode, errorCode } from './errors.js';
+export type {
+  ArchivePart,
+  ArchivePort,
+  Attachment,
+  DiskPort,
+  PoolInfo,
+  PoolPort,
+  Progress,
+  RingPort,
+  RingRecord,
+  SrInfo,
+  VdiInfo,
+  VmInfo,
+} from './ports.js';
+export {
+  backupDate,
+  checkFormatVersion,
+  decodeLabel,
+  decodeSrMeta,
+  encodeLabel,
+  encodeSrMeta,
+  type Label,
+  type Manifest,
+  PART,
+  parseBackupDate,
+  type SrMeta,
+  type VmMapEntry,
+} from './record.js';
+export {
+  type BackupContent,
+  loadBackup,
+  type RestoreDeps,
+  type RestoreOptions,
+  type RestoreResult,
+  runRestore,
+  type VmOutcome,
+} from './restore.js';

@@ -1,0 +1,125 @@
+/**
+ * What the backup and restore use-cases need from the world. The CLI implements these with
+ * @xsmeta/xapi (pool), @xsmeta/vdi-store (disk, archive) and the system clock; tests use fakes.
+ */
+
+export interface PoolInfo {
+  uuid: string;
+  defaultSrUuid: string | null;
+}
+
+export interface SrInfo {
+  uuid: string;
+  name: string;
+  description: string;
+  type: string;
+  vdis: { uuid: string; name: string; description: string }[];
+}
+
+export interface VdiInfo {
+  uuid: string;
+  name: string;
+  srUuid: string;
+  virtualSize: number;
+  type: string;
+}
+
+export interface VmInfo {
+  uuid: string;
+  name: string;
+  isTemplate: boolean;
+  /** SRs holding the VM's disks (for `-m sr`). */
+  srUuids: string[];
+}
+
+/** A VDI plugged into the control domain; detach() unplugs and destroys the VBD. */
+export interface Attachment {
+  devicePath: string;
+  detach(): Promise<void>;
+}
+
+export interface PoolPort {
+  pool(): Promise<PoolInfo>;
+  srs(): Promise<SrInfo[]>;
+  /** xapi's deterministic uuid of the Pool Metadata Backup VDI of an SR. */
+  backupVdiUuid(srUuid: string): string;
+  findVdi(uuid: string): Promise<VdiInfo | null>;
+  createBackupVdi(srUuid: string, sizeBytes: number): Promise<VdiInfo>;
+  attach(vdiUuid: string, opts: { readOnly: boolean }): Promise<Attachment>;
+  dumpDatabase(): Promise<Uint8Array>;
+  /** VMs and custom templates to back up: no dom0, no snapshots, no default templates. */
+  vms(): Promise<VmInfo[]>;
+  exportMetadata(vmUuid: string): Promise<Uint8Array>;
+  importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }): Promise<void>;
+  setSrNames(srUuid: string, name: string, description: string): Promise<void>;
+  setVdiNames(vdiUuid: string, name: string, description: string): Promise<void>;
+}
+
+export interface RingRecord {
+  seq: number;
+  createdAt: number;
+  size: number;
+  label: Uint8Array;
+}
+
+/** The part of @xsmeta/vdi-store's Ring the use-cases use. */
+export interface RingPort {
+  list(): RingRecord[];
+  append(input: {
+    label: Uint8Array;
+    data: Uint8Array;
+    createdAt?: number;
+    keep?: number;
+  }): Promise<RingRecord>;
+  readAll(seq: number): Promise<Uint8Array>;
+  verify(): Promise<{
+    ok: boolean;
+    records: { seq: number; ok: boolean; code?: string; error?: string }[];
+  }>;
+  usage(): {
+    capacity: number;
+    used: number;
+    free: number;
+    maxRecords: number;
+    records: { seq: number; offset: number; size: number }[];
+  };
+  close(): Promise<void>;
+}
+
+export interface DiskPort {
+  /** Opens the ring on a device; `RING_NOT_FORMATTED` (error code) when there is none. */
+  open(
+    devicePath: string,
+    opts: { readOnly: boolean; expect: { vdiUuid: string; srUuid: string } },
+  ): Promise<RingPort>;
+  format(
+    devicePath: string,
+    identity: { vdiUuid: string; srUuid: string; maxRecords: number },
+  ): Promise<RingPort>;
+}
+
+export interface ArchivePart {
+  name: string;
+  data: Uint8Array | AsyncIterable<Uint8Array>;
+}
+
+export interface ArchivePort {
+  write(
+    parts: AsyncIterable<ArchivePart>,
+    opts: { maxStoredBytes?: number },
+  ): Promise<{
+    bytes: Uint8Array;
+    rawBytes: number;
+    storedBytes: number;
+    parts: { name: string; rawBytes: number; sha256: string }[];
+  }>;
+  read(bytes: Uint8Array): AsyncIterable<{ name: string; data: Uint8Array; sha256: string }>;
+}
+
+export type Progress = (p: {
+  phase: 'capture' | 'write' | 'read' | 'restore' | 'srmeta';
+  done: number;
+  total: number;
+  bytes: number;
+  item?: string;
+}) => void;

@@ -1,0 +1,192 @@
+import { BACKUP_FORMAT_VERSION } from '../version.js';
+import { AppError } from './errors.js';
+
+/**
+ * The layout of one backup record (an archive of parts, see @xsmeta/vdi-store):
+ * - `pool-db.xml`              the pool database dump (GET /pool/xmldbdump)
+ * - `vms/<uuid>.ova.tar`       each VM's metadata export (GET /export_metadata)
+ * - `templates/<uuid>.ova.tar` each custom template's
+ * - `srmeta.xml`               SR and VDI names, upstream's SRMETA.xml one-line format
+ * - `vm-map.json`              [{uuid, name, isTemplate, srUuids}] for `-m sr`
+ * - `manifest.json`            last: what the record holds, with each part's size and sha256
+ */
+export const PART = {
+  poolDb: 'pool-db.xml',
+  srmeta: 'srmeta.xml',
+  vmMap: 'vm-map.json',
+  manifest: 'manifest.json',
+  vm: (uuid: string, isTemplate: boolean) => `${isTemplate ? 'templates' : 'vms'}/${uuid}.ova.tar`,
+} as const;
+
+export interface Manifest {
+  formatVersion: number;
+  tool: string;
+  toolVersion: string;
+  poolUuid: string;
+  srUuid: string;
+  vdiUuid: string;
+  date: string;
+  createdAt: number;
+  vmCount: number;
+  templateCount: number;
+  converted?: { from: 'legacy'; formatVersion: number };
+  parts: { name: string; rawBytes: number; sha256: string }[];
+}
+
+export interface VmMapEntry {
+  uuid: string;
+  name: string;
+  isTemplate: boolean;
+  srUuids: string[];
+}
+
+/** What the ring's index keeps for each record so that listing reads no record. */
+export interface Label {
+  date: string;
+  createdAt: number;
+  formatVersion: number;
+  poolUuid: string;
+  srUuid: string;
+  vmCount: number;
+  templateCount: number;
+  rawBytes: number;
+  converted?: boolean;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export function encodeLabel(l: Label): Uint8Array {
+  return enc.encode(JSON.stringify(l));
+}
+
+/** Decodes a record's label; a foreign or damaged one gives null (listed as unknown). */
+export function decodeLabel(bytes: Uint8Array): Label | null {
+  try {
+    const l = JSON.parse(dec.decode(bytes)) as Partial<Label>;
+    if (
+      typeof l.date !== 'string' ||
+      typeof l.formatVersion !== 'number' ||
+      typeof l.vmCount !== 'number'
+    )
+      return null;
+    return {
+      date: l.date,
+      createdAt: Number(l.createdAt ?? 0),
+      formatVersion: l.formatVersion,
+      poolUuid: String(l.poolUuid ?? ''),
+      srUuid: String(l.srUuid ?? ''),
+      vmCount: l.vmCount,
+      templateCount: Number(l.templateCount ?? 0),
+      rawBytes: Number(l.rawBytes ?? 0),
+      ...(l.converted ? { converted: true } : {}),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** `YYYY-MM-DD-HH-MM-SS` in UTC, the date format of upstream's backups. */
+export function backupDate(at: Date): string {
+  const iso = at.toISOString();
+  return `${iso.slice(0, 10)}-${iso.slice(11, 13)}-${iso.slice(14, 16)}-${iso.slice(17, 19)}`;
+}
+
+export const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$/;
+
+export function parseBackupDate(date: string): Date | null {
+  const m = DATE_RE.exec(date);
+  if (!m) return null;
+  const [, y, mo, d, h, mi, s] = m.map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const t = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
+  return backupDate(t) === date ? t : null;
+}
+
+/** A date not yet used on this disk: the moment, bumped a second at a time on collision. */
+export function uniqueDate(at: Date, taken: ReadonlySet<string>): string {
+  let t = at.getTime();
+  while (taken.has(backupDate(new Date(t)))) t += 1000;
+  return backupDate(new Date(t));
+}
+
+const xmlEscape = (s: string) =>
+  s.replace(
+    /[<>&"'\n\r\t]/g,
+    (c) =>
+      ({
+        '<': '&lt;',
+        '>': '&gt;',
+        '&': '&amp;',
+        '"': '&quot;',
+        "'": '&apos;',
+        '\n': '&#10;',
+        '\r': '&#13;',
+        '\t': '&#9;',
+      })[c]!,
+  );
+
+export interface SrMeta {
+  uuid: string;
+  name: string;
+  description: string;
+  vdis: { uuid: string; name: string; description: string }[];
+}
+
+/** Upstream's SRMETA.xml: one line, `<meta><sr uuid name_label name_description><vdi .../></sr></meta>`. */
+export function encodeSrMeta(srs: SrMeta[]): string {
+  const attrs = (x: { uuid: string; name: string; description: string }) =>
+    `uuid="${xmlEscape(x.uuid)}" name_label="${xmlEscape(x.name)}" name_description="${xmlEscape(x.description)}"`;
+  return `<meta>${srs.map((sr) => `<sr ${attrs(sr)}>${sr.vdis.map((v) => `<vdi ${attrs(v)}/>`).join('')}</sr>`).join('')}</meta>`;
+}
+
+const xmlUnescape = (s: string) =>
+  s.replace(
+    /&(lt|gt|amp|quot|apos|#(\d{1,7})|#x([0-9a-fA-F]{1,6}));/g,
+    (_, n: string, d?: string, h?: string) => {
+      if (d) return String.fromCodePoint(Math.min(Number(d), 0x10ffff));
+      if (h) return String.fromCodePoint(Math.min(Number.parseInt(h, 16), 0x10ffff));
+      return ({ lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" } as Record<string, string>)[n]!;
+    },
+  );
+
+/** Parses SRMETA (ours or a legacy one); bounded, tolerant of attribute order and quoting. */
+export function decodeSrMeta(xml: string): SrMeta[] {
+  if (xml.length > 64 * 1024 * 1024) throw new AppError('BACKUP_INVALID', 'SRMETA is too large');
+  const out: SrMeta[] = [];
+  const tag = /<(sr|vdi)\b([^>]*?)(\/?)>/g;
+  const attr = /([a-z_]+)\s*=\s*("([^"]*)"|'([^']*)')/g;
+  let m: RegExpExecArray | null = tag.exec(xml);
+  while (m !== null) {
+    const a: Record<string, string> = {};
+    for (const x of m[2]!.matchAll(attr)) a[x[1]!] = xmlUnescape(x[3] ?? x[4] ?? '');
+    const item = {
+      uuid: a.uuid ?? '',
+      name: a.name_label ?? '',
+      description: a.name_description ?? '',
+    };
+    if (m[1] === 'sr') out.push({ ...item, vdis: [] });
+    else out[out.length - 1]?.vdis.push(item);
+    m = tag.exec(xml);
+  }
+  return out.filter((s) => s.uuid);
+}
+
+/** Refuses a backup written by a newer format than this build reads; older ones pass. */
+export function checkFormatVersion(v: number): void {
+  if (!Number.isInteger(v) || v < 1)
+    throw new AppError('BACKUP_INVALID', `backup has an invalid format version ${v}`);
+  if (v > BACKUP_FORMAT_VERSION) {
+    throw new AppError(
+      'BACKUP_FORMAT_UNSUPPORTED',
+      `this backup was written with backup format version ${v}; this xsmeta reads format versions up to ${BACKUP_FORMAT_VERSION}: upgrade xsmeta to restore it`,
+    );
+  }
+}

@@ -1,0 +1,28 @@
+/** A decider: three pure functions over plain data (no I/O, no clock). */
+export interface Decider<Command, Event, State> {
+  decide(command: Command, state: State): readonly Event[];
+  evolve(state: State, event: Event): State;
+  initialState: State;
+}
+
+/** Folds events into a state with a decider's evolve. */
+export function fold<E, S>(d: { evolve(s: S, e: E): S; initialState: S }, events: readonly E[]): S {
+  return events.reduce((s, e) => d.evolve(s, e), d.initialState);
+}
+
+export type DomainErrorCode =
+  | 'INVALID_FREQUENCY'
+  | 'SCHEDULE_NEVER'
+  | 'RUN_ALREADY_STARTED'
+  | 'RUN_NOT_STARTED'
+  | 'RUN_FINISHED';
+
+export class DomainError extends Error {
+  override readonly name = 'DomainError';
+  constructor(
+    readonly code: DomainErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,136 @@
+import type { BackupEvent, RestoreEvent } from '../events/index.js';
+import { type Decider, DomainError } from './decider.js';
+
+type Data<E extends { type: string; data: unknown }, T extends E['type']> = Extract<
+  E,
+  { type: T }
+>['data'];
+
+export interface BackupRunState {
+  status: 'idle' | 'running' | 'written' | 'failed';
+  runId: string | null;
+  srUuid: string | null;
+}
+
+export type BackupCommand =
+  | { type: 'StartBackup'; data: Data<BackupEvent, 'BackupStarted'> }
+  | { type: 'RecordCapture'; data: Data<BackupEvent, 'BackupPartsCaptured'> }
+  | { type: 'RecordWritten'; data: Data<BackupEvent, 'BackupWritten'> }
+  | { type: 'FailBackup'; data: Data<BackupEvent, 'BackupFailed'> };
+
+/** One backup run: started once, then written or failed once; nothing after that. */
+export const backupDecider: Decider<BackupCommand, BackupEvent, BackupRunState> = {
+  initialState: { status: 'idle', runId: null, srUuid: null },
+  decide(cmd, s) {
+    if (cmd.type === 'StartBackup') {
+      if (s.status !== 'idle')
+        throw new DomainError('RUN_ALREADY_STARTED', `backup run ${s.runId} has already started`);
+      return [{ type: 'BackupStarted', data: cmd.data }];
+    }
+    if (cmd.type === 'FailBackup') {
+      if (s.status === 'written' || s.status === 'failed')
+        throw new DomainError('RUN_FINISHED', 'the backup run has finished');
+      return [{ type: 'BackupFailed', data: cmd.data }];
+    }
+    if (s.status !== 'running')
+      throw new DomainError('RUN_NOT_STARTED', 'the backup run is not in progress');
+    return cmd.type === 'RecordCapture'
+      ? [{ type: 'BackupPartsCaptured', data: cmd.data }]
+      : [{ type: 'BackupWritten', data: cmd.data }];
+  },
+  evolve(s, e) {
+    switch (e.type) {
+      case 'BackupStarted':
+        return { status: 'running', runId: e.data.runId, srUuid: e.data.srUuid };
+      case 'BackupPartsCaptured':
+        return s;
+      case 'BackupWritten':
+        return { ...s, status: 'written' };
+      case 'BackupFailed':
+        return { ...s, status: 'failed' };
+    }
+  },
+};
+
+export interface RestoreRunState {
+  status: 'idle' | 'running' | 'finished' | 'refused';
+  runId: string | null;
+  dryRun: boolean;
+  restored: number;
+  failed: string[];
+}
+
+export type RestoreCommand =
+  | { type: 'RequestRestore'; data: Data<RestoreEvent, 'RestoreRequested'> }
+  | { type: 'RefuseRestore'; data: Data<RestoreEvent, 'RestoreRefused'> }
+  | { type: 'RecordVmRestored'; data: Data<RestoreEvent, 'VmRestored'> }
+  | { type: 'RecordVmFailed'; data: Data<RestoreEvent, 'VmRestoreFailed'> }
+  | { type: 'RecordSrMetadata'; data: Data<RestoreEvent, 'SrMetadataRestored'> }
+  | { type: 'SkipSrMetadata'; data: Data<RestoreEvent, 'SrMetadataSkipped'> }
+  | { type: 'FinishRestore'; data: { runId: string } };
+
+/**
+ * One restore run. The summary (`Restored N VM(s), and M error(s)`) is decided from the state:
+ * the counts in RestoreFinished are those of the VmRestored / VmRestoreFailed events.
+ */
+export const restoreDecider: Decider<RestoreCommand, RestoreEvent, RestoreRunState> = {
+  initialState: { status: 'idle', runId: null, dryRun: false, restored: 0, failed: [] },
+  decide(cmd, s) {
+    switch (cmd.type) {
+      case 'RequestRestore':
+        if (s.status !== 'idle')
+          throw new DomainError(
+            'RUN_ALREADY_STARTED',
+            `restore run ${s.runId} has already started`,
+          );
+        return [{ type: 'RestoreRequested', data: cmd.data }];
+      case 'RefuseRestore':
+        if (s.status === 'finished' || s.status === 'refused')
+          throw new DomainError('RUN_FINISHED', 'the restore run has finished');
+        return [{ type: 'RestoreRefused', data: cmd.data }];
+      case 'FinishRestore':
+        if (s.status !== 'running')
+          throw new DomainError('RUN_NOT_STARTED', 'the restore run is not in progress');
+        return [
+          {
+            type: 'RestoreFinished',
+            data: {
+              runId: cmd.data.runId,
+              restored: s.restored,
+              errors: s.failed.length,
+              dryRun: s.dryRun,
+            },
+          },
+        ];
+      default:
+        if (s.status !== 'running')
+          throw new DomainError('RUN_NOT_STARTED', 'the restore run is not in progress');
+        switch (cmd.type) {
+          case 'RecordVmRestored':
+            return [{ type: 'VmRestored', data: cmd.data }];
+          case 'RecordVmFailed':
+            return [{ type: 'VmRestoreFailed', data: cmd.data }];
+          case 'RecordSrMetadata':
+            return [{ type: 'SrMetadataRestored', data: cmd.data }];
+          case 'SkipSrMetadata':
+            return [{ type: 'SrMetadataSkipped', data: cmd.data }];
+        }
+    }
+  },
+  evolve(s, e) {
+    switch (e.type) {
+      case 'RestoreRequested':
+        return { ...s, status: 'running', runId: e.data.runId, dryRun: e.data.dryRun };
+      case 'VmRestored':
+        return { ...s, restored: s.restored + 1 };
+      case 'VmRestoreFailed':
+        return { ...s, failed: [...s.failed, e.data.vmUuid] };
+      case 'RestoreFinished':
+        return { ...s, status: 'finished' };
+      case 'RestoreRefused':
+        return { ...s, status: 'refused' };
+      default:
+        return s;
+    }
+  },
+};

@@ -1,0 +1,167 @@
+/**
+ * Every event xsmeta records. Plain readonly data; the store adds position, stream, version
+ * and time. Streams: `backup-<runId>`, `restore-<runId>`, `schedule`, `legacy-<runId>`.
+ */
+export type Trigger = 'manual' | 'schedule';
+export type Frequency = 'daily' | 'weekly' | 'monthly' | 'never';
+
+export type BackupEvent =
+  | {
+      readonly type: 'BackupStarted';
+      readonly data: {
+        readonly runId: string;
+        readonly poolUuid: string;
+        readonly srUuid: string;
+        readonly vdiUuid: string;
+        readonly keep: number;
+        readonly trigger: Trigger;
+        readonly toolVersion: string;
+        readonly formatVersion: number;
+        readonly createdVdi: boolean;
+      };
+    }
+  | {
+      readonly type: 'BackupPartsCaptured';
+      readonly data: {
+        readonly runId: string;
+        readonly vmCount: number;
+        readonly templateCount: number;
+        readonly rawBytes: number;
+      };
+    }
+  | {
+      readonly type: 'BackupWritten';
+      readonly data: {
+        readonly runId: string;
+        readonly srUuid: string;
+        readonly vdiUuid: string;
+        readonly seq: number;
+        readonly date: string;
+        readonly vmCount: number;
+        readonly templateCount: number;
+        readonly rawBytes: number;
+        readonly storedBytes: number;
+        readonly formatVersion: number;
+        readonly evicted: readonly number[];
+      };
+    }
+  | {
+      readonly type: 'BackupFailed';
+      readonly data: {
+        readonly runId: string;
+        readonly srUuid: string | null;
+        readonly code: string;
+        readonly reason: string;
+      };
+    };
+
+export type RestoreEvent =
+  | {
+      readonly type: 'RestoreRequested';
+      readonly data: {
+        readonly runId: string;
+        readonly poolUuid: string;
+        readonly srUuid: string;
+        readonly vdiUuid: string;
+        readonly date: string;
+        readonly seq: number | null;
+        readonly mode: 'sr' | 'all';
+        readonly dryRun: boolean;
+        readonly force: boolean;
+        readonly legacy: boolean;
+        readonly formatVersion: number;
+      };
+    }
+  | {
+      readonly type: 'VmRestored';
+      readonly data: {
+        readonly runId: string;
+        readonly vmUuid: string;
+        readonly name: string;
+        readonly isTemplate: boolean;
+        readonly dryRun: boolean;
+      };
+    }
+  | {
+      readonly type: 'VmRestoreFailed';
+      readonly data: {
+        readonly runId: string;
+        readonly vmUuid: string;
+        readonly name: string;
+        readonly code: string;
+        readonly params: readonly string[];
+        readonly message: string;
+      };
+    }
+  | {
+      readonly type: 'SrMetadataRestored';
+      readonly data: {
+        readonly runId: string;
+        readonly srUuid: string;
+        readonly vdis: number;
+        readonly dryRun: boolean;
+      };
+    }
+  | {
+      readonly type: 'SrMetadataSkipped';
+      readonly data: { readonly runId: string; readonly srUuid: string; readonly reason: string };
+    }
+  | {
+      readonly type: 'RestoreFinished';
+      readonly data: {
+        readonly runId: string;
+        readonly restored: number;
+        readonly errors: number;
+        readonly dryRun: boolean;
+      };
+    }
+  | {
+      readonly type: 'RestoreRefused';
+      readonly data: { readonly runId: string; readonly code: string; readonly reason: string };
+    };
+
+export type ScheduleEvent =
+  | {
+      readonly type: 'ScheduleChanged';
+      readonly data: {
+        readonly from: Frequency;
+        readonly to: Frequency;
+        readonly by: string;
+        readonly at: string;
+      };
+    }
+  | {
+      readonly type: 'ScheduledRunStarted';
+      readonly data: { readonly slot: string; readonly runId: string };
+    }
+  | {
+      readonly type: 'ScheduledRunFinished';
+      readonly data: {
+        readonly slot: string;
+        readonly runId: string;
+        readonly outcome: 'success' | 'failure';
+        readonly srUuid: string | null;
+        readonly error?: string;
+      };
+    };
+
+export type XsmetaEvent = BackupEvent | RestoreEvent | ScheduleEvent;
+export type EventType = XsmetaEvent['type'];
+
+/** The event types this build knows; anything else read from the log is reported. */
+export const KNOWN_EVENT_TYPES: ReadonlySet<string> = new Set<EventType>([
+  'BackupStarted',
+  'BackupPartsCaptured',
+  'BackupWritten',
+  'BackupFailed',
+  'RestoreRequested',
+  'VmRestored',
+  'VmRestoreFailed',
+  'SrMetadataRestored',
+  'SrMetadataSkipped',
+  'RestoreFinished',
+  'RestoreRefused',
+  'ScheduleChanged',
+  'ScheduledRunStarted',
+  'ScheduledRunFinished',
+]);
