@@ -2,7 +2,14 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type VmRecord, XapiClient, type XapiConnectOptions, XapiError } from '../src/index.js';
+import {
+  parseTaskResult,
+  type TaskRecord,
+  type VmRecord,
+  XapiClient,
+  type XapiConnectOptions,
+  XapiError,
+} from '../src/index.js';
 import { type FakeOptions, FakeXapi } from './support/fake-xapi.js';
 
 const PASSWORD = 'secret';
@@ -150,6 +157,18 @@ describe.each(['jsonrpc', 'xmlrpc'] as const)('RPC over %s', (transport) => {
     expect((await failure(() => c.waitTask('OpaqueRef:none'))).code).toBe('HANDLE_INVALID');
   });
 
+  it('gives dates as xapi strings and bounds the answer size', async () => {
+    const f = await fake();
+    const c = await connect(f, { transport });
+    const task = await c.call<string>('task.create', 'd', '');
+    const rec = await c.getRecord<TaskRecord>('task', task);
+    expect(rec.created).toMatch(/^\d{8}T\d\d:\d\d:\d\dZ$/);
+    expect(rec.status).toBe('pending');
+    const small = await connect(f, { transport, maxResponseBytes: 400 });
+    expect((await failure(() => small.getAllRecords('VM'))).code).toBe('XAPI_LIMIT');
+    expect((await small.call<unknown[]>('test.echo', 'x')).length).toBe(1);
+  });
+
   it('times out a slow call and survives a dropped connection', async () => {
     const f = await fake();
     const c = await connect(f, { transport, timeoutMs: 300 });
@@ -158,6 +177,20 @@ describe.each(['jsonrpc', 'xmlrpc'] as const)('RPC over %s', (transport) => {
     expect(Date.now() - t0).toBeLessThan(2_000);
     expect((await failure(() => c.call('test.drop'))).code).toBe('XAPI_TRANSPORT');
     expect((await c.getAllRecords('VM')).size).toBe(3);
+  });
+});
+
+describe('parseTaskResult', () => {
+  it('reads empty, bare-ref and XML-RPC results', () => {
+    expect(parseTaskResult('')).toBe('');
+    expect(parseTaskResult('OpaqueRef:abc')).toBe('OpaqueRef:abc');
+    expect(parseTaskResult('<value>OpaqueRef:abc</value>')).toBe('OpaqueRef:abc');
+    expect(
+      parseTaskResult(
+        '<value><array><data><value>a</value><value><dateTime.iso8601>20240102T03:04:05Z</dateTime.iso8601></value></data></array></value>',
+      ),
+    ).toEqual(['a', '20240102T03:04:05Z']);
+    expect(() => parseTaskResult('<value><bogus/></value>')).toThrow(XapiError);
   });
 });
 
