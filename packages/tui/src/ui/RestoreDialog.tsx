@@ -1,0 +1,410 @@
+import { Box, Text } from 'ink';
+import type { ReactNode } from 'react';
+import { fit, formatBackupDate, formatBytes } from '../format.js';
+import { describeError } from '../machines/keys.js';
+import {
+  initialRestore,
+  pointFromBackup,
+  pointFromLegacy,
+  RESTORE_CHOICES,
+  type RestoreAction,
+  type RestorePoint,
+  type RestoreState,
+  type RestoreVariant,
+  type RestoreWork,
+  restoreReducer,
+  restoreWork,
+  summaryLine,
+} from '../machines/restore.js';
+import type { ConsoleServices, RestoreMode } from '../services.js';
+import { type DialogProps, useDialogKeys, useMachine } from './dialog.js';
+import { SrHeader, srItems } from './sr-list.js';
+import {
+  ChoiceList,
+  KeyHelp,
+  type ListItem,
+  Message,
+  Panel,
+  ProgressBar,
+  RingPicture,
+} from './widgets.js';
+import { useWork } from './work.js';
+
+type Keys = readonly (readonly [string, string])[];
+
+export const RESTORE_TITLE: Record<RestoreVariant, string> = {
+  ring: 'Restore Virtual Machine Metadata',
+  legacy: 'Restore from Legacy Backup',
+};
+
+/** Runs the service call a restore state asks for and reports it as actions. */
+export async function performRestore(
+  services: ConsoleServices,
+  work: RestoreWork,
+  dispatch: (a: RestoreAction) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const { req } = work;
+  try {
+    switch (work.kind) {
+      case 'listSrs':
+        dispatch({ type: 'srsLoaded', req, srs: await services.listSrs() });
+        return;
+      case 'legacyStatus': {
+        const st = await services.legacyStatus(work.srUuid);
+        dispatch({
+          type: 'legacyChecked',
+          req,
+          available: st.available,
+          ...(st.reason === undefined ? {} : { reason: st.reason }),
+        });
+        return;
+      }
+      case 'listPoints':
+        if (work.variant === 'ring') {
+          const list = await services.listBackups(work.srUuid);
+          const points = list.backups.map(pointFromBackup);
+          dispatch({ type: 'pointsLoaded', req, points, usage: list.usage });
+        } else {
+          const list = await services.listLegacyBackups(work.srUuid);
+          dispatch({ type: 'pointsLoaded', req, points: list.map(pointFromLegacy), usage: null });
+        }
+        return;
+      case 'restore': {
+        const onVm = (outcome: Parameters<Parameters<ConsoleServices['restore']>[1]>[0]) =>
+          dispatch({ type: 'vm', req, outcome });
+        const base = { srUuid: work.srUuid, mode: work.mode, dryRun: work.dryRun };
+        const summary =
+          work.variant === 'ring' && work.point.seq !== null
+            ? await services.restore({ ...base, seq: work.point.seq }, onVm, signal)
+            : await services.restoreLegacy({ ...base, date: work.point.date }, onVm, signal);
+        dispatch({ type: 'restoreDone', req, summary });
+        return;
+      }
+    }
+  } catch (err) {
+    dispatch({ type: 'failed', req, message: describeError(err) });
+  }
+}
+
+function pointItems(points: readonly RestorePoint[], width: number): ListItem[] {
+  return points.map((p) => {
+    const parts = [
+      formatBackupDate(p.date),
+      `${String(p.vmCount).padStart(4)} VM(s)`,
+      p.templateCount === null ? '' : `${String(p.templateCount).padStart(3)} tmpl`,
+      p.storedBytes === null ? '' : formatBytes(p.storedBytes).padStart(10),
+      p.damaged !== null
+        ? `DAMAGED: ${p.damaged}`
+        : p.verified === true
+          ? 'verified'
+          : p.verified === false
+            ? 'FAILED CHECK'
+            : p.seq === null
+              ? ''
+              : 'not checked',
+    ].filter((x) => x !== '');
+    return {
+      key: p.seq === null ? p.date : String(p.seq),
+      label: fit(parts.join('  '), width - 2),
+      tone: p.damaged !== null || p.verified === false ? 'bad' : 'normal',
+    };
+  });
+}
+
+function modeHelp(
+  mode: RestoreMode,
+  dryRun: boolean,
+  s: { sr: { name: string }; point: RestorePoint },
+): string {
+  const what =
+    mode === 'sr'
+      ? `Only the VMs whose disks are on ${s.sr.name}.`
+      : `Every VM and custom template of the backup (${s.point.vmCount} VM(s)).`;
+  return dryRun ? `${what} Dry run: every check, no change to the pool.` : what;
+}
+
+function choiceLabel(mode: RestoreMode, dryRun: boolean): string {
+  return RESTORE_CHOICES.find((c) => c.mode === mode && c.dryRun === dryRun)?.label ?? mode;
+}
+
+function Body(props: { state: RestoreState; width: number; height: number }): ReactNode {
+  const { state: s, width, height } = props;
+  const inner = width - 4;
+  switch (s.kind) {
+    case 'loadingSrs':
+      return <Text>Looking for storage repositories…</Text>;
+    case 'pickSr':
+      if (s.srs.length === 0) {
+        return <Message tone="warn">This pool has no storage repository to restore from.</Message>;
+      }
+      return (
+        <Box flexDirection="column">
+          <Text>Restore from the backups on which storage repository?</Text>
+          <SrHeader width={inner} purpose={s.variant === 'ring' ? 'restore' : 'legacy'} />
+          <ChoiceList
+            items={srItems(s.srs, inner, s.variant === 'ring' ? 'restore' : 'legacy')}
+            cursor={s.srCursor}
+            rows={height - (s.notice ? 11 : 8)}
+            width={inner}
+          />
+          {s.notice ? (
+            <Box marginTop={1}>
+              <Message tone="warn">{s.notice}</Message>
+            </Box>
+          ) : null}
+        </Box>
+      );
+    case 'checkingLegacy':
+      return <Text>Checking {s.sr.name} for legacy backup disks…</Text>;
+    case 'legacyUnavailable':
+      return (
+        <Box flexDirection="column">
+          <Message tone="warn">Legacy restore is not available on {s.sr.name}.</Message>
+          <Text>{s.reason}</Text>
+        </Box>
+      );
+    case 'trustWarning':
+      return (
+        <Box flexDirection="column">
+          <Message tone="warn">Only restore metadata from a disk you trust.</Message>
+          <Text>
+            A backup disk written by the old scripts carries no proof of where it came from: any VM
+            with a disk on {s.sr.name} can write one that looks like a backup, and restoring it
+            creates the VMs, disks and networks it names.
+          </Text>
+          <Text> </Text>
+          <Text>Continue only if you trust every disk on this storage repository.</Text>
+        </Box>
+      );
+    case 'loadingPoints':
+      return <Text>Reading the backups on {s.sr.name}…</Text>;
+    case 'pickPoint': {
+      if (s.points.length === 0) {
+        return <Message tone="warn">There is no backup on {s.sr.name}.</Message>;
+      }
+      const selected = s.points[s.pointCursor];
+      const damaged = new Set(
+        s.points.filter((p) => p.damaged !== null && p.seq !== null).map((p) => p.seq as number),
+      );
+      const fixed = 6 + (s.usage ? 3 : 0) + (s.notice ? 3 : 0);
+      return (
+        <Box flexDirection="column">
+          <Text>Select the metadata backup to restore from (newest first):</Text>
+          <ChoiceList
+            items={pointItems(s.points, inner)}
+            cursor={s.pointCursor}
+            rows={height - fixed}
+            width={inner}
+          />
+          {s.usage ? (
+            <Box marginTop={1}>
+              <RingPicture
+                usage={s.usage}
+                width={inner}
+                selectedSeq={selected?.seq ?? null}
+                damagedSeqs={damaged}
+              />
+            </Box>
+          ) : null}
+          {s.notice ? (
+            <Box marginTop={1}>
+              <Message tone="bad">{s.notice}</Message>
+            </Box>
+          ) : null}
+        </Box>
+      );
+    }
+    case 'pickMode': {
+      const choice = RESTORE_CHOICES[s.modeCursor];
+      return (
+        <Box flexDirection="column">
+          <Text>Select the set of VMs to restore from {formatBackupDate(s.point.date)}:</Text>
+          <ChoiceList
+            items={RESTORE_CHOICES.map((c) => ({ key: c.label, label: c.label }))}
+            cursor={s.modeCursor}
+            rows={RESTORE_CHOICES.length}
+            width={inner}
+          />
+          <Text> </Text>
+          {choice ? <Text color="gray">{modeHelp(choice.mode, choice.dryRun, s)}</Text> : null}
+        </Box>
+      );
+    }
+    case 'confirm':
+      return (
+        <Box flexDirection="column">
+          <Text>
+            {s.dryRun ? 'Dry run: ' : 'Restore: '}
+            <Text bold>{choiceLabel(s.mode, s.dryRun)}</Text> from the backup of{' '}
+            {formatBackupDate(s.point.date)} on {s.sr.name}.
+          </Text>
+          <Text> </Text>
+          {s.dryRun ? (
+            <Text>Every check runs; nothing in the pool changes.</Text>
+          ) : (
+            <Message tone="warn">
+              The VMs are created in this pool from their metadata. Their disks must be on storage
+              attached to this pool.
+            </Message>
+          )}
+        </Box>
+      );
+    case 'running':
+    case 'cancelling':
+      return (
+        <Box flexDirection="column">
+          <Text>
+            {s.dryRun ? 'Checking' : 'Restoring'} VM metadata from {formatBackupDate(s.point.date)}
+            {s.dryRun ? ' (dry run)' : ''}…
+          </Text>
+          <ProgressBar done={s.done} total={s.total} width={Math.min(inner, 60)} />
+          <Text> </Text>
+          {s.recent.map((v) => (
+            <Text
+              key={`${v.vmUuid}-${v.done}`}
+              wrap="truncate-end"
+              color={v.ok ? undefined : 'red'}
+            >
+              {v.ok ? '✓ ' : '✗ '}
+              {v.name}
+              {v.ok ? '' : `: ${v.error ?? 'failed'}`}
+            </Text>
+          ))}
+          {s.kind === 'cancelling' ? (
+            <Message tone="warn">Stopping after the VM under way…</Message>
+          ) : null}
+        </Box>
+      );
+    case 'summary': {
+      const rows = Math.max(1, height - 10);
+      const shown = s.errors.slice(s.offset, s.offset + rows);
+      return (
+        <Box flexDirection="column">
+          <Message tone={s.errors.length === 0 ? 'ok' : 'bad'}>
+            {summaryLine(s.restored, s.errors.length)}
+          </Message>
+          {s.dryRun ? <Text color="gray">Dry run: nothing in the pool was changed.</Text> : null}
+          {s.cancelled ? (
+            <Message tone="warn">
+              Stopped before the end: this counts the VMs finished so far.
+            </Message>
+          ) : null}
+          {s.errors.length > 0 ? <Text> </Text> : null}
+          {shown.map((e) => (
+            <Text key={e.vmUuid} color="red" wrap="truncate-end">
+              ✗ {e.name} ({e.vmUuid}): {e.message}
+            </Text>
+          ))}
+          {s.errors.length > rows ? (
+            <Text color="gray">
+              errors {s.offset + 1}-{Math.min(s.errors.length, s.offset + rows)} of{' '}
+              {s.errors.length}
+            </Text>
+          ) : null}
+        </Box>
+      );
+    }
+    case 'failed':
+      return <Message tone="bad">Metadata Restore failed: {s.message}</Message>;
+    case 'closed':
+      return null;
+  }
+}
+
+function keysOf(s: RestoreState): Keys {
+  const pick: Keys = [
+    ['<Up/Down>', 'Select'],
+    ['<Enter>', 'OK'],
+    ['<Esc>', 'Back'],
+  ];
+  switch (s.kind) {
+    case 'loadingSrs':
+    case 'checkingLegacy':
+    case 'loadingPoints':
+      return [['<Esc>', 'Cancel']];
+    case 'pickSr':
+      return s.srs.length === 0 ? [['<Esc>', 'Close']] : pick;
+    case 'legacyUnavailable':
+      return [['<Enter>', 'Back']];
+    case 'trustWarning':
+      return [
+        ['<Enter>', 'I Trust These Disks'],
+        ['<Esc>', 'Back'],
+      ];
+    case 'pickPoint':
+      return s.points.length === 0 ? [['<Esc>', 'Back']] : pick;
+    case 'pickMode':
+      return [
+        ['<Up/Down>', 'Select'],
+        ['<Enter>', 'Restore VMs'],
+        ['<Esc>', 'Back'],
+      ];
+    case 'confirm':
+      return [
+        ['<Enter>', s.dryRun ? 'Start Dry Run' : 'Restore'],
+        ['<Esc>', 'Back'],
+      ];
+    case 'running':
+      return [['<Esc>', 'Stop']];
+    case 'cancelling':
+    case 'closed':
+      return [];
+    case 'summary': {
+      const keys: [string, string][] = [];
+      if (s.errors.length > 1) keys.push(['<Up/Down>', 'Scroll']);
+      if (s.dryRun && !s.cancelled) keys.push(['<Enter>', 'Back to Choices'], ['<Esc>', 'Close']);
+      else keys.push(['<Enter>', 'OK']);
+      return keys;
+    }
+    case 'failed':
+      return s.back
+        ? [
+            ['<Enter>', 'Back'],
+            ['<Esc>', 'Close'],
+          ]
+        : [['<Enter>', 'OK']];
+  }
+}
+
+function subtitle(s: RestoreState): string {
+  switch (s.kind) {
+    case 'loadingSrs':
+    case 'pickSr':
+      return 'Select Storage Repository to Restore From';
+    case 'checkingLegacy':
+    case 'legacyUnavailable':
+    case 'trustWarning':
+      return 'Legacy Backup Disk';
+    case 'loadingPoints':
+    case 'pickPoint':
+      return 'Available Metadata Backups';
+    case 'pickMode':
+    case 'confirm':
+      return `Restore Backup from ${formatBackupDate(s.point.date)}`;
+    case 'running':
+    case 'cancelling':
+      return 'Restoring';
+    default:
+      return 'Result';
+  }
+}
+
+export function RestoreDialog(props: DialogProps & { variant: RestoreVariant }): ReactNode {
+  const [state, dispatch] = useMachine(restoreReducer, () => initialRestore(props.variant));
+  useDialogKeys(props.id, (key) => {
+    if (dispatch({ type: 'key', key }).kind === 'closed') props.onClose();
+  });
+  useWork(restoreWork(state), (w, signal) => performRestore(props.services, w, dispatch, signal));
+  return (
+    <Panel
+      title={`${RESTORE_TITLE[props.variant]} · ${subtitle(state)}`}
+      width={props.width}
+      height={props.height}
+    >
+      <Body state={state} width={props.width} height={props.height} />
+      <Box flexGrow={1} />
+      <KeyHelp keys={keysOf(state)} />
+    </Panel>
+  );
+}
