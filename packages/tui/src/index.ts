@@ -15,7 +15,7 @@ export type {
   RestoreRequest,
   RestoreSummary,
   RingUsage,
-  ScheduleView,
+  ScheduleStatus,
   SrChoice,
   VmOutcome,
 } from './services.js';

@@ -71,7 +71,9 @@ export async function runConsole(
     <WorkTrackerContext.Provider value={tracker}>
       <Console services={services} {...(opts.title === undefined ? {} : { title: opts.title })} />
     </WorkTrackerContext.Provider>,
-    { stdin, stdout, exitOnCtrlC: false, patchConsole: true, incrementalRendering: true },
+    // Not Ink's incrementalRendering: in Ink 6.8 it draws one line too low when the frame
+    // ends with a newline (as ours does, being one line shorter than the screen).
+    { stdin, stdout, exitOnCtrlC: false, patchConsole: true },
   );
   const done = instance.waitUntilExit();
   const onSignal = (signal: (typeof SIGNALS)[number]) => {

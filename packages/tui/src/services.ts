@@ -8,10 +8,12 @@
  *   console shows it as is (and a `code` property, when present, after it).
  * - Honour the `AbortSignal`: stop soon after it fires and settle the promise (resolve with
  *   what was done, or reject); the console waits a few seconds for that when it exits.
- * - Call the progress callbacks synchronously or not at all after the promise settled.
+ * - Do not call the progress callbacks after the promise settled.
  */
 
-export type Frequency = 'daily' | 'weekly' | 'monthly' | 'never';
+import type { Frequency } from '@xsmeta/core';
+
+export type { Frequency };
 
 /** `sr`: only the VMs whose disks live on the chosen SR; `all`: every VM of the backup. */
 export type RestoreMode = 'sr' | 'all';
@@ -134,7 +136,8 @@ export interface LegacyBackupChoice {
   readonly vmCount: number;
 }
 
-export interface ScheduleView {
+/** What `xsmeta schedule --json` prints (core's `scheduleSummary` builds it). */
+export interface ScheduleStatus {
   readonly frequency: Frequency;
   /** The SR scheduled backups go to (the pool's default SR), when known. */
   readonly srUuid: string | null;
@@ -175,6 +178,6 @@ export interface ConsoleServices {
     onVm: (ev: VmOutcome) => void,
     signal: AbortSignal,
   ): Promise<RestoreSummary>;
-  getSchedule(): Promise<ScheduleView>;
+  getSchedule(): Promise<ScheduleStatus>;
   setSchedule(frequency: Frequency): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ScheduleView } from '../services.js';
+import type { ScheduleStatus } from '../services.js';
 import { type Keypress, key } from './keys.js';
 
 type KeyName = Exclude<Keypress['name'], 'char'>;
@@ -17,7 +17,7 @@ const press = (name: KeyName): ScheduleAction => ({
   type: 'key',
   key: key(name),
 });
-const WEEKLY: ScheduleView = {
+const WEEKLY: ScheduleStatus = {
   frequency: 'weekly',
   srUuid: 'sr-1',
   nextRunAt: '2025-03-08T10:00:00.000Z',

@@ -1,4 +1,4 @@
-import type { Frequency, ScheduleView } from '../services.js';
+import type { Frequency, ScheduleStatus } from '../services.js';
 import { isBack, type Keypress, moveCursor } from './keys.js';
 
 /** The choices, in xsconsole's order. */
@@ -14,17 +14,17 @@ export type ScheduleState =
   | {
       readonly kind: 'pick';
       readonly req: number;
-      readonly current: ScheduleView;
+      readonly current: ScheduleStatus;
       readonly cursor: number;
     }
   | {
       readonly kind: 'saving';
       readonly req: number;
-      readonly current: ScheduleView;
+      readonly current: ScheduleStatus;
       readonly cursor: number;
       readonly choice: Frequency;
     }
-  | { readonly kind: 'saved'; readonly req: number; readonly schedule: ScheduleView }
+  | { readonly kind: 'saved'; readonly req: number; readonly schedule: ScheduleStatus }
   | {
       readonly kind: 'failed';
       readonly req: number;
@@ -36,8 +36,8 @@ export type ScheduleState =
 
 export type ScheduleAction =
   | { readonly type: 'key'; readonly key: Keypress }
-  | { readonly type: 'loaded'; readonly req: number; readonly schedule: ScheduleView }
-  | { readonly type: 'saved'; readonly req: number; readonly schedule: ScheduleView }
+  | { readonly type: 'loaded'; readonly req: number; readonly schedule: ScheduleStatus }
+  | { readonly type: 'saved'; readonly req: number; readonly schedule: ScheduleStatus }
   | { readonly type: 'failed'; readonly req: number; readonly message: string };
 
 export type ScheduleWork =

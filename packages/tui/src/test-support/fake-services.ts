@@ -18,7 +18,7 @@ import type {
   RestoreMode,
   RestoreRequest,
   RestoreSummary,
-  ScheduleView,
+  ScheduleStatus,
   SrChoice,
   VmOutcome,
 } from '../services.js';
@@ -121,7 +121,7 @@ export class FakeConsoleServices implements ConsoleServices {
   readonly poolVms = new Set<string>();
   readonly options: FakeOptions;
   #loggedIn: boolean;
-  #schedule: ScheduleView;
+  #schedule: ScheduleStatus;
   #clock = Date.parse('2025-03-01T10:00:00.000Z');
   #paused = false;
   #resume: (() => void)[] = [];
@@ -417,7 +417,7 @@ export class FakeConsoleServices implements ConsoleServices {
     return this.#import(b.vms, req.srUuid, req.mode, req.dryRun, onVm, signal);
   }
 
-  async getSchedule(): Promise<ScheduleView> {
+  async getSchedule(): Promise<ScheduleStatus> {
     this.calls.push('getSchedule');
     this.#guard();
     await new Promise<void>((r) => setImmediate(r));

@@ -11,7 +11,7 @@ import {
   scheduleReducer,
   scheduleWork,
 } from '../machines/schedule.js';
-import type { ConsoleServices, ScheduleView } from '../services.js';
+import type { ConsoleServices, ScheduleStatus } from '../services.js';
 import { type DialogProps, useDialogKeys, useMachine } from './dialog.js';
 import { ChoiceList, KeyHelp, Message, Panel } from './widgets.js';
 import { useWork } from './work.js';
@@ -39,7 +39,7 @@ export async function performSchedule(
 }
 
 /** "currently set to occur weekly", and when it runs next and how the last run went. */
-function Current(props: { view: ScheduleView }): ReactNode {
+function Current(props: { view: ScheduleStatus }): ReactNode {
   const v = props.view;
   return (
     <Box flexDirection="column">

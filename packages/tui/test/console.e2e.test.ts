@@ -1,0 +1,230 @@
+/**
+ * End to end, in a real terminal: `xsmeta console` in a tmux pane of 80x24, against the
+ * simulator. Back up, restore with a dry run, quit, and check that the terminal is back in
+ * its normal mode. Skipped while the CLI does not have the `console` subcommand yet (or tmux
+ * or the simulator is missing).
+ */
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+const CLI_BIN = join(ROOT, 'packages/cli/bin/xsmeta.js');
+const CLI_DIST = join(ROOT, 'packages/cli/dist/bin/xsmeta.js');
+const SIM_BIN = join(ROOT, 'apps/xapi-sim/bin/xapi-sim.js');
+const SIM_DIST = join(ROOT, 'apps/xapi-sim/dist/main.js');
+
+function hasTmux(): boolean {
+  return spawnSync('tmux', ['-V'], { stdio: 'ignore' }).status === 0;
+}
+
+/** `xsmeta --help` lists `console`. */
+function hasConsoleCommand(): boolean {
+  if (!existsSync(CLI_DIST)) return false;
+  const r = spawnSync(process.execPath, [CLI_BIN, '--help'], {
+    encoding: 'utf8',
+    timeout: 15_000,
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  return /(^|\s)console(\s|$)/m.test(`${r.stdout ?? ''}\n${r.stderr ?? ''}`);
+}
+
+const READY = hasTmux() && existsSync(SIM_DIST) && hasConsoleCommand();
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Starts the simulator in `dir`; resolves with the settings its env file gives. */
+async function startSimulator(
+  dir: string,
+): Promise<{ sim: ChildProcess; env: Record<string, string> }> {
+  const state = join(dir, 'sim');
+  const sim = spawn(
+    process.execPath,
+    [SIM_BIN, '--state', state, '--port', '0', '--vms', '6', '--srs', '2', '--seed', '7'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  await new Promise<void>((resolveReady, reject) => {
+    const timer = setTimeout(() => reject(new Error(`simulator did not start: ${out}`)), 20_000);
+    sim.stdout?.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('XAPI simulator listening on')) {
+        clearTimeout(timer);
+        resolveReady();
+      }
+    });
+    sim.stderr?.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    sim.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`simulator exited (${code}): ${out}`));
+    });
+  });
+  const env: Record<string, string> = {};
+  for (const line of (await readFile(join(state, 'env'), 'utf8')).split('\n')) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+    if (m) env[m[1]!] = m[2]!;
+  }
+  return { sim, env };
+}
+
+/** A tmux server of our own, one pane of exactly 80x24 (no status line). */
+class Tmux {
+  readonly socket = `xsmeta-e2e-${process.pid}-${Date.now()}`;
+  constructor(readonly conf: string) {}
+
+  run(...args: string[]): string {
+    return execFileSync('tmux', ['-L', this.socket, '-f', this.conf, ...args], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+  }
+
+  screen(): string {
+    return this.run('capture-pane', '-p', '-t', 'e2e');
+  }
+
+  async keys(...keys: string[]): Promise<void> {
+    for (const k of keys) {
+      this.run('send-keys', '-t', 'e2e', k);
+      await sleep(150);
+    }
+  }
+
+  async waitFor(pred: string | RegExp, timeoutMs = 20_000): Promise<string> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const s = this.screen();
+      if (typeof pred === 'string' ? s.includes(pred) : pred.test(s)) return s;
+      if (Date.now() > until)
+        throw new Error(`timed out waiting for ${String(pred)}; the screen:\n${s}`);
+      await sleep(100);
+    }
+  }
+
+  kill(): void {
+    try {
+      this.run('kill-server');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+describe('xsmeta console in a real terminal', () => {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c();
+  });
+
+  it.skipIf(!READY)(
+    'backs up, restores with a dry run, quits, and gives the terminal back',
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'xsmeta-tui-e2e-'));
+      cleanups.push(() => rm(dir, { recursive: true, force: true }));
+      const { sim, env } = await startSimulator(dir);
+      cleanups.push(() => {
+        sim.kill('SIGTERM');
+      });
+      // The password goes through a file: it appears in no command line.
+      const passwordFile = join(dir, 'password');
+      await writeFile(passwordFile, env.XSMETA_PASSWORD ?? '', { mode: 0o600 });
+      const { XSMETA_PASSWORD: _password, ...rest } = env;
+      const settings = {
+        ...rest,
+        XSMETA_PASSWORD_FILE: passwordFile,
+        XSMETA_STATE_DIR: join(dir, 'state'),
+      };
+      const conf = join(dir, 'tmux.conf');
+      await writeFile(
+        conf,
+        'set -g status off\nset -sg escape-time 0\nset -g default-terminal "screen-256color"\n',
+      );
+      const tmux = new Tmux(conf);
+      cleanups.push(() => tmux.kill());
+      const script = [
+        `node ${JSON.stringify(CLI_BIN)} console`,
+        'echo "XSMETA-EXIT:$?"',
+        // The terminal's modes after the console: icanon and echo when it was restored.
+        'echo "MODES:$(stty -a | tr " ;" "\\n\\n" | grep -x -e icanon -e -icanon -e echo -e -echo | tr "\\n" " ")"',
+        'exec sleep 300',
+      ].join('; ');
+      const envArgs = Object.entries(settings).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
+      tmux.run(
+        'new-session',
+        '-d',
+        '-x',
+        '80',
+        '-y',
+        '24',
+        '-s',
+        'e2e',
+        ...envArgs,
+        'sh',
+        '-c',
+        script,
+      );
+      expect(tmux.run('display', '-p', '-t', 'e2e', '#{pane_width}x#{pane_height}').trim()).toBe(
+        '80x24',
+      );
+
+      // The menu, as CONTRACT.md names it.
+      const menu = await tmux.waitFor('Restore Virtual Machine Metadata from Legacy Backup');
+      expect(menu).toContain('Schedule Virtual Machine Metadata');
+
+      // Backup: pick the SR, see the success message.
+      await tmux.keys('Down', 'Enter');
+      await tmux.waitFor('Back up the VM metadata to which storage repository?');
+      await tmux.keys('Enter');
+      const afterPick = await tmux.waitFor(
+        /has no Pool Metadata Backup disk yet|Backup Successful|failed/,
+      );
+      if (afterPick.includes('has no Pool Metadata Backup disk yet')) await tmux.keys('Enter');
+      const backedUp = await tmux.waitFor(/Backup Successful|Metadata Backup failed/, 60_000);
+      expect(backedUp).toContain('Backup Successful');
+      expect(backedUp).toMatch(/\d+ VM\(s\) and \d+ template\(s\)/);
+      await tmux.keys('Enter');
+
+      // Restore, dry run: SR, newest backup, "Only VMs on This SR (Dry Run)", confirm.
+      await tmux.waitFor('› Backup Virtual Machine Metadata');
+      await tmux.keys('Down', 'Enter');
+      await tmux.waitFor('Restore from the backups on which storage repository?');
+      await tmux.keys('Enter');
+      await tmux.waitFor('Select the metadata backup to restore from');
+      await tmux.keys('Enter');
+      await tmux.waitFor('Select the set of VMs to restore from');
+      await tmux.keys('Down', 'Down');
+      await tmux.waitFor('› Only VMs on This SR (Dry Run)');
+      await tmux.keys('Enter');
+      await tmux.waitFor('Every check runs; nothing in the pool changes.');
+      await tmux.keys('Enter');
+      const summary = await tmux.waitFor(
+        /Restored \d+ VM\(s\), and \d+ error\(s\)|Metadata Restore failed/,
+        60_000,
+      );
+      const m = /Restored (\d+) VM\(s\), and (\d+) error\(s\)/.exec(summary);
+      expect(m, summary).not.toBeNull();
+      expect(Number(m![1])).toBeGreaterThan(0);
+      expect(summary).toContain('Dry run: nothing in the pool was changed.');
+
+      // Quit: the shell gets its terminal back, in its normal mode.
+      await tmux.keys('Escape');
+      await tmux.waitFor('› Restore Virtual Machine Metadata');
+      await tmux.keys('q');
+      const after = await tmux.waitFor(/MODES:.*\S/);
+      expect(after).toContain('XSMETA-EXIT:0');
+      const modes = (/MODES:(.*)/.exec(after)?.[1] ?? '').trim().split(/\s+/);
+      expect(modes).toContain('icanon');
+      expect(modes).toContain('echo');
+      expect(modes).not.toContain('-icanon');
+      expect(after).not.toContain('Backup, Restore and Update');
+    },
+    120_000,
+  );
+});
