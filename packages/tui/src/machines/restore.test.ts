@@ -176,7 +176,7 @@ describe('restore machine (ring)', () => {
     expect(when(failed, press('enter'))).toMatchObject({ kind: 'pickSr', srCursor: 1 });
   });
 
-  it('scrolls the failures of the summary', () => {
+  it('moves through the failures of the summary', () => {
     const errors = Array.from({ length: 4 }, (_, i) => ({
       vmUuid: `v${i}`,
       name: `v${i}`,
@@ -187,7 +187,7 @@ describe('restore machine (ring)', () => {
       req: 3,
       summary: { restored: 0, errors },
     });
-    expect(when(s, press('down'), press('down'))).toMatchObject({ offset: 2 });
+    expect(when(s, press('down'), press('down'))).toMatchObject({ errorCursor: 2 });
   });
 
   it('writes the summary line as upstream does', () => {

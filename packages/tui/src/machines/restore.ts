@@ -121,8 +121,8 @@ export type RestoreState =
       readonly restored: number;
       readonly errors: readonly RestoreFailure[];
       readonly cancelled: boolean;
-      /** First failure shown (the list scrolls). */
-      readonly offset: number;
+      /** The failure whose whole message is shown. */
+      readonly errorCursor: number;
     } & Chosen)
   | {
       readonly kind: 'failed';
@@ -272,8 +272,8 @@ function onKey(s: RestoreState, k: Keypress): RestoreState {
     case 'cancelling':
       return s;
     case 'summary': {
-      const moved = moveCursor(s.offset, s.errors.length, k);
-      if (moved !== null) return { ...s, offset: moved };
+      const moved = moveCursor(s.errorCursor, s.errors.length, k);
+      if (moved !== null) return { ...s, errorCursor: moved };
       // After a dry run, Enter goes back to the choices, to run the restore for real.
       if (k.name === 'enter' && s.dryRun && !s.cancelled) {
         return { kind: 'pickMode', req: s.req, ...modeStep(s) };
@@ -331,7 +331,7 @@ function onResult(s: RestoreState, a: Exclude<RestoreAction, { type: 'key' }>): 
         restored: a.summary.restored,
         errors: a.summary.errors,
         cancelled: s.kind === 'cancelling',
-        offset: 0,
+        errorCursor: 0,
       };
     case 'failed':
       switch (s.kind) {

@@ -277,8 +277,7 @@ function Body(props: { state: RestoreState; width: number; height: number }): Re
         </Box>
       );
     case 'summary': {
-      const rows = Math.max(1, height - 10);
-      const shown = s.errors.slice(s.offset, s.offset + rows);
+      const selected = s.errors[s.errorCursor];
       return (
         <Box flexDirection="column">
           <Message tone={s.errors.length === 0 ? 'ok' : 'bad'}>
@@ -287,20 +286,29 @@ function Body(props: { state: RestoreState; width: number; height: number }): Re
           {s.dryRun ? <Text color="gray">Dry run: nothing in the pool was changed.</Text> : null}
           {s.cancelled ? (
             <Message tone="warn">
-              Stopped before the end: this counts the VMs finished so far.
+              {'Stopped before the end: this counts the VMs finished so far.'}
             </Message>
           ) : null}
-          {s.errors.length > 0 ? <Text> </Text> : null}
-          {shown.map((e) => (
-            <Text key={e.vmUuid} color="red" wrap="truncate-end">
-              ✗ {e.name} ({e.vmUuid}): {e.message}
-            </Text>
-          ))}
-          {s.errors.length > rows ? (
-            <Text color="gray">
-              errors {s.offset + 1}-{Math.min(s.errors.length, s.offset + rows)} of{' '}
-              {s.errors.length}
-            </Text>
+          {selected ? (
+            <Box flexDirection="column" marginTop={1}>
+              <ChoiceList
+                items={s.errors.map((e) => ({
+                  key: e.vmUuid,
+                  label: `✗ ${e.name}: ${e.message}`,
+                  tone: 'bad',
+                }))}
+                cursor={s.errorCursor}
+                rows={height - 16}
+                width={inner}
+              />
+              {/* The selected failure in full: a list line cuts long messages. */}
+              <Box flexDirection="column" marginTop={1}>
+                <Text bold wrap="truncate-end">
+                  {selected.name} ({selected.vmUuid})
+                </Text>
+                <Text>{selected.message}</Text>
+              </Box>
+            </Box>
           ) : null}
         </Box>
       );
@@ -352,7 +360,7 @@ function keysOf(s: RestoreState): Keys {
       return [];
     case 'summary': {
       const keys: [string, string][] = [];
-      if (s.errors.length > 1) keys.push(['<Up/Down>', 'Scroll']);
+      if (s.errors.length > 1) keys.push(['<Up/Down>', 'Select Failure']);
       if (s.dryRun && !s.cancelled) keys.push(['<Enter>', 'Back to Choices'], ['<Esc>', 'Close']);
       else keys.push(['<Enter>', 'OK']);
       return keys;

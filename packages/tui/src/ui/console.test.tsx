@@ -163,7 +163,8 @@ describe('restore', () => {
     await keys(KEYS.enter);
     const summary = await screen('Restored 1 VM(s), and 1 error(s)');
     expect(summary).toContain('Dry run: nothing in the pool was changed.');
-    expect(summary).toContain(`✗ db-01 (${DB.uuid}): Network "storage" is missing from this pool.`);
+    expect(summary).toContain('› ✗ db-01: Network "storage" is missing from this pool.');
+    expect(summary).toContain(`db-01 (${DB.uuid})`);
     expect(services.calls).toContain('restore sr-nfs 3 sr dry-run');
     expect(services.poolVms.size).toBe(0);
 
@@ -178,6 +179,20 @@ describe('restore', () => {
     expect([...services.poolVms]).toEqual([FAKE_VMS[0]!.uuid]);
     await keys(KEYS.enter);
     await screen('› Restore Virtual Machine Metadata');
+  });
+
+  it('lists every failure and shows the selected one in full', async () => {
+    const failingVms = Object.fromEntries(
+      FAKE_VMS.map((v) => [v.uuid, `${v.name} cannot be imported.`]),
+    );
+    const { screen, keys } = await toChoices({ failingVms });
+    await keys(KEYS.enter, KEYS.down, KEYS.enter, KEYS.enter);
+    const summary = await screen('Restored 0 VM(s), and 5 error(s)');
+    for (const v of FAKE_VMS)
+      expect(summary).toContain(`✗ ${v.name}: ${v.name} cannot be imported.`);
+    expect(summary).toContain(`web-01 (${FAKE_VMS[0]!.uuid})`);
+    await keys(KEYS.down, KEYS.down);
+    await screen(`mail-01 (${FAKE_VMS[2]!.uuid})`);
   });
 
   it('shows per-VM progress while restoring', async () => {

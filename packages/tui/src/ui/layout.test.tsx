@@ -54,7 +54,9 @@ describe('layout', () => {
     expect(list).toContain('25 of 25 backups kept');
     await keys(KEYS.enter, KEYS.enter, KEYS.enter);
     const summary = await screen('Restored 1 VM(s), and 1 error(s)');
-    expect(summary).toMatch(/✗ web-01 \(.*…/);
+    // The list cuts the long message; the selected failure shows it whole, wrapped.
+    expect(summary).toMatch(/› ✗ web-01: The network .*…/);
+    expect(flat(summary)).toContain(long.trim());
     for (const f of r.stdout.frames) expectFits(plain(f), 80, 24);
   });
 
