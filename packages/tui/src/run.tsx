@@ -67,14 +67,27 @@ export async function runConsole(
   let crash: unknown;
   if (fullScreen) stdout.write(ALT_SCREEN_ON);
   process.on('exit', restoreTerminal);
-  const instance = render(
-    <WorkTrackerContext.Provider value={tracker}>
-      <Console services={services} {...(opts.title === undefined ? {} : { title: opts.title })} />
-    </WorkTrackerContext.Provider>,
-    // Not Ink's incrementalRendering: in Ink 6.8 it draws one line too low when the frame
-    // ends with a newline (as ours does, being one line shorter than the screen).
-    { stdin, stdout, exitOnCtrlC: false, patchConsole: true },
-  );
+  let instance: ReturnType<typeof render>;
+  try {
+    instance = render(
+      <WorkTrackerContext.Provider value={tracker}>
+        <Console services={services} {...(opts.title === undefined ? {} : { title: opts.title })} />
+      </WorkTrackerContext.Provider>,
+      // Not Ink's incrementalRendering: in Ink 6.8 it draws one line too low when the frame
+      // ends with a newline (as ours does, being one line shorter than the screen).
+      { stdin, stdout, exitOnCtrlC: false, patchConsole: true },
+    );
+  } catch (err) {
+    process.off('exit', restoreTerminal);
+    restoreTerminal();
+    throw new ConsoleError(
+      'CONSOLE_CRASHED',
+      `The console could not start: ${describeError(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
   const done = instance.waitUntilExit();
   const onSignal = (signal: (typeof SIGNALS)[number]) => {
     exit = { reason: 'signal', signal };

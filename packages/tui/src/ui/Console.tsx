@@ -160,7 +160,8 @@ export function Console(props: ConsoleProps): ReactNode {
   }
   const bodyHeight = height - 2;
   const top = topDialog(state);
-  const where = top ? ` › ${labelOf(top.kind === 'login' ? top.guards : top.kind)}` : '';
+  // The footer names where the user is: the menu, or the entry whose dialog is open.
+  const where = top ? labelOf(top.kind === 'login' ? top.guards : top.kind) : MENU_TITLE;
   const header = fit(` xsmeta console${props.title ? ` · ${props.title}` : ''}`, columns);
   return (
     <Box flexDirection="column" width={columns} height={height}>
@@ -185,7 +186,7 @@ export function Console(props: ConsoleProps): ReactNode {
         <MenuScreen state={state} columns={columns} height={bodyHeight} />
       )}
       <Text color="gray" wrap="truncate-end">
-        {fit(` ${MENU_TITLE}${where}`, columns - 16).padEnd(columns - 16)}
+        {fit(` ${where}`, columns - 16).padEnd(columns - 16)}
         {'<Ctrl-C> Quit'.padStart(15)}
       </Text>
     </Box>
