@@ -16,10 +16,10 @@ import { SrHeader, srItems } from './sr-list.js';
 import { ChoiceList, KeyHelp, Message, Panel, ProgressBar, RingPicture } from './widgets.js';
 import { useWork } from './work.js';
 
-export const BACKUP_TITLE = 'Backup Virtual Machine Metadata';
+const BACKUP_TITLE = 'Backup Virtual Machine Metadata';
 
 /** Runs the service call a backup state asks for and reports it as actions. */
-export async function performBackup(
+async function performBackup(
   services: ConsoleServices,
   work: BackupWork,
   dispatch: (a: BackupAction) => void,

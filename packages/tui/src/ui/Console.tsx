@@ -22,8 +22,8 @@ import { toKeypress, useTerminalSize } from './terminal.js';
 import { ChoiceList, KeyHelp, Panel } from './widgets.js';
 
 /** Below this, the console asks for a bigger terminal instead of drawing a broken screen. */
-export const MIN_COLUMNS = 60;
-export const MIN_ROWS = 16;
+const MIN_COLUMNS = 60;
+const MIN_ROWS = 16;
 /** From this width on, the menu and the status pane stand side by side, as in xsconsole. */
 const SIDE_BY_SIDE = 110;
 const MENU_WIDTH = 58;

@@ -13,9 +13,9 @@ import { type DialogProps, useDialogKeys, useMachine } from './dialog.js';
 import { KeyHelp, Message, Panel } from './widgets.js';
 import { useWork } from './work.js';
 
-export const LOGIN_TITLE = 'Login';
+const LOGIN_TITLE = 'Login';
 
-export async function performLogin(
+async function performLogin(
   services: ConsoleServices,
   work: LoginWork,
   dispatch: (a: LoginAction) => void,

@@ -32,13 +32,13 @@ import { useWork } from './work.js';
 
 type Keys = readonly (readonly [string, string])[];
 
-export const RESTORE_TITLE: Record<RestoreVariant, string> = {
+const RESTORE_TITLE: Record<RestoreVariant, string> = {
   ring: 'Restore Virtual Machine Metadata',
   legacy: 'Restore from Legacy Backup',
 };
 
 /** Runs the service call a restore state asks for and reports it as actions. */
-export async function performRestore(
+async function performRestore(
   services: ConsoleServices,
   work: RestoreWork,
   dispatch: (a: RestoreAction) => void,

@@ -16,10 +16,10 @@ import { type DialogProps, useDialogKeys, useMachine } from './dialog.js';
 import { ChoiceList, KeyHelp, Message, Panel } from './widgets.js';
 import { useWork } from './work.js';
 
-export const SCHEDULE_TITLE = 'Schedule Regular Metadata Backup';
+const SCHEDULE_TITLE = 'Schedule Regular Metadata Backup';
 
 /** Runs the service call a schedule state asks for and reports it as actions. */
-export async function performSchedule(
+async function performSchedule(
   services: ConsoleServices,
   work: ScheduleWork,
   dispatch: (a: ScheduleAction) => void,

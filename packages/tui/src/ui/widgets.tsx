@@ -168,10 +168,7 @@ export function RingPicture(props: {
 }
 
 /** A message in plain words, red for failures. */
-export function Message(props: {
-  tone: 'ok' | 'bad' | 'warn' | 'info';
-  children: ReactNode;
-}): ReactNode {
-  const color = { ok: 'green', bad: 'red', warn: 'yellow', info: undefined }[props.tone];
+export function Message(props: { tone: 'ok' | 'bad' | 'warn'; children: ReactNode }): ReactNode {
+  const color = { ok: 'green', bad: 'red', warn: 'yellow' }[props.tone];
   return <Text color={color}>{props.children}</Text>;
 }

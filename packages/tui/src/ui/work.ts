@@ -13,10 +13,6 @@ export class WorkTracker {
     void p.finally(() => this.#pending.delete(p));
   }
 
-  get size(): number {
-    return this.#pending.size;
-  }
-
   /** Resolves when every tracked call settled, or after `timeoutMs`, whichever is first. */
   async settle(timeoutMs: number): Promise<boolean> {
     if (this.#pending.size === 0) return true;
