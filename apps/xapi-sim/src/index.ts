@@ -1,1 +1,7 @@
-export {};
+export {
+  type FaultControl,
+  type FaultOptions,
+  type Simulator,
+  type SimulatorOptions,
+  startSimulator,
+} from './server.js';

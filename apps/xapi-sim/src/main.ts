@@ -1,0 +1,67 @@
+import { parseArgs } from 'node:util';
+import { type FaultOptions, startSimulator } from './server.js';
+
+const USAGE =
+  'usage: xapi-sim --state DIR [--port N] [--vms N] [--srs N] [--seed N] [--password P] [--fresh-pool] [--faults JSON]';
+
+/** `xapi-sim`: serves a simulated pool until SIGTERM or SIGINT (CONTRACT.md). */
+export async function main(argv: string[]): Promise<void> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        state: { type: 'string' },
+        port: { type: 'string', default: '0' },
+        vms: { type: 'string', default: '20' },
+        srs: { type: 'string', default: '2' },
+        seed: { type: 'string', default: '1' },
+        password: { type: 'string' },
+        'fresh-pool': { type: 'boolean', default: false },
+        faults: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (e) {
+    console.error(`xapi-sim: ${(e as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (typeof values.state !== 'string') {
+    console.error(`xapi-sim: --state DIR is required\n${USAGE}`);
+    process.exit(2);
+  }
+  const int = (k: string) => {
+    const n = Number(values[k]);
+    if (!Number.isInteger(n) || n < 0) {
+      console.error(`xapi-sim: --${k} must be a whole number`);
+      process.exit(2);
+    }
+    return n;
+  };
+  const faultsText = (values.faults as string | undefined) ?? process.env.XAPI_SIM_FAULTS;
+  const sim = await startSimulator({
+    stateDir: values.state,
+    port: int('port'),
+    vms: int('vms'),
+    srs: int('srs'),
+    seed: int('seed'),
+    ...(typeof values.password === 'string'
+      ? { password: values.password }
+      : process.env.XAPI_SIM_PASSWORD
+        ? { password: process.env.XAPI_SIM_PASSWORD }
+        : {}),
+    freshPool: values['fresh-pool'] === true,
+    ...(faultsText ? { faults: JSON.parse(faultsText) as FaultOptions } : {}),
+  });
+  console.log(`XAPI simulator listening on ${sim.url}`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await sim.close();
+  process.exit(0);
+}
