@@ -1,0 +1,102 @@
+import { backupVdiOf, listings, withRing } from '@xsmeta/core';
+import { confirm, parse, restore, summaryLine, withPool } from '../commands.js';
+import { connectionFlags, resolveSettings, UsageError } from '../config.js';
+import { errorLine, type Io, stdio } from '../output.js';
+import { disk } from '../runtime.js';
+
+const USAGE = `usage: xe-restore-metadata [-h] [-v] [-y] [-n] [-p] [-f] [-o] [-x VDI_UUID] [-u SR_UUID] [-m all|sr] [-l] [-d DATE]
+ -h  this help
+ -u  the SR holding the backup (default: the pool's default SR)
+ -p  print the uuid of each backup VDI found on the SR, one a line
+ -l  list the available backups, newest first, as YYYY-MM-DD-HH-MM-SS
+ -d  the backup to restore (default: the newest that verifies)
+ -m  sr: only the VMs with a disk on that SR; all (default): every VM and custom template
+ -n  dry run: every check, no change to the pool
+ -f  force, as vm-import --force
+ -y  do not ask for confirmation
+ -x  the backup VDI (a uuid other than the SR's own backup VDI needs -o)
+ -o  allow legacy backup VDIs
+ -v  verbose
+Ends with 'Restored N VM(s), and M error(s)'; exit status M (at most 125), or 1 when nothing
+could be attempted.`;
+
+/** Upstream-compatible `xe-restore-metadata` (CONTRACT.md). */
+export async function main(argv: string[], io: Io = stdio): Promise<number> {
+  try {
+    const { values } = parse(argv, {
+      h: { type: 'boolean', short: 'h' },
+      v: { type: 'boolean', short: 'v' },
+      y: { type: 'boolean', short: 'y' },
+      n: { type: 'boolean', short: 'n' },
+      p: { type: 'boolean', short: 'p' },
+      f: { type: 'boolean', short: 'f' },
+      o: { type: 'boolean', short: 'o' },
+      x: { type: 'string', short: 'x' },
+      u: { type: 'string', short: 'u' },
+      m: { type: 'string', short: 'm' },
+      l: { type: 'boolean', short: 'l' },
+      d: { type: 'string', short: 'd' },
+    });
+    if (values.h) {
+      io.out(USAGE);
+      return 0;
+    }
+    const mode = (values.m as string | undefined) ?? 'all';
+    if (mode !== 'sr' && mode !== 'all') throw new UsageError(`-m takes sr or all, not ${mode}`);
+    if (values.o) {
+      throw new UsageError(
+        'legacy backup VDIs (-o) are not supported by this version yet: restore them with the upstream script, or convert them once xsmeta legacy lands',
+      );
+    }
+    const s = resolveSettings(connectionFlags({}));
+    const srUuid = values.u as string | undefined;
+    if (values.x) {
+      const own = await withPool(s, async (p) =>
+        p.backupVdiUuid(srUuid ?? (await p.pool()).defaultSrUuid ?? ''),
+      );
+      if (values.x !== own)
+        throw new UsageError(
+          `refusing VDI ${values.x}: only the SR's own backup VDI (${own}) is trusted; -o allows legacy VDIs`,
+        );
+    }
+    if (values.p || values.l) {
+      await withPool(s, async (pool) => {
+        const id = await backupVdiOf(pool, srUuid);
+        if (values.p) io.out(id.vdiUuid);
+        if (values.l)
+          for (const l of await withRing(pool, disk, id, true, async (r) => listings(r)))
+            io.out(l.date);
+      });
+      return 0;
+    }
+    const dryRun = values.n === true;
+    if (
+      !dryRun &&
+      !values.y &&
+      !(await confirm(
+        io,
+        `This restores ${mode === 'sr' ? 'the VMs on the SR' : 'every VM'} into the pool.`,
+      ))
+    ) {
+      io.err('Aborted: nothing was restored.');
+      return 1;
+    }
+    const r = await restore(
+      s,
+      { srUuid, date: values.d as string | undefined, mode, dryRun, force: values.f === true },
+      io,
+      io.out,
+    );
+    if (values.v)
+      for (const sr of r.srs)
+        io.err(
+          `SR ${sr.uuid}: ${sr.restored ? (dryRun ? 'names would be restored' : 'names restored') : `skipped (${sr.reason})`}`,
+        );
+    io.out(summaryLine(r));
+    return Math.min(r.errors, 125);
+  } catch (e) {
+    io.err(errorLine('xe-restore-metadata', e));
+    if (e instanceof UsageError) io.err("Run 'xe-restore-metadata -h' for usage.");
+    return 1;
+  }
+}

@@ -1,0 +1,116 @@
+import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * Connection and storage settings, per CONTRACT.md: a flag wins over the environment, which
+ * wins over the default. The password never travels in argv; it comes from a file, the
+ * environment, or a prompt on a terminal.
+ */
+export interface Settings {
+  url: string | null;
+  username: string;
+  password: string | null;
+  inventory: string;
+  devDir: string;
+  stateDir: string;
+}
+
+export interface SettingFlags {
+  url?: string | undefined;
+  username?: string | undefined;
+  passwordFile?: string | undefined;
+  inventory?: string | undefined;
+  devDir?: string | undefined;
+  stateDir?: string | undefined;
+}
+
+export class UsageError extends Error {
+  readonly code = 'USAGE';
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly code: 'NO_URL' | 'NO_PASSWORD' | 'BAD_PASSWORD_FILE' | 'NO_CONTROL_DOMAIN',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function readPasswordFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (e) {
+    throw new ConfigError(
+      'BAD_PASSWORD_FILE',
+      `cannot read the password file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+}
+
+function defaultStateDir(env: NodeJS.ProcessEnv): string {
+  try {
+    mkdirSync('/var/lib/xsmeta', { recursive: true });
+    accessSync('/var/lib/xsmeta', constants.W_OK);
+    return '/var/lib/xsmeta';
+  } catch {
+    return join(env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'xsmeta');
+  }
+}
+
+export function resolveSettings(
+  flags: SettingFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): Settings {
+  const passwordFile = flags.passwordFile ?? env.XSMETA_PASSWORD_FILE;
+  return {
+    url: flags.url ?? env.XSMETA_URL ?? null,
+    username: flags.username ?? env.XSMETA_USERNAME ?? 'root',
+    password: passwordFile ? readPasswordFile(passwordFile) : (env.XSMETA_PASSWORD ?? null),
+    inventory: flags.inventory ?? env.XSMETA_INVENTORY ?? '/etc/xensource-inventory',
+    devDir: flags.devDir ?? env.XSMETA_DEV_DIR ?? '/dev',
+    stateDir: flags.stateDir ?? env.XSMETA_STATE_DIR ?? defaultStateDir(env),
+  };
+}
+
+/** KEY='value' lines of /etc/xensource-inventory. */
+export function readInventory(path: string): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new ConfigError(
+      'NO_CONTROL_DOMAIN',
+      `cannot read the inventory ${path}: set --inventory or XSMETA_INVENTORY`,
+    );
+  }
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^\s*([A-Z0-9_]+)\s*=\s*'?([^']*)'?\s*$/.exec(line);
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+/** The options every command shares, for node:util parseArgs. */
+export const CONNECTION_OPTIONS = {
+  url: { type: 'string' },
+  username: { type: 'string' },
+  'password-file': { type: 'string' },
+  inventory: { type: 'string' },
+  'dev-dir': { type: 'string' },
+  'state-dir': { type: 'string' },
+} as const;
+
+export function connectionFlags(v: Record<string, unknown>): SettingFlags {
+  const s = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+  return {
+    url: s('url'),
+    username: s('username'),
+    passwordFile: s('password-file'),
+    inventory: s('inventory'),
+    devDir: s('dev-dir'),
+    stateDir: s('state-dir'),
+  };
+}

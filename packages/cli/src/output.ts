@@ -1,0 +1,51 @@
+/**
+ * Output rules: `--json` prints one document on stdout and nothing else; logs, progress and
+ * errors go to stderr; one table maps typed error codes to exit codes.
+ */
+export interface Io {
+  out(line: string): void;
+  err(line: string): void;
+  isTTY: boolean;
+}
+
+export const stdio: Io = {
+  out: (l) => process.stdout.write(`${l}\n`),
+  err: (l) => process.stderr.write(`${l}\n`),
+  get isTTY() {
+    return Boolean(process.stderr.isTTY);
+  },
+};
+
+/** Exit codes by error code; everything else is 1. */
+const EXIT: Record<string, number> = {
+  BACKUP_VDI_MISSING: 3,
+  USAGE: 2,
+};
+
+export function exitCodeOf(e: unknown): number {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === 'string' ? (EXIT[code] ?? 1) : 1;
+}
+
+/** One clear line, prefixed by the program and the error code when there is one. */
+export function errorLine(prog: string, e: unknown): string {
+  const code = (e as { code?: unknown })?.code;
+  const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+  return `${prog}: ${typeof code === 'string' && code !== 'USAGE' ? `${code}: ` : ''}${msg}`;
+}
+
+/** A progress line on a terminal (rewritten in place); silent otherwise. */
+export function progressLine(
+  io: Io,
+): (p: { phase: string; done: number; total: number; bytes: number }) => void {
+  let last = 0;
+  return (p) => {
+    if (!io.isTTY) return;
+    const now = Date.now();
+    if (now - last < 100 && p.done !== p.total) return;
+    last = now;
+    process.stderr.write(
+      `\r\u001b[K${p.phase}: ${p.done}/${p.total} (${(p.bytes / 1024 / 1024).toFixed(1)} MiB)${p.done === p.total ? '\n' : ''}`,
+    );
+  };
+}

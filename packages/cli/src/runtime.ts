@@ -1,0 +1,400 @@
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import {
+  type ArchivePort,
+  type Attachment,
+  type DiskPort,
+  type EventLevel,
+  errorCode,
+  LevelEventStore,
+  MemoryEventStore,
+  type PoolPort,
+  type RecordedEvent,
+  type SrInfo,
+  type VmInfo,
+} from '@xsmeta/core';
+import { openFileDevice, Ring, readArchive, writeArchive } from '@xsmeta/vdi-store';
+import { backupVdiUuid, XapiClient, XapiError } from '@xsmeta/xapi';
+import { ClassicLevel } from 'classic-level';
+import { ConfigError, readInventory, type Settings } from './config.js';
+
+/** Work that must run however the process ends (VBD unplug/destroy, lock release). */
+const cleanups = new Set<() => Promise<void>>();
+let signalsHooked = false;
+
+export function onCleanup(fn: () => Promise<void>): () => void {
+  if (!signalsHooked) {
+    signalsHooked = true;
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.once(sig, () => {
+        process.stderr.write(`\n${sig}: cleaning up (unplugging the backup disk) ...\n`);
+        void Promise.allSettled([...cleanups].map((c) => c())).then(() =>
+          process.exit(sig === 'SIGINT' ? 130 : 143),
+        );
+      });
+    }
+  }
+  cleanups.add(fn);
+  return () => cleanups.delete(fn);
+}
+
+async function promptPassword(user: string): Promise<string> {
+  if (!process.stdin.isTTY)
+    throw new ConfigError(
+      'NO_PASSWORD',
+      'no password: set XSMETA_PASSWORD_FILE, XSMETA_PASSWORD or --password-file',
+    );
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  const write = (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput;
+  (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = (s: string) => {
+    if (s.includes(`Password for ${user}`)) write.call(rl, s);
+  };
+  const answer = await new Promise<string>((resolve) =>
+    rl.question(`Password for ${user}: `, resolve),
+  );
+  rl.close();
+  process.stderr.write('\n');
+  return answer;
+}
+
+export async function connect(s: Settings): Promise<XapiClient> {
+  if (!s.url)
+    throw new ConfigError(
+      'NO_URL',
+      'no pool to talk to: set --url https://POOL-MASTER or XSMETA_URL',
+    );
+  const password = s.password ?? (await promptPassword(s.username));
+  const insecure = process.env.XSMETA_TLS_INSECURE === '1';
+  const fingerprint = process.env.XSMETA_TLS_FINGERPRINT;
+  return XapiClient.connect({
+    url: s.url,
+    username: s.username,
+    password,
+    ...(insecure || fingerprint
+      ? {
+          tls: {
+            ...(insecure ? { rejectUnauthorized: false } : {}),
+            ...(fingerprint ? { fingerprint } : {}),
+          },
+        }
+      : {}),
+  });
+}
+
+type R = Record<string, unknown>;
+
+/** PoolPort over XAPI: the calls of reference/xapi.md. */
+export class XapiPool implements PoolPort {
+  private vdiSr = new Map<string, string>();
+  constructor(
+    readonly xapi: XapiClient,
+    private readonly settings: Settings,
+  ) {}
+
+  async pool() {
+    const [p] = (await this.xapi.getAllRecords<R>('pool')).values();
+    if (!p) throw new XapiError('XAPI_PROTOCOL', ['pool'], 'the pool has no pool object');
+    const def = p.default_SR as string;
+    const defaultSrUuid =
+      def && def !== 'OpaqueRef:NULL'
+        ? await this.xapi.call<string>('SR.get_uuid', def).catch(() => null)
+        : null;
+    return { uuid: p.uuid as string, defaultSrUuid };
+  }
+
+  async srs(): Promise<SrInfo[]> {
+    const srs = await this.xapi.getAllRecords<R>('SR');
+    const vdis = await this.xapi.getAllRecords<R>('VDI');
+    return [...srs.entries()]
+      .filter(([, s]) => s.content_type !== 'iso')
+      .map(([ref, s]) => ({
+        uuid: s.uuid as string,
+        name: String(s.name_label ?? ''),
+        description: String(s.name_description ?? ''),
+        type: String(s.type ?? ''),
+        vdis: [...vdis.values()]
+          .filter((v) => v.SR === ref)
+          .map((v) => ({
+            uuid: v.uuid as string,
+            name: String(v.name_label ?? ''),
+            description: String(v.name_description ?? ''),
+          })),
+      }));
+  }
+
+  backupVdiUuid(srUuid: string): string {
+    return backupVdiUuid(srUuid);
+  }
+
+  async findVdi(uuid: string) {
+    let ref: string;
+    try {
+      ref = await this.xapi.call<string>('VDI.get_by_uuid', uuid);
+    } catch (e) {
+      if (e instanceof XapiError && e.code === 'UUID_INVALID') return null;
+      throw e;
+    }
+    const v = await this.xapi.getRecord<R>('VDI', ref);
+    const srUuid = await this.xapi.call<string>('SR.get_uuid', v.SR);
+    return {
+      uuid,
+      name: String(v.name_label),
+      srUuid,
+      virtualSize: Number(v.virtual_size),
+      type: String(v.type),
+    };
+  }
+
+  async createBackupVdi(srUuid: string, size: number) {
+    const sr = await this.xapi.call<string>('SR.get_by_uuid', srUuid);
+    const ref = await this.xapi.call<string>('VDI.create', {
+      name_label: 'Pool Metadata Backup',
+      name_description: 'xsmeta: ring of VM metadata backups',
+      SR: sr,
+      virtual_size: String(size),
+      type: 'user',
+      sharable: false,
+      read_only: false,
+      other_config: {},
+      xenstore_data: {},
+      sm_config: {},
+      tags: [],
+    });
+    const uuid = await this.xapi.call<string>('VDI.get_uuid', ref);
+    return { uuid, name: 'Pool Metadata Backup', srUuid, virtualSize: size, type: 'user' };
+  }
+
+  /** VBD on the control domain, plugged; detach() unplugs and destroys it, on every path. */
+  async attach(vdiUuid: string, opts: { readOnly: boolean }): Promise<Attachment> {
+    const inv = readInventory(this.settings.inventory);
+    const dom0Uuid = inv.CONTROL_DOMAIN_UUID;
+    if (!dom0Uuid)
+      throw new ConfigError(
+        'NO_CONTROL_DOMAIN',
+        `${this.settings.inventory} has no CONTROL_DOMAIN_UUID`,
+      );
+    const dom0 = await this.xapi.call<string>('VM.get_by_uuid', dom0Uuid);
+    const vdi = await this.xapi.call<string>('VDI.get_by_uuid', vdiUuid);
+    const vbd = await this.xapi.call<string>('VBD.create', {
+      VM: dom0,
+      VDI: vdi,
+      userdevice: 'autodetect',
+      bootable: false,
+      mode: opts.readOnly ? 'RO' : 'RW',
+      type: 'Disk',
+      unpluggable: true,
+      empty: false,
+      other_config: { 'xsmeta-attach': 'true' },
+      qos_algorithm_type: '',
+      qos_algorithm_params: {},
+    });
+    let plugged = false;
+    let done = false;
+    const detach = async () => {
+      if (done) return;
+      done = true;
+      drop();
+      if (plugged)
+        await this.xapi.call('VBD.unplug', vbd).catch((e) => {
+          if (!(e instanceof XapiError && e.code === 'DEVICE_ALREADY_DETACHED')) throw e;
+        });
+      await this.xapi.call('VBD.destroy', vbd);
+    };
+    const drop = onCleanup(detach);
+    try {
+      await this.xapi.call('VBD.plug', vbd);
+      plugged = true;
+      const device = await this.xapi.call<string>('VBD.get_device', vbd);
+      return { devicePath: join(this.settings.devDir, device), detach };
+    } catch (e) {
+      await detach().catch(() => {});
+      throw e;
+    }
+  }
+
+  dumpDatabase() {
+    return this.xapi.dumpDatabase();
+  }
+
+  async vms(): Promise<VmInfo[]> {
+    const [vms, vbds, vdis, srs] = await Promise.all([
+      this.xapi.getAllRecords<R>('VM'),
+      this.xapi.getAllRecords<R>('VBD'),
+      this.xapi.getAllRecords<R>('VDI'),
+      this.xapi.getAllRecords<R>('SR'),
+    ]);
+    const out: VmInfo[] = [];
+    for (const vm of vms.values()) {
+      const oc = (vm.other_config ?? {}) as Record<string, string>;
+      if (vm.is_control_domain || vm.is_a_snapshot) continue;
+      if (vm.is_a_template && (oc.default_template === 'true' || vm.is_default_template === true))
+        continue;
+      const srUuids = new Set<string>();
+      for (const vbdRef of (vm.VBDs as string[]) ?? []) {
+        const vbd = vbds.get(vbdRef);
+        const vdi = vbd && vdis.get(vbd.VDI as string);
+        const sr = vdi && srs.get(vdi.SR as string);
+        if (sr) srUuids.add(sr.uuid as string);
+      }
+      out.push({
+        uuid: vm.uuid as string,
+        name: String(vm.name_label ?? ''),
+        isTemplate: Boolean(vm.is_a_template),
+        srUuids: [...srUuids],
+      });
+    }
+    return out.sort(
+      (a, b) => Number(a.isTemplate) - Number(b.isTemplate) || a.name.localeCompare(b.name),
+    );
+  }
+
+  exportMetadata(vmUuid: string) {
+    return this.xapi.exportMetadata({ uuid: vmUuid });
+  }
+
+  async importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }) {
+    await this.xapi.importMetadata(body, opts);
+  }
+
+  async setSrNames(srUuid: string, name: string, description: string) {
+    const ref = await this.xapi.call<string>('SR.get_by_uuid', srUuid);
+    await this.xapi.call('SR.set_name_label', ref, name);
+    await this.xapi.call('SR.set_name_description', ref, description);
+  }
+
+  async setVdiNames(vdiUuid: string, name: string, description: string) {
+    const ref = await this.xapi.call<string>('VDI.get_by_uuid', vdiUuid);
+    await this.xapi.call('VDI.set_name_label', ref, name);
+    await this.xapi.call('VDI.set_name_description', ref, description);
+  }
+}
+
+export const disk: DiskPort = {
+  async open(path, opts) {
+    const dev = await openFileDevice(path, { readOnly: opts.readOnly });
+    try {
+      return await Ring.open(dev, { readOnly: opts.readOnly, expect: opts.expect });
+    } catch (e) {
+      await dev.close();
+      throw e;
+    }
+  },
+  async format(path, id) {
+    const dev = await openFileDevice(path);
+    try {
+      return await Ring.format(dev, id);
+    } catch (e) {
+      await dev.close();
+      throw e;
+    }
+  },
+};
+
+export const archive: ArchivePort = {
+  write: (parts, opts) => writeArchive(parts, opts),
+  read: (bytes) => readArchive(bytes),
+};
+
+export const systemClock = { now: () => new Date() };
+
+/** Opens the LevelDB event store, waiting while another xsmeta holds it (up to waitMs). */
+export async function openEvents(stateDir: string, waitMs = 30_000): Promise<LevelEventStore> {
+  const dir = join(stateDir, 'events');
+  mkdirSync(dir, { recursive: true });
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await LevelEventStore.open(
+        new ClassicLevel<string, Uint8Array>(dir, {
+          keyEncoding: 'utf8',
+          valueEncoding: 'view',
+        }) as unknown as EventLevel,
+        { location: dir },
+      );
+    } catch (e) {
+      if (errorCode(e) !== 'STORE_LOCKED' || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/**
+ * Runs `fn` with an in-memory event log, then appends what it recorded to the LevelDB store
+ * (whatever the outcome). The LevelDB is held only for that moment, so a long backup never
+ * locks `xsmeta history` or another SR's backup out.
+ */
+export async function withEvents<T>(
+  stateDir: string,
+  fn: (events: MemoryEventStore) => Promise<T>,
+): Promise<T> {
+  const mem = new MemoryEventStore();
+  try {
+    return await fn(mem);
+  } finally {
+    const recorded: RecordedEvent[] = [];
+    for await (const e of mem.readAll()) recorded.push(e);
+    if (recorded.length > 0) {
+      const store = await openEvents(stateDir);
+      try {
+        const byStream = new Map<string, RecordedEvent[]>();
+        for (const e of recorded) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e]);
+        for (const [stream, evs] of byStream)
+          await store.appendToStream(
+            stream,
+            evs.map((e) => ({ type: e.type, data: e.data })),
+          );
+      } finally {
+        await store.close();
+      }
+    }
+  }
+}
+
+export class LockError extends Error {
+  readonly code = 'BACKUP_LOCKED';
+}
+
+/**
+ * An exclusive lock per SR in the state directory (O_EXCL), holding pid and host; a lock whose
+ * process is gone is taken over. `wait` polls until it is free.
+ */
+export async function lockSr(stateDir: string, srUuid: string, wait: boolean): Promise<() => void> {
+  const dir = join(stateDir, 'locks');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `backup-${srUuid}.lock`);
+  for (;;) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, `${process.pid} ${hostname()}\n`);
+      closeSync(fd);
+      const release = () => rmSync(path, { force: true });
+      const drop = onCleanup(async () => release());
+      return () => {
+        drop();
+        release();
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const [pid, host] = readFileSync(path, 'utf8').trim().split(' ');
+      let alive = true;
+      if (host === hostname()) {
+        try {
+          process.kill(Number(pid), 0);
+        } catch {
+          alive = false;
+        }
+      }
+      if (!alive) {
+        rmSync(path, { force: true });
+        continue;
+      }
+      if (!wait)
+        throw new LockError(
+          `another backup of SR ${srUuid} is running (pid ${pid} on ${host}): wait for it, or pass --wait`,
+        );
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Simulator, startSimulator } from '@xsmeta/xapi-sim';
+import type { Io } from '../src/output.js';
+
+/** A captured Io: what a command printed on stdout and stderr. */
+export function capture(): Io & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { stdout, stderr, out: (l) => stdout.push(l), err: (l) => stderr.push(l), isTTY: false };
+}
+
+/** A simulator plus the environment that points the commands at it. */
+export async function pool(
+  opts: { vms?: number; srs?: number } = {},
+): Promise<{ sim: Simulator; dir: string; env: Record<string, string>; close(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'xsmeta-cli-'));
+  const sim = await startSimulator({
+    stateDir: join(dir, 'sim'),
+    vms: opts.vms ?? 8,
+    srs: opts.srs ?? 2,
+    seed: 3,
+  });
+  const env = { ...sim.env, XSMETA_STATE_DIR: join(dir, 'state') };
+  return {
+    sim,
+    dir,
+    env,
+    close: async () => {
+      await sim.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs fn with process.env extended by env (the commands read settings from it). */
+export async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  try {
+    return await fn();
+  } finally {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+}
