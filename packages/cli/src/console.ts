@@ -1,7 +1,166 @@
+import { constants } from 'node:os';
+import { backupVdiOf, listings, withRing } from '@xsmeta/core';
+import { type ConsoleServices, type Frequency, runConsole } from '@xsmeta/tui';
+import { backup, parse, restore, withPool } from './commands.js';
+import { connectionFlags, resolveSettings, type Settings } from './config.js';
 import type { Io } from './output.js';
+import { connect, disk } from './runtime.js';
+import { scheduleStatus, setFrequency } from './schedule.js';
 
-/** `xsmeta console`: wired in the next change; until then it says so. */
-export async function cmdConsole(_argv: string[], io: Io): Promise<number> {
-  io.err('xsmeta: the console is not wired to the pool yet in this build');
-  return 1;
+/** Nothing may write to the terminal while the console draws. */
+const silent: Io = { out: () => {}, err: () => {}, isTTY: false };
+
+/** The console's services over the real pool, ring and event store (the same paths as the CLI). */
+export function consoleServices(s: Settings): ConsoleServices {
+  const xsconsoleRule =
+    'This SR holds a backup disk of the new format: as XenServer requires, restore from it with "Restore Virtual Machine Metadata"';
+  return {
+    needsLogin: () => s.password === null,
+    async login(username, password) {
+      const xapi = await connect({ ...s, username, password });
+      await xapi.logout();
+      s.username = username;
+      s.password = password;
+    },
+    listSrs: () =>
+      withPool(s, async (pool) => {
+        const info = await pool.pool();
+        const records = await pool.xapi.getAllRecords<Record<string, unknown>>('SR');
+        const out = [];
+        for (const sr of records.values()) {
+          if (sr.content_type === 'iso') continue;
+          const uuid = sr.uuid as string;
+          const has = (await pool.findVdi(pool.backupVdiUuid(uuid))) !== null;
+          const size = Number(sr.physical_size ?? 0);
+          out.push({
+            uuid,
+            name: String(sr.name_label),
+            type: String(sr.type),
+            sizeBytes: size,
+            freeBytes: Math.max(0, size - Number(sr.physical_utilisation ?? 0)),
+            hasBackupDisk: has,
+            isDefault: uuid === info.defaultSrUuid,
+          });
+        }
+        return out;
+      }),
+    async backup(srUuid, onProgress, signal) {
+      signal.throwIfAborted();
+      const r = await backup(
+        s,
+        { srUuid, create: true, reinit: false, findOnly: false, wait: false },
+        { ...silent },
+      );
+      onProgress({ phase: 'Written', done: 1, total: 1, bytes: r.storedBytes });
+      return {
+        seq: r.seq ?? 0,
+        date: r.date ?? '',
+        vmCount: r.vmCount,
+        templateCount: r.templateCount,
+        storedBytes: r.storedBytes,
+        rawBytes: r.rawBytes,
+      };
+    },
+    listBackups: (srUuid) =>
+      withPool(s, async (pool) => {
+        const id = await backupVdiOf(pool, srUuid);
+        return withRing(pool, disk, id, true, async (ring) => {
+          const report = await ring.verify();
+          const bad = new Map(
+            report.records.filter((r) => !r.ok).map((r) => [r.seq, r.error ?? 'damaged']),
+          );
+          const u = ring.usage();
+          return {
+            backups: listings(ring).map((l) => ({
+              seq: l.seq,
+              date: l.date,
+              vmCount: l.vmCount,
+              templateCount: l.templateCount,
+              storedBytes: l.storedBytes,
+              verified: !bad.has(l.seq),
+              ...(bad.has(l.seq) ? { damaged: bad.get(l.seq)! } : {}),
+            })),
+            usage: {
+              capacity: u.capacity,
+              used: u.used,
+              maxRecords: u.maxRecords,
+              records: u.records.map((r) => ({ seq: r.seq, size: r.size })),
+            },
+          };
+        });
+      }),
+    async restore(req, onVm, signal) {
+      signal.throwIfAborted();
+      const date = await withPool(s, async (pool) => {
+        const id = await backupVdiOf(pool, req.srUuid);
+        return withRing(
+          pool,
+          disk,
+          id,
+          true,
+          async (ring) => listings(ring).find((l) => l.seq === req.seq)?.date,
+        );
+      });
+      let done = 0;
+      const r = await restore(
+        s,
+        { srUuid: req.srUuid, date, mode: req.mode, dryRun: req.dryRun, force: false },
+        silent,
+      );
+      for (const v of r.vms)
+        onVm({
+          vmUuid: v.uuid,
+          name: v.name,
+          ok: v.ok,
+          ...(v.ok ? {} : { error: `${v.code}: ${v.message}` }),
+          done: ++done,
+          total: r.vms.length,
+        });
+      return {
+        restored: r.restored,
+        errors: r.vms
+          .filter((v) => !v.ok)
+          .map((v) => ({ vmUuid: v.uuid, name: v.name, message: `${v.code}: ${v.message}` })),
+      };
+    },
+    legacyStatus: (srUuid) =>
+      withPool(s, async (pool) => {
+        const has = (await pool.findVdi(pool.backupVdiUuid(srUuid))) !== null;
+        return has
+          ? { available: false, reason: xsconsoleRule }
+          : {
+              available: false,
+              reason: 'Reading legacy backup disks is not available in this version of xsmeta',
+            };
+      }),
+    listLegacyBackups: async () => [],
+    restoreLegacy: async () => {
+      throw new Error('Reading legacy backup disks is not available in this version of xsmeta');
+    },
+    async getSchedule() {
+      const sum = await scheduleStatus(s);
+      return {
+        frequency: sum.frequency,
+        srUuid: sum.srUuid,
+        nextRunAt: sum.nextRunAt,
+        lastRun: sum.lastRun
+          ? {
+              at: sum.lastRun.at,
+              outcome: sum.lastRun.outcome,
+              ...(sum.lastRun.error ? { error: sum.lastRun.error } : {}),
+            }
+          : null,
+      };
+    },
+    setSchedule: (f: Frequency) => setFrequency(s, f, silent),
+  };
+}
+
+/** `xsmeta console`: the TUI over the real services; the terminal is always given back. */
+export async function cmdConsole(argv: string[], io: Io): Promise<number> {
+  const { values } = parse(argv, {});
+  const s = resolveSettings(connectionFlags(values));
+  const end = await runConsole(consoleServices(s), { title: 'xsmeta' });
+  void io;
+  return end.reason === 'signal' ? 128 + (constants.signals[end.signal] ?? 0) : 0;
 }

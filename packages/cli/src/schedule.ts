@@ -83,6 +83,32 @@ async function summary(s: Settings, store: EventStore) {
   return scheduleSummary(view, new Date(), defaultSr, localOffset);
 }
 
+/** Sets the frequency (an event) and installs or removes the cron entry. */
+export async function setFrequency(s: Settings, frequency: string, io: Io): Promise<void> {
+  const store = await openEvents(s.stateDir);
+  try {
+    await decideSchedule(store, {
+      type: 'SetSchedule',
+      to: frequency,
+      by: userInfo().username,
+      at: new Date().toISOString(),
+    });
+  } finally {
+    await store.close();
+  }
+  installCron(frequency.toLowerCase(), io);
+}
+
+/** `{frequency, srUuid, nextRunAt, lastRun}` as `xsmeta schedule --json` prints it. */
+export async function scheduleStatus(s: Settings) {
+  const store = await openEvents(s.stateDir);
+  try {
+    return await summary(s, store);
+  } finally {
+    await store.close();
+  }
+}
+
 export async function cmdSchedule(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(argv, { json: { type: 'boolean' } });
   const s = resolveSettings(connectionFlags(values));

@@ -64,7 +64,7 @@ describe('restore after the disaster (--fresh-pool)', () => {
       // -m sr: exactly the VMs with a disk on that SR.
       const onSr = userVms.filter((v) =>
         v.VBDs.some((b) => {
-          const vbd = before.VBD[b] as { VDI: string } | undefined;
+          const vbd = before.VBD?.[b] as { VDI: string } | undefined;
           const vdi = vbd && before.VDI[vbd.VDI];
           return vdi && before.SR[vdi.SR]?.uuid === srUuid;
         }),
