@@ -462,8 +462,12 @@ export class XapiClient {
     return u;
   }
 
-  async #createTask(label: string): Promise<XapiRef> {
-    return String(await this.call('task.create', label, 'xsmeta HTTP transfer'));
+  async #createTask(label: string, signal: AbortSignal | undefined): Promise<XapiRef> {
+    const ref = await this.#call('task.create', [label, 'xsmeta HTTP transfer'], {
+      signal,
+      timeoutMs: this.#s.timeoutMs,
+    });
+    return String(ref);
   }
 
   /**
@@ -548,7 +552,7 @@ export class XapiClient {
     opts: TransferOptions,
   ): Promise<Uint8Array> {
     this.#checkOpen();
-    const task = await this.#createTask(`xsmeta GET ${path}`);
+    const task = await this.#createTask(`xsmeta GET ${path}`, opts.signal);
     try {
       const { ex, res } = await this.#exchange(
         'GET',
@@ -573,7 +577,7 @@ export class XapiClient {
     opts: TransferOptions,
   ): Promise<AsyncIterable<Uint8Array>> {
     this.#checkOpen();
-    const task = await this.#createTask(`xsmeta GET ${path}`);
+    const task = await this.#createTask(`xsmeta GET ${path}`, opts.signal);
     let ex: Exchange;
     let res: http.IncomingMessage;
     try {
@@ -631,7 +635,7 @@ export class XapiClient {
         'a streamed upload needs its length',
       );
     }
-    const task = await this.#createTask(`xsmeta PUT ${path}`);
+    const task = await this.#createTask(`xsmeta PUT ${path}`, opts.signal);
     try {
       try {
         const { ex, res } = await this.#exchange(

@@ -38,9 +38,24 @@ export class JsonRpcUnsupported extends XapiError {
 
 let nextId = 1;
 
-/** POSTs an RPC body; sends it again once when a kept-alive socket turned out closed. */
+/**
+ * Calls that change nothing (or nothing that matters when repeated): only these are sent
+ * again after a connection reset, since the pool may have run a call whose answer was lost.
+ */
+const READ_ONLY_RE =
+  /^(?:[A-Za-z_]+\.get_[A-Za-z_]+|event\.from|system\.[A-Za-z_]+|session\.login_with_password)$/;
+
+export function isReadOnlyCall(method: string): boolean {
+  return READ_ONLY_RE.test(method);
+}
+
+/**
+ * POSTs an RPC body. A read-only call whose kept-alive socket turned out closed before any
+ * answer (the server timed it out as the request left) is sent once more on a new socket.
+ */
 async function post(
   ctx: RpcContext,
+  method: string,
   url: URL,
   type: string,
   body: string,
@@ -58,7 +73,7 @@ async function post(
     try {
       return { ex, res: await ex.response };
     } catch (e) {
-      if (attempt > 0 || !ex.staleSocket()) throw e;
+      if (attempt > 0 || !ex.staleSocket() || !isReadOnlyCall(method)) throw e;
     }
   }
 }
@@ -101,7 +116,7 @@ export async function jsonRpcCall(
     );
   }
   const where = `JSON-RPC ${method}`;
-  const { ex, res } = await post(ctx, url, 'application/json', body, opts);
+  const { ex, res } = await post(ctx, method, url, 'application/json', body, opts);
   const status = res.statusCode ?? 0;
   const ctype = contentType(res.headers['content-type']);
   const text = (await readBody(ex, res, ctx.maxResponseBytes, where)).toString('utf8');
@@ -175,7 +190,7 @@ export async function xmlRpcCall(
   const url = new URL('/', ctx.base);
   const body = encodeMethodCall(method, params as XmlRpcValue[]);
   const where = `XML-RPC ${method}`;
-  const { ex, res } = await post(ctx, url, 'text/xml', body, opts);
+  const { ex, res } = await post(ctx, method, url, 'text/xml', body, opts);
   const status = res.statusCode ?? 0;
   const text = (await readBody(ex, res, ctx.maxResponseBytes, where)).toString('utf8');
   if (status !== 200) {

@@ -204,6 +204,11 @@ describe('connections', () => {
       expect((await c.getAllRecords('VM')).size).toBe(3);
       expect(f.dropReusedOnce).toBe(false);
       expect(f.connections).toBe(2);
+      // a call that may change something is not sent twice
+      f.dropReusedOnce = true;
+      expect((await failure(() => c.call('test.echo', 'once'))).code).toBe('XAPI_TRANSPORT');
+      expect(f.dropReusedOnce).toBe(false);
+      expect(f.rpcCalls().filter((m) => m === 'test.echo')).toHaveLength(0);
     },
   );
 
