@@ -1,9 +1,9 @@
 // XML-RPC codec speed (issue 5, decision record of packages/xapi): decoding a
 // VM.get_all_records answer of 1,000 VMs in xapi's dialect, ours against the codec that Xen
 // Orchestra's `xen-api` client uses (@vates/xml parse + @vates/xml-rpc parser), in the same
-// run. The baseline is read where the workspace installed `xen-api` (apps/xapi-sim); when it
-// is absent the rows carry no baseline.
-import { realpathSync } from 'node:fs';
+// run. The baseline is read where pnpm installed `xen-api` and its codec (through
+// apps/xapi-sim, or the store); when it is absent the rows carry no baseline.
+import { readdirSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -36,13 +36,26 @@ function vmRecord(i) {
   return rec;
 }
 
-async function loadBaseline() {
+/** Finds @vates/<name> where pnpm installed it (through xen-api, or in the store). */
+function locate(name) {
   try {
     const req = createRequire(
       realpathSync(join(ROOT, 'apps/xapi-sim/node_modules/xen-api/package.json')),
     );
-    const { parseXml } = await import(pathToFileURL(req.resolve('@vates/xml/parse')).href);
-    const { xmlRpcParser } = await import(pathToFileURL(req.resolve('@vates/xml-rpc/parser')).href);
+    return req.resolve(name);
+  } catch {
+    const [pkg, sub] = [name.split('/').slice(0, 2).join('/'), name.split('/')[2]];
+    const store = join(ROOT, 'node_modules/.pnpm');
+    const dir = readdirSync(store).find((d) => d.startsWith(`${pkg.replace('/', '+')}@`));
+    if (!dir) throw new Error(`${pkg} not installed`);
+    return join(store, dir, 'node_modules', pkg, `${sub}.js`);
+  }
+}
+
+async function loadBaseline() {
+  try {
+    const { parseXml } = await import(pathToFileURL(locate('@vates/xml/parse')).href);
+    const { xmlRpcParser } = await import(pathToFileURL(locate('@vates/xml-rpc/parser')).href);
     return (xml) => xmlRpcParser.parse(parseXml(xml, { normalize: false, trim: false })).params[0];
   } catch {
     return undefined;
