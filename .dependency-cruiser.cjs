@@ -4,6 +4,7 @@
  * A violation fails the build; scripts/check-layers.test.mjs proves that it does.
  */
 const pkg = (name) => `^packages/${name}/`;
+const src = (name) => `^packages/${name}/src/`;
 const ours = '^(packages|apps)/|^@xsmeta/';
 
 /** from -> the only folders of ours it may import (besides itself) */
@@ -20,7 +21,7 @@ const layerRules = Object.entries(allowed).map(([from, to]) => ({
   name: `layer-${from}`,
   comment: `packages/${from} may import only: ${to.length ? to.join(', ') : 'nothing of ours'} (DESIGN.md)`,
   severity: 'error',
-  from: { path: pkg(from) },
+  from: { path: src(from) },
   to: {
     path: ours,
     pathNot: [pkg(from), ...to.map(pkg)],
@@ -48,7 +49,7 @@ module.exports = {
       name: 'core-no-node-builtins',
       severity: 'error',
       comment: 'core does no I/O of its own: Node built-ins arrive through ports.',
-      from: { path: pkg('core') },
+      from: { path: src('core') },
       to: { dependencyTypes: ['core'] },
     },
     {

@@ -39,7 +39,8 @@ export async function run() {
     const fh = await open(path, 'r+');
     // Allocate every block first so that neither side pays for the file system's allocation.
     const zeros = Buffer.alloc(8 * MiB);
-    for (let o = 0; o < size; o += zeros.length) await fh.write(zeros, 0, Math.min(zeros.length, size - o), o);
+    for (let o = 0; o < size; o += zeros.length)
+      await fh.write(zeros, 0, Math.min(zeros.length, size - o), o);
     await fh.datasync();
     const rawWrite = await timeMs(async () => {
       for (let i = 0; i < COUNT; i++) {

@@ -219,7 +219,7 @@ class Pool {
       name_description: description,
       allowed_operations: ['cancel'],
       current_operations: {},
-      created: new Date().toISOString().replace(/[-:]/g, '').slice(0, 15) + 'Z',
+      created: `${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}Z`,
       finished: '19700101T00:00:00Z',
       status: 'pending',
       resident_on: this.pool()[1].master as string,
@@ -236,7 +236,7 @@ class Pool {
 
   finishTask(ref: string, outcome: { result: XmlRpcValue } | { error: Failure }): void {
     if (!this.db.get('task', ref)) return;
-    const finished = new Date().toISOString().replace(/[-:]/g, '').slice(0, 15) + 'Z';
+    const finished = `${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}Z`;
     if ('result' in outcome) {
       this.db.mod('task', ref, {
         status: 'success',

@@ -87,7 +87,6 @@ type R = Record<string, unknown>;
 
 /** PoolPort over XAPI: the calls of reference/xapi.md. */
 export class XapiPool implements PoolPort {
-  private vdiSr = new Map<string, string>();
   constructor(
     readonly xapi: XapiClient,
     private readonly settings: Settings,
