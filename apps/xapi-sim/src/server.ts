@@ -89,6 +89,10 @@ export interface Simulator {
 
 const USERNAME = 'root';
 
+/** xapi's date format: `20240101T12:00:00Z`. */
+const xapiDate = (d = new Date()) =>
+  `${d.toISOString().slice(0, 10).replace(/-/g, '')}T${d.toISOString().slice(11, 19)}Z`;
+
 interface Counter {
   seen: number;
   fired: number;
@@ -219,7 +223,7 @@ class Pool {
       name_description: description,
       allowed_operations: ['cancel'],
       current_operations: {},
-      created: `${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}Z`,
+      created: xapiDate(),
       finished: '19700101T00:00:00Z',
       status: 'pending',
       resident_on: this.pool()[1].master as string,
@@ -236,7 +240,7 @@ class Pool {
 
   finishTask(ref: string, outcome: { result: XmlRpcValue } | { error: Failure }): void {
     if (!this.db.get('task', ref)) return;
-    const finished = `${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}Z`;
+    const finished = xapiDate();
     if ('result' in outcome) {
       this.db.mod('task', ref, {
         status: 'success',
@@ -457,8 +461,8 @@ class Pool {
       const xml = untar(body).get('ova.xml');
       if (!xml) throw new Error('no ova.xml');
       ova = decodeValue(new TextDecoder().decode(xml), {
-        maxBytes: 64 * 1024 * 1024,
-      } as never) as typeof ova;
+        maxLength: 64 * 1024 * 1024,
+      }) as typeof ova;
     } catch (e) {
       throw new Failure('IMPORT_ERROR', [`cannot read the export: ${(e as Error).message}`]);
     }
@@ -1069,6 +1073,12 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
     } catch (e) {
       const f =
         e instanceof Failure ? e : new Failure('INTERNAL_ERROR', [String((e as Error).message)]);
+      // As xapi does, a failed handler completes the caller's task with the failure.
+      const failedTask = url.searchParams.get('task_id');
+      if (failedTask && pool.db.get('task', failedTask)?.status === 'pending') {
+        pool.finishTask(failedTask, { error: f });
+        pool.scheduleSave();
+      }
       if (!res.headersSent)
         res
           .writeHead(

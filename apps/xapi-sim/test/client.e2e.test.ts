@@ -292,9 +292,23 @@ describe('connector with the fault knobs', () => {
     }
   });
 
-  // xapi completes the task_id of a failed handler with the error (the connector reports
-  // UUID_INVALID / HANDLE_INVALID from it); the simulator answers 500 and leaves it pending.
-  it.todo('reports a handler failure (unknown VM, unknown VDI) through the task');
+  // xapi completes the task_id of a failed handler with the error; the connector reports it.
+  it('reports a handler failure (unknown VM, unknown VDI) through the task', async () => {
+    const c = await connect();
+    const t0 = Date.now();
+    const e = await failure(c.exportMetadata({ uuid: '00000000-0000-4000-8000-000000000000' }));
+    expect(e.code).toBe('UUID_INVALID');
+    expect(e.params).toEqual(['VM', '00000000-0000-4000-8000-000000000000']);
+    const v = await failure(
+      c.exportRawVdi('OpaqueRef:nope').then(async (it) => {
+        for await (const _ of it) {
+          // drain
+        }
+      }),
+    );
+    expect(v.code).toBe('HANDLE_INVALID');
+    expect(Date.now() - t0).toBeLessThan(1_000);
+  });
 
   it('serves 16 exports in parallel over bounded keep-alive sockets', async () => {
     const c = await connect();

@@ -82,6 +82,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       case 'history':
         return await cmdHistory(rest, io);
       case 'console': {
+        // A console on a terminal is interactive even inside a CI job: Ink must draw every frame.
+        if (process.stdout.isTTY) process.env.CI = 'false';
         const { cmdConsole } = await import('../console.js');
         return await cmdConsole(rest, io);
       }
