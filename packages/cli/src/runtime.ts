@@ -176,6 +176,9 @@ export class XapiPool implements PoolPort {
       );
     const dom0 = await this.xapi.call<string>('VM.get_by_uuid', dom0Uuid);
     const vdi = await this.xapi.call<string>('VDI.get_by_uuid', vdiUuid);
+    // A writer holds the SR's backup lock, so a VBD of ours left by a killed run (SIGKILL,
+    // power loss) is stale: unplug and destroy it before plugging a new one.
+    if (!opts.readOnly) await this.removeStaleVbds(vdi);
     const vbd = await this.xapi.call<string>('VBD.create', {
       VM: dom0,
       VDI: vdi,
@@ -210,6 +213,16 @@ export class XapiPool implements PoolPort {
     } catch (e) {
       await detach().catch(() => {});
       throw e;
+    }
+  }
+
+  private async removeStaleVbds(vdi: string): Promise<void> {
+    for (const vbd of await this.xapi.call<string[]>('VDI.get_VBDs', vdi)) {
+      const rec = await this.xapi.getRecord<R>('VBD', vbd);
+      if ((rec.other_config as Record<string, string> | undefined)?.['xsmeta-attach'] !== 'true')
+        continue;
+      if (rec.currently_attached) await this.xapi.call('VBD.unplug', vbd).catch(() => {});
+      await this.xapi.call('VBD.destroy', vbd).catch(() => {});
     }
   }
 

@@ -153,7 +153,7 @@ export async function runDue(
     const store = await openEvents(s.stateDir);
     try {
       const view = await rebuild(store, scheduleProjection);
-      slot = dueSlot(view.frequency, view.lastSlot, now(), localOffset);
+      slot = dueSlot(view.frequency, view.lastSlot, now(), localOffset, view.since);
       if (!slot) {
         io.err('xsmeta: no scheduled backup is due');
         return 0;

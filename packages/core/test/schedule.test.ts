@@ -66,5 +66,16 @@ describe('schedule slots', () => {
       '2026-05-12T02:00:00.000Z',
     );
     expect(dueSlot('never', null, now)).toBeNull();
+    // A slot before the schedule was set is not owed.
+    expect(dueSlot('daily', null, now, undefined, '2026-05-11T08:00:00.000Z')).toBeNull();
+    expect(
+      dueSlot(
+        'daily',
+        null,
+        new Date('2026-05-12T03:00:00Z'),
+        undefined,
+        '2026-05-11T08:00:00.000Z',
+      ),
+    ).toBe('2026-05-12T02:00:00.000Z');
   });
 });

@@ -93,15 +93,20 @@ export function dueSlot(
   lastSlotRun: string | null,
   now: Date,
   offset: UtcOffset = UTC,
+  since: string | null = null,
 ): string | null {
   const slot = latestSlot(freq, now, offset);
   if (!slot) return null;
   const iso = slot.toISOString();
+  // A slot that passed before the schedule was set is not owed.
+  if (since !== null && iso < since) return null;
   return lastSlotRun !== null && lastSlotRun >= iso ? null : iso;
 }
 
 export interface ScheduleState {
   frequency: Frequency;
+  /** When the current frequency was set (ISO): earlier slots are not owed. */
+  since: string | null;
   /** The newest slot a scheduled run was started for. */
   lastSlot: string | null;
   running: string | null;
@@ -127,7 +132,7 @@ export type ScheduleCommand =
     };
 
 export const scheduleDecider: Decider<ScheduleCommand, ScheduleEvent, ScheduleState> = {
-  initialState: { frequency: 'never', lastSlot: null, running: null, lastRun: null },
+  initialState: { frequency: 'never', since: null, lastSlot: null, running: null, lastRun: null },
   decide(cmd, s) {
     switch (cmd.type) {
       case 'SetSchedule': {
@@ -166,7 +171,7 @@ export const scheduleDecider: Decider<ScheduleCommand, ScheduleEvent, ScheduleSt
   evolve(s, e) {
     switch (e.type) {
       case 'ScheduleChanged':
-        return { ...s, frequency: e.data.to };
+        return { ...s, frequency: e.data.to, since: e.data.at };
       case 'ScheduledRunStarted':
         return { ...s, lastSlot: e.data.slot, running: e.data.slot };
       case 'ScheduledRunFinished':

@@ -1,0 +1,79 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { XapiClient } from '@xsmeta/xapi';
+import { expect, it } from 'vitest';
+import { main as xsmeta } from '../src/bin/xsmeta.js';
+import { capture, pool, withEnv } from './support.js';
+
+const BIN = new URL('../bin/xsmeta.js', import.meta.url).pathname;
+const built = existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url));
+
+async function ourVbds(url: string): Promise<number> {
+  const x = await XapiClient.connect({ url, username: 'root', password: 'xsmeta' });
+  const n = [
+    ...(await x.getAllRecords<{ other_config: Record<string, string> }>('VBD')).values(),
+  ].filter((v) => v.other_config['xsmeta-attach']).length;
+  await x.logout();
+  return n;
+}
+
+function backupChild(env: Record<string, string>): {
+  kill(sig: NodeJS.Signals): void;
+  done: Promise<number | null>;
+} {
+  const child = spawn(process.execPath, [BIN, 'backup'], {
+    env: { ...process.env, ...env },
+    stdio: 'ignore',
+  });
+  return {
+    kill: (sig) => child.kill(sig),
+    done: new Promise((r) => child.once('exit', (code) => r(code))),
+  };
+}
+
+it.skipIf(!built)(
+  'killing backups at random points never damages earlier backups; SIGINT/SIGTERM unplug, the next run cleans up after SIGKILL (needs dist)',
+  async () => {
+    const p = await pool({ vms: 60 });
+    await withEnv(p.env, async () => {
+      expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
+      p.sim.faults.set({ latencyMs: 3 });
+      let rnd = 12345;
+      const next = () => {
+        rnd = (rnd * 1103515245 + 12345) >>> 0;
+        return rnd;
+      };
+      for (let round = 0; round < 6; round++) {
+        const sig: NodeJS.Signals =
+          round % 3 === 0 ? 'SIGKILL' : round % 3 === 1 ? 'SIGTERM' : 'SIGINT';
+        const c = backupChild(p.env);
+        await new Promise((r) => setTimeout(r, 150 + (next() % 900)));
+        c.kill(sig);
+        const code = await c.done;
+        if (sig !== 'SIGKILL' && code !== 0) {
+          // A signal handled mid-run: the VBD is gone and no device is left behind.
+          expect(await ourVbds(p.sim.url)).toBe(0);
+          expect(readdirSync(p.env.XSMETA_DEV_DIR!)).toEqual([]);
+        }
+        // Whatever happened, the ring verifies and the first backup is still there.
+        p.sim.faults.clear();
+        const v = capture();
+        expect(await xsmeta(['verify', '--json'], v)).toBe(0);
+        const rep = JSON.parse(v.stdout[0]!) as { ok: boolean; records: { seq: number }[] };
+        expect(rep.ok).toBe(true);
+        expect(rep.records.map((r) => r.seq)).toContain(1);
+        p.sim.faults.set({ latencyMs: 3 });
+        // The next backup succeeds (and removes a VBD a SIGKILL left behind).
+        p.sim.faults.clear();
+        expect(await xsmeta(['backup'], capture())).toBe(0);
+        expect(await ourVbds(p.sim.url)).toBe(0);
+        expect(readdirSync(p.env.XSMETA_DEV_DIR!)).toEqual([]);
+        p.sim.faults.set({ latencyMs: 3 });
+      }
+      expect(readdirSync(join(p.env.XSMETA_STATE_DIR!, 'locks'))).toEqual([]);
+    });
+    await p.close();
+  },
+  120_000,
+);

@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { main as xsmeta } from '../src/bin/xsmeta.js';
+import { resolveSettings } from '../src/config.js';
+import { runDue } from '../src/schedule.js';
+import { capture, pool, withEnv } from './support.js';
+
+it('the scheduler backs up to the default SR when its slot comes, once; a failure shows in lastRun', async () => {
+  const p = await pool({ vms: 5 });
+  const cron = await mkdtemp(join(tmpdir(), 'xsmeta-cron-'));
+  await withEnv({ ...p.env, XSMETA_CRON_DIR: cron }, async () => {
+    const bad = capture();
+    expect(await xsmeta(['schedule', 'hourly'], bad)).toBe(1);
+    expect(bad.stderr[0]).toContain('use one of daily, weekly, monthly, never');
+    const set = capture();
+    expect(await xsmeta(['schedule', 'daily', '--json'], set)).toBe(0);
+    const status = JSON.parse(set.stdout[0]!) as {
+      frequency: string;
+      srUuid: string;
+      nextRunAt: string;
+      lastRun: null;
+    };
+    expect(status.frequency).toBe('daily');
+    expect(status.lastRun).toBeNull();
+    expect(await readFile(join(cron, 'xsmeta'), 'utf8')).toMatch(
+      /^17 \* \* \* \* root .* schedule run$/m,
+    );
+    const s = resolveSettings({});
+    const slot = new Date(status.nextRunAt);
+    // Before the slot: nothing is due.
+    expect(await runDue(s, capture(), () => new Date(slot.getTime() - 60_000))).toBe(0);
+    let list = capture();
+    expect(await xsmeta(['list', '--json'], list)).toBe(3);
+    // The clock passes the slot: one backup, on the default SR, creating the backup VDI.
+    expect(await runDue(s, capture(), () => new Date(slot.getTime() + 60_000))).toBe(0);
+    list = capture();
+    expect(await xsmeta(['list', '--json'], list)).toBe(0);
+    expect((JSON.parse(list.stdout[0]!) as { srUuid: string }[]).map((r) => r.srUuid)).toEqual([
+      status.srUuid,
+    ]);
+    // Overlapping triggers for the same slot give one backup.
+    expect(await runDue(s, capture(), () => new Date(slot.getTime() + 120_000))).toBe(0);
+    list = capture();
+    await xsmeta(['list', '--json'], list);
+    expect(JSON.parse(list.stdout[0]!)).toHaveLength(1);
+    // Three days off, then back: one catch-up run, not three.
+    p.sim.faults.set({
+      fail: [{ match: 'VBD.plug', code: 'SR_BACKEND_FAILURE', params: ['injected'] }],
+    });
+    const failed = capture();
+    expect(await runDue(s, failed, () => new Date(slot.getTime() + 3 * 86_400_000 + 60_000))).toBe(
+      1,
+    );
+    expect(failed.stderr.join('\n')).toMatch(/scheduled backup failed: SR_BACKEND_FAILURE/);
+    p.sim.faults.clear();
+    expect(
+      await runDue(s, capture(), () => new Date(slot.getTime() + 3 * 86_400_000 + 120_000)),
+    ).toBe(0);
+    const shown = capture();
+    await xsmeta(['schedule', '--json'], shown);
+    const after = JSON.parse(shown.stdout[0]!) as { lastRun: { outcome: string; error?: string } };
+    expect(after.lastRun.outcome).toBe('failure');
+    expect(after.lastRun.error).toMatch(/SR_BACKEND_FAILURE/);
+    expect(await xsmeta(['schedule', 'never'], capture())).toBe(0);
+    expect(existsSync(join(cron, 'xsmeta'))).toBe(false);
+  });
+  await rm(cron, { recursive: true, force: true });
+  await p.close();
+}, 60_000);
