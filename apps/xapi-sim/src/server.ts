@@ -779,7 +779,8 @@ async function dispatch(pool: Pool, method: string, params: XmlRpcValue[]): Prom
       ...METHODS.keys(),
       'session.login_with_password',
       'session.logout',
-      ...[...METHODS.keys()].map((k) => `Async.${k}`),
+      // As xapi, Async variants only for calls that act, not for field getters.
+      ...[...METHODS.keys()].filter((k) => !/\.get_/.test(k)).map((k) => `Async.${k}`),
     ];
   if (method === 'session.login_with_password')
     return pool.login(String(params[0] ?? ''), String(params[1] ?? ''));
@@ -899,7 +900,10 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
         await new Promise((r) => setTimeout(r, faults.current.latencyMs));
       if (
         req.method === 'POST' &&
-        (url.pathname === '/jsonrpc' || url.pathname === '/' || url.pathname === '/RPC2')
+        (url.pathname === '/jsonrpc' ||
+          url.pathname === '/' ||
+          url.pathname === '/RPC2' ||
+          url.pathname === '/xmlrpc')
       ) {
         const body = (await readBody(req, 64 * 1024 * 1024)).toString('utf8');
         const json = url.pathname === '/jsonrpc';
