@@ -273,7 +273,7 @@ export async function run() {
       .map((p) =>
         row({
           bench,
-          metric: `backup of ${p.vms} VMs (scaling, see backup-scaling.svg)`,
+          metric: `backup of ${p.vms} VMs (scaling: [chart](backup-scaling.svg))`,
           ours: p.ours,
           baseline: p.legacy,
           unit: 's',
