@@ -190,10 +190,17 @@ class Cursor {
   constructor(private readonly it: AsyncIterator<Buffer>) {}
 
   async take(n: number): Promise<Buffer> {
-    while (this.buf.length < n) {
-      const r = await this.it.next();
-      if (r.done) throw new ArchiveError('ARCHIVE_CORRUPT', 'archive ends early');
-      this.buf = this.buf.length === 0 ? r.value : Buffer.concat([this.buf, r.value]);
+    if (this.buf.length < n) {
+      // Gather whole chunks and join once: joining on every chunk is quadratic in n.
+      const chunks = [this.buf];
+      let have = this.buf.length;
+      while (have < n) {
+        const r = await this.it.next();
+        if (r.done) throw new ArchiveError('ARCHIVE_CORRUPT', 'archive ends early');
+        chunks.push(r.value);
+        have += r.value.length;
+      }
+      this.buf = Buffer.concat(chunks, have);
     }
     const out = this.buf.subarray(0, n);
     this.buf = this.buf.subarray(n);

@@ -87,8 +87,16 @@ export class LevelEventStore extends BaseEventStore {
     return v === undefined ? undefined : (packr.unpack(v) as number);
   }
 
+  /** Stream heads seen by this process (appends are serialised, and the LevelDB is ours alone). */
+  private readonly heads = new Map<string, number>();
+
   protected async headOf(stream: string): Promise<number> {
-    return (await this.getNumber(`h!${stream}`)) ?? -1;
+    const known = this.heads.get(stream);
+    if (known !== undefined) return known;
+    const head = (await this.getNumber(`h!${stream}`)) ?? -1;
+    if (this.heads.size > 10_000) this.heads.clear();
+    this.heads.set(stream, head);
+    return head;
   }
 
   protected async doAppend(
@@ -129,7 +137,8 @@ export class LevelEventStore extends BaseEventStore {
     ops.push({ type: 'put', key: '!meta!last', value: packr.pack(lastRec.position) });
     await this.db.batch(ops);
     this.last = lastRec.position;
-    return recorded.map((r) => ({ ...r, data: packr.unpack(packr.pack(r.data)) }));
+    this.heads.set(stream, lastRec.version);
+    return recorded;
   }
 
   private decode(position: number, value: Uint8Array): RecordedEvent {
