@@ -173,7 +173,7 @@ class Pool {
     this.saveTimer = setTimeout(() => {
       this.saveTimer = null;
       this.save();
-    }, 20);
+    }, 500);
   }
 
   flush(): void {

@@ -49,7 +49,7 @@ export async function writeArchive(
   const max = opts.maxStoredBytes ?? Number.POSITIVE_INFINITY;
   const z = createBrotliCompress({
     params: {
-      [constants.BROTLI_PARAM_QUALITY]: opts.quality ?? 4,
+      [constants.BROTLI_PARAM_QUALITY]: opts.quality ?? 1,
       [constants.BROTLI_PARAM_LGWIN]: 22,
       [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
     },
@@ -82,7 +82,13 @@ export async function writeArchive(
     batch = [];
     batched = 0;
     if (failure) throw failure;
-    if (!z.write(b)) await new Promise<void>((r) => z.once('drain', r));
+    if (!z.write(b)) {
+      // A destroyed stream never drains: wake up on close too, then report why.
+      await new Promise<void>((r) => {
+        z.once('drain', r);
+        z.once('close', r);
+      });
+    }
     if (failure) throw failure;
   };
   const push = async (b: Uint8Array) => {

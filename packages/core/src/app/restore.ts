@@ -206,7 +206,7 @@ export async function runRestore(
   const chosen =
     opts.mode === 'sr' ? content.vmMap.filter((v) => v.srUuids.includes(id.srUuid)) : content.vmMap;
   let done = 0;
-  const vms = await mapLimit(chosen, opts.parallel ?? 4, async (vm): Promise<VmOutcome> => {
+  const vms = await mapLimit(chosen, opts.parallel ?? 8, async (vm): Promise<VmOutcome> => {
     const body = content.vmExport(vm.uuid);
     let out: VmOutcome;
     if (!body) {
