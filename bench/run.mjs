@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every bench/*.bench.mjs, prints one table, and writes bench/RESULTS.md with the
 // machine, Node version and date. Usage: pnpm bench [name-filter]
-import { readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -35,5 +35,5 @@ Produced by \`pnpm bench\` (bench/run.mjs) on ${new Date().toISOString().slice(0
   (above 1 = better than the baseline, whichever direction "better" is for the metric).
 
 ${out}
-`;
+${existsSync(join(here, 'NOTES.md')) ? `\n${readFileSync(join(here, 'NOTES.md'), 'utf8')}` : ''}`;
 if (!filter) writeFileSync(join(here, 'RESULTS.md'), doc);
