@@ -7,6 +7,7 @@ import {
   historyProjection,
   listings,
   type RestoreResult,
+  type RingPort,
   rebuild,
   runBackup,
   runRestore,
@@ -58,6 +59,17 @@ export async function withPool<T>(s: Settings, fn: (pool: XapiPool) => Promise<T
   } finally {
     await xapi.logout();
   }
+}
+
+/** Opens the SR's backup ring read-only for fn, and always detaches and logs out. */
+export function withBackupRing<T>(
+  s: Settings,
+  srUuid: string | undefined,
+  fn: (ring: RingPort) => Promise<T>,
+): Promise<T> {
+  return withPool(s, async (pool) =>
+    withRing(pool, disk, await backupVdiOf(pool, srUuid), true, fn),
+  );
 }
 
 export interface BackupArgs {
@@ -144,10 +156,9 @@ export async function cmdBackup(argv: string[], io: Io): Promise<number> {
 export async function cmdList(argv: string[], io: Io): Promise<number> {
   const { values } = parse(argv, { sr: { type: 'string' }, json: { type: 'boolean' } });
   const s = resolveSettings(connectionFlags(values));
-  const rows = await withPool(s, async (pool) => {
-    const id = await backupVdiOf(pool, values.sr as string | undefined);
-    return withRing(pool, disk, id, true, async (ring) => listings(ring));
-  });
+  const rows = await withBackupRing(s, values.sr as string | undefined, async (ring) =>
+    listings(ring),
+  );
   if (values.json) {
     io.out(JSON.stringify(rows.map(({ converted: _, ...r }) => r)));
   } else {
@@ -162,10 +173,7 @@ export async function cmdList(argv: string[], io: Io): Promise<number> {
 export async function cmdVerify(argv: string[], io: Io): Promise<number> {
   const { values } = parse(argv, { sr: { type: 'string' }, json: { type: 'boolean' } });
   const s = resolveSettings(connectionFlags(values));
-  const report = await withPool(s, async (pool) => {
-    const id = await backupVdiOf(pool, values.sr as string | undefined);
-    return withRing(pool, disk, id, true, (ring) => ring.verify());
-  });
+  const report = await withBackupRing(s, values.sr as string | undefined, (ring) => ring.verify());
   const records = report.records.map((r) => ({
     seq: r.seq,
     ok: r.ok,

@@ -1,10 +1,10 @@
 import { constants } from 'node:os';
-import { backupVdiOf, listings, withRing } from '@xsmeta/core';
+import { listings } from '@xsmeta/core';
 import { type ConsoleServices, type Frequency, runConsole } from '@xsmeta/tui';
-import { backup, parse, restore, withPool } from './commands.js';
+import { backup, parse, restore, withBackupRing, withPool } from './commands.js';
 import { connectionFlags, resolveSettings, type Settings } from './config.js';
 import type { Io } from './output.js';
-import { connect, disk } from './runtime.js';
+import { connect } from './runtime.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
 
 /** Nothing may write to the terminal while the console draws. */
@@ -62,45 +62,37 @@ export function consoleServices(s: Settings): ConsoleServices {
       };
     },
     listBackups: (srUuid) =>
-      withPool(s, async (pool) => {
-        const id = await backupVdiOf(pool, srUuid);
-        return withRing(pool, disk, id, true, async (ring) => {
-          const report = await ring.verify();
-          const bad = new Map(
-            report.records.filter((r) => !r.ok).map((r) => [r.seq, r.error ?? 'damaged']),
-          );
-          const u = ring.usage();
-          return {
-            backups: listings(ring).map((l) => ({
-              seq: l.seq,
-              date: l.date,
-              vmCount: l.vmCount,
-              templateCount: l.templateCount,
-              storedBytes: l.storedBytes,
-              verified: !bad.has(l.seq),
-              ...(bad.has(l.seq) ? { damaged: bad.get(l.seq)! } : {}),
-            })),
-            usage: {
-              capacity: u.capacity,
-              used: u.used,
-              maxRecords: u.maxRecords,
-              records: u.records.map((r) => ({ seq: r.seq, size: r.size })),
-            },
-          };
-        });
+      withBackupRing(s, srUuid, async (ring) => {
+        const report = await ring.verify();
+        const bad = new Map(
+          report.records.filter((r) => !r.ok).map((r) => [r.seq, r.error ?? 'damaged']),
+        );
+        const u = ring.usage();
+        return {
+          backups: listings(ring).map((l) => ({
+            seq: l.seq,
+            date: l.date,
+            vmCount: l.vmCount,
+            templateCount: l.templateCount,
+            storedBytes: l.storedBytes,
+            verified: !bad.has(l.seq),
+            ...(bad.has(l.seq) ? { damaged: bad.get(l.seq)! } : {}),
+          })),
+          usage: {
+            capacity: u.capacity,
+            used: u.used,
+            maxRecords: u.maxRecords,
+            records: u.records.map((r) => ({ seq: r.seq, size: r.size })),
+          },
+        };
       }),
     async restore(req, onVm, signal) {
       signal.throwIfAborted();
-      const date = await withPool(s, async (pool) => {
-        const id = await backupVdiOf(pool, req.srUuid);
-        return withRing(
-          pool,
-          disk,
-          id,
-          true,
-          async (ring) => listings(ring).find((l) => l.seq === req.seq)?.date,
-        );
-      });
+      const date = await withBackupRing(
+        s,
+        req.srUuid,
+        async (ring) => listings(ring).find((l) => l.seq === req.seq)?.date,
+      );
       let done = 0;
       const r = await restore(
         s,
