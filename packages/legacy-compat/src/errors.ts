@@ -1,0 +1,18 @@
+export type LegacyErrorCode =
+  | 'LEGACY_NOT_EXT'
+  | 'LEGACY_NO_MARKER'
+  | 'LEGACY_BAD_MARKER'
+  | 'LEGACY_CORRUPT'
+  | 'LEGACY_LIMIT'
+  | 'LEGACY_TIMEOUT'
+  | 'LEGACY_UNSUPPORTED';
+
+export class LegacyError extends Error {
+  override readonly name = 'LegacyError';
+  constructor(
+    readonly code: LegacyErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}

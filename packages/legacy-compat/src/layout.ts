@@ -1,0 +1,268 @@
+import { open } from 'node:fs/promises';
+import { LegacyError } from './errors.js';
+import {
+  type ExtLimits,
+  ExtReader,
+  type Inode,
+  type ReadOnlyDevice,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFREG,
+} from './ext.js';
+
+/**
+ * The layout the old xe-backup-metadata wrote (reference/legacy-format.md), and nothing else:
+ * `/.ctxs-metadata-backup` (content `1`), `/<pool-uuid>.db[.N]`,
+ * `/metadata/<YYYY-MM-DD-HH-MM-SS>/{SRMETA.xml, all/<uuid>.vmmeta, by-sr/<sr>/<uuid>.vmmeta}`.
+ * A by-sr entry counts only when it is a symlink whose target is exactly
+ * `../../all/<same-uuid>.vmmeta`; no other symlink is ever followed.
+ */
+export interface LegacyBackup {
+  date: string;
+  vms: { uuid: string; read(): Promise<Uint8Array> }[];
+  /** SR uuid -> uuids of the VMs with a disk on it. */
+  bySr: Map<string, string[]>;
+  srmeta(): Promise<Uint8Array | null>;
+}
+
+export interface LegacyDisk {
+  /** Pool database dumps, newest first. */
+  poolDbs: { name: string; read(): Promise<Uint8Array> }[];
+  /** The dated backups, newest first. */
+  backups(): LegacyBackup[];
+  /** Entries that do not fit the layout: reported, never read. */
+  skipped: { path: string; reason: string }[];
+  warnings: string[];
+}
+
+export type LegacyLimits = ExtLimits;
+
+const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const VMMETA = new RegExp(`^(${UUID})\\.vmmeta$`);
+const SR_DIR = new RegExp(`^${UUID}$`);
+const POOL_DB = new RegExp(`^(${UUID})\\.db(?:\\.(\\d{1,3}))?$`);
+const DATE = /^(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$/;
+
+/** A real calendar date, not more than a day in the future. */
+function validDate(name: string, now: number): boolean {
+  const m = DATE.exec(name);
+  if (!m) return false;
+  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const t = Date.UTC(y, mo - 1, d, h, mi, s);
+  const back = new Date(t);
+  return (
+    back.getUTCFullYear() === y &&
+    back.getUTCMonth() === mo - 1 &&
+    back.getUTCDate() === d &&
+    h < 24 &&
+    mi < 60 &&
+    s < 60 &&
+    t <= now + 86_400_000
+  );
+}
+
+/** Opens an image file read-only (the bytes are never changed). */
+export async function openImage(
+  path: string,
+): Promise<ReadOnlyDevice & { close(): Promise<void> }> {
+  const fh = await open(path, 'r');
+  const size = (await fh.stat()).size;
+  return {
+    size,
+    async read(offset, length) {
+      const buf = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
+        if (bytesRead === 0)
+          throw new LegacyError(
+            'LEGACY_CORRUPT',
+            `short read at ${offset + done} (truncated image?)`,
+          );
+        done += bytesRead;
+      }
+      return buf;
+    },
+    close: () => fh.close(),
+  };
+}
+
+/** Reads a legacy backup disk's layout; files are read only when asked. */
+export async function openLegacyDisk(
+  dev: ReadOnlyDevice,
+  limits: Partial<LegacyLimits> = {},
+  now = Date.now(),
+): Promise<LegacyDisk> {
+  const fs = await ExtReader.open(dev, limits);
+  const root = await fs.root();
+  const rootEntries = await fs.readdir(root);
+  const skipped: LegacyDisk['skipped'] = [];
+  const marker = rootEntries.find((e) => e.name === '.ctxs-metadata-backup');
+  if (!marker)
+    throw new LegacyError(
+      'LEGACY_NO_MARKER',
+      'no /.ctxs-metadata-backup: this is not a legacy metadata backup disk',
+    );
+  const mi = await fs.inode(marker.ino);
+  if (ExtReader.type(mi) !== S_IFREG || mi.size > 16)
+    throw new LegacyError(
+      'LEGACY_BAD_MARKER',
+      'the /.ctxs-metadata-backup marker is not a small regular file',
+    );
+  const content = new TextDecoder().decode(await fs.readFile(mi)).trim();
+  if (content !== '1')
+    throw new LegacyError(
+      'LEGACY_BAD_MARKER',
+      `the marker says version "${content.slice(0, 8)}", not 1`,
+    );
+
+  const regular = async (ino: number, path: string): Promise<Inode | null> => {
+    const i = await fs.inode(ino);
+    if (ExtReader.type(i) !== S_IFREG) {
+      skipped.push({ path, reason: 'not a regular file' });
+      return null;
+    }
+    return i;
+  };
+
+  const poolDbs: LegacyDisk['poolDbs'] = [];
+  const dbs: { name: string; gen: number; ino: Inode }[] = [];
+  for (const e of rootEntries) {
+    if (e.name === null) {
+      skipped.push({
+        path: `/${Buffer.from(e.raw).toString('hex')} (hex)`,
+        reason: 'the name is not UTF-8',
+      });
+      continue;
+    }
+    const m = POOL_DB.exec(e.name);
+    if (!m) continue;
+    const i = await regular(e.ino, `/${e.name}`);
+    if (i) dbs.push({ name: e.name, gen: m[2] ? Number(m[2]) : 0, ino: i });
+  }
+  dbs.sort((a, b) => a.gen - b.gen);
+  for (const d of dbs) poolDbs.push({ name: d.name, read: () => fs.readFile(d.ino) });
+
+  const backups: LegacyBackup[] = [];
+  const metaEntry = rootEntries.find((e) => e.name === 'metadata');
+  if (metaEntry) {
+    const meta = await fs.inode(metaEntry.ino);
+    if (ExtReader.type(meta) !== S_IFDIR)
+      skipped.push({ path: '/metadata', reason: 'not a directory' });
+    else {
+      for (const d of await fs.readdir(meta)) {
+        if (d.name === '.' || d.name === '..') continue;
+        const path = `/metadata/${d.name ?? `${Buffer.from(d.raw).toString('hex')} (hex)`}`;
+        if (d.name === null || !validDate(d.name, now)) {
+          skipped.push({
+            path,
+            reason: 'not a backup date (YYYY-MM-DD-HH-MM-SS, not in the future)',
+          });
+          continue;
+        }
+        const dir = await fs.inode(d.ino);
+        if (ExtReader.type(dir) !== S_IFDIR) {
+          skipped.push({ path, reason: 'not a directory' });
+          continue;
+        }
+        backups.push(await readBackup(fs, d.name, dir, path, skipped));
+      }
+    }
+  }
+  backups.sort((a, b) => (a.date < b.date ? 1 : -1));
+  return { poolDbs, backups: () => backups, skipped, warnings: fs.warnings };
+}
+
+async function readBackup(
+  fs: ExtReader,
+  date: string,
+  dir: Inode,
+  path: string,
+  skipped: LegacyDisk['skipped'],
+): Promise<LegacyBackup> {
+  const entries = await fs.readdir(dir);
+  const byName = new Map(entries.filter((e) => e.name !== null).map((e) => [e.name!, e.ino]));
+  const vms: LegacyBackup['vms'] = [];
+  const allIno = byName.get('all');
+  const known = new Set<string>();
+  if (allIno !== undefined) {
+    const all = await fs.inode(allIno);
+    if (ExtReader.type(all) === S_IFDIR) {
+      for (const e of await fs.readdir(all)) {
+        if (e.name === '.' || e.name === '..') continue;
+        const m = e.name === null ? null : VMMETA.exec(e.name);
+        const p = `${path}/all/${e.name ?? '(not UTF-8)'}`;
+        if (!m) {
+          skipped.push({ path: p, reason: 'not <uuid>.vmmeta' });
+          continue;
+        }
+        const i = await fs.inode(e.ino);
+        if (ExtReader.type(i) !== S_IFREG) {
+          skipped.push({ path: p, reason: 'not a regular file' });
+          continue;
+        }
+        known.add(m[1]!);
+        vms.push({ uuid: m[1]!, read: () => fs.readFile(i) });
+      }
+    }
+  }
+  const bySr = new Map<string, string[]>();
+  const bySrIno = byName.get('by-sr');
+  if (bySrIno !== undefined) {
+    const dirI = await fs.inode(bySrIno);
+    if (ExtReader.type(dirI) === S_IFDIR) {
+      for (const s of await fs.readdir(dirI)) {
+        if (s.name === '.' || s.name === '..') continue;
+        const sp = `${path}/by-sr/${s.name ?? '(not UTF-8)'}`;
+        if (s.name === null || !SR_DIR.test(s.name)) {
+          skipped.push({ path: sp, reason: 'not an SR uuid' });
+          continue;
+        }
+        const si = await fs.inode(s.ino);
+        if (ExtReader.type(si) !== S_IFDIR) {
+          skipped.push({ path: sp, reason: 'not a directory' });
+          continue;
+        }
+        const list: string[] = [];
+        for (const v of await fs.readdir(si)) {
+          if (v.name === '.' || v.name === '..') continue;
+          const vp = `${sp}/${v.name ?? '(not UTF-8)'}`;
+          const m = v.name === null ? null : VMMETA.exec(v.name);
+          const li = m ? await fs.inode(v.ino) : null;
+          if (!m || !li || ExtReader.type(li) !== S_IFLNK) {
+            skipped.push({ path: vp, reason: 'not a symlink named <uuid>.vmmeta' });
+            continue;
+          }
+          const target = await fs.readlink(li);
+          if (target !== `../../all/${m[1]}.vmmeta` || !known.has(m[1]!)) {
+            skipped.push({
+              path: vp,
+              reason: `the link points at ${JSON.stringify(target.slice(0, 80))}, not ../../all/${m[1]}.vmmeta`,
+            });
+            continue;
+          }
+          list.push(m[1]!);
+        }
+        bySr.set(s.name, list);
+      }
+    }
+  }
+  const srmetaIno = byName.get('SRMETA.xml');
+  return {
+    date,
+    vms,
+    bySr,
+    srmeta: async () => {
+      if (srmetaIno === undefined) return null;
+      const i = await fs.inode(srmetaIno);
+      return ExtReader.type(i) === S_IFREG ? fs.readFile(i) : null;
+    },
+  };
+}

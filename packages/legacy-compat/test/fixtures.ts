@@ -1,0 +1,84 @@
+import { execFileSync } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+
+export interface Layout {
+  pool: string;
+  srs: string[];
+  dates: string[];
+  vms: string[];
+  /** vm uuid -> SR uuid */
+  vmSr: Map<string, string>;
+}
+
+/** A folder laid out as the old xe-backup-metadata wrote it; `extra` adds hostile entries. */
+export function legacyTree(o: {
+  vms: number;
+  dates: string[];
+  marker?: string | null;
+  extra?: (root: string, l: Layout) => void;
+}): { root: string; layout: Layout } {
+  const root = mkdtempSync(join(tmpdir(), 'legacy-tree-'));
+  const pool = randomUUID();
+  const srs = [randomUUID(), randomUUID()];
+  const vms = Array.from({ length: o.vms }, () => randomUUID());
+  const vmSr = new Map(vms.map((v, i) => [v, srs[i % 2]!]));
+  if (o.marker !== null) writeFileSync(join(root, '.ctxs-metadata-backup'), o.marker ?? '1\n');
+  mkdirSync(join(root, 'conf'));
+  writeFileSync(join(root, 'conf', 'x'), `/${pool}.db {\n rotate 12\n}\n`);
+  writeFileSync(join(root, `${pool}.db`), `<database>newest ${pool}</database>`);
+  writeFileSync(join(root, `${pool}.db.1`), '<database>older</database>');
+  for (const date of o.dates) {
+    const d = join(root, 'metadata', date);
+    mkdirSync(join(d, 'all'), { recursive: true });
+    writeFileSync(
+      join(d, 'SRMETA.xml'),
+      `<meta><sr uuid="${srs[0]}" name_label="SR A" name_description=""/></meta>`,
+    );
+    for (const v of vms) {
+      writeFileSync(join(d, 'all', `${v}.vmmeta`), `ova.xml ${date} ${v} ${'x'.repeat(3000)}`);
+      mkdirSync(join(d, 'by-sr', vmSr.get(v)!), { recursive: true });
+      symlinkSync(`../../all/${v}.vmmeta`, join(d, 'by-sr', vmSr.get(v)!, `${v}.vmmeta`));
+    }
+  }
+  const layout = { pool, srs, dates: o.dates, vms, vmSr };
+  o.extra?.(root, layout);
+  return { root, layout };
+}
+
+/** `mke2fs -t ext3 -d`, as the old scripts' disks were made (no root needed). */
+export function mkfs(
+  root: string,
+  o: { blockSize?: number; sizeMiB?: number; type?: string } = {},
+): string {
+  const img = join(mkdtempSync(join(tmpdir(), 'legacy-img-')), 'disk.img');
+  execFileSync(
+    'mke2fs',
+    [
+      '-q',
+      '-F',
+      '-t',
+      o.type ?? 'ext3',
+      '-b',
+      String(o.blockSize ?? 1024),
+      '-d',
+      root,
+      img,
+      `${o.sizeMiB ?? 16}M`,
+    ],
+    { stdio: 'ignore' },
+  );
+  return img;
+}
+
+/** What debugfs reads for a path (the reference reader). */
+export function debugfsCat(img: string, path: string): Buffer {
+  return execFileSync('debugfs', ['-R', `cat "${path}"`, img], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}

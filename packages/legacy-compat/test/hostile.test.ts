@@ -1,0 +1,186 @@
+import { execFileSync } from 'node:child_process';
+import {
+  closeSync,
+  copyFileSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { LegacyError, openImage, openLegacyDisk } from '../src/index.js';
+import { debugfsCat, legacyTree, mkfs, sha } from './fixtures.js';
+
+/** Opens and reads everything the layout exposes; returns the typed error, if any. */
+async function readAll(
+  img: string,
+): Promise<{ error: LegacyError | null; skipped: string[]; warnings: string[]; dates: string[] }> {
+  const dev = await openImage(img);
+  try {
+    const disk = await openLegacyDisk(dev, { timeoutMs: 5_000 });
+    for (const b of disk.backups()) {
+      for (const v of b.vms) await v.read();
+      await b.srmeta();
+    }
+    for (const d of disk.poolDbs) await d.read();
+    return {
+      error: null,
+      skipped: disk.skipped.map((s) => `${s.path}: ${s.reason}`),
+      warnings: disk.warnings,
+      dates: disk.backups().map((b) => b.date),
+    };
+  } catch (e) {
+    if (!(e instanceof LegacyError)) throw e;
+    return { error: e, skipped: [], warnings: [], dates: [] };
+  } finally {
+    await dev.close();
+  }
+}
+
+function patch(img: string, offset: number, bytes: number[]): void {
+  const fd = openSync(img, 'r+');
+  writeSync(fd, Buffer.from(bytes), 0, bytes.length, offset);
+  closeSync(fd);
+}
+
+describe('hostile legacy images end typed, bounded, and unchanged', () => {
+  it('skips symlinks that point anywhere but ../../all/<same uuid>.vmmeta, bad dates and non-UTF-8 names', async () => {
+    const { root, layout } = legacyTree({
+      vms: 3,
+      dates: ['2024-01-01-00-00-00'],
+      extra: (r, l) => {
+        const d = join(r, 'metadata', '2024-01-01-00-00-00', 'by-sr', l.srs[0]!);
+        symlinkSync('/etc/shadow', join(d, '11111111-1111-4111-8111-111111111111.vmmeta'));
+        symlinkSync('../../../../..', join(d, '22222222-2222-4222-8222-222222222222.vmmeta'));
+        symlinkSync(
+          `../../all/${l.vms[1]}.vmmeta`,
+          join(d, '33333333-3333-4333-8333-333333333333.vmmeta'),
+        );
+        mkdirSync(join(r, 'metadata', '9999-01-01-00-00-00', 'all'), { recursive: true });
+        mkdirSync(join(r, 'metadata', 'latest'));
+        writeFileSync(
+          Buffer.from(`${r}/metadata/2024-01-01-00-00-00/all/\xff\xfe.vmmeta`, 'latin1'),
+          'x',
+        );
+        // A large pool dump: double-indirect blocks with 1 KiB blocks.
+        writeFileSync(join(r, `${l.pool}.db`), Buffer.alloc(2 * 1024 * 1024, 0x61));
+      },
+    });
+    const img = mkfs(root, { sizeMiB: 32 });
+    const before = sha(img);
+    const r = await readAll(img);
+    expect(r.error).toBeNull();
+    expect(r.dates).toEqual(['2024-01-01-00-00-00']);
+    const s = r.skipped.join('\n');
+    expect(s).toContain(
+      '11111111-1111-4111-8111-111111111111.vmmeta: the link points at "/etc/shadow"',
+    );
+    expect(s).toContain(
+      '22222222-2222-4222-8222-222222222222.vmmeta: the link points at "../../../../.."',
+    );
+    expect(s).toContain('33333333-3333-4333-8333-333333333333.vmmeta: the link points at');
+    expect(s).toContain('/metadata/9999-01-01-00-00-00: not a backup date');
+    expect(s).toContain('/metadata/latest: not a backup date');
+    expect(s).toMatch(/all\/\(not UTF-8\): not <uuid>\.vmmeta/);
+    const dev = await openImage(img);
+    const disk = await openLegacyDisk(dev);
+    expect(Buffer.from(await disk.poolDbs[0]!.read())).toEqual(
+      debugfsCat(img, `/${layout.pool}.db`),
+    );
+    await dev.close();
+    expect(sha(img)).toBe(before);
+    rmSync(root, { recursive: true, force: true });
+  }, 60_000);
+
+  it('refuses a missing or wrong marker, ext4, a truncated image; warns on needs_recovery', async () => {
+    const none = legacyTree({ vms: 1, dates: ['2024-01-01-00-00-00'], marker: null });
+    expect((await readAll(mkfs(none.root))).error?.code).toBe('LEGACY_NO_MARKER');
+    const two = legacyTree({ vms: 1, dates: ['2024-01-01-00-00-00'], marker: '2' });
+    expect((await readAll(mkfs(two.root))).error?.code).toBe('LEGACY_BAD_MARKER');
+    const ok = legacyTree({ vms: 2, dates: ['2024-01-01-00-00-00'] });
+    expect((await readAll(mkfs(ok.root, { type: 'ext4', blockSize: 4096 }))).error?.code).toBe(
+      'LEGACY_UNSUPPORTED',
+    );
+    const img = mkfs(ok.root);
+    const cut = `${img}.cut`;
+    copyFileSync(img, cut);
+    truncateSync(cut, 3 * 1024 * 1024);
+    expect((await readAll(cut)).error?.code).toBe('LEGACY_CORRUPT');
+    // s_feature_incompat |= RECOVER (superblock at 1024, field at 96).
+    const rec = `${img}.rec`;
+    copyFileSync(img, rec);
+    const b = readFileSync(rec).subarray(1024 + 96, 1024 + 100);
+    patch(rec, 1024 + 96, [b[0]! | 0x4, b[1]!, b[2]!, b[3]!]);
+    const r = await readAll(rec);
+    expect(r.error).toBeNull();
+    expect(r.warnings.join()).toMatch(/needs recovery/);
+    for (const t of [none, two, ok]) rmSync(t.root, { recursive: true, force: true });
+  }, 60_000);
+
+  it('a wrecked inode table, a directory loop and huge sizes fail typed', async () => {
+    const { root } = legacyTree({ vms: 2, dates: ['2024-01-01-00-00-00'] });
+    const img = mkfs(root);
+    const raw = readFileSync(img);
+    const bs = 1024;
+    const inodeTable = raw.readUInt32LE(2 * bs + 8);
+    const inodeSize = raw.readUInt16LE(1024 + 88);
+    // Root inode (2): a huge size, then block pointers outside the disk.
+    const root2 = inodeTable * bs + inodeSize;
+    for (const [off, bytes] of [
+      [root2 + 4, [0xff, 0xff, 0xff, 0x7f]],
+      [root2 + 40, [0xff, 0xff, 0xff, 0x00]],
+    ] as [number, number[]][]) {
+      const copy = `${img}.${off}`;
+      copyFileSync(img, copy);
+      patch(copy, off, bytes);
+      const r = await readAll(copy);
+      expect(r.error).toBeInstanceOf(LegacyError);
+      expect(['LEGACY_CORRUPT', 'LEGACY_LIMIT', 'LEGACY_NO_MARKER']).toContain(r.error!.code);
+    }
+    // A directory entry of /metadata pointing back at the root: never walked as a tree.
+    const loop = `${img}.loop`;
+    copyFileSync(img, loop);
+    execDebugfs(loop, 'link / /metadata/2024-01-02-00-00-00');
+    const r = await readAll(loop);
+    expect(r.error).toBeNull();
+    expect(r.dates.sort()).toEqual(['2024-01-01-00-00-00', '2024-01-02-00-00-00']);
+    rmSync(root, { recursive: true, force: true });
+  }, 60_000);
+
+  it('random byte flips anywhere: a result or a typed error, fast, the image unchanged', async () => {
+    const { root } = legacyTree({ vms: 20, dates: ['2024-01-01-00-00-00', '2024-02-01-00-00-00'] });
+    const img = mkfs(root, { sizeMiB: 4 });
+    const good = readFileSync(img);
+    const work = `${img}.fuzz`;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(300 * 1024), fc.integer({ min: 1, max: 255 })), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        async (flips) => {
+          const b = Buffer.from(good);
+          for (const [pos, x] of flips) b[pos]! ^= x;
+          writeFileSync(work, b);
+          const before = sha(work);
+          const t0 = Date.now();
+          await readAll(work);
+          expect(Date.now() - t0).toBeLessThan(5_000);
+          expect(sha(work)).toBe(before);
+        },
+      ),
+      { numRuns: 150 },
+    );
+    rmSync(root, { recursive: true, force: true });
+  }, 90_000);
+});
+
+function execDebugfs(img: string, cmd: string): void {
+  execFileSync('debugfs', ['-w', '-R', cmd, img], { stdio: 'ignore' });
+}
