@@ -1,10 +1,11 @@
 import { constants } from 'node:os';
-import { listings } from '@xsmeta/core';
+import { listings, runRestore } from '@xsmeta/core';
 import { type ConsoleServices, type Frequency, runConsole } from '@xsmeta/tui';
 import { backup, parse, restore, withBackupRing, withPool } from './commands.js';
 import { connectionFlags, resolveSettings, type Settings } from './config.js';
+import { legacyCandidates, readLegacy } from './legacy.js';
 import type { Io } from './output.js';
-import { connect } from './runtime.js';
+import { archive, connect, disk, systemClock, withEvents } from './runtime.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
 
 /** Nothing may write to the terminal while the console draws. */
@@ -118,17 +119,43 @@ export function consoleServices(s: Settings): ConsoleServices {
     legacyStatus: (srUuid) =>
       withPool(s, async (pool) => {
         const has = (await pool.findVdi(pool.backupVdiUuid(srUuid))) !== null;
-        return has
-          ? { available: false, reason: xsconsoleRule }
-          : {
-              available: false,
-              reason: 'Reading legacy backup disks is not available in this version of xsmeta',
-            };
+        return has ? { available: false, reason: xsconsoleRule } : { available: true };
       }),
-    listLegacyBackups: async () => [],
-    restoreLegacy: async () => {
-      throw new Error('Reading legacy backup disks is not available in this version of xsmeta');
-    },
+    listLegacyBackups: (srUuid) =>
+      withPool(s, async (pool) => {
+        const [vdi] = await legacyCandidates(pool, srUuid, undefined);
+        const { dates, counts } = await readLegacy(pool, vdi!, null);
+        return dates.map((date, i) => ({ date, vmCount: counts[i] ?? 0 }));
+      }),
+    restoreLegacy: (req, onVm, signal) =>
+      withPool(s, async (pool) => {
+        signal.throwIfAborted();
+        const [vdi] = await legacyCandidates(pool, req.srUuid, undefined);
+        const { content } = await readLegacy(pool, vdi!, req.date);
+        let done = 0;
+        const r = await withEvents(s.stateDir, (events) =>
+          runRestore(
+            { pool, disk, archive, clock: systemClock, events },
+            { srUuid: req.srUuid, mode: req.mode, dryRun: req.dryRun, force: false },
+            { id: { srUuid: req.srUuid, vdiUuid: vdi! }, content: content!, legacy: true },
+          ),
+        );
+        for (const v of r.vms)
+          onVm({
+            vmUuid: v.uuid,
+            name: v.name,
+            ok: v.ok,
+            ...(v.ok ? {} : { error: `${v.code}: ${v.message}` }),
+            done: ++done,
+            total: r.vms.length,
+          });
+        return {
+          restored: r.restored,
+          errors: r.vms
+            .filter((v) => !v.ok)
+            .map((v) => ({ vmUuid: v.uuid, name: v.name, message: `${v.code}: ${v.message}` })),
+        };
+      }),
     async getSchedule() {
       const sum = await scheduleStatus(s);
       return {

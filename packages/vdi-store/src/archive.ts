@@ -85,8 +85,13 @@ export async function writeArchive(
     if (!z.write(b)) {
       // A destroyed stream never drains: wake up on close too, then report why.
       await new Promise<void>((r) => {
-        z.once('drain', r);
-        z.once('close', r);
+        const done = () => {
+          z.off('drain', done);
+          z.off('close', done);
+          r();
+        };
+        z.on('drain', done);
+        z.on('close', done);
       });
     }
     if (failure) throw failure;

@@ -1,8 +1,10 @@
-import { backupVdiOf, listings, withRing } from '@xsmeta/core';
+import { backupVdiOf, listings, runRestore, withRing } from '@xsmeta/core';
 import { confirm, parse, restore, summaryLine, withPool } from '../commands.js';
+import type { Settings } from '../config.js';
 import { connectionFlags, resolveSettings, UsageError } from '../config.js';
+import { legacyCandidates, readLegacy } from '../legacy.js';
 import { errorLine, type Io, stdio } from '../output.js';
-import { disk } from '../runtime.js';
+import { archive, disk, systemClock, withEvents } from '../runtime.js';
 
 const USAGE = `usage: xe-restore-metadata [-h] [-v] [-y] [-n] [-p] [-f] [-o] [-x VDI_UUID] [-u SR_UUID] [-m all|sr] [-l] [-d DATE]
  -h  this help
@@ -43,13 +45,24 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     }
     const mode = (values.m as string | undefined) ?? 'all';
     if (mode !== 'sr' && mode !== 'all') throw new UsageError(`-m takes sr or all, not ${mode}`);
-    if (values.o) {
-      throw new UsageError(
-        'legacy backup VDIs (-o) are not supported by this version yet: restore them with the upstream script, or convert them once xsmeta legacy lands',
-      );
-    }
     const s = resolveSettings(connectionFlags({}));
     const srUuid = values.u as string | undefined;
+    if (values.o)
+      return await legacyRestore(
+        s,
+        {
+          srUuid,
+          vdi: values.x as string | undefined,
+          date: values.d as string | undefined,
+          mode,
+          dryRun: values.n === true,
+          force: values.f === true,
+          list: values.l === true,
+          probe: values.p === true,
+          yes: values.y === true,
+        },
+        io,
+      );
     if (values.x) {
       const own = await withPool(s, async (p) =>
         p.backupVdiUuid(srUuid ?? (await p.pool()).defaultSrUuid ?? ''),
@@ -99,4 +112,68 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     if (e instanceof UsageError) io.err("Run 'xe-restore-metadata -h' for usage.");
     return 1;
   }
+}
+
+/** `-o`: restore from a legacy (ext3) backup VDI, read in user space, never mounted. */
+async function legacyRestore(
+  s: Settings,
+  a: {
+    srUuid: string | undefined;
+    vdi: string | undefined;
+    date: string | undefined;
+    mode: 'sr' | 'all';
+    dryRun: boolean;
+    force: boolean;
+    list: boolean;
+    probe: boolean;
+    yes: boolean;
+  },
+  io: Io,
+): Promise<number> {
+  return withPool(s, async (pool) => {
+    const srUuid = a.srUuid ?? (await pool.pool()).defaultSrUuid;
+    if (!srUuid) throw new UsageError('name the SR with -u SR_UUID');
+    const [vdiUuid] = await legacyCandidates(pool, srUuid, a.vdi);
+    if (a.probe) {
+      io.out(vdiUuid!);
+      return 0;
+    }
+    if (a.list) {
+      for (const d of (await readLegacy(pool, vdiUuid!, null)).dates) io.out(d);
+      return 0;
+    }
+    const { content } = await readLegacy(pool, vdiUuid!, a.date);
+    if (
+      !a.dryRun &&
+      !a.yes &&
+      !(await confirm(
+        io,
+        'This restores VM metadata from a LEGACY backup, which any guest could have forged.',
+      ))
+    ) {
+      io.err('Aborted: nothing was restored.');
+      return 1;
+    }
+    const r = await withEvents(s.stateDir, (events) =>
+      runRestore(
+        {
+          pool,
+          disk,
+          archive,
+          clock: systemClock,
+          events,
+          onVm: (v) =>
+            io.out(
+              v.ok
+                ? `${a.dryRun ? 'Would restore' : 'Restored'} ${v.isTemplate ? 'template' : 'VM'} ${v.name} (${v.uuid})`
+                : `Error restoring ${v.name} (${v.uuid}): ${v.code} ${(v.params ?? []).join(' ')}`.trim(),
+            ),
+        },
+        { srUuid, mode: a.mode, dryRun: a.dryRun, force: a.force },
+        { id: { srUuid, vdiUuid: vdiUuid! }, content: content!, legacy: true },
+      ),
+    );
+    io.out(summaryLine(r));
+    return Math.min(r.errors, 125);
+  });
 }
