@@ -188,7 +188,12 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       let i = 0;
       const launch = () => {
         const vm = vms[i++];
-        if (vm) inflight.push(pool.exportMetadata(vm.uuid));
+        if (!vm) return;
+        const p = pool.exportMetadata(vm.uuid);
+        // Awaited in order later; until then (or if the run stops first) a failure must not
+        // surface as an unhandled rejection, which would kill the process.
+        p.catch(() => {});
+        inflight.push(p);
       };
       for (let k = 0; k < parallel; k++) launch();
       for (const vm of vms) {

@@ -1,0 +1,76 @@
+import { expect, it } from 'vitest';
+import {
+  type ArchivePort,
+  type DiskPort,
+  MemoryEventStore,
+  type PoolPort,
+  runBackup,
+} from '../src/index.js';
+
+/** A pool whose second export fails at once while the first is still on its way. */
+function pool(): PoolPort {
+  const vms = Array.from({ length: 6 }, (_, i) => ({
+    uuid: `vm-${i}`,
+    name: `vm ${i}`,
+    isTemplate: false,
+    srUuids: ['sr'],
+  }));
+  return {
+    pool: async () => ({ uuid: 'pool', defaultSrUuid: 'sr' }),
+    srs: async () => [],
+    backupVdiUuid: () => 'vdi',
+    findVdi: async () => ({
+      uuid: 'vdi',
+      name: 'Pool Metadata Backup',
+      srUuid: 'sr',
+      virtualSize: 1,
+      type: 'user',
+    }),
+    createBackupVdi: async () => {
+      throw new Error('unused');
+    },
+    attach: async () => {
+      throw new Error('must not attach after a failed capture');
+    },
+    dumpDatabase: async () => new Uint8Array(10),
+    vms: async () => vms,
+    exportMetadata: (uuid) =>
+      uuid === 'vm-1'
+        ? Promise.reject(Object.assign(new Error('injected'), { code: 'INTERNAL_ERROR' }))
+        : new Promise((r) => setTimeout(() => r(new Uint8Array(100)), 50)),
+    importMetadata: async () => {},
+    setSrNames: async () => {},
+    setVdiNames: async () => {},
+  };
+}
+
+const archive: ArchivePort = {
+  async write(parts) {
+    let n = 0;
+    for await (const p of parts) n += p.data instanceof Uint8Array ? p.data.length : 0;
+    return { bytes: new Uint8Array(n), rawBytes: n, storedBytes: n, parts: [] };
+  },
+  read: () => {
+    throw new Error('unused');
+  },
+};
+const disk = {} as DiskPort;
+
+it('an export failing while others are in flight fails the run once, with no unhandled rejection', async () => {
+  const unhandled: unknown[] = [];
+  const on = (e: unknown) => unhandled.push(e);
+  process.on('unhandledRejection', on);
+  try {
+    const events = new MemoryEventStore();
+    await expect(
+      runBackup({ pool: pool(), disk, archive, clock: { now: () => new Date(0) }, events }),
+    ).rejects.toMatchObject({ code: 'INTERNAL_ERROR' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(unhandled).toEqual([]);
+    const types: string[] = [];
+    for await (const e of events.readAll()) types.push(e.type);
+    expect(types).toEqual(['BackupStarted', 'BackupFailed']);
+  } finally {
+    process.off('unhandledRejection', on);
+  }
+});
