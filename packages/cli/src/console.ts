@@ -1,12 +1,39 @@
 import { constants } from 'node:os';
-import { listings, runRestore } from '@xsmeta/core';
-import { type ConsoleServices, type Frequency, runConsole } from '@xsmeta/tui';
+import { listings, type RestoreResult, runRestore } from '@xsmeta/core';
+import {
+  type ConsoleServices,
+  type VmOutcome as ConsoleVmOutcome,
+  type Frequency,
+  runConsole,
+} from '@xsmeta/tui';
 import { backup, parse, restore, withBackupRing, withPool } from './commands.js';
 import { connectionFlags, resolveSettings, type Settings } from './config.js';
 import { legacyCandidates, readLegacy } from './legacy.js';
 import type { Io } from './output.js';
 import { archive, connect, disk, systemClock, withEvents } from './runtime.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
+
+/** Reports each VM to the console, then the summary it shows. */
+function summarise(r: RestoreResult, onVm: (ev: ConsoleVmOutcome) => void) {
+  let done = 0;
+  const message = (v: RestoreResult['vms'][number]) => `${v.code}: ${v.message}`;
+  for (const v of r.vms) {
+    onVm({
+      vmUuid: v.uuid,
+      name: v.name,
+      ok: v.ok,
+      ...(v.ok ? {} : { error: message(v) }),
+      done: ++done,
+      total: r.vms.length,
+    });
+  }
+  return {
+    restored: r.restored,
+    errors: r.vms
+      .filter((v) => !v.ok)
+      .map((v) => ({ vmUuid: v.uuid, name: v.name, message: message(v) })),
+  };
+}
 
 /** Nothing may write to the terminal while the console draws. */
 const silent: Io = { out: () => {}, err: () => {}, isTTY: false };
@@ -94,27 +121,12 @@ export function consoleServices(s: Settings): ConsoleServices {
         req.srUuid,
         async (ring) => listings(ring).find((l) => l.seq === req.seq)?.date,
       );
-      let done = 0;
       const r = await restore(
         s,
         { srUuid: req.srUuid, date, mode: req.mode, dryRun: req.dryRun, force: false },
         silent,
       );
-      for (const v of r.vms)
-        onVm({
-          vmUuid: v.uuid,
-          name: v.name,
-          ok: v.ok,
-          ...(v.ok ? {} : { error: `${v.code}: ${v.message}` }),
-          done: ++done,
-          total: r.vms.length,
-        });
-      return {
-        restored: r.restored,
-        errors: r.vms
-          .filter((v) => !v.ok)
-          .map((v) => ({ vmUuid: v.uuid, name: v.name, message: `${v.code}: ${v.message}` })),
-      };
+      return summarise(r, onVm);
     },
     legacyStatus: (srUuid) =>
       withPool(s, async (pool) => {
@@ -132,7 +144,6 @@ export function consoleServices(s: Settings): ConsoleServices {
         signal.throwIfAborted();
         const [vdi] = await legacyCandidates(pool, req.srUuid, undefined);
         const { content } = await readLegacy(pool, vdi!, req.date);
-        let done = 0;
         const r = await withEvents(s.stateDir, (events) =>
           runRestore(
             { pool, disk, archive, clock: systemClock, events },
@@ -140,21 +151,7 @@ export function consoleServices(s: Settings): ConsoleServices {
             { id: { srUuid: req.srUuid, vdiUuid: vdi! }, content: content!, legacy: true },
           ),
         );
-        for (const v of r.vms)
-          onVm({
-            vmUuid: v.uuid,
-            name: v.name,
-            ok: v.ok,
-            ...(v.ok ? {} : { error: `${v.code}: ${v.message}` }),
-            done: ++done,
-            total: r.vms.length,
-          });
-        return {
-          restored: r.restored,
-          errors: r.vms
-            .filter((v) => !v.ok)
-            .map((v) => ({ vmUuid: v.uuid, name: v.name, message: `${v.code}: ${v.message}` })),
-        };
+        return summarise(r, onVm);
       }),
     async getSchedule() {
       const sum = await scheduleStatus(s);
