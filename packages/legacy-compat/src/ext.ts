@@ -158,9 +158,17 @@ export class ExtReader {
     return this.dev.read(offset, length);
   }
 
+  /** Recently read metadata blocks (inode tables, directories, indirect blocks). */
+  private readonly cache = new Map<number, Uint8Array>();
+
   private async block(n: number): Promise<Uint8Array> {
     if (n === 0 || n >= this.blocksCount) throw corrupt(`block ${n} is outside the filesystem`);
-    return this.read(n * this.blockSize, this.blockSize);
+    const hit = this.cache.get(n);
+    if (hit) return hit;
+    const b = await this.read(n * this.blockSize, this.blockSize);
+    if (this.cache.size >= 4096) this.cache.delete(this.cache.keys().next().value as number);
+    this.cache.set(n, b);
+    return b;
   }
 
   async inode(ino: number): Promise<Inode> {
@@ -168,7 +176,9 @@ export class ExtReader {
       throw corrupt(`inode ${ino} is out of range`);
     const g = Math.floor((ino - 1) / this.inodesPerGroup);
     const i = (ino - 1) % this.inodesPerGroup;
-    const buf = await this.read(this.groupTables[g]! * this.blockSize + i * this.inodeSize, 128);
+    const at = this.groupTables[g]! * this.blockSize + i * this.inodeSize;
+    const blk = await this.block(Math.floor(at / this.blockSize));
+    const buf = blk.subarray(at % this.blockSize, (at % this.blockSize) + 128);
     const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     const mode = v.getUint16(0, true);
     const high = (mode & S_IFMT) === S_IFREG ? v.getUint32(108, true) : 0;
@@ -221,9 +231,18 @@ export class ExtReader {
     const n = Math.ceil(i.size / this.blockSize);
     const list = await this.blockList(i, n);
     const out = new Uint8Array(i.size);
-    for (let k = 0; k < n; k++) {
-      const len = Math.min(this.blockSize, i.size - k * this.blockSize);
-      if (list[k]) out.set((await this.block(list[k]!)).subarray(0, len), k * this.blockSize);
+    // Read runs of consecutive blocks at once (files are mostly contiguous), holes stay zero.
+    for (let k = 0; k < n; ) {
+      const first = list[k]!;
+      let run = 1;
+      while (first !== 0 && k + run < n && list[k + run] === first + run) run++;
+      if (first !== 0) {
+        if (first + run > this.blocksCount)
+          throw corrupt(`block ${first + run - 1} is outside the filesystem`);
+        const len = Math.min(run * this.blockSize, i.size - k * this.blockSize);
+        out.set(await this.read(first * this.blockSize, len), k * this.blockSize);
+      }
+      k += run;
     }
     return out;
   }
