@@ -47,7 +47,7 @@ export async function run() {
     const oursList = await timeMs(async () => {
       const dev = await openImage(img);
       const disk = await openLegacyDisk(dev);
-      listed = disk.backups().length;
+      listed = disk.dates.length;
       await dev.close();
     });
     const debugfsList = await timeMs(async () => {
@@ -64,7 +64,7 @@ export async function run() {
     const oursExtract = await timeMs(async () => {
       const dev = await openImage(img);
       const disk = await openLegacyDisk(dev);
-      const b = disk.backups().find((x) => x.date === date);
+      const b = await disk.backup(date);
       for (const v of b.vms) bytes += (await v.read()).length;
       await dev.close();
     });

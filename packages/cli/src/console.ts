@@ -8,7 +8,7 @@ import {
 } from '@xsmeta/tui';
 import { backup, parse, restore, withBackupRing, withPool } from './commands.js';
 import { connectionFlags, resolveSettings, type Settings } from './config.js';
-import { legacyCandidates, readLegacy } from './legacy.js';
+import { legacyCandidates, legacyContent, withLegacyDisk } from './legacy.js';
 import type { Io } from './output.js';
 import { archive, connect, disk, systemClock, withEvents } from './runtime.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
@@ -136,19 +136,23 @@ export function consoleServices(s: Settings): ConsoleServices {
     listLegacyBackups: (srUuid) =>
       withPool(s, async (pool) => {
         const [vdi] = await legacyCandidates(pool, srUuid, undefined);
-        const { dates, counts } = await readLegacy(pool, vdi!, null);
-        return dates.map((date, i) => ({ date, vmCount: counts[i] ?? 0 }));
+        return withLegacyDisk(pool, vdi!, async (disk) => {
+          const out: { date: string; vmCount: number }[] = [];
+          for (const date of disk.dates)
+            out.push({ date, vmCount: (await disk.backup(date)).vms.length });
+          return out;
+        });
       }),
     restoreLegacy: (req, onVm, signal) =>
       withPool(s, async (pool) => {
         signal.throwIfAborted();
         const [vdi] = await legacyCandidates(pool, req.srUuid, undefined);
-        const { content } = await readLegacy(pool, vdi!, req.date);
+        const content = await withLegacyDisk(pool, vdi!, (disk) => legacyContent(disk, req.date));
         const r = await withEvents(s.stateDir, (events) =>
           runRestore(
             { pool, disk, archive, clock: systemClock, events },
             { srUuid: req.srUuid, mode: req.mode, dryRun: req.dryRun, force: false },
-            { id: { srUuid: req.srUuid, vdiUuid: vdi! }, content: content!, legacy: true },
+            { id: { srUuid: req.srUuid, vdiUuid: vdi! }, content, legacy: true },
           ),
         );
         return summarise(r, onVm);

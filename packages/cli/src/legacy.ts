@@ -1,5 +1,5 @@
 import { type BackupContent, decodeSrMeta, type SrMeta, type VmMapEntry } from '@xsmeta/core';
-import { type LegacyBackup, LegacyError, openImage, openLegacyDisk } from '@xsmeta/legacy-compat';
+import { type LegacyDisk, LegacyError, openImage, openLegacyDisk } from '@xsmeta/legacy-compat';
 import { decodeValue } from '@xsmeta/xapi';
 import { UsageError } from './config.js';
 import type { XapiPool } from './runtime.js';
@@ -72,67 +72,59 @@ function describeExport(tar: Uint8Array): { name: string; isTemplate: boolean } 
   }
 }
 
-/** Reads one legacy backup (by date, default the newest) into the restore's BackupContent. */
-export async function readLegacy(
+/** Attaches a legacy VDI read-only, parses it (never mounted), runs fn, always detaches. */
+export async function withLegacyDisk<T>(
   pool: XapiPool,
   vdiUuid: string,
-  date: string | null | undefined,
-): Promise<{ dates: string[]; counts: number[]; content: BackupContent | null }> {
+  fn: (disk: LegacyDisk) => Promise<T>,
+): Promise<T> {
   const att = await pool.attach(vdiUuid, { readOnly: true });
   try {
     const dev = await openImage(att.devicePath);
     try {
-      const disk = await openLegacyDisk(dev);
-      const backups = disk.backups();
-      const dates = backups.map((b) => b.date);
-      const counts = backups.map((b) => b.vms.length);
-      // null: only list the dates.
-      if (date === null) return { dates, counts, content: null };
-      const chosen: LegacyBackup | undefined = date
-        ? backups.find((b) => b.date === date)
-        : backups[0];
-      if (!chosen)
-        throw new UsageError(
-          date
-            ? `no legacy backup dated ${date}; available: ${dates.join(', ')}`
-            : 'the legacy disk holds no backups',
-        );
-      const exports = new Map<string, Uint8Array>();
-      const vmMap: VmMapEntry[] = [];
-      for (const vm of chosen.vms) {
-        const bytes = await vm.read();
-        exports.set(vm.uuid, bytes);
-        const d = describeExport(bytes);
-        vmMap.push({
-          uuid: vm.uuid,
-          name: d.name,
-          isTemplate: d.isTemplate,
-          srUuids: [...chosen.bySr.entries()]
-            .filter(([, v]) => v.includes(vm.uuid))
-            .map(([sr]) => sr),
-        });
-      }
-      const srmetaBytes = await chosen.srmeta();
-      const srmeta: SrMeta[] = srmetaBytes
-        ? decodeSrMeta(new TextDecoder().decode(srmetaBytes))
-        : [];
-      return {
-        dates,
-        counts,
-        content: {
-          date: chosen.date,
-          seq: null,
-          formatVersion: 1,
-          poolUuid: '',
-          vmMap,
-          vmExport: (u) => exports.get(u),
-          srmeta,
-        },
-      };
+      return await fn(await openLegacyDisk(dev));
     } finally {
       await dev.close();
     }
   } finally {
     await att.detach();
   }
+}
+
+/** One legacy backup (by date, default the newest) as the restore's BackupContent. */
+export async function legacyContent(
+  disk: LegacyDisk,
+  date: string | undefined,
+): Promise<BackupContent & { date: string }> {
+  const chosen = date ?? disk.dates[0];
+  if (!chosen) throw new UsageError('the legacy disk holds no backups');
+  if (!disk.dates.includes(chosen))
+    throw new UsageError(
+      `no legacy backup dated ${chosen}; available: ${disk.dates.join(', ')} (see -l)`,
+    );
+  const b = await disk.backup(chosen);
+  const exports = new Map<string, Uint8Array>();
+  const vmMap: VmMapEntry[] = [];
+  for (const vm of b.vms) {
+    const bytes = await vm.read();
+    exports.set(vm.uuid, bytes);
+    const d = describeExport(bytes);
+    vmMap.push({
+      uuid: vm.uuid,
+      name: d.name,
+      isTemplate: d.isTemplate,
+      srUuids: [...b.bySr.entries()].filter(([, v]) => v.includes(vm.uuid)).map(([sr]) => sr),
+    });
+  }
+  const srmetaBytes = await b.srmeta();
+  const srmeta: SrMeta[] = srmetaBytes ? decodeSrMeta(new TextDecoder().decode(srmetaBytes)) : [];
+  return {
+    date: b.date,
+    seq: null,
+    formatVersion: 1,
+    poolUuid: '',
+    vmMap,
+    vmExport: (u) => exports.get(u),
+    srmeta,
+  };
 }

@@ -28,9 +28,14 @@ export interface LegacyBackup {
 export interface LegacyDisk {
   /** Pool database dumps, newest first. */
   poolDbs: { name: string; read(): Promise<Uint8Array> }[];
-  /** The dated backups, newest first. */
-  backups(): LegacyBackup[];
-  /** Entries that do not fit the layout: reported, never read. */
+  /** The dates of the backups, newest first: one read of `/metadata`, no backup opened. */
+  dates: string[];
+  /**
+   * Reads one backup's folders (`all/`, `by-sr/`, the links) when asked, not before; files
+   * are read only through `read()`. `LEGACY_NO_BACKUP` for a date not in `dates`.
+   */
+  backup(date: string): Promise<LegacyBackup>;
+  /** Entries that do not fit the layout: reported, never read (grows as backups are read). */
   skipped: { path: string; reason: string }[];
   warnings: string[];
 }
@@ -150,7 +155,7 @@ export async function openLegacyDisk(
   dbs.sort((a, b) => a.gen - b.gen);
   for (const d of dbs) poolDbs.push({ name: d.name, read: () => fs.readFile(d.ino) });
 
-  const backups: LegacyBackup[] = [];
+  const dirs = new Map<string, Inode>();
   const metaEntry = rootEntries.find((e) => e.name === 'metadata');
   if (metaEntry) {
     const meta = await fs.inode(metaEntry.ino);
@@ -172,12 +177,34 @@ export async function openLegacyDisk(
           skipped.push({ path, reason: 'not a directory' });
           continue;
         }
-        backups.push(await readBackup(fs, d.name, dir, path, skipped));
+        dirs.set(d.name, dir);
       }
     }
   }
-  backups.sort((a, b) => (a.date < b.date ? 1 : -1));
-  return { poolDbs, backups: () => backups, skipped, warnings: fs.warnings };
+  const dates = [...dirs.keys()].sort().reverse();
+  const read = new Map<string, Promise<LegacyBackup>>();
+  return {
+    poolDbs,
+    dates,
+    backup(date) {
+      const dir = dirs.get(date);
+      if (!dir)
+        return Promise.reject(
+          new LegacyError(
+            'LEGACY_NO_BACKUP',
+            `no legacy backup dated ${date}; available: ${dates.join(', ') || 'none'}`,
+          ),
+        );
+      let b = read.get(date);
+      if (!b) {
+        b = readBackup(fs, date, dir, `/metadata/${date}`, skipped);
+        read.set(date, b);
+      }
+      return b;
+    },
+    skipped,
+    warnings: fs.warnings,
+  };
 }
 
 async function readBackup(

@@ -24,7 +24,8 @@ async function readAll(
   const dev = await openImage(img);
   try {
     const disk = await openLegacyDisk(dev, { timeoutMs: 5_000 });
-    for (const b of disk.backups()) {
+    for (const date of disk.dates) {
+      const b = await disk.backup(date);
       for (const v of b.vms) await v.read();
       await b.srmeta();
     }
@@ -33,7 +34,7 @@ async function readAll(
       error: null,
       skipped: disk.skipped.map((s) => `${s.path}: ${s.reason}`),
       warnings: disk.warnings,
-      dates: disk.backups().map((b) => b.date),
+      dates: disk.dates,
     };
   } catch (e) {
     if (!(e instanceof LegacyError)) throw e;

@@ -12,10 +12,14 @@ describe('reading legacy backup disks made by mke2fs -t ext3 -d', () => {
       const before = sha(img);
       const dev = await openImage(img);
       const disk = await openLegacyDisk(dev);
-      expect(disk.backups().map((b) => b.date)).toEqual([...dates].sort().reverse());
+      expect(disk.dates).toEqual([...dates].sort().reverse());
+      // A date that is not there is a typed error that lists those that are.
+      await expect(disk.backup('2020-01-01-00-00-00')).rejects.toMatchObject({
+        code: 'LEGACY_NO_BACKUP',
+      });
       expect(disk.poolDbs.map((d) => d.name)).toEqual([`${layout.pool}.db`, `${layout.pool}.db.1`]);
       expect(new TextDecoder().decode(await disk.poolDbs[0]!.read())).toContain('newest');
-      const newest = disk.backups()[0]!;
+      const newest = await disk.backup(disk.dates[0]!);
       expect(newest.vms.map((v) => v.uuid).sort()).toEqual([...layout.vms].sort());
       for (const v of newest.vms.slice(0, 25)) {
         expect(Buffer.from(await v.read())).toEqual(

@@ -2,7 +2,7 @@ import { backupVdiOf, listings, runRestore, withRing } from '@xsmeta/core';
 import { confirm, parse, restore, summaryLine, withPool } from '../commands.js';
 import type { Settings } from '../config.js';
 import { connectionFlags, resolveSettings, UsageError } from '../config.js';
-import { legacyCandidates, readLegacy } from '../legacy.js';
+import { legacyCandidates, legacyContent, withLegacyDisk } from '../legacy.js';
 import { errorLine, type Io, stdio } from '../output.js';
 import { archive, disk, systemClock, withEvents } from '../runtime.js';
 
@@ -139,10 +139,10 @@ async function legacyRestore(
       return 0;
     }
     if (a.list) {
-      for (const d of (await readLegacy(pool, vdiUuid!, null)).dates) io.out(d);
+      for (const d of await withLegacyDisk(pool, vdiUuid!, async (disk) => disk.dates)) io.out(d);
       return 0;
     }
-    const { content } = await readLegacy(pool, vdiUuid!, a.date);
+    const content = await withLegacyDisk(pool, vdiUuid!, (disk) => legacyContent(disk, a.date));
     if (
       !a.dryRun &&
       !a.yes &&
@@ -170,7 +170,7 @@ async function legacyRestore(
             ),
         },
         { srUuid, mode: a.mode, dryRun: a.dryRun, force: a.force },
-        { id: { srUuid, vdiUuid: vdiUuid! }, content: content!, legacy: true },
+        { id: { srUuid, vdiUuid: vdiUuid! }, content, legacy: true },
       ),
     );
     io.out(summaryLine(r));
