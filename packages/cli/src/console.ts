@@ -1,5 +1,11 @@
 import { constants } from 'node:os';
-import { listings, type RestoreResult, runRestore } from '@xsmeta/core';
+import {
+  backupVdiContent,
+  legacyAccess,
+  listings,
+  type RestoreResult,
+  runRestore,
+} from '@xsmeta/core';
 import {
   type ConsoleServices,
   type VmOutcome as ConsoleVmOutcome,
@@ -8,7 +14,7 @@ import {
 } from '@xsmeta/tui';
 import { backup, parse, restore, withBackupRing, withPool } from './commands.js';
 import { connectionFlags, resolveSettings, type Settings } from './config.js';
-import { legacyCandidates, legacyContent, withLegacyDisk } from './legacy.js';
+import { legacyContent, resolveLegacyVdi, withLegacyDisk } from './legacy.js';
 import type { Io } from './output.js';
 import { archive, connect, disk, systemClock, withEvents } from './runtime.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
@@ -130,13 +136,18 @@ export function consoleServices(s: Settings): ConsoleServices {
     },
     legacyStatus: (srUuid) =>
       withPool(s, async (pool) => {
-        const has = (await pool.findVdi(pool.backupVdiUuid(srUuid))) !== null;
-        return has ? { available: false, reason: xsconsoleRule } : { available: true };
+        // Choosing the console's legacy item is the opt-in; it cannot name a VDI (no -x).
+        const access = legacyAccess({
+          optedIn: true,
+          srUuid,
+          backupVdi: await backupVdiContent(pool, disk, srUuid),
+        });
+        return access.allowed ? { available: true } : { available: false, reason: xsconsoleRule };
       }),
     listLegacyBackups: (srUuid) =>
       withPool(s, async (pool) => {
-        const [vdi] = await legacyCandidates(pool, srUuid, undefined);
-        return withLegacyDisk(pool, vdi!, async (disk) => {
+        const vdi = await resolveLegacyVdi(pool, srUuid, undefined);
+        return withLegacyDisk(pool, vdi, async (disk) => {
           const out: { date: string; vmCount: number }[] = [];
           for (const date of disk.dates)
             out.push({ date, vmCount: (await disk.backup(date)).vms.length });
@@ -146,13 +157,13 @@ export function consoleServices(s: Settings): ConsoleServices {
     restoreLegacy: (req, onVm, signal) =>
       withPool(s, async (pool) => {
         signal.throwIfAborted();
-        const [vdi] = await legacyCandidates(pool, req.srUuid, undefined);
-        const content = await withLegacyDisk(pool, vdi!, (disk) => legacyContent(disk, req.date));
+        const vdi = await resolveLegacyVdi(pool, req.srUuid, undefined);
+        const content = await withLegacyDisk(pool, vdi, (disk) => legacyContent(disk, req.date));
         const r = await withEvents(s.stateDir, (events) =>
           runRestore(
             { pool, disk, archive, clock: systemClock, events },
             { srUuid: req.srUuid, mode: req.mode, dryRun: req.dryRun, force: false },
-            { id: { srUuid: req.srUuid, vdiUuid: vdi! }, content, legacy: true },
+            { id: { srUuid: req.srUuid, vdiUuid: vdi }, content, legacy: true },
           ),
         );
         return summarise(r, onVm);

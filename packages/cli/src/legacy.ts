@@ -1,51 +1,103 @@
-import { type BackupContent, decodeSrMeta, type SrMeta, type VmMapEntry } from '@xsmeta/core';
+import {
+  type Attachment,
+  type BackupContent,
+  backupVdiContent,
+  chooseLegacyCandidate,
+  decodeSrMeta,
+  type LegacyBackupContent,
+  type LegacyReaderPort,
+  type LegacyRefusal,
+  legacyAccess,
+  runConvert,
+  type VmMapEntry,
+} from '@xsmeta/core';
 import { type LegacyDisk, LegacyError, openImage, openLegacyDisk } from '@xsmeta/legacy-compat';
 import { decodeValue } from '@xsmeta/xapi';
-import { UsageError } from './config.js';
-import type { XapiPool } from './runtime.js';
+import { parse, withPool } from './commands.js';
+import { connectionFlags, resolveSettings, UsageError } from './config.js';
+import { type Io, progressLine } from './output.js';
+import {
+  archive,
+  lockSr,
+  disk as ringDisk,
+  systemClock,
+  withEvents,
+  type XapiPool,
+} from './runtime.js';
+
+/** A legacy source refused by the rule (core's legacyAccess) or by the scan; exit status 1. */
+export class LegacyRefused extends Error {
+  constructor(
+    readonly code: LegacyRefusal,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 /**
- * Legacy backup VDIs (ext3, written by the old scripts) are read only when the administrator
- * asks (-o), never mounted, and only one candidate is ever trusted: several abort, naming them.
+ * The one legacy VDI to read on an SR, decided by core's `legacyAccess`: a named one (-x),
+ * the SR's own backup VDI when it holds an upstream ext3 image, or the single candidate of a
+ * scan of the SR's writable VDIs (each attached read-only, parsed, never mounted).
  */
-export async function legacyCandidates(
+export async function resolveLegacyVdi(
   pool: XapiPool,
   srUuid: string,
-  explicit: string | undefined,
-): Promise<string[]> {
-  if (explicit) return [explicit];
-  const own = pool.backupVdiUuid(srUuid);
-  if (await pool.findVdi(own)) {
-    throw new UsageError(
-      `SR ${srUuid} holds a backup VDI of the new format (${own}): restore from it, or name a legacy VDI explicitly with -o -x VDI_UUID`,
-    );
-  }
+  namedVdi: string | undefined,
+  optedIn = true,
+): Promise<string> {
+  const access = legacyAccess({
+    optedIn,
+    srUuid,
+    namedVdi,
+    backupVdi: await backupVdiContent(pool, ringDisk, srUuid),
+  });
+  if (!access.allowed) throw new LegacyRefused(access.code, access.reason);
+  if (access.vdiUuid) return access.vdiUuid;
   const sr = (await pool.srs()).find((s) => s.uuid === srUuid);
   if (!sr) throw new UsageError(`no SR ${srUuid} in this pool`);
   const found: string[] = [];
   for (const vdi of sr.vdis) {
-    const att = await pool.attach(vdi.uuid, { readOnly: true });
+    if (vdi.readOnly) continue;
+    if (await looksLikeLegacy(pool, vdi.uuid)) found.push(vdi.uuid);
+  }
+  const chosen = chooseLegacyCandidate(srUuid, found);
+  if ('code' in chosen) throw new LegacyRefused(chosen.code, chosen.reason);
+  return chosen.vdiUuid;
+}
+
+/** Whether a VDI holds the legacy layout's marker; one that cannot be attached is not. */
+async function looksLikeLegacy(pool: XapiPool, vdiUuid: string): Promise<boolean> {
+  let att: Attachment;
+  try {
+    att = await pool.attach(vdiUuid, { readOnly: true });
+  } catch {
+    return false; // in use by a running VM, say: not a disk the old scripts left detached
+  }
+  try {
+    const dev = await openImage(att.devicePath);
     try {
-      const dev = await openImage(att.devicePath);
-      try {
-        await openLegacyDisk(dev, { timeoutMs: 10_000 });
-        found.push(vdi.uuid);
-      } catch (e) {
-        if (!(e instanceof LegacyError)) throw e;
-      } finally {
-        await dev.close();
-      }
+      await openLegacyDisk(dev, { timeoutMs: 10_000 });
+      return true;
+    } catch (e) {
+      if (e instanceof LegacyError) return false;
+      throw e;
     } finally {
-      await att.detach();
+      await dev.close();
     }
+  } finally {
+    await att.detach();
   }
-  if (found.length === 0) throw new UsageError(`no legacy backup VDI on SR ${srUuid}`);
-  if (found.length > 1) {
-    throw new UsageError(
-      `${found.length} VDIs on SR ${srUuid} look like legacy backups (${found.join(', ')}): any guest can forge one; name the right one with -x VDI_UUID`,
-    );
-  }
-  return found;
+}
+
+/** Reads legacy disks for `runConvert`. */
+export function legacyReader(pool: XapiPool): LegacyReaderPort {
+  return {
+    read: (vdiUuid, fn) =>
+      withLegacyDisk(pool, vdiUuid, (d) =>
+        fn({ dates: d.dates, content: (date) => legacyContent(d, date) }),
+      ),
+  };
 }
 
 /** The VM's name and template flag, from the `ova.xml` inside a `.vmmeta` export. */
@@ -95,7 +147,7 @@ export async function withLegacyDisk<T>(
 export async function legacyContent(
   disk: LegacyDisk,
   date: string | undefined,
-): Promise<BackupContent & { date: string }> {
+): Promise<BackupContent & LegacyBackupContent> {
   const chosen = date ?? disk.dates[0];
   if (!chosen) throw new UsageError('the legacy disk holds no backups');
   if (!disk.dates.includes(chosen))
@@ -116,15 +168,95 @@ export async function legacyContent(
       srUuids: [...b.bySr.entries()].filter(([, v]) => v.includes(vm.uuid)).map(([sr]) => sr),
     });
   }
-  const srmetaBytes = await b.srmeta();
-  const srmeta: SrMeta[] = srmetaBytes ? decodeSrMeta(new TextDecoder().decode(srmetaBytes)) : [];
+  const srmetaXml = await b.srmeta();
+  // The pool database dumps rotate with the backups: the newest dump is the newest backup's.
+  const db = disk.poolDbs[disk.dates.indexOf(chosen)];
   return {
+    srmetaXml,
+    poolDb: db ? await db.read() : null,
     date: b.date,
     seq: null,
     formatVersion: 1,
     poolUuid: '',
     vmMap,
     vmExport: (u) => exports.get(u),
-    srmeta,
+    srmeta: srmetaXml ? decodeSrMeta(new TextDecoder().decode(srmetaXml)) : [],
   };
+}
+
+/**
+ * `xsmeta legacy list|convert`: running this command is the opt-in to reading legacy disks.
+ * The disk is chosen by core's `legacyAccess` (`--vdi` names one; see resolveLegacyVdi).
+ */
+export async function cmdLegacy(argv: string[], io: Io): Promise<number> {
+  const [sub = '', ...rest] = argv;
+  const { values, positionals } = parse(rest, {
+    sr: { type: 'string' },
+    vdi: { type: 'string' },
+    date: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}`);
+  if (sub !== 'list' && sub !== 'convert')
+    throw new UsageError(`xsmeta legacy takes list or convert, not '${sub}'`);
+  const s = resolveSettings(connectionFlags(values));
+  const named = values.vdi as string | undefined;
+  const json = values.json === true;
+  return withPool(s, async (pool) => {
+    const srUuid = (values.sr as string | undefined) ?? (await pool.pool()).defaultSrUuid;
+    if (!srUuid) throw new UsageError('the pool has no default SR: name one with --sr UUID');
+    const vdiUuid = await resolveLegacyVdi(pool, srUuid, named);
+    if (sub === 'list') {
+      const report = await withLegacyDisk(pool, vdiUuid, async (d) => {
+        const backups: { date: string; vmCount: number }[] = [];
+        for (const date of d.dates)
+          backups.push({ date, vmCount: (await d.backup(date)).vms.length });
+        return { srUuid, vdiUuid, backups, skipped: d.skipped, warnings: d.warnings };
+      });
+      if (json) io.out(JSON.stringify(report));
+      else {
+        io.err(`Legacy backup VDI ${vdiUuid} on SR ${srUuid} (read, never mounted):`);
+        for (const b of report.backups) io.out(`${b.date}  ${b.vmCount} VM(s) and template(s)`);
+        for (const k of report.skipped) io.err(`skipped ${k.path}: ${k.reason}`);
+        for (const w of report.warnings) io.err(`warning: ${w}`);
+      }
+      return 0;
+    }
+    const date = values.date as string | undefined;
+    const unlock = await lockSr(s.stateDir, srUuid, false);
+    try {
+      const r = await withEvents(s.stateDir, (events) =>
+        runConvert(
+          {
+            pool,
+            disk: ringDisk,
+            archive,
+            legacy: legacyReader(pool),
+            clock: systemClock,
+            events,
+            progress: progressLine(io),
+          },
+          { srUuid, legacyVdiUuid: vdiUuid, ...(date ? { dates: [date] } : {}) },
+        ),
+      );
+      if (json) io.out(JSON.stringify(r));
+      else {
+        if (r.keptCopyVdiUuid)
+          io.err(
+            `The legacy disk was the backup VDI itself: a verified copy of it is kept as VDI ${r.keptCopyVdiUuid}.`,
+          );
+        for (const c of r.converted)
+          io.out(
+            `Converted ${c.date}: ${c.vmCount} VM(s), ${c.templateCount} template(s) (seq ${c.seq})`,
+          );
+        for (const k of r.skipped) io.out(`Skipped ${k.date}: ${k.reason}`);
+        io.out(
+          `Converted ${r.converted.length} legacy backup(s) into the ring on VDI ${r.vdiUuid}, skipped ${r.skipped.length}`,
+        );
+      }
+      return 0;
+    } finally {
+      unlock();
+    }
+  });
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -119,6 +120,7 @@ export class XapiPool implements PoolPort {
             uuid: v.uuid as string,
             name: String(v.name_label ?? ''),
             description: String(v.name_description ?? ''),
+            readOnly: v.read_only === true,
           })),
       }));
   }
@@ -163,6 +165,35 @@ export class XapiPool implements PoolPort {
     });
     const uuid = await this.xapi.call<string>('VDI.get_uuid', ref);
     return { uuid, name: 'Pool Metadata Backup', srUuid, virtualSize: size, type: 'user' };
+  }
+
+  async copyVdi(vdiUuid: string, nameLabel: string) {
+    const src = await this.xapi.call<string>('VDI.get_by_uuid', vdiUuid);
+    const rec = await this.xapi.getRecord<R>('VDI', src);
+    const size = Number(rec.virtual_size);
+    const ref = await this.xapi.call<string>('VDI.create', {
+      name_label: nameLabel,
+      name_description: `byte-for-byte copy of VDI ${vdiUuid}, made by xsmeta before converting it`,
+      SR: rec.SR,
+      virtual_size: String(size),
+      type: 'user',
+      sharable: false,
+      read_only: false,
+      other_config: { 'xsmeta-copy-of': vdiUuid },
+      xenstore_data: {},
+      sm_config: {},
+      tags: [],
+    });
+    const uuid = await this.xapi.call<string>('VDI.get_uuid', ref);
+    try {
+      await copyBytes(this, vdiUuid, uuid);
+    } catch (e) {
+      // A copy that did not verify is no copy: remove it, keep the original untouched.
+      await this.xapi.call('VDI.destroy', ref).catch(() => {});
+      throw e;
+    }
+    const srUuid = await this.xapi.call<string>('SR.get_uuid', rec.SR);
+    return { uuid, name: nameLabel, srUuid, virtualSize: size, type: 'user' };
   }
 
   /** VBD on the control domain, plugged; detach() unplugs and destroys it, on every path. */
@@ -280,6 +311,42 @@ export class XapiPool implements PoolPort {
     const ref = await this.xapi.call<string>('VDI.get_by_uuid', vdiUuid);
     await this.xapi.call('VDI.set_name_label', ref, name);
     await this.xapi.call('VDI.set_name_description', ref, description);
+  }
+}
+
+/** Copies a VDI's bytes onto another of at least its size, flushes, then compares digests. */
+async function copyBytes(pool: XapiPool, from: string, to: string): Promise<void> {
+  const a = await pool.attach(from, { readOnly: true });
+  try {
+    const b = await pool.attach(to, { readOnly: false });
+    try {
+      const src = await openFileDevice(a.devicePath, { readOnly: true });
+      const dst = await openFileDevice(b.devicePath);
+      try {
+        if (dst.size < src.size)
+          throw new Error(`the copy (${dst.size} bytes) is smaller than the original`);
+        const chunk = 4 * 1024 * 1024;
+        const h1 = createHash('sha256');
+        for (let off = 0; off < src.size; off += chunk) {
+          const data = await src.read(off, Math.min(chunk, src.size - off));
+          h1.update(data);
+          await dst.write(off, data);
+        }
+        await dst.flush();
+        const h2 = createHash('sha256');
+        for (let off = 0; off < src.size; off += chunk)
+          h2.update(await dst.read(off, Math.min(chunk, src.size - off)));
+        if (h1.digest('hex') !== h2.digest('hex'))
+          throw new Error(`the copy of VDI ${from} does not read back as written`);
+      } finally {
+        await src.close();
+        await dst.close();
+      }
+    } finally {
+      await b.detach();
+    }
+  } finally {
+    await a.detach();
   }
 }
 

@@ -1,13 +1,23 @@
 import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { XapiClient } from '@xsmeta/xapi';
+import { BACKUP_FORMAT_VERSION } from '@xsmeta/core';
+import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
 import { startSimulator } from '@xsmeta/xapi-sim';
 import { expect, it } from 'vitest';
 import { main as xeBackup } from '../src/bin/xe-backup-metadata.js';
 import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
+import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { capture, pool, withEnv } from './support.js';
 
 type Vm = {
@@ -20,31 +30,67 @@ type Vm = {
   VBDs: string[];
 };
 
-it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidates need -x; a new-format SR needs -o -x', async () => {
-  const p = await pool({ vms: 5, srs: 1 });
-  const x = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
-  const vms = [...(await x.getAllRecords<Vm>('VM')).values()].filter(
+const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+
+/** Lists the pool's VMs and custom templates (what the old script exported). */
+async function poolVms(x: XapiClient): Promise<Vm[]> {
+  return [...(await x.getAllRecords<Vm>('VM')).values()].filter(
     (v) => !v.is_control_domain && !v.is_a_snapshot && v.other_config.default_template !== 'true',
   );
-  const [srRec] = (await x.getAllRecords<{ uuid: string }>('SR')).values();
-  const sr = srRec!.uuid;
-  // The layout the old script wrote, with real metadata exports, as an ext3 image.
+}
+
+/**
+ * Writes the old xe-backup-metadata's layout (real metadata exports, SRMETA.xml, by-sr links,
+ * rotated pool database dumps) for each date, and makes it an ext3 image with mke2fs -d.
+ */
+async function legacyImage(
+  x: XapiClient,
+  vms: Vm[],
+  sr: string,
+  dates: string[],
+  img: string,
+): Promise<{ img: string; tree: string }> {
   const tree = mkdtempSync(join(tmpdir(), 'legacy-tree-'));
-  const date = '2024-05-06-07-08-09';
-  const d = join(tree, 'metadata', date);
-  mkdirSync(join(d, 'all'), { recursive: true });
-  mkdirSync(join(d, 'by-sr', sr), { recursive: true });
   writeFileSync(join(tree, '.ctxs-metadata-backup'), '1\n');
-  for (const v of vms) {
-    writeFileSync(join(d, 'all', `${v.uuid}.vmmeta`), await x.exportMetadata({ uuid: v.uuid }));
-    symlinkSync(`../../all/${v.uuid}.vmmeta`, join(d, 'by-sr', sr, `${v.uuid}.vmmeta`));
+  const poolUuid = randomUUID();
+  for (const [i, d] of [...dates].reverse().entries())
+    writeFileSync(join(tree, `${poolUuid}.db${i ? `.${i}` : ''}`), `<database run="${d}"/>`);
+  for (const date of dates) {
+    const d = join(tree, 'metadata', date);
+    mkdirSync(join(d, 'all'), { recursive: true });
+    mkdirSync(join(d, 'by-sr', sr), { recursive: true });
+    writeFileSync(
+      join(d, 'SRMETA.xml'),
+      `<meta><sr uuid="${sr}" name_label="legacy name of the SR" name_description=""/></meta>`,
+    );
+    for (const v of vms) {
+      writeFileSync(join(d, 'all', `${v.uuid}.vmmeta`), await x.exportMetadata({ uuid: v.uuid }));
+      symlinkSync(`../../all/${v.uuid}.vmmeta`, join(d, 'by-sr', sr, `${v.uuid}.vmmeta`));
+    }
   }
-  await x.logout();
-  const legacyVdi = randomUUID();
-  const img = join(p.dir, 'sim', 'sr', sr, `${legacyVdi}.img`);
   execFileSync('mke2fs', ['-q', '-F', '-t', 'ext3', '-b', '1024', '-d', tree, img, '32M'], {
     stdio: 'ignore',
   });
+  return { img, tree };
+}
+
+it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidates need -x; a new-format SR needs -o -x', async () => {
+  const p = await pool({ vms: 5, srs: 1 });
+  const x = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
+  const vms = await poolVms(x);
+  const [srRec] = (await x.getAllRecords<{ uuid: string }>('SR')).values();
+  const sr = srRec!.uuid;
+  // The layout the old script wrote, with real metadata exports, as an ext3 image.
+  const date = '2024-05-06-07-08-09';
+  const legacyVdi = randomUUID();
+  const { img, tree } = await legacyImage(
+    x,
+    vms,
+    sr,
+    [date],
+    join(p.dir, 'sim', 'sr', sr, `${legacyVdi}.img`),
+  );
+  await x.logout();
   await p.sim.close();
   // The disaster: a new pool; SR.scan finds the legacy VDI among the SR's disks.
   const sim = await startSimulator({ stateDir: join(p.dir, 'sim'), freshPool: true });
@@ -83,6 +129,109 @@ it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidat
     const rule = capture();
     expect(await xeRestore(['-o', '-u', sr, '-n', '-y'], rule)).toBe(1);
     expect(rule.stderr[0]).toMatch(/holds a backup VDI of the new format/);
+  });
+  await sim.close();
+  rmSync(tree, { recursive: true, force: true });
+  await p.close();
+}, 90_000);
+
+it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it; legacy convert keeps a verified copy, then fills the ring with the old dates", async () => {
+  const p = await pool({ vms: 4, srs: 1 });
+  const x = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
+  const vms = await poolVms(x);
+  const [srRec] = (await x.getAllRecords<{ uuid: string }>('SR')).values();
+  const sr = srRec!.uuid;
+  // Upstream's xe-backup-metadata (after XSA-459) writes its ext3 to the deterministic VDI.
+  const own = backupVdiUuid(sr);
+  const dates = ['2024-01-07-02-00-00', '2024-02-04-02-00-00', '2024-03-03-02-00-00'];
+  const { img, tree } = await legacyImage(
+    x,
+    vms,
+    sr,
+    dates,
+    join(p.dir, 'sim', 'sr', sr, `${own}.img`),
+  );
+  // A guest's forged disk on the same SR: the own VDI is trusted by its uuid, no scan is made.
+  copyFileSync(img, join(p.dir, 'sim', 'sr', sr, `${randomUUID()}.img`));
+  await x.call('SR.scan', await x.call<string>('SR.get_by_uuid', sr));
+  await x.logout();
+  const original = sha(img);
+  await withEnv(p.env, async () => {
+    const refused = capture();
+    expect(await xeBackup(['-u', sr], refused)).toBe(1);
+    expect(refused.stderr[0]).toMatch(/LEGACY_ON_BACKUP_VDI: .*xsmeta legacy convert/);
+    expect(sha(img)).toBe(original);
+    // Without the opt-in the legacy disk is not read at all.
+    const noOptIn = capture();
+    expect(await xeRestore(['-u', sr, '-l'], noOptIn)).toBe(1);
+    expect(noOptIn.stderr[0]).toMatch(/LEGACY_ON_BACKUP_VDI/);
+    const list = capture();
+    expect(await xeRestore(['-o', '-u', sr, '-l'], list)).toBe(0);
+    expect(list.stdout).toEqual([...dates].reverse());
+    const ll = capture();
+    expect(await xsmeta(['legacy', 'list', '--sr', sr, '--json'], ll)).toBe(0);
+    expect(JSON.parse(ll.stdout[0]!)).toMatchObject({
+      vdiUuid: own,
+      backups: [...dates].reverse().map((date) => ({ date, vmCount: vms.length })),
+      skipped: [],
+    });
+
+    const conv = capture();
+    expect(await xsmeta(['legacy', 'convert', '--sr', sr, '--json'], conv)).toBe(0);
+    const r = JSON.parse(conv.stdout[0]!);
+    expect(r.converted.map((c: { date: string }) => c.date)).toEqual(dates);
+    expect(r.skipped).toEqual([]);
+    // The kept copy is the legacy disk byte for byte; the backup VDI now holds the ring.
+    expect(sha(join(p.dir, 'sim', 'sr', sr, `${r.keptCopyVdiUuid}.img`))).toBe(original);
+    const listed = capture();
+    expect(await xsmeta(['list', '--sr', sr, '--json'], listed)).toBe(0);
+    const rows = JSON.parse(listed.stdout[0]!);
+    expect(rows.map((l: { date: string }) => l.date)).toEqual([...dates].reverse());
+    expect(rows[0]).toMatchObject({
+      formatVersion: BACKUP_FORMAT_VERSION,
+      vmCount: vms.filter((v) => !v.is_a_template).length,
+      templateCount: vms.filter((v) => v.is_a_template).length,
+      createdAt: '2024-03-03T02:00:00.000Z',
+    });
+    const verify = capture();
+    expect(await xsmeta(['verify', '--sr', sr], verify)).toBe(0);
+
+    // A new backup lists first (by date), though the converted ones came later in the ring.
+    expect(await xsmeta(['backup', '--sr', sr], capture())).toBe(0);
+    const after = capture();
+    expect(await xsmeta(['list', '--sr', sr, '--json'], after)).toBe(0);
+    const afterRows = JSON.parse(after.stdout[0]!);
+    expect(afterRows.slice(1).map((l: { date: string }) => l.date)).toEqual([...dates].reverse());
+    expect(afterRows[0].date > dates[2]!).toBe(true);
+    // Converting again (the SR now holds a ring, so the copy must be named): nothing twice.
+    const again = capture();
+    expect(
+      await xsmeta(['legacy', 'convert', '--sr', sr, '--vdi', r.keptCopyVdiUuid, '--json'], again),
+    ).toBe(0);
+    const r2 = JSON.parse(again.stdout[0]!);
+    expect(r2.converted).toEqual([]);
+    expect(r2.skipped.map((k: { date: string }) => k.date)).toEqual(dates);
+    // ... and without --vdi, XenServer's rule: the SR holds a new-format backup VDI.
+    const rule = capture();
+    expect(await xsmeta(['legacy', 'list', '--sr', sr], rule)).toBe(1);
+    expect(rule.stderr[0]).toMatch(/LEGACY_UNAVAILABLE: .*new format/);
+
+    const hist = capture();
+    expect(await xsmeta(['history', '--json'], hist)).toBe(0);
+    const types = JSON.parse(hist.stdout[0]!).map((e: { type: string }) => e.type);
+    expect(types.filter((t: string) => t === 'LegacyBackupConverted')).toHaveLength(3);
+    expect(types).toContain('LegacyConvertFinished');
+  });
+  // The disaster: a converted backup restores like any other, by its original date.
+  await p.sim.close();
+  const sim = await startSimulator({ stateDir: join(p.dir, 'sim'), freshPool: true });
+  await withEnv({ ...sim.env, XSMETA_STATE_DIR: p.env.XSMETA_STATE_DIR! }, async () => {
+    const real = capture();
+    expect(await xeRestore(['-u', sr, '-d', dates[1]!, '-y'], real)).toBe(0);
+    expect(real.stdout.at(-1)).toBe(`Restored ${vms.length} VM(s), and 0 error(s)`);
+    const c = await XapiClient.connect({ url: sim.url, username: 'root', password: 'xsmeta' });
+    expect((await poolVms(c)).map((v) => v.uuid).sort()).toEqual(vms.map((v) => v.uuid).sort());
+    await c.logout();
   });
   await sim.close();
   rmSync(tree, { recursive: true, force: true });

@@ -1,6 +1,13 @@
 export * from './app/index.js';
 export { type Decider, DomainError, type DomainErrorCode, fold } from './domain/decider.js';
 export {
+  type BackupVdiContent,
+  chooseLegacyCandidate,
+  type LegacyAccess,
+  type LegacyRefusal,
+  legacyAccess,
+} from './domain/legacy.js';
+export {
   type CatalogueEntry,
   catalogueProjection,
   type HistoryEntry,
@@ -17,6 +24,9 @@ export {
   type BackupCommand,
   type BackupRunState,
   backupDecider,
+  type ConvertCommand,
+  type ConvertRunState,
+  convertDecider,
   type RestoreCommand,
   type RestoreRunState,
   restoreDecider,

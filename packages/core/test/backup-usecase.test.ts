@@ -29,6 +29,9 @@ function pool(): PoolPort {
     createBackupVdi: async () => {
       throw new Error('unused');
     },
+    copyVdi: async () => {
+      throw new Error('unused');
+    },
     attach: async () => {
       throw new Error('must not attach after a failed capture');
     },

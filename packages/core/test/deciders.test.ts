@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   backupDecider,
+  chooseLegacyCandidate,
+  convertDecider,
   type Decider,
   DomainError,
   fold,
+  legacyAccess,
   restoreDecider,
   scheduleDecider,
 } from '../src/index.js';
@@ -162,5 +165,112 @@ describe('schedule decider', () => {
     given(scheduleDecider, [])
       .when({ type: 'StartScheduledRun', slot: s1.data.slot, runId: 'a' })
       .thenFails('SCHEDULE_NEVER');
+  });
+});
+
+describe('convertDecider', () => {
+  const start = {
+    type: 'LegacyConvertStarted' as const,
+    data: {
+      runId: 'c',
+      srUuid: 's',
+      vdiUuid: 'v',
+      legacyVdiUuid: 'l',
+      dates: ['2024-01-01-00-00-00', '2024-02-01-00-00-00'],
+      toolVersion: '0',
+      formatVersion: 2,
+    },
+  };
+  const one = {
+    runId: 'c',
+    date: '2024-01-01-00-00-00',
+    seq: 1,
+    vmCount: 3,
+    templateCount: 1,
+    rawBytes: 10,
+    storedBytes: 5,
+    fromFormatVersion: 1,
+    formatVersion: 2,
+  };
+  const converted = { type: 'LegacyBackupConverted' as const, data: one };
+
+  it('converts each date once, and Finished counts what the events say', () => {
+    given(convertDecider, [start])
+      .when({ type: 'RecordConverted', data: one })
+      .expectEvents([converted]);
+    given(convertDecider, [start, converted])
+      .when({ type: 'RecordConverted', data: one })
+      .thenFails('ALREADY_CONVERTED');
+    given(convertDecider, [start, converted])
+      .when({ type: 'FinishConvert', data: { runId: 'c', skipped: [], keptCopyVdiUuid: null } })
+      .expectEvents([
+        {
+          type: 'LegacyConvertFinished',
+          data: { runId: 'c', skipped: [], keptCopyVdiUuid: null, converted: 1 },
+        },
+      ]);
+  });
+
+  it('records nothing before it starts or after it ends', () => {
+    given(convertDecider, [])
+      .when({ type: 'RecordConverted', data: one })
+      .thenFails('RUN_NOT_STARTED');
+    const failed = {
+      type: 'LegacyConvertFailed' as const,
+      data: { runId: 'c', code: 'X', reason: 'x' },
+    };
+    given(convertDecider, [start, failed])
+      .when({ type: 'FailConvert', data: failed.data })
+      .thenFails('RUN_FINISHED');
+    given(convertDecider, [start])
+      .when({ type: 'StartConvert', data: start.data })
+      .thenFails('RUN_ALREADY_STARTED');
+  });
+});
+
+describe('legacyAccess: XenServer rule and XSA-459, as a pure decision', () => {
+  const sr = 'sr-1';
+  it('reads nothing without the opt-in, whatever else is true', () => {
+    for (const backupVdi of [null, { uuid: 'own', holds: 'legacy' as const }])
+      expect(legacyAccess({ optedIn: false, srUuid: sr, namedVdi: 'x', backupVdi })).toMatchObject({
+        allowed: false,
+        code: 'LEGACY_NOT_ALLOWED',
+      });
+  });
+
+  it('a named VDI is read; the own VDI holding ext3 is read without a scan', () => {
+    expect(
+      legacyAccess({
+        optedIn: true,
+        srUuid: sr,
+        namedVdi: 'x',
+        backupVdi: { uuid: 'own', holds: 'ring' },
+      }),
+    ).toEqual({ allowed: true, vdiUuid: 'x', how: 'named' });
+    expect(
+      legacyAccess({ optedIn: true, srUuid: sr, backupVdi: { uuid: 'own', holds: 'legacy' } }),
+    ).toEqual({ allowed: true, vdiUuid: 'own', how: 'backup-vdi' });
+    expect(legacyAccess({ optedIn: true, srUuid: sr, backupVdi: null })).toEqual({
+      allowed: true,
+      vdiUuid: null,
+      how: 'scan',
+    });
+  });
+
+  it('an SR holding a new-format backup VDI: unavailable unless a VDI is named', () => {
+    for (const holds of ['ring', 'blank', 'unreadable'] as const) {
+      const a = legacyAccess({ optedIn: true, srUuid: sr, backupVdi: { uuid: 'own', holds } });
+      expect(a).toMatchObject({ allowed: false, code: 'LEGACY_UNAVAILABLE' });
+      expect(!a.allowed && a.reason).toMatch(/-o -x VDI_UUID/);
+    }
+  });
+
+  it('a scan trusts exactly one candidate', () => {
+    expect(chooseLegacyCandidate(sr, ['a'])).toEqual({ vdiUuid: 'a' });
+    expect(chooseLegacyCandidate(sr, [])).toMatchObject({ code: 'LEGACY_UNAVAILABLE' });
+    expect(chooseLegacyCandidate(sr, ['a', 'b'])).toMatchObject({
+      code: 'LEGACY_AMBIGUOUS',
+      reason: expect.stringMatching(/a, b.*-x VDI_UUID/),
+    });
   });
 });

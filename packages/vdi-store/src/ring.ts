@@ -105,6 +105,11 @@ function encodeRoot(root: Root, index: 0 | 1): Uint8Array {
   return buf;
 }
 
+/** An ext2/3/4 superblock magic (0xEF53) at byte 1024 + 56. */
+function holdsExtFilesystem(head: Uint8Array): boolean {
+  return head.length >= 1082 && head[1080] === 0x53 && head[1081] === 0xef;
+}
+
 type RootResult = { ok: true; root: Root } | { ok: false; code: string; message: string };
 
 /** Parses one root copy; every number is checked against the geometry before it is used. */
@@ -289,8 +294,9 @@ export class Ring {
         `device of ${dev.size} bytes is too small to hold a ring`,
       );
     }
+    const head = await dev.read(0, ROOT_SIZE);
     const results = [
-      decodeRoot(await dev.read(0, ROOT_SIZE), 0, dev.size),
+      decodeRoot(head, 0, dev.size),
       decodeRoot(await dev.read(ROOT_SIZE, ROOT_SIZE), 1, dev.size),
     ];
     let best: Root | null = null;
@@ -306,6 +312,13 @@ export class Ring {
       const failures = results.filter((r): r is Extract<RootResult, { ok: false }> => !r.ok);
       failures.sort((a, b) => order.indexOf(a.code) - order.indexOf(b.code));
       const f = failures[0]!;
+      if (f.code === 'RING_NOT_FORMATTED' && holdsExtFilesystem(head)) {
+        // Not blank: formatting it would destroy what it holds (an old ext3 backup, say).
+        throw new RingError(
+          'RING_FOREIGN',
+          'the disk holds an ext2/ext3/ext4 filesystem, not a backup ring',
+        );
+      }
       throw new RingError(
         f.code as RingError['code'],
         f.code === 'RING_NOT_FORMATTED' ? 'the disk holds no xsmeta backup ring' : f.message,

@@ -1,4 +1,6 @@
-import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
@@ -24,4 +26,29 @@ it('works on a real sparse 500 MiB file, and read-only opens never write', async
   });
   await ro.close();
   await expect(openFileDevice(join(dir, 'missing'))).rejects.toMatchObject({ code: 'RING_IO' });
+});
+
+it('tells an ext3 filesystem (an old xe-backup-metadata disk) from a blank disk, and reads it only', async () => {
+  const path = join(dir, 'ext3.img');
+  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext3', '-b', '1024', path, '8M'], {
+    stdio: 'ignore',
+  });
+  const before = createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
+  await expect(Ring.open(await openFileDevice(path, { readOnly: true }))).rejects.toMatchObject({
+    code: 'RING_FOREIGN',
+  });
+  expect(
+    createHash('sha256')
+      .update(await readFile(path))
+      .digest('hex'),
+  ).toBe(before);
+  // A blank disk of the same size is simply not formatted yet.
+  const blank = join(dir, 'blank.img');
+  await writeFile(blank, '');
+  await truncate(blank, 8 * 1024 * 1024);
+  await expect(Ring.open(await openFileDevice(blank, { readOnly: true }))).rejects.toMatchObject({
+    code: 'RING_NOT_FORMATTED',
+  });
 });

@@ -2,7 +2,7 @@ import { backupVdiOf, listings, runRestore, withRing } from '@xsmeta/core';
 import { confirm, parse, restore, summaryLine, withPool } from '../commands.js';
 import type { Settings } from '../config.js';
 import { connectionFlags, resolveSettings, UsageError } from '../config.js';
-import { legacyCandidates, legacyContent, withLegacyDisk } from '../legacy.js';
+import { legacyContent, resolveLegacyVdi, withLegacyDisk } from '../legacy.js';
 import { errorLine, type Io, stdio } from '../output.js';
 import { archive, disk, systemClock, withEvents } from '../runtime.js';
 
@@ -133,16 +133,16 @@ async function legacyRestore(
   return withPool(s, async (pool) => {
     const srUuid = a.srUuid ?? (await pool.pool()).defaultSrUuid;
     if (!srUuid) throw new UsageError('name the SR with -u SR_UUID');
-    const [vdiUuid] = await legacyCandidates(pool, srUuid, a.vdi);
+    const vdiUuid = await resolveLegacyVdi(pool, srUuid, a.vdi);
     if (a.probe) {
-      io.out(vdiUuid!);
+      io.out(vdiUuid);
       return 0;
     }
     if (a.list) {
-      for (const d of await withLegacyDisk(pool, vdiUuid!, async (disk) => disk.dates)) io.out(d);
+      for (const d of await withLegacyDisk(pool, vdiUuid, async (disk) => disk.dates)) io.out(d);
       return 0;
     }
-    const content = await withLegacyDisk(pool, vdiUuid!, (disk) => legacyContent(disk, a.date));
+    const content = await withLegacyDisk(pool, vdiUuid, (disk) => legacyContent(disk, a.date));
     if (
       !a.dryRun &&
       !a.yes &&
@@ -170,7 +170,7 @@ async function legacyRestore(
             ),
         },
         { srUuid, mode: a.mode, dryRun: a.dryRun, force: a.force },
-        { id: { srUuid, vdiUuid: vdiUuid! }, content, legacy: true },
+        { id: { srUuid, vdiUuid: vdiUuid }, content, legacy: true },
       ),
     );
     io.out(summaryLine(r));

@@ -23,6 +23,7 @@ Commands:
   restore    restore VM metadata from a backup
   schedule   show or set the backup schedule (daily, weekly, monthly, never)
   history    show the recorded events
+  legacy     list or convert the backups of the old xe-backup-metadata (ext3)
   console    the console (Backup, Restore and Update)
 
 Run 'xsmeta <command> --help' for its options.
@@ -50,6 +51,17 @@ Ends with 'Restored N VM(s), and M error(s)'; exit status M (at most 125).`,
   (default /etc/cron.d). 'run': runs a due backup (what cron calls). No argument: shows it.`,
   history:
     'usage: xsmeta history [--json]\n  The recorded events (backups, restores, schedule changes), oldest first.',
+  legacy: `usage: xsmeta legacy list|convert [--sr UUID] [--vdi VDI_UUID] [--date DATE] [--json]
+  Backups written by the old xe-backup-metadata (an ext3 filesystem on a VDI), read in user
+  space, never mounted. Running this command allows reading them (as -o does upstream); any
+  guest can forge such a disk, so only one is trusted: --vdi names it, else the SR's own
+  backup VDI when it holds one, else the single candidate found on the SR (several: refused).
+  list      the legacy backups, newest first, with their VM counts
+  convert   copy them (all, or --date DATE) into the SR's ring, oldest first, each keeping
+            its date, marked converted. Nothing is evicted: dates already there, or beyond
+            the ring's count, are skipped and reported. When the legacy disk is the backup
+            VDI itself, a verified copy of it is kept as a new VDI first.
+  --sr UUID   the SR (default: the pool's default SR)`,
   console: 'usage: xsmeta console\n  The console: arrow keys, Enter and Esc.',
 };
 
@@ -81,6 +93,10 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         return await cmdSchedule(rest, io);
       case 'history':
         return await cmdHistory(rest, io);
+      case 'legacy': {
+        const { cmdLegacy } = await import('../legacy.js');
+        return await cmdLegacy(rest, io);
+      }
       case 'console': {
         // A console on a terminal is interactive even inside a CI job: Ink must draw every frame.
         if (process.stdout.isTTY) process.env.CI = 'false';

@@ -1,7 +1,7 @@
 import { backupDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
-import { AppError, errorCode } from './errors.js';
+import { AppError, errorCode, legacyOnBackupVdi } from './errors.js';
 import type {
   ArchivePart,
   ArchivePort,
@@ -80,7 +80,7 @@ export async function mapLimit<T, R>(
   return out;
 }
 
-/** Opens the ring on an attached backup VDI, formatting a blank one. */
+/** Opens the ring on an attached backup VDI, formatting a blank one (never a foreign one). */
 export async function openOrFormat(
   disk: DiskPort,
   att: Attachment,
@@ -92,6 +92,7 @@ export async function openOrFormat(
   try {
     return await disk.open(att.devicePath, { readOnly: false, expect: id });
   } catch (e) {
+    if (errorCode(e) === 'RING_FOREIGN') throw legacyOnBackupVdi(id, e);
     if (errorCode(e) !== 'RING_NOT_FORMATTED') throw e;
     return disk.format(att.devicePath, { ...id, maxRecords: Math.max(opts.keep, DEFAULT_KEEP) });
   }
@@ -225,64 +226,31 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         disk,
         att,
         { vdiUuid, srUuid },
-        { reinit: opts.reinit ?? false, keep },
+        // A VDI just created is ours whatever it holds (a thick LVM volume may hold old bytes).
+        { reinit: (opts.reinit ?? false) || createdVdi, keep },
       );
       try {
-        const before = ring.list();
-        const taken = new Set(before.map((r) => decodeLabel(r.label)?.date ?? ''));
-        const labelDate = uniqueDate(now, taken);
-        const manifest: Manifest = {
-          formatVersion: BACKUP_FORMAT_VERSION,
-          tool: 'xsmeta',
-          toolVersion: TOOL_VERSION,
-          poolUuid: info.uuid,
-          srUuid,
-          vdiUuid,
-          date: labelDate,
-          createdAt: now.getTime(),
-          vmCount,
-          templateCount,
-          parts: archived.parts,
-        };
-        // The manifest goes in a second, tiny archive appended to the first: one record.
-        const tail = await archive.write(
-          (async function* () {
-            yield { name: PART.manifest, data: new TextEncoder().encode(JSON.stringify(manifest)) };
-          })(),
-          {},
+        const taken = new Set(ring.list().map((r) => decodeLabel(r.label)?.date ?? ''));
+        const date = uniqueDate(now, taken);
+        const r = await appendRecord(
+          archive,
+          ring,
+          archived,
+          {
+            formatVersion: BACKUP_FORMAT_VERSION,
+            tool: 'xsmeta',
+            toolVersion: TOOL_VERSION,
+            poolUuid: info.uuid,
+            srUuid,
+            vdiUuid,
+            date,
+            createdAt: now.getTime(),
+            vmCount,
+            templateCount,
+          },
+          keep,
         );
-        const data = joinRecord(archived.bytes, tail.bytes);
-        const label = encodeLabel({
-          date: labelDate,
-          createdAt: now.getTime(),
-          formatVersion: BACKUP_FORMAT_VERSION,
-          poolUuid: info.uuid,
-          srUuid,
-          vmCount,
-          templateCount,
-          rawBytes: archived.rawBytes,
-        });
-        let appended: { seq: number };
-        try {
-          appended = await ring.append({ label, data, createdAt: now.getTime(), keep });
-        } catch (e) {
-          if (errorCode(e) === 'RING_FULL') {
-            const u = ring.usage();
-            throw new AppError(
-              'BACKUP_TOO_LARGE',
-              `this backup needs ${fmtBytes(data.length)} but the backup disk (${fmtBytes(u.capacity)}) has ${fmtBytes(u.free)} free after keeping the newest ${keep - 1} backup(s): lower -k, re-initialise with -i, or use a larger disk`,
-              { cause: e },
-            );
-          }
-          throw e;
-        }
-        const after = new Set(ring.list().map((r) => r.seq));
-        written = {
-          seq: appended.seq,
-          evicted: before.map((r) => r.seq).filter((s) => !after.has(s)),
-          storedBytes: data.length,
-          date: labelDate,
-        };
+        written = { ...r, date };
       } finally {
         await ring.close();
       }
@@ -326,6 +294,61 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     }
     throw e;
   }
+}
+
+/**
+ * Appends one backup record to a ring: the parts archive, then a tiny archive holding the
+ * manifest (so the manifest is written last), under a label that lets listing read no record.
+ * A record that does not fit even after evicting down to `keep - 1` fails with
+ * BACKUP_TOO_LARGE and changes nothing.
+ */
+export async function appendRecord(
+  archive: ArchivePort,
+  ring: RingPort,
+  archived: { bytes: Uint8Array; rawBytes: number; parts: Manifest['parts'] },
+  m: Omit<Manifest, 'parts'>,
+  keep: number,
+): Promise<{ seq: number; evicted: number[]; storedBytes: number }> {
+  const manifest: Manifest = { ...m, parts: archived.parts };
+  const tail = await archive.write(
+    (async function* () {
+      yield { name: PART.manifest, data: new TextEncoder().encode(JSON.stringify(manifest)) };
+    })(),
+    {},
+  );
+  const data = joinRecord(archived.bytes, tail.bytes);
+  const label = encodeLabel({
+    date: m.date,
+    createdAt: m.createdAt,
+    formatVersion: m.formatVersion,
+    poolUuid: m.poolUuid,
+    srUuid: m.srUuid,
+    vmCount: m.vmCount,
+    templateCount: m.templateCount,
+    rawBytes: archived.rawBytes,
+    ...(m.converted ? { converted: true } : {}),
+  });
+  const before = ring.list().map((r) => r.seq);
+  let appended: { seq: number };
+  try {
+    appended = await ring.append({ label, data, createdAt: m.createdAt, keep });
+  } catch (e) {
+    if (errorCode(e) === 'RING_FULL') {
+      const u = ring.usage();
+      throw new AppError(
+        'BACKUP_TOO_LARGE',
+        `this backup needs ${fmtBytes(data.length)} but the backup disk (${fmtBytes(u.capacity)}) has ${fmtBytes(u.free)} free after keeping the newest ${keep - 1} backup(s): lower -k, re-initialise with -i, or use a larger disk`,
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+  const after = new Set(ring.list().map((r) => r.seq));
+  return {
+    seq: appended.seq,
+    evicted: before.filter((s) => !after.has(s)),
+    storedBytes: data.length,
+  };
 }
 
 /** A record is two archives back to back: the parts, then the manifest (each length-prefixed). */

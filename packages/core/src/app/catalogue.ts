@@ -1,4 +1,5 @@
-import { AppError, errorCode } from './errors.js';
+import type { BackupVdiContent } from '../domain/legacy.js';
+import { AppError, errorCode, legacyOnBackupVdi } from './errors.js';
 import type { DiskPort, PoolPort, RingPort } from './ports.js';
 import { decodeLabel } from './record.js';
 
@@ -52,6 +53,7 @@ export async function withRing<T>(
     try {
       ring = await disk.open(att.devicePath, { readOnly, expect: id });
     } catch (e) {
+      if (errorCode(e) === 'RING_FOREIGN') throw legacyOnBackupVdi(id, e);
       if (errorCode(e) === 'RING_NOT_FORMATTED')
         throw new AppError('NO_BACKUPS', `the backup VDI ${id.vdiUuid} holds no backups yet`, {
           cause: e,
@@ -68,9 +70,12 @@ export async function withRing<T>(
   }
 }
 
-/** The ring's records as listings, newest first, from the index alone. */
+/**
+ * The ring's records as listings, newest date first, from the index alone. By date, not by
+ * sequence: a converted legacy backup is appended after newer ones but keeps its own date.
+ */
 export function listings(ring: RingPort): BackupListing[] {
-  return ring.list().map((r) => {
+  const all = ring.list().map((r) => {
     const l = decodeLabel(r.label);
     return {
       seq: r.seq,
@@ -86,4 +91,36 @@ export function listings(ring: RingPort): BackupListing[] {
       converted: l?.converted ?? false,
     };
   });
+  return all.sort((a, b) => (a.date === b.date ? b.seq - a.seq : a.date < b.date ? 1 : -1));
+}
+
+/**
+ * What the SR's backup VDI holds, for `legacyAccess`: a ring, an ext3 legacy image (upstream's
+ * scripts write theirs to the same deterministic VDI), nothing yet, or something unreadable.
+ * Null when the SR has no backup VDI. Attaches read-only and always detaches.
+ */
+export async function backupVdiContent(
+  pool: PoolPort,
+  disk: DiskPort,
+  srUuid: string,
+): Promise<{ uuid: string; holds: BackupVdiContent } | null> {
+  const vdiUuid = pool.backupVdiUuid(srUuid);
+  const vdi = await pool.findVdi(vdiUuid);
+  if (!vdi || vdi.srUuid !== srUuid) return null;
+  const att = await pool.attach(vdiUuid, { readOnly: true });
+  try {
+    const ring = await disk.open(att.devicePath, {
+      readOnly: true,
+      expect: { vdiUuid, srUuid },
+    });
+    await ring.close();
+    return { uuid: vdiUuid, holds: 'ring' };
+  } catch (e) {
+    const code = errorCode(e);
+    const holds: BackupVdiContent =
+      code === 'RING_FOREIGN' ? 'legacy' : code === 'RING_NOT_FORMATTED' ? 'blank' : 'unreadable';
+    return { uuid: vdiUuid, holds };
+  } finally {
+    await att.detach();
+  }
 }

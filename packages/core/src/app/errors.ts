@@ -9,7 +9,8 @@ export type AppErrorCode =
   | 'BACKUP_DAMAGED'
   | 'BACKUP_FORMAT_UNSUPPORTED'
   | 'BACKUP_INVALID'
-  | 'UNTRUSTED_VDI';
+  | 'UNTRUSTED_VDI'
+  | 'LEGACY_ON_BACKUP_VDI';
 
 export class AppError extends Error {
   override readonly name = 'AppError';
@@ -26,4 +27,16 @@ export class AppError extends Error {
 export function errorCode(e: unknown): string | undefined {
   const c = (e as { code?: unknown } | null)?.code;
   return typeof c === 'string' ? c : undefined;
+}
+
+/**
+ * The backup VDI holds an ext3 filesystem: what upstream's xe-backup-metadata writes to the
+ * same deterministic VDI. It is never formatted unasked: that would destroy those backups.
+ */
+export function legacyOnBackupVdi(id: { vdiUuid: string; srUuid: string }, cause: unknown) {
+  return new AppError(
+    'LEGACY_ON_BACKUP_VDI',
+    `the backup VDI ${id.vdiUuid} holds backups of the old xe-backup-metadata (ext3): convert them with 'xsmeta legacy convert --sr ${id.srUuid}' (or restore with xe-restore-metadata -o), or re-initialise with -i, which destroys them`,
+    { cause },
+  );
 }

@@ -7,7 +7,23 @@ export {
   fmtBytes,
   runBackup,
 } from './backup.js';
-export { type BackupListing, backupVdiOf, listings, withRing } from './catalogue.js';
+export {
+  type BackupListing,
+  backupVdiContent,
+  backupVdiOf,
+  listings,
+  withRing,
+} from './catalogue.js';
+export {
+  type ConvertDeps,
+  type ConvertOptions,
+  type ConvertResult,
+  KEPT_LEGACY_NAME,
+  LEGACY_FORMAT_VERSION,
+  type LegacyBackupContent,
+  type LegacyReaderPort,
+  runConvert,
+} from './convert.js';
 export { AppError, type AppErrorCode, errorCode } from './errors.js';
 export type {
   ArchivePart,

@@ -13,7 +13,7 @@ export interface SrInfo {
   name: string;
   description: string;
   type: string;
-  vdis: { uuid: string; name: string; description: string }[];
+  vdis: { uuid: string; name: string; description: string; readOnly?: boolean }[];
 }
 
 export interface VdiInfo {
@@ -46,6 +46,11 @@ export interface PoolPort {
   findVdi(uuid: string): Promise<VdiInfo | null>;
   createBackupVdi(srUuid: string, sizeBytes: number): Promise<VdiInfo>;
   attach(vdiUuid: string, opts: { readOnly: boolean }): Promise<Attachment>;
+  /**
+   * A byte-for-byte copy of a VDI as a new VDI on the same SR (verified before it returns),
+   * named `nameLabel`: how a legacy disk is kept before its VDI becomes the ring.
+   */
+  copyVdi(vdiUuid: string, nameLabel: string): Promise<VdiInfo>;
   dumpDatabase(): Promise<Uint8Array>;
   /** VMs and custom templates to back up: no dom0, no snapshots, no default templates. */
   vms(): Promise<VmInfo[]>;

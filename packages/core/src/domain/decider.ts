@@ -15,7 +15,8 @@ export type DomainErrorCode =
   | 'SCHEDULE_NEVER'
   | 'RUN_ALREADY_STARTED'
   | 'RUN_NOT_STARTED'
-  | 'RUN_FINISHED';
+  | 'RUN_FINISHED'
+  | 'ALREADY_CONVERTED';
 
 export class DomainError extends Error {
   override readonly name = 'DomainError';

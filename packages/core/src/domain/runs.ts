@@ -1,4 +1,4 @@
-import type { BackupEvent, RestoreEvent } from '../events/index.js';
+import type { BackupEvent, ConvertEvent, RestoreEvent } from '../events/index.js';
 import { type Decider, DomainError } from './decider.js';
 
 type Data<E extends { type: string; data: unknown }, T extends E['type']> = Extract<
@@ -131,6 +131,64 @@ export const restoreDecider: Decider<RestoreCommand, RestoreEvent, RestoreRunSta
         return { ...s, status: 'refused' };
       default:
         return s;
+    }
+  },
+};
+
+export interface ConvertRunState {
+  status: 'idle' | 'running' | 'finished' | 'failed';
+  runId: string | null;
+  /** Dates converted so far, in order. */
+  converted: string[];
+}
+
+export type ConvertCommand =
+  | { type: 'StartConvert'; data: Data<ConvertEvent, 'LegacyConvertStarted'> }
+  | { type: 'RecordConverted'; data: Data<ConvertEvent, 'LegacyBackupConverted'> }
+  | { type: 'FinishConvert'; data: Omit<Data<ConvertEvent, 'LegacyConvertFinished'>, 'converted'> }
+  | { type: 'FailConvert'; data: Data<ConvertEvent, 'LegacyConvertFailed'> };
+
+/** One conversion: each date converted at most once; the count in Finished is the state's. */
+export const convertDecider: Decider<ConvertCommand, ConvertEvent, ConvertRunState> = {
+  initialState: { status: 'idle', runId: null, converted: [] },
+  decide(cmd, s) {
+    switch (cmd.type) {
+      case 'StartConvert':
+        if (s.status !== 'idle')
+          throw new DomainError('RUN_ALREADY_STARTED', `conversion ${s.runId} has already started`);
+        return [{ type: 'LegacyConvertStarted', data: cmd.data }];
+      case 'FailConvert':
+        if (s.status === 'finished' || s.status === 'failed')
+          throw new DomainError('RUN_FINISHED', 'the conversion has finished');
+        return [{ type: 'LegacyConvertFailed', data: cmd.data }];
+      default:
+        if (s.status !== 'running')
+          throw new DomainError('RUN_NOT_STARTED', 'the conversion is not in progress');
+        if (cmd.type === 'FinishConvert')
+          return [
+            {
+              type: 'LegacyConvertFinished',
+              data: { ...cmd.data, converted: s.converted.length },
+            },
+          ];
+        if (s.converted.includes(cmd.data.date))
+          throw new DomainError(
+            'ALREADY_CONVERTED',
+            `the backup of ${cmd.data.date} is already converted`,
+          );
+        return [{ type: 'LegacyBackupConverted', data: cmd.data }];
+    }
+  },
+  evolve(s, e) {
+    switch (e.type) {
+      case 'LegacyConvertStarted':
+        return { status: 'running', runId: e.data.runId, converted: [] };
+      case 'LegacyBackupConverted':
+        return { ...s, converted: [...s.converted, e.data.date] };
+      case 'LegacyConvertFinished':
+        return { ...s, status: 'finished' };
+      case 'LegacyConvertFailed':
+        return { ...s, status: 'failed' };
     }
   },
 };

@@ -145,7 +145,50 @@ export type ScheduleEvent =
       };
     };
 
-export type XsmetaEvent = BackupEvent | RestoreEvent | ScheduleEvent;
+/** `xsmeta legacy convert`: legacy (ext3) backups copied into the ring as records. */
+export type ConvertEvent =
+  | {
+      readonly type: 'LegacyConvertStarted';
+      readonly data: {
+        readonly runId: string;
+        readonly srUuid: string;
+        readonly vdiUuid: string;
+        readonly legacyVdiUuid: string;
+        readonly dates: readonly string[];
+        readonly toolVersion: string;
+        readonly formatVersion: number;
+      };
+    }
+  | {
+      readonly type: 'LegacyBackupConverted';
+      readonly data: {
+        readonly runId: string;
+        readonly date: string;
+        readonly seq: number;
+        readonly vmCount: number;
+        readonly templateCount: number;
+        readonly rawBytes: number;
+        readonly storedBytes: number;
+        readonly fromFormatVersion: number;
+        readonly formatVersion: number;
+      };
+    }
+  | {
+      readonly type: 'LegacyConvertFinished';
+      readonly data: {
+        readonly runId: string;
+        readonly converted: number;
+        readonly skipped: readonly { readonly date: string; readonly reason: string }[];
+        /** The copy of the legacy disk kept before its VDI was turned into the ring. */
+        readonly keptCopyVdiUuid: string | null;
+      };
+    }
+  | {
+      readonly type: 'LegacyConvertFailed';
+      readonly data: { readonly runId: string; readonly code: string; readonly reason: string };
+    };
+
+export type XsmetaEvent = BackupEvent | RestoreEvent | ScheduleEvent | ConvertEvent;
 export type EventType = XsmetaEvent['type'];
 
 /** The event types this build knows; anything else read from the log is reported. */
@@ -164,4 +207,8 @@ export const KNOWN_EVENT_TYPES: ReadonlySet<string> = new Set<EventType>([
   'ScheduleChanged',
   'ScheduledRunStarted',
   'ScheduledRunFinished',
+  'LegacyConvertStarted',
+  'LegacyBackupConverted',
+  'LegacyConvertFinished',
+  'LegacyConvertFailed',
 ]);
