@@ -18,6 +18,8 @@ import { expect, it } from 'vitest';
 import { main as xeBackup } from '../src/bin/xe-backup-metadata.js';
 import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
+import { connectionFlags, resolveSettings } from '../src/config.js';
+import { consoleServices } from '../src/console.js';
 import { capture, pool, withEnv } from './support.js';
 
 type Vm = {
@@ -105,6 +107,18 @@ it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidat
     const dry = capture();
     expect(await xeRestore(['-o', '-u', sr, '-n', '-y'], dry)).toBe(0);
     expect(dry.stdout.at(-1)).toBe(`Restored ${vms.length} VM(s), and 0 error(s)`);
+    // The console's legacy item runs the same rule and restore (the services it is given).
+    const con = consoleServices(resolveSettings(connectionFlags({})));
+    expect(await con.legacyStatus(sr)).toEqual({ available: true });
+    expect(await con.listLegacyBackups(sr)).toEqual([{ date, vmCount: vms.length }]);
+    const seen: string[] = [];
+    const sum = await con.restoreLegacy(
+      { srUuid: sr, date, mode: 'all', dryRun: true },
+      (ev) => seen.push(ev.vmUuid),
+      new AbortController().signal,
+    );
+    expect(sum).toEqual({ restored: vms.length, errors: [] });
+    expect(seen.sort()).toEqual(vms.map((v) => v.uuid).sort());
     const real = capture();
     expect(await xeRestore(['-o', '-u', sr, '-y', '-m', 'sr'], real)).toBe(0);
     const c = await XapiClient.connect({ url: sim.url, username: 'root', password: 'xsmeta' });
@@ -129,6 +143,9 @@ it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidat
     const rule = capture();
     expect(await xeRestore(['-o', '-u', sr, '-n', '-y'], rule)).toBe(1);
     expect(rule.stderr[0]).toMatch(/holds a backup VDI of the new format/);
+    const status = await con.legacyStatus(sr);
+    expect(status.available).toBe(false);
+    expect(status.reason).toMatch(/new format/);
   });
   await sim.close();
   rmSync(tree, { recursive: true, force: true });

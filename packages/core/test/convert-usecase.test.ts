@@ -1,0 +1,146 @@
+import { expect, it } from 'vitest';
+import {
+  type ArchivePort,
+  type DiskPort,
+  decodeLabel,
+  encodeLabel,
+  type LegacyReaderPort,
+  MemoryEventStore,
+  type PoolPort,
+  type RingPort,
+  type RingRecord,
+  runConvert,
+} from '../src/index.js';
+
+/** A ring in memory with the real ring's eviction rule (keep the newest keep-1) and a byte cap. */
+function memoryRing(capacity: number, maxRecords: number, dates: string[]) {
+  const records: (RingRecord & { data: Uint8Array })[] = [];
+  let next = 1;
+  const ring: RingPort = {
+    list: () => [...records].reverse(),
+    async append({ label, data, keep = maxRecords }) {
+      const kept = records.slice(Math.max(0, records.length - (keep - 1)));
+      if (kept.reduce((n, r) => n + r.size, 0) + data.length > capacity)
+        throw Object.assign(new Error('full'), { code: 'RING_FULL' });
+      records.splice(0, records.length, ...kept);
+      const r = { seq: next++, createdAt: 0, size: data.length, label, data };
+      records.push(r);
+      return r;
+    },
+    readAll: async () => new Uint8Array(),
+    verify: async () => ({ ok: true, records: [] }),
+    usage: () => ({
+      capacity,
+      used: records.reduce((n, r) => n + r.size, 0),
+      free: capacity - records.reduce((n, r) => n + r.size, 0),
+      maxRecords,
+      records: [],
+    }),
+    close: async () => {},
+  };
+  for (const date of dates)
+    void ring.append({
+      label: encodeLabel({
+        date,
+        createdAt: 0,
+        formatVersion: 2,
+        poolUuid: 'p',
+        srUuid: 'sr',
+        vmCount: 1,
+        templateCount: 0,
+        rawBytes: 1,
+      }),
+      data: new Uint8Array(10),
+    });
+  return { ring, records };
+}
+
+function deps(ring: RingPort, legacyDates: string[], exportBytes = 10) {
+  const pool = {
+    backupVdiUuid: () => 'own',
+    findVdi: async () => ({ uuid: 'own', name: '', srUuid: 'sr', virtualSize: 1, type: 'user' }),
+    attach: async () => ({ devicePath: '/dev/x', detach: async () => {} }),
+  } as unknown as PoolPort;
+  const disk: DiskPort = { open: async () => ring, format: async () => ring };
+  const archive: ArchivePort = {
+    async write(parts) {
+      let n = 0;
+      for await (const p of parts) n += p.data instanceof Uint8Array ? p.data.length : 0;
+      return { bytes: new Uint8Array(n), rawBytes: n, storedBytes: n, parts: [] };
+    },
+    read: () => {
+      throw new Error('unused');
+    },
+  };
+  const legacy: LegacyReaderPort = {
+    read: (_vdi, fn) =>
+      fn({
+        dates: legacyDates,
+        content: async (date) => ({
+          date,
+          vmMap: [{ uuid: 'vm', name: 'vm', isTemplate: false, srUuids: ['sr'] }],
+          vmExport: () => new Uint8Array(exportBytes),
+          srmetaXml: null,
+          poolDb: null,
+        }),
+      }),
+  };
+  return { pool, disk, archive, legacy, clock: { now: () => new Date(0) }, events: null };
+}
+
+const old = ['2023-01-01-00-00-00', '2023-02-01-00-00-00', '2023-03-01-00-00-00'];
+
+it('never evicts: once the ring holds its count, the remaining dates are skipped, oldest converted first', async () => {
+  const { ring, records } = memoryRing(1_000_000, 4, [
+    '2024-05-01-00-00-00',
+    '2024-06-01-00-00-00',
+  ]);
+  const events = new MemoryEventStore();
+  const r = await runConvert(
+    { ...deps(ring, [...old].reverse()), events },
+    { srUuid: 'sr', legacyVdiUuid: 'legacy' },
+  );
+  expect(r.converted.map((c) => c.date)).toEqual(old.slice(0, 2));
+  expect(r.skipped).toEqual([
+    { date: old[2], reason: expect.stringMatching(/maximum of 4 backups/) },
+  ]);
+  // Both newer backups are still there, and the converted records are marked as such.
+  const dates = records.map((x) => decodeLabel(x.label));
+  expect(dates.map((l) => l?.date)).toEqual([
+    '2024-05-01-00-00-00',
+    '2024-06-01-00-00-00',
+    ...old.slice(0, 2),
+  ]);
+  expect(dates.map((l) => l?.converted ?? false)).toEqual([false, false, true, true]);
+  const types: string[] = [];
+  for await (const e of events.readAll()) types.push(e.type);
+  expect(types).toEqual([
+    'LegacyConvertStarted',
+    'LegacyBackupConverted',
+    'LegacyBackupConverted',
+    'LegacyConvertFinished',
+  ]);
+});
+
+it('never evicts for space either: a record that does not fit is skipped, the ring unchanged', async () => {
+  const { ring, records } = memoryRing(100, 25, ['2024-05-01-00-00-00']);
+  const before = records.map((x) => x.seq);
+  const r = await runConvert(deps(ring, old, 500), { srUuid: 'sr', legacyVdiUuid: 'legacy' });
+  expect(r.converted).toEqual([]);
+  expect(r.skipped.map((k) => k.reason)).toEqual(
+    old.map(() => 'no room left on the backup disk without evicting a backup'),
+  );
+  expect(records.map((x) => x.seq)).toEqual(before);
+});
+
+it('a date not on the legacy disk fails before anything is written', async () => {
+  const { ring, records } = memoryRing(1_000_000, 25, []);
+  await expect(
+    runConvert(deps(ring, old), {
+      srUuid: 'sr',
+      legacyVdiUuid: 'legacy',
+      dates: ['2022-01-01-00-00-00'],
+    }),
+  ).rejects.toMatchObject({ code: 'BACKUP_NOT_FOUND' });
+  expect(records).toEqual([]);
+});
