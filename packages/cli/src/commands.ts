@@ -11,6 +11,7 @@ import {
   rebuild,
   runBackup,
   runRestore,
+  type VmOutcome,
   withRing,
 } from '@xsmeta/core';
 import {
@@ -203,37 +204,50 @@ export interface RestoreArgs {
   force: boolean;
 }
 
-export async function restore(
+/** One line per VM of a restore, as both restore commands print it. */
+export function vmLine(v: VmOutcome, dryRun: boolean): string {
+  return v.ok
+    ? `${dryRun ? 'Would restore' : 'Restored'} ${v.isTemplate ? 'template' : 'VM'} ${v.name} (${v.uuid})`
+    : `Error restoring ${v.name} (${v.uuid}): ${v.code} ${(v.params ?? []).join(' ')}`.trim();
+}
+
+export function restore(
   s: Settings,
   a: RestoreArgs,
   io: Io,
   onVm?: (line: string) => void,
 ): Promise<RestoreResult> {
-  return withPool(s, (pool) =>
-    withEvents(s.stateDir, (events) =>
-      runRestore(
-        {
-          pool,
-          disk,
-          archive,
-          clock: systemClock,
-          events,
-          progress: progressLine(io),
-          onVm: (v) =>
-            onVm?.(
-              v.ok
-                ? `${a.dryRun ? 'Would restore' : 'Restored'} ${v.isTemplate ? 'template' : 'VM'} ${v.name} (${v.uuid})`
-                : `Error restoring ${v.name} (${v.uuid}): ${v.code} ${(v.params ?? []).join(' ')}`.trim(),
-            ),
-        },
-        {
-          ...(a.srUuid ? { srUuid: a.srUuid } : {}),
-          ...(a.date ? { date: a.date } : {}),
-          mode: a.mode,
-          dryRun: a.dryRun,
-          force: a.force,
-        },
-      ),
+  return withPool(s, (pool) => restoreOn(pool, s, a, io, onVm));
+}
+
+/** The restore on a connected pool, its events persisted; `source` is a legacy backup. */
+export function restoreOn(
+  pool: XapiPool,
+  s: Settings,
+  a: RestoreArgs,
+  io: Io,
+  onVm?: (line: string) => void,
+  source?: Parameters<typeof runRestore>[2],
+): Promise<RestoreResult> {
+  return withEvents(s.stateDir, (events) =>
+    runRestore(
+      {
+        pool,
+        disk,
+        archive,
+        clock: systemClock,
+        events,
+        progress: progressLine(io),
+        onVm: (v) => onVm?.(vmLine(v, a.dryRun)),
+      },
+      {
+        ...(a.srUuid ? { srUuid: a.srUuid } : {}),
+        ...(a.date ? { date: a.date } : {}),
+        mode: a.mode,
+        dryRun: a.dryRun,
+        force: a.force,
+      },
+      source,
     ),
   );
 }

@@ -1,10 +1,10 @@
-import { backupVdiOf, listings, runRestore, withRing } from '@xsmeta/core';
-import { confirm, parse, restore, summaryLine, withPool } from '../commands.js';
+import { backupVdiOf, listings, withRing } from '@xsmeta/core';
+import { confirm, parse, restore, restoreOn, summaryLine, withPool } from '../commands.js';
 import type { Settings } from '../config.js';
 import { connectionFlags, resolveSettings, UsageError } from '../config.js';
 import { legacyContent, resolveLegacyVdi, withLegacyDisk } from '../legacy.js';
 import { errorLine, type Io, stdio } from '../output.js';
-import { archive, disk, systemClock, withEvents } from '../runtime.js';
+import { disk } from '../runtime.js';
 
 const USAGE = `usage: xe-restore-metadata [-h] [-v] [-y] [-n] [-p] [-f] [-o] [-x VDI_UUID] [-u SR_UUID] [-m all|sr] [-l] [-d DATE]
  -h  this help
@@ -154,24 +154,13 @@ async function legacyRestore(
       io.err('Aborted: nothing was restored.');
       return 1;
     }
-    const r = await withEvents(s.stateDir, (events) =>
-      runRestore(
-        {
-          pool,
-          disk,
-          archive,
-          clock: systemClock,
-          events,
-          onVm: (v) =>
-            io.out(
-              v.ok
-                ? `${a.dryRun ? 'Would restore' : 'Restored'} ${v.isTemplate ? 'template' : 'VM'} ${v.name} (${v.uuid})`
-                : `Error restoring ${v.name} (${v.uuid}): ${v.code} ${(v.params ?? []).join(' ')}`.trim(),
-            ),
-        },
-        { srUuid, mode: a.mode, dryRun: a.dryRun, force: a.force },
-        { id: { srUuid, vdiUuid: vdiUuid }, content, legacy: true },
-      ),
+    const r = await restoreOn(
+      pool,
+      s,
+      { srUuid, mode: a.mode, dryRun: a.dryRun, force: a.force },
+      io,
+      io.out,
+      { id: { srUuid, vdiUuid }, content, legacy: true },
     );
     io.out(summaryLine(r));
     return Math.min(r.errors, 125);
