@@ -165,7 +165,7 @@ export async function cmdList(argv: string[], io: Io): Promise<number> {
   } else {
     for (const r of rows)
       io.out(
-        `${r.date}  seq ${r.seq}  ${r.vmCount} VM(s), ${r.templateCount} template(s)  ${fmtBytes(r.storedBytes)}  format ${r.formatVersion}`,
+        `${r.date}  seq ${r.seq}  ${r.vmCount} VM(s), ${r.templateCount} template(s)  ${fmtBytes(r.storedBytes)}  format ${r.formatVersion}${r.converted ? ' (converted from a legacy backup)' : ''}`,
       );
   }
   return 0;

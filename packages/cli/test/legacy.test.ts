@@ -210,6 +210,9 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
       templateCount: vms.filter((v) => v.is_a_template).length,
       createdAt: '2024-03-03T02:00:00.000Z',
     });
+    const text = capture();
+    expect(await xsmeta(['list', '--sr', sr], text)).toBe(0);
+    expect(text.stdout[0]).toMatch(/^2024-03-03-02-00-00 .*\(converted from a legacy backup\)$/);
     const verify = capture();
     expect(await xsmeta(['verify', '--sr', sr], verify)).toBe(0);
 

@@ -33,7 +33,7 @@ export function legacyAccess(input: {
       allowed: false,
       code: 'LEGACY_NOT_ALLOWED',
       reason:
-        'legacy backup disks are read only when you allow it (-o): any guest can forge one (XSA-459)',
+        'legacy backup disks are read only when you allow it (-o, or xsmeta legacy): any guest can forge one (XSA-459)',
     };
   if (input.namedVdi) return { allowed: true, vdiUuid: input.namedVdi, how: 'named' };
   const own = input.backupVdi;
@@ -42,7 +42,7 @@ export function legacyAccess(input: {
     return {
       allowed: false,
       code: 'LEGACY_UNAVAILABLE',
-      reason: `SR ${input.srUuid} holds a backup VDI of the new format (${own.uuid}): restore from it, or name a legacy VDI explicitly with -o -x VDI_UUID`,
+      reason: `SR ${input.srUuid} holds a backup VDI of the new format (${own.uuid}): restore from it, or name a legacy VDI explicitly with -o -x VDI_UUID (xsmeta legacy: --vdi VDI_UUID)`,
     };
   return { allowed: true, vdiUuid: null, how: 'scan' };
 }
@@ -57,6 +57,6 @@ export function chooseLegacyCandidate(
     return { code: 'LEGACY_UNAVAILABLE', reason: `no legacy backup VDI on SR ${srUuid}` };
   return {
     code: 'LEGACY_AMBIGUOUS',
-    reason: `${found.length} VDIs on SR ${srUuid} look like legacy backups (${found.join(', ')}): any guest can forge one; name the right one with -x VDI_UUID`,
+    reason: `${found.length} VDIs on SR ${srUuid} look like legacy backups (${found.join(', ')}): any guest can forge one; name the right one with -x VDI_UUID (xsmeta legacy: --vdi VDI_UUID)`,
   };
 }
