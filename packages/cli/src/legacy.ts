@@ -4,7 +4,7 @@ import {
   backupVdiContent,
   chooseLegacyCandidate,
   decodeSrMeta,
-  type LegacyBackupContent,
+  LEGACY_FORMAT_VERSION,
   type LegacyReaderPort,
   type LegacyRefusal,
   legacyAccess,
@@ -90,14 +90,52 @@ async function looksLikeLegacy(pool: XapiPool, vdiUuid: string): Promise<boolean
   }
 }
 
-/** Reads legacy disks for `runConvert`. */
+/** Reads legacy disks for `runConvert`, one export at a time. */
 export function legacyReader(pool: XapiPool): LegacyReaderPort {
   return {
     read: (vdiUuid, fn) =>
       withLegacyDisk(pool, vdiUuid, (d) =>
-        fn({ dates: d.dates, content: (date) => legacyContent(d, date) }),
+        fn({
+          dates: d.dates,
+          backup: (date) => ({
+            date,
+            vms: () => legacyVms(d, date),
+            srmetaXml: async () => (await d.backup(date)).srmeta(),
+            poolDb: () => poolDbOf(d, date),
+          }),
+        }),
       ),
   };
+}
+
+/** Each export of a legacy backup with its map entry (name and template flag from ova.xml). */
+async function* legacyVms(
+  disk: LegacyDisk,
+  date: string,
+): AsyncIterable<{ entry: VmMapEntry; data: Uint8Array }> {
+  const b = await disk.backup(date);
+  const srsOf = new Map<string, string[]>();
+  for (const [sr, vms] of b.bySr)
+    for (const vm of vms) srsOf.set(vm, [...(srsOf.get(vm) ?? []), sr]);
+  for (const vm of b.vms) {
+    const data = await vm.read();
+    const d = describeExport(data);
+    yield {
+      entry: {
+        uuid: vm.uuid,
+        name: d.name,
+        isTemplate: d.isTemplate,
+        srUuids: srsOf.get(vm.uuid) ?? [],
+      },
+      data,
+    };
+  }
+}
+
+/** The pool database dumps rotate with the backups: the newest dump is the newest backup's. */
+async function poolDbOf(disk: LegacyDisk, date: string): Promise<Uint8Array | null> {
+  const db = disk.poolDbs[disk.dates.indexOf(date)];
+  return db ? db.read() : null;
 }
 
 /** The VM's name and template flag, from the `ova.xml` inside a `.vmmeta` export. */
@@ -147,43 +185,30 @@ export async function withLegacyDisk<T>(
 export async function legacyContent(
   disk: LegacyDisk,
   date: string | undefined,
-): Promise<BackupContent & LegacyBackupContent> {
+): Promise<BackupContent> {
   const chosen = date ?? disk.dates[0];
   if (!chosen) throw new UsageError('the legacy disk holds no backups');
   if (!disk.dates.includes(chosen))
     throw new UsageError(
       `no legacy backup dated ${chosen}; available: ${disk.dates.join(', ')} (see -l)`,
     );
-  const b = await disk.backup(chosen);
   const exports = new Map<string, Uint8Array>();
   const vmMap: VmMapEntry[] = [];
-  for (const vm of b.vms) {
-    const bytes = await vm.read();
-    exports.set(vm.uuid, bytes);
-    const d = describeExport(bytes);
-    vmMap.push({
-      uuid: vm.uuid,
-      name: d.name,
-      isTemplate: d.isTemplate,
-      srUuids: [...b.bySr.entries()].filter(([, v]) => v.includes(vm.uuid)).map(([sr]) => sr),
-    });
+  for await (const { entry, data } of legacyVms(disk, chosen)) {
+    exports.set(entry.uuid, data);
+    vmMap.push(entry);
   }
-  const srmetaXml = await b.srmeta();
-  // The pool database dumps rotate with the backups: the newest dump is the newest backup's.
-  const db = disk.poolDbs[disk.dates.indexOf(chosen)];
+  const srmetaXml = await (await disk.backup(chosen)).srmeta();
   return {
-    srmetaXml,
-    poolDb: db ? await db.read() : null,
-    date: b.date,
+    date: chosen,
     seq: null,
-    formatVersion: 1,
+    formatVersion: LEGACY_FORMAT_VERSION,
     poolUuid: '',
     vmMap,
     vmExport: (u) => exports.get(u),
     srmeta: srmetaXml ? decodeSrMeta(new TextDecoder().decode(srmetaXml)) : [],
   };
 }
-
 /**
  * `xsmeta legacy list|convert`: running this command is the opt-in to reading legacy disks.
  * The disk is chosen by core's `legacyAccess` (`--vdi` names one; see resolveLegacyVdi).

@@ -55,17 +55,25 @@ function memoryRing(capacity: number, maxRecords: number, dates: string[]) {
   return { ring, records };
 }
 
-function deps(ring: RingPort, legacyDates: string[], exportBytes = 10) {
+function deps(ring: RingPort, legacyDates: string[], exportBytes = 10, vdiSize = 10_000_000) {
   const pool = {
     backupVdiUuid: () => 'own',
-    findVdi: async () => ({ uuid: 'own', name: '', srUuid: 'sr', virtualSize: 1, type: 'user' }),
+    findVdi: async () => ({
+      uuid: 'own',
+      name: '',
+      srUuid: 'sr',
+      virtualSize: vdiSize,
+      type: 'user',
+    }),
     attach: async () => ({ devicePath: '/dev/x', detach: async () => {} }),
   } as unknown as PoolPort;
   const disk: DiskPort = { open: async () => ring, format: async () => ring };
   const archive: ArchivePort = {
-    async write(parts) {
+    async write(parts, opts) {
       let n = 0;
       for await (const p of parts) n += p.data instanceof Uint8Array ? p.data.length : 0;
+      if (n > (opts.maxStoredBytes ?? Number.POSITIVE_INFINITY))
+        throw Object.assign(new Error('too large'), { code: 'ARCHIVE_TOO_LARGE' });
       return { bytes: new Uint8Array(n), rawBytes: n, storedBytes: n, parts: [] };
     },
     read: () => {
@@ -76,12 +84,16 @@ function deps(ring: RingPort, legacyDates: string[], exportBytes = 10) {
     read: (_vdi, fn) =>
       fn({
         dates: legacyDates,
-        content: async (date) => ({
+        backup: (date) => ({
           date,
-          vmMap: [{ uuid: 'vm', name: 'vm', isTemplate: false, srUuids: ['sr'] }],
-          vmExport: () => new Uint8Array(exportBytes),
-          srmetaXml: null,
-          poolDb: null,
+          async *vms() {
+            yield {
+              entry: { uuid: 'vm', name: 'vm', isTemplate: false, srUuids: ['sr'] },
+              data: new Uint8Array(exportBytes),
+            };
+          },
+          srmetaXml: async () => null,
+          poolDb: async () => null,
         }),
       }),
   };
@@ -90,7 +102,7 @@ function deps(ring: RingPort, legacyDates: string[], exportBytes = 10) {
 
 const old = ['2023-01-01-00-00-00', '2023-02-01-00-00-00', '2023-03-01-00-00-00'];
 
-it('never evicts: once the ring holds its count, the remaining dates are skipped, oldest converted first', async () => {
+it('never evicts: when the ring has room for fewer, the newest are converted (oldest first), the rest skipped', async () => {
   const { ring, records } = memoryRing(1_000_000, 4, [
     '2024-05-01-00-00-00',
     '2024-06-01-00-00-00',
@@ -100,16 +112,16 @@ it('never evicts: once the ring holds its count, the remaining dates are skipped
     { ...deps(ring, [...old].reverse()), events },
     { srUuid: 'sr', legacyVdiUuid: 'legacy' },
   );
-  expect(r.converted.map((c) => c.date)).toEqual(old.slice(0, 2));
+  expect(r.converted.map((c) => c.date)).toEqual(old.slice(1));
   expect(r.skipped).toEqual([
-    { date: old[2], reason: expect.stringMatching(/maximum of 4 backups/) },
+    { date: old[0], reason: expect.stringMatching(/maximum of 4 backups/) },
   ]);
   // Both newer backups are still there, and the converted records are marked as such.
   const dates = records.map((x) => decodeLabel(x.label));
   expect(dates.map((l) => l?.date)).toEqual([
     '2024-05-01-00-00-00',
     '2024-06-01-00-00-00',
-    ...old.slice(0, 2),
+    ...old.slice(1),
   ]);
   expect(dates.map((l) => l?.converted ?? false)).toEqual([false, false, true, true]);
   const types: string[] = [];
@@ -122,15 +134,34 @@ it('never evicts: once the ring holds its count, the remaining dates are skipped
   ]);
 });
 
-it('never evicts for space either: a record that does not fit is skipped, the ring unchanged', async () => {
-  const { ring, records } = memoryRing(100, 25, ['2024-05-01-00-00-00']);
-  const before = records.map((x) => x.seq);
-  const r = await runConvert(deps(ring, old, 500), { srUuid: 'sr', legacyVdiUuid: 'legacy' });
-  expect(r.converted).toEqual([]);
-  expect(r.skipped.map((k) => k.reason)).toEqual(
-    old.map(() => 'no room left on the backup disk without evicting a backup'),
-  );
-  expect(records.map((x) => x.seq)).toEqual(before);
+it('never evicts for space either: the newest that fit are converted, the ring otherwise unchanged', async () => {
+  const { ring, records } = memoryRing(30_000, 25, ['2024-05-01-00-00-00']);
+  const r = await runConvert(deps(ring, old, 5_000), { srUuid: 'sr', legacyVdiUuid: 'legacy' });
+  expect(r.converted.map((c) => c.date)).toEqual(old.slice(1));
+  expect(r.skipped).toEqual([
+    { date: old[0], reason: 'no room left on the backup disk without evicting a backup' },
+  ]);
+  expect(records.map((x) => decodeLabel(x.label)?.date)).toEqual([
+    '2024-05-01-00-00-00',
+    ...old.slice(1),
+  ]);
+  const { ring: small, records: kept } = memoryRing(100, 25, ['2024-05-01-00-00-00']);
+  const none = await runConvert(deps(small, old, 500), { srUuid: 'sr', legacyVdiUuid: 'legacy' });
+  expect(none.converted).toEqual([]);
+  expect(kept.map((x) => x.seq)).toEqual([1]);
+});
+
+it('holds no more of a legacy disk in memory than the backup disk could take, newest first', async () => {
+  // A (forged) legacy disk whose backups are far larger than the 12 kB backup disk.
+  const { ring } = memoryRing(1_000_000, 25, []);
+  const r = await runConvert(deps(ring, old, 5_000, 12_000), {
+    srUuid: 'sr',
+    legacyVdiUuid: 'legacy',
+  });
+  expect(r.converted.map((c) => c.date)).toEqual(old.slice(1));
+  expect(r.skipped).toEqual([
+    { date: old[0], reason: 'no room for it on the backup disk with the newer ones' },
+  ]);
 });
 
 it('a date not on the legacy disk fails before anything is written', async () => {

@@ -13,22 +13,19 @@ export const LEGACY_FORMAT_VERSION = 1;
 /** One legacy backup as read from its ext3 image (by @xsmeta/legacy-compat). */
 export interface LegacyBackupContent {
   date: string;
-  vmMap: VmMapEntry[];
-  vmExport(uuid: string): Uint8Array | undefined;
+  /** Each VM's or template's export with its map entry, read one at a time (not all held). */
+  vms(): AsyncIterable<{ entry: VmMapEntry; data: Uint8Array }>;
   /** SRMETA.xml as the old scripts wrote it, kept byte for byte. */
-  srmetaXml: Uint8Array | null;
+  srmetaXml(): Promise<Uint8Array | null>;
   /** The pool database dump of that run, when the disk still holds it. */
-  poolDb: Uint8Array | null;
+  poolDb(): Promise<Uint8Array | null>;
 }
 
 /** What the conversion needs from a legacy disk: attached read-only, never mounted. */
 export interface LegacyReaderPort {
   read<T>(
     vdiUuid: string,
-    fn: (disk: {
-      dates: string[];
-      content(date: string): Promise<LegacyBackupContent>;
-    }) => Promise<T>,
+    fn: (disk: { dates: string[]; backup(date: string): LegacyBackupContent }) => Promise<T>,
   ): Promise<T>;
 }
 
@@ -81,9 +78,13 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
   const srUuid = opts.srUuid;
   const vdiUuid = pool.backupVdiUuid(srUuid);
   try {
-    // 1. Read and archive every chosen backup while the legacy disk is attached read-only.
+    // 1. Read and archive the chosen backups while the legacy disk is attached read-only,
+    // newest first, while they fit the ring's count and the disk's size: the memory held is
+    // bounded by the size of the backup disk, whatever the legacy image claims.
+    const budget = await ringBudget(pool, vdiUuid, opts);
+    const skipped: ConvertResult['skipped'] = [];
     const records = await deps.legacy.read(opts.legacyVdiUuid, async (src) => {
-      const wanted = opts.dates ?? src.dates;
+      const wanted = [...new Set(opts.dates ?? src.dates)].sort().reverse();
       for (const d of wanted)
         if (!src.dates.includes(d))
           throw new AppError(
@@ -97,23 +98,38 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
           srUuid,
           vdiUuid,
           legacyVdiUuid: opts.legacyVdiUuid,
-          dates: [...wanted],
+          dates: wanted,
           toolVersion: TOOL_VERSION,
           formatVersion: BACKUP_FORMAT_VERSION,
         },
       });
-      const out = [];
-      // Oldest first, so that sequence numbers grow with the dates.
-      const order = [...new Set(wanted)].sort();
-      for (const [i, date] of order.entries()) {
-        const content = await src.content(date);
-        const archived = await archive.write(legacyParts(content), {});
-        const vmCount = content.vmMap.filter((v) => !v.isTemplate).length;
-        out.push({ date, archived, vmCount, templateCount: content.vmMap.length - vmCount });
+      const out: Converted[] = [];
+      let used = 0;
+      for (const [i, date] of wanted.entries()) {
+        if (out.length >= DEFAULT_KEEP) {
+          skipped.push({
+            date,
+            reason: `older than the ${DEFAULT_KEEP} newest, which the ring keeps`,
+          });
+          continue;
+        }
+        const counts = { vmCount: 0, templateCount: 0 };
+        let archived: Converted['archived'];
+        try {
+          archived = await archive.write(legacyParts(src.backup(date), counts), {
+            maxStoredBytes: budget - used,
+          });
+        } catch (e) {
+          if (errorCode(e) !== 'ARCHIVE_TOO_LARGE') throw e;
+          skipped.push({ date, reason: 'no room for it on the backup disk with the newer ones' });
+          continue;
+        }
+        used += archived.bytes.length;
+        out.push({ date, archived, ...counts });
         deps.progress?.({
           phase: 'read',
           done: i + 1,
-          total: order.length,
+          total: wanted.length,
           bytes: archived.rawBytes,
           item: date,
         });
@@ -132,9 +148,9 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
       reinit = true;
     }
 
-    // 3. Append, never evicting: a date already there or no room left is skipped, reported.
+    // 3. Append, never evicting: dates already there are skipped; when the ring has room for
+    // fewer than are left, the newest are kept; they go in oldest first.
     const converted: ConvertResult['converted'] = [];
-    const skipped: ConvertResult['skipped'] = [];
     const att = await pool.attach(vdiUuid, { readOnly: false });
     try {
       const ring = await openOrFormat(
@@ -144,22 +160,34 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
         { reinit, keep: DEFAULT_KEEP },
       );
       try {
+        const present = new Set(ring.list().map((x) => decodeLabel(x.label)?.date));
+        const u = ring.usage();
+        let room = Math.max(0, u.maxRecords - ring.list().length);
+        let free = u.free;
+        const chosen: Converted[] = [];
         for (const r of records) {
-          const list = ring.list();
-          const maxRecords = ring.usage().maxRecords;
-          if (list.some((x) => decodeLabel(x.label)?.date === r.date)) {
+          if (present.has(r.date))
             skipped.push({ date: r.date, reason: 'a backup of that date is already in the ring' });
-            continue;
-          }
-          if (list.length >= maxRecords) {
+          else if (room === 0)
             skipped.push({
               date: r.date,
-              reason: `the ring holds its maximum of ${maxRecords} backups: converting more would push out newer ones`,
+              reason: `the ring holds its maximum of ${u.maxRecords} backups: converting more would push out newer ones`,
             });
-            continue;
+          else if (estimate(r) > free)
+            skipped.push({
+              date: r.date,
+              reason: 'no room left on the backup disk without evicting a backup',
+            });
+          else {
+            chosen.push(r);
+            room--;
+            free -= estimate(r);
           }
+        }
+        for (const r of chosen.reverse()) {
           const createdAt = parseBackupDate(r.date)?.getTime() ?? 0;
           let w: { seq: number; storedBytes: number };
+          const list = ring.list();
           try {
             w = await appendRecord(
               archive,
@@ -211,8 +239,8 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
           });
           deps.progress?.({
             phase: 'write',
-            done: converted.length + skipped.length,
-            total: records.length,
+            done: converted.length,
+            total: chosen.length,
             bytes: w.storedBytes,
             item: r.date,
           });
@@ -223,6 +251,7 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
     } finally {
       await att.detach();
     }
+    skipped.sort((a, b) => (a.date < b.date ? -1 : 1));
     await rec.exec({ type: 'FinishConvert', data: { runId, skipped, keptCopyVdiUuid } });
     return {
       srUuid,
@@ -245,13 +274,46 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
   }
 }
 
-/** The parts of a converted record: the same layout as a backup's (see PART). */
-async function* legacyParts(c: LegacyBackupContent): AsyncIterable<ArchivePart> {
-  if (c.poolDb) yield { name: PART.poolDb, data: c.poolDb };
-  for (const v of c.vmMap) {
-    const data = c.vmExport(v.uuid);
-    if (data) yield { name: PART.vm(v.uuid, v.isTemplate), data };
+interface Converted {
+  date: string;
+  archived: Awaited<ReturnType<ArchivePort['write']>>;
+  vmCount: number;
+  templateCount: number;
+}
+
+/**
+ * A record's room on the ring, over-estimated: the parts, the manifest (about 200 bytes a
+ * part before compression), the record header and block alignment.
+ */
+function estimate(r: Converted): number {
+  return r.archived.bytes.length + 256 * r.archived.parts.length + 8192;
+}
+
+/** How many bytes the ring can hold at most: the backup VDI's size, as it is or will be. */
+async function ringBudget(pool: PoolPort, vdiUuid: string, opts: ConvertOptions): Promise<number> {
+  const target = await pool.findVdi(vdiUuid);
+  if (target) return target.virtualSize;
+  return opts.vdiSize ?? DEFAULT_VDI_SIZE;
+}
+
+/**
+ * The parts of a converted record, in a backup's layout (see PART), read one export at a
+ * time; `counts` is filled as the VMs go by.
+ */
+async function* legacyParts(
+  b: LegacyBackupContent,
+  counts: { vmCount: number; templateCount: number },
+): AsyncIterable<ArchivePart> {
+  const db = await b.poolDb();
+  if (db) yield { name: PART.poolDb, data: db };
+  const map: VmMapEntry[] = [];
+  for await (const { entry, data } of b.vms()) {
+    map.push(entry);
+    if (entry.isTemplate) counts.templateCount++;
+    else counts.vmCount++;
+    yield { name: PART.vm(entry.uuid, entry.isTemplate), data };
   }
-  if (c.srmetaXml) yield { name: PART.srmeta, data: c.srmetaXml };
-  yield { name: PART.vmMap, data: new TextEncoder().encode(JSON.stringify(c.vmMap)) };
+  const srmeta = await b.srmetaXml();
+  if (srmeta) yield { name: PART.srmeta, data: srmeta };
+  yield { name: PART.vmMap, data: new TextEncoder().encode(JSON.stringify(map)) };
 }
