@@ -171,8 +171,9 @@ export class XapiPool implements PoolPort {
     const src = await this.xapi.call<string>('VDI.get_by_uuid', vdiUuid);
     const rec = await this.xapi.getRecord<R>('VDI', src);
     const size = Number(rec.virtual_size);
+    // Named as unfinished until it verifies: a run killed mid-copy leaves no "kept" copy.
     const ref = await this.xapi.call<string>('VDI.create', {
-      name_label: nameLabel,
+      name_label: `${nameLabel} (incomplete copy)`,
       name_description: `byte-for-byte copy of VDI ${vdiUuid}, made by xsmeta before converting it`,
       SR: rec.SR,
       virtual_size: String(size),
@@ -187,6 +188,7 @@ export class XapiPool implements PoolPort {
     const uuid = await this.xapi.call<string>('VDI.get_uuid', ref);
     try {
       await copyBytes(this, vdiUuid, uuid);
+      await this.xapi.call('VDI.set_name_label', ref, nameLabel);
     } catch (e) {
       // A copy that did not verify is no copy: remove it, keep the original untouched.
       await this.xapi.call('VDI.destroy', ref).catch(() => {});

@@ -200,6 +200,13 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
     expect(r.skipped).toEqual([]);
     // The kept copy is the legacy disk byte for byte; the backup VDI now holds the ring.
     expect(sha(join(p.dir, 'sim', 'sr', sr, `${r.keptCopyVdiUuid}.img`))).toBe(original);
+    const xc = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
+    const kept = await xc.getRecord<{ name_label: string }>(
+      'VDI',
+      await xc.call<string>('VDI.get_by_uuid', r.keptCopyVdiUuid),
+    );
+    expect(kept.name_label).toBe('Pool Metadata Backup (legacy ext3, kept by xsmeta)');
+    await xc.logout();
     const listed = capture();
     expect(await xsmeta(['list', '--sr', sr, '--json'], listed)).toBe(0);
     const rows = JSON.parse(listed.stdout[0]!);

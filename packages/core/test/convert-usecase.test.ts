@@ -175,3 +175,49 @@ it('a date not on the legacy disk fails before anything is written', async () =>
   ).rejects.toMatchObject({ code: 'BACKUP_NOT_FOUND' });
   expect(records).toEqual([]);
 });
+
+it('a legacy backup the reader refuses is skipped with its code; with nothing left, nothing is touched', async () => {
+  const { ring, records } = memoryRing(1_000_000, 25, []);
+  const d = deps(ring, old);
+  const touched: string[] = [];
+  const pool = {
+    ...d.pool,
+    backupVdiUuid: () => 'legacy', // the legacy disk is the backup VDI itself
+    copyVdi: async () => {
+      touched.push('copyVdi');
+      throw new Error('must not copy');
+    },
+    attach: async () => {
+      touched.push('attach');
+      throw new Error('must not attach');
+    },
+  };
+  const broken = {
+    ...d.legacy,
+    read: <T>(vdi: string, fn: Parameters<typeof d.legacy.read<T>>[1]) =>
+      d.legacy.read(vdi, (src) =>
+        fn({
+          dates: src.dates,
+          backup: (date) => ({
+            ...src.backup(date),
+            // biome-ignore lint/correctness/useYield: it fails before its first export
+            async *vms() {
+              throw Object.assign(new Error(`directory of ${date} is wrecked`), {
+                code: 'LEGACY_CORRUPT',
+              });
+            },
+          }),
+        }),
+      ),
+  };
+  const r = await runConvert(
+    { ...d, pool, legacy: broken },
+    { srUuid: 'sr', legacyVdiUuid: 'legacy' },
+  );
+  expect(r.converted).toEqual([]);
+  expect(r.skipped).toEqual(
+    old.map((date) => ({ date, reason: `LEGACY_CORRUPT: directory of ${date} is wrecked` })),
+  );
+  expect(touched).toEqual([]);
+  expect(records).toEqual([]);
+});

@@ -21,7 +21,10 @@ export interface LegacyBackupContent {
   poolDb(): Promise<Uint8Array | null>;
 }
 
-/** What the conversion needs from a legacy disk: attached read-only, never mounted. */
+/**
+ * What the conversion needs from a legacy disk: attached read-only, never mounted. An error
+ * with a `LEGACY_*` code while one backup is read skips that backup (reported), not the run.
+ */
 export interface LegacyReaderPort {
   read<T>(
     vdiUuid: string,
@@ -120,8 +123,13 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
             maxStoredBytes: budget - used,
           });
         } catch (e) {
-          if (errorCode(e) !== 'ARCHIVE_TOO_LARGE') throw e;
-          skipped.push({ date, reason: 'no room for it on the backup disk with the newer ones' });
+          const code = errorCode(e) ?? '';
+          if (code === 'ARCHIVE_TOO_LARGE')
+            skipped.push({ date, reason: 'no room for it on the backup disk with the newer ones' });
+          // A backup the reader refuses (damaged or hostile, a limit hit): reported, the rest go on.
+          else if (code.startsWith('LEGACY_'))
+            skipped.push({ date, reason: `${code}: ${(e as Error).message}` });
+          else throw e;
           continue;
         }
         used += archived.bytes.length;
@@ -138,8 +146,21 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
     });
 
     // 2. Where the ring goes: the SR's backup VDI, made (or kept from the legacy disk) first.
+    // Nothing to convert: nothing is copied, created or formatted.
     let keptCopyVdiUuid: string | null = null;
     let reinit = false;
+    if (records.length === 0) {
+      skipped.sort((a, b) => (a.date < b.date ? -1 : 1));
+      await rec.exec({ type: 'FinishConvert', data: { runId, skipped, keptCopyVdiUuid } });
+      return {
+        srUuid,
+        vdiUuid,
+        legacyVdiUuid: opts.legacyVdiUuid,
+        converted: [],
+        skipped,
+        keptCopyVdiUuid,
+      };
+    }
     if (opts.legacyVdiUuid === vdiUuid) {
       keptCopyVdiUuid = (await pool.copyVdi(vdiUuid, KEPT_LEGACY_NAME)).uuid;
       reinit = true;
