@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, rmSync, truncateSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { openImage, openLegacyDisk } from '../src/index.js';
@@ -49,7 +50,7 @@ describe('ext2fs (libext2fs in WebAssembly) against our reader, same images', ()
     // Inode updates (access times) on close: caught by the read-only disk's overlay.
     expect(r.overlayWrites).toBeGreaterThan(0);
     expect(sha(img)).toBe(before);
-    rmSync(root, { recursive: true, force: true });
+    for (const d of [root, dirname(img)]) rmSync(d, { recursive: true, force: true });
   }, 60_000);
 
   it('mounts a truncated image as if whole unless the disk checks short reads; ours refuses it', async () => {
@@ -67,6 +68,6 @@ describe('ext2fs (libext2fs in WebAssembly) against our reader, same images', ()
     const checked = ext2fsRead(cut, true, ['/.ctxs-metadata-backup']);
     expect(checked.mountError).toBeDefined();
     expect(sha(cut)).toBe(before);
-    rmSync(root, { recursive: true, force: true });
+    for (const d of [root, dirname(img)]) rmSync(d, { recursive: true, force: true });
   }, 60_000);
 });
