@@ -6,7 +6,7 @@
 //   (b) extract one backup: write every all/<uuid>.vmmeta and SRMETA.xml to a folder.
 // The image is built once (mke2fs -t ext3 -b 4096 -d, then e2fsck -fyD to hash-index the large
 // directories as the kernel did when the old scripts wrote them) and cached under os.tmpdir()
-// keyed by a hash of the parameters and of the generator's source; its sha256 is taken at build
+// keyed by a hash of the parameters and of this file's source; its sha256 is taken at build
 // time and checked after the runs. Extracted files go to /dev/shm (tmpfs) when there is one, for
 // both sides: on this box's disk the 1,000 file creations alone cost ~0.8 s and hide the readers.
 // debugfs is also timed as `debugfs -f` (one process reads a command list), the cheapest way
@@ -63,7 +63,11 @@ function prng(seed) {
 }
 
 function uuidFrom(rnd) {
-  const h = Array.from({ length: 32 }, () => Math.floor(rnd() * 16).toString(16)).join('');
+  const w = () =>
+    Math.floor(rnd() * 2 ** 32)
+      .toString(16)
+      .padStart(8, '0');
+  const h = w() + w() + w() + w();
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20)}`;
 }
 
@@ -182,7 +186,7 @@ function buildTree(tree, p) {
 async function image() {
   const key = createHash('sha256')
     .update(JSON.stringify(P))
-    .update(buildTree.toString() + ovaXml.toString() + tarOf.toString() + image.toString())
+    .update(readFileSync(new URL(import.meta.url)))
     .digest('hex')
     .slice(0, 16);
   const img = join(tmpdir(), `xsmeta-legacy-bench-${key}.img`);
@@ -195,34 +199,41 @@ async function image() {
   // Images of other parameters (or of an older generator) are not reused: remove them.
   for (const f of readdirSync(tmpdir()))
     if (
-      /^xsmeta-legacy-bench-[0-9a-f]{16}\.img(\.json)?$/.test(f) &&
+      /^xsmeta-legacy-bench-[0-9a-f]{16}\.img(\.json|\.tmp-\d+)?$/.test(f) &&
       !f.startsWith(`xsmeta-legacy-bench-${key}`)
     )
       rmSync(join(tmpdir(), f), { force: true });
   const t0 = Date.now();
-  const dir = mkdtempSync(join(tmpdir(), 'bench-legacy-tree-'));
+  // The tree goes to tmpfs when there is one; the image is written next to its final name.
+  const dir = mkdtempSync(
+    join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'bench-legacy-tree-'),
+  );
+  const tmp = `${img}.tmp-${process.pid}`;
   try {
     const m = buildTree(join(dir, 'tree'), P);
-    const tmp = join(dir, 'disk.img');
+    const tTree = Date.now();
     const b = P.blockSize;
     execFileSync(
       'mke2fs',
       ['-q', '-F', '-t', 'ext3', '-b', String(b), '-d', join(dir, 'tree'), tmp, `${P.sizeMiB}M`],
       { stdio: 'ignore' },
     );
+    const tMkfs = Date.now();
     // e2fsck exits 1 when it changed something (here: it indexed the directories).
     const fsck = spawnSync('e2fsck', ['-fyD', tmp], { stdio: 'ignore' });
     if (fsck.status !== 0 && fsck.status !== 1) throw new Error(`e2fsck -fyD: ${fsck.status}`);
     const buildMs = Date.now() - t0;
-    const meta = { ...m, buildMs, sha256: await sha256(tmp) };
+    const steps = `tree ${tTree - t0} ms, mke2fs -d ${tMkfs - tTree} ms, e2fsck -fyD ${Date.now() - tMkfs} ms`;
+    const meta = { ...m, buildMs, steps, sha256: await sha256(tmp) };
     renameSync(tmp, img);
     writeFileSync(info, JSON.stringify(meta));
     process.stderr.write(
-      `legacy bench: built ${img} in ${buildMs} ms (${m.files} files, ${(m.bytes / 2 ** 20).toFixed(0)} MiB)\n`,
+      `legacy bench: built ${img} in ${buildMs} ms (${steps}; ${m.files} files, ${(m.bytes / 2 ** 20).toFixed(0)} MiB)\n`,
     );
     return { img, ...meta, cached: false };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    rmSync(tmp, { force: true });
   }
 }
 
