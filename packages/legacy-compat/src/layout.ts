@@ -267,7 +267,15 @@ async function readBackup(
             skipped.push({ path: vp, reason: 'not a symlink named <uuid>.vmmeta' });
             continue;
           }
-          const target = await fs.readlink(li);
+          let target: string;
+          try {
+            target = await fs.readlink(li);
+          } catch (e) {
+            // One bad link (not UTF-8, too long, blocks off the disk) is that link's problem.
+            if (!(e instanceof LegacyError) || e.code !== 'LEGACY_CORRUPT') throw e;
+            skipped.push({ path: vp, reason: `the link cannot be read: ${e.message}` });
+            continue;
+          }
           if (target !== `../../all/${m[1]}.vmmeta` || !known.has(m[1]!)) {
             skipped.push({
               path: vp,

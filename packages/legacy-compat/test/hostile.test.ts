@@ -63,6 +63,11 @@ describe('hostile legacy images end typed, bounded, and unchanged', () => {
           `../../all/${l.vms[1]}.vmmeta`,
           join(d, '33333333-3333-4333-8333-333333333333.vmmeta'),
         );
+        // A link whose target is not UTF-8: skipped, not the end of the whole backup.
+        symlinkSync(
+          Buffer.from('../../all/\xff.vmmeta', 'latin1'),
+          join(d, '44444444-4444-4444-8444-444444444444.vmmeta'),
+        );
         mkdirSync(join(r, 'metadata', '9999-01-01-00-00-00', 'all'), { recursive: true });
         mkdirSync(join(r, 'metadata', 'latest'));
         writeFileSync(
@@ -86,6 +91,9 @@ describe('hostile legacy images end typed, bounded, and unchanged', () => {
       '22222222-2222-4222-8222-222222222222.vmmeta: the link points at "../../../../.."',
     );
     expect(s).toContain('33333333-3333-4333-8333-333333333333.vmmeta: the link points at');
+    expect(s).toMatch(
+      /44444444-4444-4444-8444-444444444444\.vmmeta: the link cannot be read: symlink inode \d+ is not UTF-8/,
+    );
     expect(s).toContain('/metadata/9999-01-01-00-00-00: not a backup date');
     expect(s).toContain('/metadata/latest: not a backup date');
     expect(s).toMatch(/all\/\(not UTF-8\): not <uuid>\.vmmeta/);
