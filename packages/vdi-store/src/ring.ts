@@ -388,7 +388,8 @@ export class Ring {
   }
 
   /**
-   * Appends one record atomically and evicts the oldest beyond `keep` (default maxRecords).
+   * Appends one record atomically and evicts the oldest (by `createdAt`) beyond `keep`
+   * (default maxRecords).
    * RING_FULL, with the disk unchanged, when it cannot fit even with only the newest keep-1 kept.
    */
   async append(input: {
@@ -411,7 +412,15 @@ export class Ring {
     }
     const createdAt = Math.floor(input.createdAt ?? Date.now());
     const entries = this.root.entries;
-    const kept = entries.slice(Math.max(0, entries.length - (keep - 1)));
+    // Retention keeps the newest keep-1 by creation time, not by append order: a record made
+    // from an old backup (converted) may be appended after newer ones.
+    const drop = new Set(
+      [...entries]
+        .sort((a, b) => a.createdAt - b.createdAt || a.seq - b.seq)
+        .slice(0, Math.max(0, entries.length - (keep - 1)))
+        .map((e) => e.seq),
+    );
+    const kept = entries.filter((e) => !drop.has(e.seq));
     const need = align(REC_HEADER + input.data.length);
     // Prefer space that no listed record uses: then a crash at any point shows the old set.
     let offset = this.place(need, entries);

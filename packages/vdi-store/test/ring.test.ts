@@ -72,6 +72,27 @@ describe('Ring', () => {
     ]);
   });
 
+  it('evicts by creation time, not by append order: an old record appended late goes first', async () => {
+    const { dev, ring } = await freshRing(4 * MiB, 4);
+    // Two recent backups, then two old ones appended later (converted from a legacy disk).
+    for (const [i, at] of [
+      [1, 5000],
+      [2, 6000],
+      [3, 1000],
+      [4, 2000],
+    ] as const)
+      await ring.append({ label: label(`r${i}`), data: payload(i, 100), createdAt: at });
+    await ring.append({ label: label('r5'), data: payload(5, 100), createdAt: 7000 });
+    await ring.append({ label: label('r6'), data: payload(6, 100), createdAt: 8000, keep: 3 });
+    const r = await Ring.open(dev);
+    expect(r.list().map((x) => [x.seq, x.createdAt])).toEqual([
+      [6, 8000],
+      [5, 7000],
+      [2, 6000],
+    ]);
+    expect(await contents(r)).toHaveLength(3);
+  });
+
   it('refuses an unformatted disk, a foreign identity and writes in read-only mode', async () => {
     await expect(Ring.open(new MemoryDevice(2 * MiB))).rejects.toMatchObject({
       code: 'RING_NOT_FORMATTED',
