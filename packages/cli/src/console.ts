@@ -146,7 +146,7 @@ export function consoleServices(s: Settings): ConsoleServices {
       }),
     listLegacyBackups: (srUuid) =>
       withPool(s, async (pool) => {
-        const vdi = await resolveLegacyVdi(pool, srUuid, undefined);
+        const { vdiUuid: vdi } = await resolveLegacyVdi(pool, srUuid, undefined);
         return withLegacyDisk(pool, vdi, async (disk) => {
           const out: { date: string; vmCount: number }[] = [];
           for (const date of disk.dates)
@@ -157,7 +157,7 @@ export function consoleServices(s: Settings): ConsoleServices {
     restoreLegacy: (req, onVm, signal) =>
       withPool(s, async (pool) => {
         signal.throwIfAborted();
-        const vdi = await resolveLegacyVdi(pool, req.srUuid, undefined);
+        const { vdiUuid: vdi } = await resolveLegacyVdi(pool, req.srUuid, undefined);
         const content = await withLegacyDisk(pool, vdi, (disk) => legacyContent(disk, req.date));
         const r = await withEvents(s.stateDir, (events) =>
           runRestore(

@@ -36,24 +36,27 @@ export class LegacyRefused extends Error {
 }
 
 /**
- * The one legacy VDI to read on an SR, decided by core's `legacyAccess`: a named one (-x),
- * the SR's own backup VDI when it holds an upstream ext3 image, or the single candidate of a
- * scan of the SR's writable VDIs (each attached read-only, parsed, never mounted).
+ * The legacy VDIs that may be read on an SR, as core's `legacyAccess` decides: a named one
+ * (-x, which must be on the SR), the SR's own backup VDI when it holds an upstream ext3 image,
+ * or what a scan of the SR's writable VDIs finds (each attached read-only, never mounted).
  */
-export async function resolveLegacyVdi(
+export async function legacyCandidates(
   pool: XapiPool,
   srUuid: string,
   namedVdi: string | undefined,
-  optedIn = true,
-): Promise<string> {
+): Promise<{ how: 'named' | 'backup-vdi' | 'scan'; found: string[] }> {
+  if (namedVdi) {
+    const v = await pool.findVdi(namedVdi);
+    if (!v || v.srUuid !== srUuid) throw new UsageError(`VDI ${namedVdi} is not on SR ${srUuid}`);
+  }
   const access = legacyAccess({
-    optedIn,
+    optedIn: true,
     srUuid,
     namedVdi,
-    backupVdi: await backupVdiContent(pool, ringDisk, srUuid),
+    backupVdi: namedVdi ? null : await backupVdiContent(pool, ringDisk, srUuid),
   });
   if (!access.allowed) throw new LegacyRefused(access.code, access.reason);
-  if (access.vdiUuid) return access.vdiUuid;
+  if (access.vdiUuid) return { how: access.how, found: [access.vdiUuid] };
   const sr = (await pool.srs()).find((s) => s.uuid === srUuid);
   if (!sr) throw new UsageError(`no SR ${srUuid} in this pool`);
   const found: string[] = [];
@@ -61,9 +64,19 @@ export async function resolveLegacyVdi(
     if (vdi.readOnly) continue;
     if (await looksLikeLegacy(pool, vdi.uuid)) found.push(vdi.uuid);
   }
-  const chosen = chooseLegacyCandidate(srUuid, found);
+  return { how: 'scan', found };
+}
+
+/** The one legacy VDI to read: the candidate, or a refusal when a scan found none or several. */
+export async function resolveLegacyVdi(
+  pool: XapiPool,
+  srUuid: string,
+  namedVdi: string | undefined,
+): Promise<{ vdiUuid: string; how: 'named' | 'backup-vdi' | 'scan' }> {
+  const c = await legacyCandidates(pool, srUuid, namedVdi);
+  const chosen = chooseLegacyCandidate(srUuid, c.found);
   if ('code' in chosen) throw new LegacyRefused(chosen.code, chosen.reason);
-  return chosen.vdiUuid;
+  return { vdiUuid: chosen.vdiUuid, how: c.how };
 }
 
 /** Whether a VDI holds the legacy layout's marker; one that cannot be attached is not. */
@@ -230,7 +243,7 @@ export async function cmdLegacy(argv: string[], io: Io): Promise<number> {
   return withPool(s, async (pool) => {
     const srUuid = (values.sr as string | undefined) ?? (await pool.pool()).defaultSrUuid;
     if (!srUuid) throw new UsageError('the pool has no default SR: name one with --sr UUID');
-    const vdiUuid = await resolveLegacyVdi(pool, srUuid, named);
+    const { vdiUuid, how } = await resolveLegacyVdi(pool, srUuid, named);
     if (sub === 'list') {
       const report = await withLegacyDisk(pool, vdiUuid, async (d) => {
         const backups: { date: string; vmCount: number }[] = [];
@@ -247,6 +260,13 @@ export async function cmdLegacy(argv: string[], io: Io): Promise<number> {
       }
       return 0;
     }
+    // Converting makes a legacy disk's content the SR's trusted backups (restored without -o):
+    // only from the SR's own backup VDI (a guest cannot choose its uuid) or one named on purpose.
+    if (how === 'scan')
+      throw new LegacyRefused(
+        'LEGACY_UNAVAILABLE',
+        `converting makes VDI ${vdiUuid}'s backups trusted ones, and any guest can forge such a disk: name it with --vdi ${vdiUuid} if it is the old scripts' disk`,
+      );
     const date = values.date as string | undefined;
     const unlock = await lockSr(s.stateDir, srUuid, false);
     try {

@@ -104,6 +104,10 @@ it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidat
     const list = capture();
     expect(await xeRestore(['-o', '-u', sr, '-l'], list)).toBe(0);
     expect(list.stdout).toEqual([date]);
+    // Converting would make a scanned disk's content trusted backups: it must be named.
+    const scanned = capture();
+    expect(await xsmeta(['legacy', 'convert', '--sr', sr], scanned)).toBe(1);
+    expect(scanned.stderr[0]).toMatch(new RegExp(`name it with --vdi ${legacyVdi}`));
     const dry = capture();
     expect(await xeRestore(['-o', '-u', sr, '-n', '-y'], dry)).toBe(0);
     expect(dry.stdout.at(-1)).toBe(`Restored ${vms.length} VM(s), and 0 error(s)`);
@@ -134,6 +138,16 @@ it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidat
     const c2 = await XapiClient.connect({ url: sim.url, username: 'root', password: 'xsmeta' });
     await c2.call('SR.scan', await c2.call<string>('SR.get_by_uuid', sr));
     await c2.logout();
+    // -p lists every candidate (how the administrator finds the one to name with -x) ...
+    const probe2 = capture();
+    expect(await xeRestore(['-o', '-u', sr, '-p'], probe2)).toBe(0);
+    expect(probe2.stdout).toHaveLength(2);
+    expect(probe2.stdout).toContain(legacyVdi);
+    // ... converting never trusts a scan, even of one candidate ...
+    const conv = capture();
+    expect(await xsmeta(['legacy', 'convert', '--sr', sr], conv)).toBe(1);
+    expect(conv.stderr[0]).toMatch(/LEGACY_AMBIGUOUS/);
+    // ... and a restore with several candidates is refused, naming them.
     const two = capture();
     expect(await xeRestore(['-o', '-u', sr, '-n', '-y'], two)).toBe(1);
     expect(two.stderr[0]).toMatch(/2 VDIs on SR .* look like legacy backups .*-x VDI_UUID/);

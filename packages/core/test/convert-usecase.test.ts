@@ -97,7 +97,8 @@ function deps(ring: RingPort, legacyDates: string[], exportBytes = 10, vdiSize =
         }),
       }),
   };
-  return { pool, disk, archive, legacy, clock: { now: () => new Date(0) }, events: null };
+  const clock = { now: () => new Date('2026-11-25T00:00:00Z') };
+  return { pool, disk, archive, legacy, clock, events: null };
 }
 
 const old = ['2023-01-01-00-00-00', '2023-02-01-00-00-00', '2023-03-01-00-00-00'];
@@ -220,4 +221,93 @@ it('a legacy backup the reader refuses is skipped with its code; with nothing le
   );
   expect(touched).toEqual([]);
   expect(records).toEqual([]);
+});
+
+it('a future date is skipped; of very many dates only the newest 25 are read (a forged disk)', async () => {
+  const { ring, records } = memoryRing(100_000_000, 25, []);
+  const many = Array.from({ length: 200_000 }, (_, i) => {
+    const t = Date.UTC(2000, 0, 1) + i * 60_000;
+    return new Date(t).toISOString().replace(/[-T:]/g, '-').slice(0, 19);
+  });
+  const future = '2099-01-01-00-00-00';
+  const d = deps(ring, [future, ...[...many].reverse()]);
+  let reads = 0;
+  const counting = {
+    read: <T>(vdi: string, fn: Parameters<typeof d.legacy.read<T>>[1]) =>
+      d.legacy.read(vdi, (src) =>
+        fn({
+          dates: src.dates,
+          backup: (date) => {
+            reads++;
+            return src.backup(date);
+          },
+        }),
+      ),
+  };
+  const r = await runConvert({ ...d, legacy: counting }, { srUuid: 'sr', legacyVdiUuid: 'l' });
+  expect(reads).toBe(25);
+  expect(r.converted.map((c) => c.date)).toEqual(many.slice(-25));
+  expect(r.skipped.find((k) => k.date === future)?.reason).toBe('dated in the future');
+  expect(r.skipped).toHaveLength(200_000 - 25 + 1);
+  expect(records).toHaveLength(25);
+});
+
+it('the run stops before any write when the reader hits a limit; --date is refused on the backup VDI itself', async () => {
+  const { ring, records } = memoryRing(1_000_000, 25, []);
+  const d = deps(ring, old);
+  const slow = {
+    read: <T>(vdi: string, fn: Parameters<typeof d.legacy.read<T>>[1]) =>
+      d.legacy.read(vdi, (src) =>
+        fn({
+          dates: src.dates,
+          backup: (date) => ({
+            ...src.backup(date),
+            // biome-ignore lint/correctness/useYield: it fails before its first export
+            async *vms() {
+              throw Object.assign(new Error('took too long'), { code: 'LEGACY_TIMEOUT' });
+            },
+          }),
+        }),
+      ),
+  };
+  await expect(
+    runConvert({ ...d, legacy: slow }, { srUuid: 'sr', legacyVdiUuid: 'legacy' }),
+  ).rejects.toMatchObject({ code: 'LEGACY_TIMEOUT' });
+  await expect(
+    runConvert(
+      { ...d, pool: { ...d.pool, backupVdiUuid: () => 'legacy' } },
+      { srUuid: 'sr', legacyVdiUuid: 'legacy', dates: [old[0]!] },
+    ),
+  ).rejects.toMatchObject({ code: 'CONVERT_REFUSED' });
+  expect(records).toEqual([]);
+});
+
+it('a failure once the legacy disk was copied names the copy to convert from', async () => {
+  const { ring } = memoryRing(1_000_000, 25, []);
+  const d = deps(ring, old);
+  const pool = {
+    ...d.pool,
+    backupVdiUuid: () => 'legacy',
+    copyVdi: async () => ({
+      uuid: 'the-copy',
+      name: '',
+      srUuid: 'sr',
+      virtualSize: 1,
+      type: 'user',
+    }),
+  };
+  const disk = {
+    ...d.disk,
+    format: async () => {
+      throw Object.assign(new Error('I/O error'), { code: 'RING_IO' });
+    },
+  };
+  await expect(
+    runConvert({ ...d, pool, disk }, { srUuid: 'sr', legacyVdiUuid: 'legacy' }),
+  ).rejects.toMatchObject({
+    code: 'CONVERT_INTERRUPTED',
+    message: expect.stringMatching(
+      /I\/O error; the legacy disk is kept as VDI the-copy: run again with --vdi the-copy/,
+    ),
+  });
 });

@@ -258,11 +258,17 @@ describe('legacyAccess: XenServer rule and XSA-459, as a pure decision', () => {
   });
 
   it('an SR holding a new-format backup VDI: unavailable unless a VDI is named', () => {
-    for (const holds of ['ring', 'blank', 'unreadable'] as const) {
+    for (const holds of ['ring', 'unreadable'] as const) {
       const a = legacyAccess({ optedIn: true, srUuid: sr, backupVdi: { uuid: 'own', holds } });
       expect(a).toMatchObject({ allowed: false, code: 'LEGACY_UNAVAILABLE' });
       expect(!a.allowed && a.reason).toMatch(/-o -x VDI_UUID/);
     }
+  });
+
+  it('a blank backup VDI holds no backup: the SR is scanned', () => {
+    expect(
+      legacyAccess({ optedIn: true, srUuid: sr, backupVdi: { uuid: 'own', holds: 'blank' } }),
+    ).toEqual({ allowed: true, vdiUuid: null, how: 'scan' });
   });
 
   it('a scan trusts exactly one candidate', () => {

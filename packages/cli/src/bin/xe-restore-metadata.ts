@@ -2,7 +2,7 @@ import { backupVdiOf, listings, withRing } from '@xsmeta/core';
 import { confirm, parse, restore, restoreOn, summaryLine, withPool } from '../commands.js';
 import type { Settings } from '../config.js';
 import { connectionFlags, resolveSettings, UsageError } from '../config.js';
-import { legacyContent, resolveLegacyVdi, withLegacyDisk } from '../legacy.js';
+import { legacyCandidates, legacyContent, resolveLegacyVdi, withLegacyDisk } from '../legacy.js';
 import { errorLine, type Io, stdio } from '../output.js';
 import { disk } from '../runtime.js';
 
@@ -133,11 +133,12 @@ async function legacyRestore(
   return withPool(s, async (pool) => {
     const srUuid = a.srUuid ?? (await pool.pool()).defaultSrUuid;
     if (!srUuid) throw new UsageError('name the SR with -u SR_UUID');
-    const vdiUuid = await resolveLegacyVdi(pool, srUuid, a.vdi);
     if (a.probe) {
-      io.out(vdiUuid);
+      // Every candidate, one a line: how an administrator finds the VDI to name with -x.
+      for (const v of (await legacyCandidates(pool, srUuid, a.vdi)).found) io.out(v);
       return 0;
     }
+    const { vdiUuid } = await resolveLegacyVdi(pool, srUuid, a.vdi);
     if (a.list) {
       for (const d of await withLegacyDisk(pool, vdiUuid, async (disk) => disk.dates)) io.out(d);
       return 0;

@@ -80,20 +80,41 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
   const rec = new StreamRecorder(deps.events, `legacy-${runId}`, convertDecider);
   const srUuid = opts.srUuid;
   const vdiUuid = pool.backupVdiUuid(srUuid);
+  let keptCopyVdiUuid: string | null = null;
   try {
     // 1. Read and archive the chosen backups while the legacy disk is attached read-only,
     // newest first, while they fit the ring's count and the disk's size: the memory held is
     // bounded by the size of the backup disk, whatever the legacy image claims.
     const budget = await ringBudget(pool, vdiUuid, opts);
     const skipped: ConvertResult['skipped'] = [];
+    const sameVdi = opts.legacyVdiUuid === vdiUuid;
+    if (sameVdi && opts.dates)
+      throw new AppError(
+        'CONVERT_REFUSED',
+        'the legacy backups are on the backup VDI itself, which becomes the ring: convert them all (without a date); a verified copy of the disk is kept',
+      );
+    const now = clock.now().getTime();
     const records = await deps.legacy.read(opts.legacyVdiUuid, async (src) => {
-      const wanted = [...new Set(opts.dates ?? src.dates)].sort().reverse();
-      for (const d of wanted)
-        if (!src.dates.includes(d))
+      const known = new Set(src.dates);
+      const all = [...new Set(opts.dates ?? src.dates)].sort().reverse();
+      for (const d of all)
+        if (!known.has(d))
           throw new AppError(
             'BACKUP_NOT_FOUND',
-            `no legacy backup dated ${d}; available: ${src.dates.join(', ') || 'none'}`,
+            `no legacy backup dated ${d}; available: ${src.dates.slice(0, 30).join(', ') || 'none'}`,
           );
+      // A date in the future would list (and restore by default) before every real backup.
+      const wanted: string[] = [];
+      for (const d of all) {
+        if ((parseBackupDate(d)?.getTime() ?? Number.POSITIVE_INFINITY) > now)
+          skipped.push({ date: d, reason: 'dated in the future' });
+        else if (wanted.length >= DEFAULT_KEEP)
+          skipped.push({
+            date: d,
+            reason: `older than the ${DEFAULT_KEEP} newest, which the ring keeps`,
+          });
+        else wanted.push(d);
+      }
       await rec.exec({
         type: 'StartConvert',
         data: {
@@ -109,13 +130,6 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
       const out: Converted[] = [];
       let used = 0;
       for (const [i, date] of wanted.entries()) {
-        if (out.length >= DEFAULT_KEEP) {
-          skipped.push({
-            date,
-            reason: `older than the ${DEFAULT_KEEP} newest, which the ring keeps`,
-          });
-          continue;
-        }
         const counts = { vmCount: 0, templateCount: 0 };
         let archived: Converted['archived'];
         try {
@@ -126,8 +140,13 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
           const code = errorCode(e) ?? '';
           if (code === 'ARCHIVE_TOO_LARGE')
             skipped.push({ date, reason: 'no room for it on the backup disk with the newer ones' });
-          // A backup the reader refuses (damaged or hostile, a limit hit): reported, the rest go on.
-          else if (code.startsWith('LEGACY_'))
+          // A backup the reader refuses (damaged, hostile): reported, the rest go on. A limit or
+          // the time budget hit is the whole disk's problem: the run stops before any write.
+          else if (
+            code.startsWith('LEGACY_') &&
+            code !== 'LEGACY_TIMEOUT' &&
+            code !== 'LEGACY_LIMIT'
+          )
             skipped.push({ date, reason: `${code}: ${(e as Error).message}` });
           else throw e;
           continue;
@@ -147,7 +166,6 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
 
     // 2. Where the ring goes: the SR's backup VDI, made (or kept from the legacy disk) first.
     // Nothing to convert: nothing is copied, created or formatted.
-    let keptCopyVdiUuid: string | null = null;
     let reinit = false;
     if (records.length === 0) {
       skipped.sort((a, b) => (a.date < b.date ? -1 : 1));
@@ -161,7 +179,7 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
         keptCopyVdiUuid,
       };
     }
-    if (opts.legacyVdiUuid === vdiUuid) {
+    if (sameVdi) {
       keptCopyVdiUuid = (await pool.copyVdi(vdiUuid, KEPT_LEGACY_NAME)).uuid;
       reinit = true;
     } else if (!(await pool.findVdi(vdiUuid))) {
@@ -225,7 +243,11 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
                 createdAt,
                 vmCount: r.vmCount,
                 templateCount: r.templateCount,
-                converted: { from: 'legacy', formatVersion: LEGACY_FORMAT_VERSION },
+                converted: {
+                  from: 'legacy',
+                  formatVersion: LEGACY_FORMAT_VERSION,
+                  vdiUuid: opts.legacyVdiUuid,
+                },
               },
               // Keep every record already there: nothing is evicted for a conversion.
               list.length + 1,
@@ -282,7 +304,15 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
       skipped,
       keptCopyVdiUuid,
     };
-  } catch (e) {
+  } catch (caught) {
+    // Once the copy is kept the backup VDI may already be a ring: say where the legacy disk is.
+    const e = keptCopyVdiUuid
+      ? new AppError(
+          'CONVERT_INTERRUPTED',
+          `${(caught as Error).message}; the legacy disk is kept as VDI ${keptCopyVdiUuid}: run again with --vdi ${keptCopyVdiUuid}`,
+          { cause: caught },
+        )
+      : caught;
     if (rec.current.status === 'running') {
       await rec
         .exec({

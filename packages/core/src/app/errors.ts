@@ -10,7 +10,9 @@ export type AppErrorCode =
   | 'BACKUP_FORMAT_UNSUPPORTED'
   | 'BACKUP_INVALID'
   | 'UNTRUSTED_VDI'
-  | 'LEGACY_ON_BACKUP_VDI';
+  | 'LEGACY_ON_BACKUP_VDI'
+  | 'CONVERT_REFUSED'
+  | 'CONVERT_INTERRUPTED';
 
 export class AppError extends Error {
   override readonly name = 'AppError';

@@ -29,7 +29,8 @@ export interface Manifest {
   createdAt: number;
   vmCount: number;
   templateCount: number;
-  converted?: { from: 'legacy'; formatVersion: number };
+  /** A record converted from a legacy backup: its format and the VDI it was read from. */
+  converted?: { from: 'legacy'; formatVersion: number; vdiUuid?: string };
   parts: { name: string; rawBytes: number; sha256: string }[];
 }
 

@@ -6,8 +6,9 @@
  * - A VDI the user names (`-x`) is read as named.
  * - The SR's own backup VDI (its uuid derived from the SR's: a guest cannot choose it) holding
  *   an ext3 image is what upstream's own scripts wrote after the XSA-459 fix: read it, no scan.
- * - XenServer's rule: once the SR holds a backup VDI of the new format, legacy restore without
- *   a named VDI is unavailable (the console cannot name one; the CLI needs `-o -x`).
+ * - XenServer's rule: once the SR holds a backup VDI of the new format (a ring, even a damaged
+ *   one), legacy restore without a named VDI is unavailable (the console cannot name one; the
+ *   CLI needs `-o -x`). A blank backup VDI holds no backup: the SR is scanned.
  * - Otherwise every VDI of the SR is scanned for the marker, and more than one candidate is
  *   refused by whoever scans (see `chooseLegacyCandidate`).
  */
@@ -38,7 +39,8 @@ export function legacyAccess(input: {
   if (input.namedVdi) return { allowed: true, vdiUuid: input.namedVdi, how: 'named' };
   const own = input.backupVdi;
   if (own?.holds === 'legacy') return { allowed: true, vdiUuid: own.uuid, how: 'backup-vdi' };
-  if (own)
+  // A blank backup VDI holds no backup of any format: the SR is scanned as if it had none.
+  if (own && own.holds !== 'blank')
     return {
       allowed: false,
       code: 'LEGACY_UNAVAILABLE',
