@@ -145,10 +145,13 @@ async function* legacyVms(
   }
 }
 
-/** The pool database dumps rotate with the backups: the newest dump is the newest backup's. */
-async function poolDbOf(disk: LegacyDisk, date: string): Promise<Uint8Array | null> {
-  const db = disk.poolDbs[disk.dates.indexOf(date)];
-  return db ? db.read() : null;
+/** The run's pool database dump, when legacy-compat can pair it with the backup. */
+async function poolDbOf(
+  disk: LegacyDisk,
+  date: string,
+): Promise<{ poolUuid: string; data: Uint8Array } | null> {
+  const db = disk.poolDbFor(date);
+  return db ? { poolUuid: db.poolUuid, data: await db.read() } : null;
 }
 
 /** The VM's name and template flag, from the `ova.xml` inside a `.vmmeta` export. */

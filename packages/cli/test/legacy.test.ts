@@ -51,7 +51,7 @@ async function legacyImage(
   sr: string,
   dates: string[],
   img: string,
-): Promise<{ img: string; tree: string }> {
+): Promise<{ img: string; tree: string; poolUuid: string }> {
   const tree = mkdtempSync(join(tmpdir(), 'legacy-tree-'));
   writeFileSync(join(tree, '.ctxs-metadata-backup'), '1\n');
   const poolUuid = randomUUID();
@@ -73,7 +73,7 @@ async function legacyImage(
   execFileSync('mke2fs', ['-q', '-F', '-t', 'ext3', '-b', '1024', '-d', tree, img, '32M'], {
     stdio: 'ignore',
   });
-  return { img, tree };
+  return { img, tree, poolUuid };
 }
 
 it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidates need -x; a new-format SR needs -o -x', async () => {
@@ -175,7 +175,7 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
   // Upstream's xe-backup-metadata (after XSA-459) writes its ext3 to the deterministic VDI.
   const own = backupVdiUuid(sr);
   const dates = ['2024-01-07-02-00-00', '2024-02-04-02-00-00', '2024-03-03-02-00-00'];
-  const { img, tree } = await legacyImage(
+  const { img, tree, poolUuid } = await legacyImage(
     x,
     vms,
     sr,
@@ -226,6 +226,8 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
     const rows = JSON.parse(listed.stdout[0]!);
     expect(rows.map((l: { date: string }) => l.date)).toEqual([...dates].reverse());
     expect(rows[0]).toMatchObject({
+      // From the pool database dump that the old script wrote in the same run.
+      poolUuid,
       formatVersion: BACKUP_FORMAT_VERSION,
       vmCount: vms.filter((v) => !v.is_a_template).length,
       templateCount: vms.filter((v) => v.is_a_template).length,

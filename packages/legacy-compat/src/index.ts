@@ -6,4 +6,5 @@ export {
   type LegacyLimits,
   openImage,
   openLegacyDisk,
+  type PoolDb,
 } from './layout.js';

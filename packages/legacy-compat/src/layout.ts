@@ -26,8 +26,15 @@ export interface LegacyBackup {
 }
 
 export interface LegacyDisk {
-  /** Pool database dumps, newest first. */
-  poolDbs: { name: string; read(): Promise<Uint8Array> }[];
+  /** Pool database dumps, newest first (`/<pool-uuid>.db`, `.db.1`, …). */
+  poolDbs: PoolDb[];
+  /**
+   * The dump the old script made in the same run as the backup of `date`: it rotated the dumps
+   * (`logrotate`) and wrote a new one at each backup, so the Nth newest dump goes with the Nth
+   * newest date. Paired only when that order is unbroken (one pool, generations 0, 1, 2, …);
+   * otherwise null, with a warning.
+   */
+  poolDbFor(date: string): PoolDb | null;
   /** The dates of the backups, newest first: one read of `/metadata`, no backup opened. */
   dates: string[];
   /**
@@ -42,10 +49,18 @@ export interface LegacyDisk {
 
 export type LegacyLimits = ExtLimits;
 
+export interface PoolDb {
+  name: string;
+  poolUuid: string;
+  /** 0 for `.db`, N for `.db.N`. */
+  generation: number;
+  read(): Promise<Uint8Array>;
+}
+
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 const VMMETA = new RegExp(`^(${UUID})\\.vmmeta$`);
 const SR_DIR = new RegExp(`^${UUID}$`);
-const POOL_DB = new RegExp(`^(${UUID})\\.db(?:\\.(\\d{1,3}))?$`);
+const POOL_DB = new RegExp(`^(${UUID})\\.db(?:\\.([1-9]\\d{0,2}))?$`);
 const DATE = /^(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$/;
 
 /** A real calendar date, not more than a day in the future. */
@@ -137,8 +152,7 @@ export async function openLegacyDisk(
     return i;
   };
 
-  const poolDbs: LegacyDisk['poolDbs'] = [];
-  const dbs: { name: string; gen: number; ino: Inode }[] = [];
+  const dbs: { name: string; pool: string; gen: number; ino: Inode }[] = [];
   for (const e of rootEntries) {
     if (e.name === null) {
       skipped.push({
@@ -150,10 +164,15 @@ export async function openLegacyDisk(
     const m = POOL_DB.exec(e.name);
     if (!m) continue;
     const i = await regular(e.ino, `/${e.name}`);
-    if (i) dbs.push({ name: e.name, gen: m[2] ? Number(m[2]) : 0, ino: i });
+    if (i) dbs.push({ name: e.name, pool: m[1]!, gen: m[2] ? Number(m[2]) : 0, ino: i });
   }
-  dbs.sort((a, b) => a.gen - b.gen);
-  for (const d of dbs) poolDbs.push({ name: d.name, read: () => fs.readFile(d.ino) });
+  dbs.sort((a, b) => a.gen - b.gen || (a.pool < b.pool ? -1 : 1));
+  const poolDbs: PoolDb[] = dbs.map((d) => ({
+    name: d.name,
+    poolUuid: d.pool,
+    generation: d.gen,
+    read: () => fs.readFile(d.ino),
+  }));
 
   const dirs = new Map<string, Inode>();
   const metaEntry = rootEntries.find((e) => e.name === 'metadata');
@@ -182,9 +201,21 @@ export async function openLegacyDisk(
     }
   }
   const dates = [...dirs.keys()].sort().reverse();
+  const pools = new Set(poolDbs.map((d) => d.poolUuid));
+  const unbroken = pools.size === 1 && poolDbs.every((d, i) => d.generation === i);
+  if (poolDbs.length > 0 && !unbroken)
+    fs.warnings.push(
+      pools.size > 1
+        ? `pool database dumps of ${pools.size} pools: none is paired with a backup`
+        : 'the pool database dumps skip a generation (a dump failed?): none is paired with a backup',
+    );
   const read = new Map<string, Promise<LegacyBackup>>();
   return {
     poolDbs,
+    poolDbFor: (date) => {
+      const i = dates.indexOf(date);
+      return unbroken && i >= 0 ? (poolDbs[i] ?? null) : null;
+    },
     dates,
     backup(date) {
       const dir = dirs.get(date);

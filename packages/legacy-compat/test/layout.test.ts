@@ -1,4 +1,6 @@
-import { rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openImage, openLegacyDisk } from '../src/index.js';
 import { debugfsCat, legacyTree, mkfs, sha } from './fixtures.js';
@@ -38,4 +40,46 @@ describe('reading legacy backup disks made by mke2fs -t ext3 -d', () => {
       rmSync(root, { recursive: true, force: true });
     }, 60_000);
   }
+});
+
+describe('pool database dumps', () => {
+  const dates = ['2024-01-01-00-00-00', '2024-02-01-00-00-00', '2024-03-01-00-00-00'];
+  const open = async (extra?: (root: string, pool: string) => void) => {
+    const { root, layout } = legacyTree({
+      vms: 1,
+      dates,
+      extra: (r, l) => extra?.(r, l.pool),
+    });
+    const img = mkfs(root);
+    rmSync(root, { recursive: true, force: true });
+    const dev = await openImage(img);
+    return { disk: await openLegacyDisk(dev), dev, pool: layout.pool, img };
+  };
+
+  it('pairs the Nth newest dump with the Nth newest backup when the rotation is unbroken', async () => {
+    const { disk, dev, pool, img } = await open();
+    const paired = await Promise.all(
+      disk.dates.map(async (d) => {
+        const db = disk.poolDbFor(d);
+        return db ? `${db.name} ${db.poolUuid === pool} ${(await db.read()).length > 0}` : null;
+      }),
+    );
+    expect(paired).toEqual([`${pool}.db true true`, `${pool}.db.1 true true`, null]);
+    expect(disk.warnings).toEqual([]);
+    await dev.close();
+    rmSync(img, { force: true });
+  });
+
+  it('pairs none, with a warning, when a dump is missing or two pools wrote dumps', async () => {
+    for (const extra of [
+      (r: string, pool: string) => rmSync(join(r, `${pool}.db`)),
+      (r: string) => writeFileSync(join(r, `${randomUUID()}.db.2`), '<database/>'),
+    ]) {
+      const { disk, dev, img } = await open(extra);
+      expect(disk.dates.map((d) => disk.poolDbFor(d))).toEqual([null, null, null]);
+      expect(disk.warnings.join('\n')).toMatch(/none is paired with a backup/);
+      await dev.close();
+      rmSync(img, { force: true });
+    }
+  });
 });

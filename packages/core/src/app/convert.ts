@@ -17,8 +17,8 @@ export interface LegacyBackupContent {
   vms(): AsyncIterable<{ entry: VmMapEntry; data: Uint8Array }>;
   /** SRMETA.xml as the old scripts wrote it, kept byte for byte. */
   srmetaXml(): Promise<Uint8Array | null>;
-  /** The pool database dump of that run, when the disk still holds it. */
-  poolDb(): Promise<Uint8Array | null>;
+  /** The pool database dump of that run, when the disk still holds it (and can tell). */
+  poolDb(): Promise<{ poolUuid: string; data: Uint8Array } | null>;
 }
 
 /**
@@ -130,7 +130,7 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
       const out: Converted[] = [];
       let used = 0;
       for (const [i, date] of wanted.entries()) {
-        const counts = { vmCount: 0, templateCount: 0 };
+        const counts = { vmCount: 0, templateCount: 0, poolUuid: '' };
         let archived: Converted['archived'];
         try {
           archived = await archive.write(legacyParts(src.backup(date), counts), {
@@ -236,7 +236,7 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
                 formatVersion: BACKUP_FORMAT_VERSION,
                 tool: 'xsmeta',
                 toolVersion: TOOL_VERSION,
-                poolUuid: '',
+                poolUuid: r.poolUuid,
                 srUuid,
                 vdiUuid,
                 date: r.date,
@@ -330,6 +330,8 @@ interface Converted {
   archived: Awaited<ReturnType<ArchivePort['write']>>;
   vmCount: number;
   templateCount: number;
+  /** From the pool database dump's name; empty when the backup has none. */
+  poolUuid: string;
 }
 
 /**
@@ -353,10 +355,13 @@ async function ringBudget(pool: PoolPort, vdiUuid: string, opts: ConvertOptions)
  */
 async function* legacyParts(
   b: LegacyBackupContent,
-  counts: { vmCount: number; templateCount: number },
+  counts: { vmCount: number; templateCount: number; poolUuid: string },
 ): AsyncIterable<ArchivePart> {
   const db = await b.poolDb();
-  if (db) yield { name: PART.poolDb, data: db };
+  if (db) {
+    counts.poolUuid = db.poolUuid;
+    yield { name: PART.poolDb, data: db.data };
+  }
   const map: VmMapEntry[] = [];
   for await (const { entry, data } of b.vms()) {
     map.push(entry);
