@@ -316,39 +316,60 @@ export class XapiPool implements PoolPort {
   }
 }
 
-/** Copies a VDI's bytes onto another of at least its size, flushes, then compares digests. */
+/**
+ * Copies a VDI's bytes onto another of at least its size and flushes; then plugs the copy
+ * again, read-only, and compares its digest with the original's, read through that fresh
+ * device rather than the one just written.
+ */
 async function copyBytes(pool: XapiPool, from: string, to: string): Promise<void> {
+  const chunk = 4 * 1024 * 1024;
   const a = await pool.attach(from, { readOnly: true });
+  let want: string;
+  let size: number;
   try {
-    const b = await pool.attach(to, { readOnly: false });
+    const src = await openFileDevice(a.devicePath, { readOnly: true });
     try {
-      const src = await openFileDevice(a.devicePath, { readOnly: true });
-      const dst = await openFileDevice(b.devicePath);
+      size = src.size;
+      const b = await pool.attach(to, { readOnly: false });
       try {
-        if (dst.size < src.size)
-          throw new Error(`the copy (${dst.size} bytes) is smaller than the original`);
-        const chunk = 4 * 1024 * 1024;
-        const h1 = createHash('sha256');
-        for (let off = 0; off < src.size; off += chunk) {
-          const data = await src.read(off, Math.min(chunk, src.size - off));
-          h1.update(data);
-          await dst.write(off, data);
+        const dst = await openFileDevice(b.devicePath);
+        try {
+          if (dst.size < size)
+            throw new Error(`the copy (${dst.size} bytes) is smaller than the original`);
+          const h = createHash('sha256');
+          for (let off = 0; off < size; off += chunk) {
+            const data = await src.read(off, Math.min(chunk, size - off));
+            h.update(data);
+            await dst.write(off, data);
+          }
+          await dst.flush();
+          want = h.digest('hex');
+        } finally {
+          await dst.close();
         }
-        await dst.flush();
-        const h2 = createHash('sha256');
-        for (let off = 0; off < src.size; off += chunk)
-          h2.update(await dst.read(off, Math.min(chunk, src.size - off)));
-        if (h1.digest('hex') !== h2.digest('hex'))
-          throw new Error(`the copy of VDI ${from} does not read back as written`);
       } finally {
-        await src.close();
-        await dst.close();
+        await b.detach();
       }
     } finally {
-      await b.detach();
+      await src.close();
     }
   } finally {
     await a.detach();
+  }
+  const c = await pool.attach(to, { readOnly: true });
+  try {
+    const back = await openFileDevice(c.devicePath, { readOnly: true });
+    try {
+      const h = createHash('sha256');
+      for (let off = 0; off < size; off += chunk)
+        h.update(await back.read(off, Math.min(chunk, size - off)));
+      if (h.digest('hex') !== want)
+        throw new Error(`the copy of VDI ${from} does not read back as written`);
+    } finally {
+      await back.close();
+    }
+  } finally {
+    await c.detach();
   }
 }
 

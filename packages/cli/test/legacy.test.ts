@@ -34,6 +34,18 @@ type Vm = {
 
 const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 
+const xapiOf = (url: string) => XapiClient.connect({ url, username: 'root', password: 'xsmeta' });
+
+/** The pool's VDIs, and the VBDs xsmeta plugged on the control domain (none when idle). */
+async function countVdis(x: XapiClient): Promise<[number, number]> {
+  const vdis = (await x.getAllRecords('VDI')).size;
+  const vbds = [
+    ...(await x.getAllRecords<{ other_config: Record<string, string> }>('VBD')).values(),
+  ].filter((v) => v.other_config['xsmeta-attach'] === 'true').length;
+  await x.logout();
+  return [vdis, vbds];
+}
+
 /** Lists the pool's VMs and custom templates (what the old script exported). */
 async function poolVms(x: XapiClient): Promise<Vm[]> {
   return [...(await x.getAllRecords<Vm>('VM')).values()].filter(
@@ -206,6 +218,20 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
       backups: [...dates].reverse().map((date) => ({ date, vmCount: vms.length })),
       skipped: [],
     });
+
+    // A copy that cannot be finished is removed, the legacy disk is untouched, no VBD is left.
+    const vdisBefore = (await xapiOf(p.sim.url).then(countVdis))[0];
+    p.sim.faults.set({
+      fail: [{ match: 'VDI.set_name_label', code: 'SR_BACKEND_FAILURE', times: 1 }],
+    });
+    const failed = capture();
+    expect(await xsmeta(['legacy', 'convert', '--sr', sr], failed)).toBe(1);
+    expect(failed.stderr[0]).toMatch(/SR_BACKEND_FAILURE/);
+    p.sim.faults.clear();
+    const [vdisAfter, vbds] = await xapiOf(p.sim.url).then(countVdis);
+    expect(vdisAfter).toBe(vdisBefore);
+    expect(vbds).toBe(0);
+    expect(sha(img)).toBe(original);
 
     const conv = capture();
     expect(await xsmeta(['legacy', 'convert', '--sr', sr, '--json'], conv)).toBe(0);
