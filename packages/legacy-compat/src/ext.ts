@@ -9,7 +9,7 @@ export interface ReadOnlyDevice {
 export interface ExtLimits {
   /** Largest file read, bytes. */
   maxFileBytes: number;
-  /** Bytes read from the device in all. */
+  /** Bytes read from the device in all; default twice the device's size (at least 64 MiB). */
   maxTotalBytes: number;
   /** Entries read from one directory. */
   maxDirEntries: number;
@@ -17,9 +17,8 @@ export interface ExtLimits {
   timeoutMs: number;
 }
 
-export const DEFAULT_EXT_LIMITS: ExtLimits = {
+export const DEFAULT_EXT_LIMITS: Omit<ExtLimits, 'maxTotalBytes'> = {
   maxFileBytes: 256 * 1024 * 1024,
-  maxTotalBytes: 4 * 1024 * 1024 * 1024,
   maxDirEntries: 200_000,
   timeoutMs: 60_000,
 };
@@ -76,7 +75,13 @@ export class ExtReader {
   }
 
   static async open(dev: ReadOnlyDevice, limits: Partial<ExtLimits> = {}): Promise<ExtReader> {
-    const lim = { ...DEFAULT_EXT_LIMITS, ...limits };
+    // Everything the layout holds fits in the image once: reading it twice over is the bound
+    // (a restore keeps what it read in memory, so this bounds memory too).
+    const lim = {
+      ...DEFAULT_EXT_LIMITS,
+      maxTotalBytes: Math.max(64 * 1024 * 1024, 2 * dev.size),
+      ...limits,
+    };
     if (dev.size < 2048)
       throw new LegacyError(
         'LEGACY_NOT_EXT',

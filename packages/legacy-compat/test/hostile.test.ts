@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import {
   closeSync,
   copyFileSync,
+  linkSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -130,6 +131,28 @@ describe('hostile legacy images end typed, bounded, and unchanged', () => {
     expect(r.error).toBeNull();
     expect(r.warnings.join()).toMatch(/needs recovery/);
     for (const t of [none, two, ok]) rmSync(t.root, { recursive: true, force: true });
+  }, 60_000);
+
+  it('many names for one big file (hard links) cannot make a reader hold more than twice the image', async () => {
+    const date = '2024-01-01-00-00-00';
+    const { root } = legacyTree({
+      vms: 1,
+      dates: [date],
+      extra: (r) => {
+        const all = join(r, 'metadata', date, 'all');
+        const big = join(all, '00000000-0000-4000-8000-000000000000.vmmeta');
+        writeFileSync(big, Buffer.alloc(4 * 1024 * 1024, 0x62));
+        for (let i = 1; i <= 40; i++)
+          linkSync(big, join(all, `00000000-0000-4000-8000-${String(i).padStart(12, '0')}.vmmeta`));
+      },
+    });
+    const img = mkfs(root, { sizeMiB: 16 });
+    const before = sha(img);
+    // 41 names x 4 MiB = 164 MiB of reads from a 16 MiB image: stopped at 64 MiB.
+    const r = await readAll(img);
+    expect(r.error?.code).toBe('LEGACY_LIMIT');
+    expect(sha(img)).toBe(before);
+    rmSync(root, { recursive: true, force: true });
   }, 60_000);
 
   it('a wrecked inode table, a directory loop and huge sizes fail typed', async () => {
