@@ -101,6 +101,29 @@ function deps(ring: RingPort, legacyDates: string[], exportBytes = 10, vdiSize =
   return { pool, disk, archive, legacy, clock, events: null };
 }
 
+/** The fake legacy disk, with every backup failing to read with `code`. */
+function failing(
+  legacy: LegacyReaderPort,
+  code: string,
+  message: (date: string) => string,
+): LegacyReaderPort {
+  return {
+    read: (vdi, fn) =>
+      legacy.read(vdi, (src) =>
+        fn({
+          dates: src.dates,
+          backup: (date) => ({
+            ...src.backup(date),
+            // biome-ignore lint/correctness/useYield: it fails before its first export
+            async *vms() {
+              throw Object.assign(new Error(message(date)), { code });
+            },
+          }),
+        }),
+      ),
+  };
+}
+
 const old = ['2023-01-01-00-00-00', '2023-02-01-00-00-00', '2023-03-01-00-00-00'];
 
 it('never evicts: when the ring has room for fewer, the newest are converted (oldest first), the rest skipped', async () => {
@@ -193,24 +216,7 @@ it('a legacy backup the reader refuses is skipped with its code; with nothing le
       throw new Error('must not attach');
     },
   };
-  const broken = {
-    ...d.legacy,
-    read: <T>(vdi: string, fn: Parameters<typeof d.legacy.read<T>>[1]) =>
-      d.legacy.read(vdi, (src) =>
-        fn({
-          dates: src.dates,
-          backup: (date) => ({
-            ...src.backup(date),
-            // biome-ignore lint/correctness/useYield: it fails before its first export
-            async *vms() {
-              throw Object.assign(new Error(`directory of ${date} is wrecked`), {
-                code: 'LEGACY_CORRUPT',
-              });
-            },
-          }),
-        }),
-      ),
-  };
+  const broken = failing(d.legacy, 'LEGACY_CORRUPT', (date) => `directory of ${date} is wrecked`);
   const r = await runConvert(
     { ...d, pool, legacy: broken },
     { srUuid: 'sr', legacyVdiUuid: 'legacy' },
@@ -255,21 +261,7 @@ it('a future date is skipped; of very many dates only the newest 25 are read (a 
 it('the run stops before any write when the reader hits a limit; --date is refused on the backup VDI itself', async () => {
   const { ring, records } = memoryRing(1_000_000, 25, []);
   const d = deps(ring, old);
-  const slow = {
-    read: <T>(vdi: string, fn: Parameters<typeof d.legacy.read<T>>[1]) =>
-      d.legacy.read(vdi, (src) =>
-        fn({
-          dates: src.dates,
-          backup: (date) => ({
-            ...src.backup(date),
-            // biome-ignore lint/correctness/useYield: it fails before its first export
-            async *vms() {
-              throw Object.assign(new Error('took too long'), { code: 'LEGACY_TIMEOUT' });
-            },
-          }),
-        }),
-      ),
-  };
+  const slow = failing(d.legacy, 'LEGACY_TIMEOUT', () => 'took too long');
   await expect(
     runConvert({ ...d, legacy: slow }, { srUuid: 'sr', legacyVdiUuid: 'legacy' }),
   ).rejects.toMatchObject({ code: 'LEGACY_TIMEOUT' });

@@ -164,21 +164,18 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
       return out;
     });
 
+    const converted: ConvertResult['converted'] = [];
+    const finish = async (): Promise<ConvertResult> => {
+      skipped.sort((a, b) => (a.date < b.date ? -1 : 1));
+      await rec.exec({ type: 'FinishConvert', data: { runId, skipped, keptCopyVdiUuid } });
+      const legacyVdiUuid = opts.legacyVdiUuid;
+      return { srUuid, vdiUuid, legacyVdiUuid, converted, skipped, keptCopyVdiUuid };
+    };
+
     // 2. Where the ring goes: the SR's backup VDI, made (or kept from the legacy disk) first.
     // Nothing to convert: nothing is copied, created or formatted.
     let reinit = false;
-    if (records.length === 0) {
-      skipped.sort((a, b) => (a.date < b.date ? -1 : 1));
-      await rec.exec({ type: 'FinishConvert', data: { runId, skipped, keptCopyVdiUuid } });
-      return {
-        srUuid,
-        vdiUuid,
-        legacyVdiUuid: opts.legacyVdiUuid,
-        converted: [],
-        skipped,
-        keptCopyVdiUuid,
-      };
-    }
+    if (records.length === 0) return await finish();
     if (sameVdi) {
       keptCopyVdiUuid = (await pool.copyVdi(vdiUuid, KEPT_LEGACY_NAME)).uuid;
       reinit = true;
@@ -189,7 +186,6 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
 
     // 3. Append, never evicting: dates already there are skipped; when the ring has room for
     // fewer than are left, the newest are kept; they go in oldest first.
-    const converted: ConvertResult['converted'] = [];
     const att = await pool.attach(vdiUuid, { readOnly: false });
     try {
       const ring = await openOrFormat(
@@ -294,16 +290,7 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
     } finally {
       await att.detach();
     }
-    skipped.sort((a, b) => (a.date < b.date ? -1 : 1));
-    await rec.exec({ type: 'FinishConvert', data: { runId, skipped, keptCopyVdiUuid } });
-    return {
-      srUuid,
-      vdiUuid,
-      legacyVdiUuid: opts.legacyVdiUuid,
-      converted,
-      skipped,
-      keptCopyVdiUuid,
-    };
+    return await finish();
   } catch (caught) {
     // Once the copy is kept the backup VDI may already be a ring: say where the legacy disk is.
     const e = keptCopyVdiUuid
