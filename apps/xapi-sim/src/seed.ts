@@ -266,6 +266,7 @@ export function vbdRecord(o: {
   bootable?: boolean;
   empty?: boolean;
   mode?: string;
+  other_config?: Record<string, string>;
   device?: string;
   attached?: boolean;
 }): Rec {
@@ -283,7 +284,7 @@ export function vbdRecord(o: {
     unpluggable: true,
     storage_lock: false,
     empty: o.empty ?? false,
-    other_config: {},
+    other_config: { ...o.other_config },
     currently_attached: o.attached ?? false,
     status_code: '0',
     status_detail: '',

@@ -375,6 +375,8 @@ class Pool {
         bootable: Boolean(spec.bootable),
         empty,
         mode: String(spec.mode ?? 'RW'),
+        // Kept as given, as xapi does: clients mark their VBDs there (xsmeta-attach).
+        other_config: stringMap(spec.other_config),
       }),
     );
     this.db.mod('VM', spec.VM as string, { VBDs: [...(vm.VBDs as string[]), ref] });
@@ -1139,4 +1141,14 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
 
 function srsRecord(uuid: string, i: number): Rec {
   return srRecord({ uuid, name: `Re-attached SR ${i + 1}`, desc: '' });
+}
+
+/** An XAPI `(string -> string) map` argument: string values kept, anything else dropped. */
+function stringMap(v: unknown): Record<string, string> {
+  if (!v || typeof v !== 'object') return {};
+  return Object.fromEntries(
+    Object.entries(v as Record<string, unknown>).filter(
+      (e): e is [string, string] => typeof e[1] === 'string',
+    ),
+  );
 }

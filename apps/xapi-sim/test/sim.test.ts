@@ -129,10 +129,12 @@ describe('xapi-sim', () => {
       type: 'Disk',
       unpluggable: true,
       empty: false,
-      other_config: {},
+      other_config: { 'xsmeta-attach': 'true' },
       qos_algorithm_type: '',
       qos_algorithm_params: {},
     });
+    // other_config is kept as given (clients find their own VBDs by it after a crash).
+    expect(await c.call('VBD.get_other_config', vbd)).toEqual({ 'xsmeta-attach': 'true' });
     await c.call('VBD.plug', vbd);
     const device = await c.call<string>('VBD.get_device', vbd);
     expect(device).toMatch(/^xvd[b-z]$/);

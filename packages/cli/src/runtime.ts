@@ -24,12 +24,15 @@ import { ConfigError, readInventory, type Settings } from './config.js';
 /** Work that must run however the process ends (VBD unplug/destroy, lock release). */
 const cleanups = new Set<() => Promise<void>>();
 let signalsHooked = false;
+/** Set once a signal arrived: nothing new may be created on the pool after that. */
+let exiting = false;
 
 export function onCleanup(fn: () => Promise<void>): () => void {
   if (!signalsHooked) {
     signalsHooked = true;
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
       process.once(sig, () => {
+        exiting = true;
         process.stderr.write(`\n${sig}: cleaning up (unplugging the backup disk) ...\n`);
         void Promise.allSettled([...cleanups].map((c) => c())).then(() =>
           process.exit(sig === 'SIGINT' ? 130 : 143),
@@ -212,7 +215,12 @@ export class XapiPool implements PoolPort {
     // A writer holds the SR's backup lock, so a VBD of ours left by a killed run (SIGKILL,
     // power loss) is stale: unplug and destroy it before plugging a new one.
     if (!opts.readOnly) await this.removeStaleVbds(vdi);
-    const vbd = await this.xapi.call<string>('VBD.create', {
+    // The clean-up is registered before the VBD is asked for, and waits for each call in
+    // flight to settle: a signal at any moment leaves no VBD and no plugged device behind.
+    if (exiting) throw new Error('interrupted: not attaching a disk');
+    let plugging: Promise<unknown> | null = null;
+    let detaching: Promise<void> | null = null;
+    const creating = this.xapi.call<string>('VBD.create', {
       VM: dom0,
       VDI: vdi,
       userdevice: 'autodetect',
@@ -225,22 +233,31 @@ export class XapiPool implements PoolPort {
       qos_algorithm_type: '',
       qos_algorithm_params: {},
     });
-    let plugged = false;
-    let done = false;
-    const detach = async () => {
-      if (done) return;
-      done = true;
-      drop();
-      if (plugged)
-        await this.xapi.call('VBD.unplug', vbd).catch((e) => {
-          if (!(e instanceof XapiError && e.code === 'DEVICE_ALREADY_DETACHED')) throw e;
-        });
-      await this.xapi.call('VBD.destroy', vbd);
+    const settled = (p: Promise<unknown>) =>
+      p.then(
+        () => true,
+        () => false,
+      );
+    // One detach, however many ask (the run, a signal): each waits for the same one, and it
+    // stays registered until it is over, so a signal during it waits instead of exiting.
+    const detach = () => {
+      detaching ??= (async () => {
+        const vbd = await creating.catch(() => null);
+        if (vbd === null) return;
+        if (plugging && (await settled(plugging)))
+          await this.xapi.call('VBD.unplug', vbd).catch((e) => {
+            if (!(e instanceof XapiError && e.code === 'DEVICE_ALREADY_DETACHED')) throw e;
+          });
+        await this.xapi.call('VBD.destroy', vbd);
+      })().finally(() => drop());
+      return detaching;
     };
     const drop = onCleanup(detach);
     try {
-      await this.xapi.call('VBD.plug', vbd);
-      plugged = true;
+      const vbd = await creating;
+      if (exiting) throw new Error('interrupted: not plugging the disk');
+      plugging = this.xapi.call('VBD.plug', vbd);
+      await plugging;
       const device = await this.xapi.call<string>('VBD.get_device', vbd);
       return { devicePath: join(this.settings.devDir, device), detach };
     } catch (e) {
