@@ -33,7 +33,10 @@ export function onCleanup(fn: () => Promise<void>): () => void {
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
       process.once(sig, () => {
         exiting = true;
-        process.stderr.write(`\n${sig}: cleaning up (unplugging the backup disk) ...\n`);
+        // Said only when there is something to undo (a signal at a prompt or while listing
+        // SRs plugs nothing).
+        if (cleanups.size > 0)
+          process.stderr.write(`\n${sig}: cleaning up (unplugging the backup disk) ...\n`);
         void Promise.allSettled([...cleanups].map((c) => c())).then(() =>
           process.exit(sig === 'SIGINT' ? 130 : 143),
         );

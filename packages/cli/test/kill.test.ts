@@ -32,6 +32,40 @@ function backupChild(env: Record<string, string>): {
   };
 }
 
+/** Runs a node script that imports the built runtime, and returns its exit code and stderr. */
+function runtimeChild(script: string): Promise<{ code: number | null; stderr: string }> {
+  const runtime = new URL('../dist/runtime.js', import.meta.url).href;
+  const child = spawn(
+    process.execPath,
+    ['--input-type=module', '-e', `import { onCleanup } from '${runtime}';\n${script}`],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  return new Promise((r) => child.once('exit', (code) => r({ code, stderr })));
+}
+
+it.skipIf(!built)(
+  'a signal runs the pending clean-ups and says so; with none pending it says nothing (needs dist)',
+  async () => {
+    const pending = await runtimeChild(
+      `onCleanup(async () => { process.stderr.write('unplugged\\n'); });
+       process.kill(process.pid, 'SIGTERM'); setTimeout(() => {}, 5000);`,
+    );
+    expect(pending.code).toBe(143);
+    expect(pending.stderr).toBe(
+      '\nSIGTERM: cleaning up (unplugging the backup disk) ...\nunplugged\n',
+    );
+    const done = await runtimeChild(
+      `const off = onCleanup(async () => {}); off();
+       process.kill(process.pid, 'SIGINT'); setTimeout(() => {}, 5000);`,
+    );
+    expect(done).toEqual({ code: 130, stderr: '' });
+  },
+);
+
 it.skipIf(!built)(
   'killing backups at random points never damages earlier backups; SIGINT/SIGTERM unplug, the next run cleans up after SIGKILL (needs dist)',
   async () => {

@@ -63,6 +63,7 @@ async function legacyImage(
   sr: string,
   dates: string[],
   img: string,
+  blockSize: 1024 | 4096 = 1024,
 ): Promise<{ img: string; tree: string; poolUuid: string }> {
   const tree = mkdtempSync(join(tmpdir(), 'legacy-tree-'));
   writeFileSync(join(tree, '.ctxs-metadata-backup'), '1\n');
@@ -82,9 +83,13 @@ async function legacyImage(
       symlinkSync(`../../all/${v.uuid}.vmmeta`, join(d, 'by-sr', sr, `${v.uuid}.vmmeta`));
     }
   }
-  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext3', '-b', '1024', '-d', tree, img, '32M'], {
-    stdio: 'ignore',
-  });
+  execFileSync(
+    'mke2fs',
+    ['-q', '-F', '-t', 'ext3', '-b', String(blockSize), '-d', tree, img, '32M'],
+    {
+      stdio: 'ignore',
+    },
+  );
   return { img, tree, poolUuid };
 }
 
@@ -184,7 +189,8 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
   const vms = await poolVms(x);
   const [srRec] = (await x.getAllRecords<{ uuid: string }>('SR')).values();
   const sr = srRec!.uuid;
-  // Upstream's xe-backup-metadata (after XSA-459) writes its ext3 to the deterministic VDI.
+  // Upstream's xe-backup-metadata (after XSA-459) writes its ext3 to the deterministic VDI
+  // (4 KiB blocks here, as mkfs.ext3 makes on a disk of 512 MiB or more; the test above: 1 KiB).
   const own = backupVdiUuid(sr);
   const dates = ['2024-01-07-02-00-00', '2024-02-04-02-00-00', '2024-03-03-02-00-00'];
   const { img, tree, poolUuid } = await legacyImage(
@@ -193,7 +199,11 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
     sr,
     dates,
     join(p.dir, 'sim', 'sr', sr, `${own}.img`),
+    4096,
   );
+  expect(
+    execFileSync('dumpe2fs', ['-h', img], { stdio: ['ignore', 'pipe', 'ignore'] }).toString(),
+  ).toMatch(/Block size:\s+4096/);
   // A guest's forged disk on the same SR: the own VDI is trusted by its uuid, no scan is made.
   copyFileSync(img, join(p.dir, 'sim', 'sr', sr, `${randomUUID()}.img`));
   await x.call('SR.scan', await x.call<string>('SR.get_by_uuid', sr));
