@@ -1,6 +1,8 @@
 import { constants } from 'node:os';
 import {
+  AppError,
   backupVdiContent,
+  errorCode,
   legacyAccess,
   listings,
   type RestoreResult,
@@ -39,6 +41,23 @@ function summarise(r: RestoreResult, onVm: (ev: ConsoleVmOutcome) => void) {
       .filter((v) => !v.ok)
       .map((v) => ({ vmUuid: v.uuid, name: v.name, message: message(v) })),
   };
+}
+
+/**
+ * Upstream's scripts (since XSA-459) write their ext3 to the same backup VDI: the console's
+ * ring items say where to go instead of the CLI's flags.
+ */
+async function consoleWording<T>(srUuid: string | undefined, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (e) {
+    if (errorCode(e) !== 'LEGACY_ON_BACKUP_VDI') throw e;
+    throw new AppError(
+      'LEGACY_ON_BACKUP_VDI',
+      `This SR's Pool Metadata Backup disk holds backups of the old scripts (ext3), which xsmeta never overwrites: restore them with "Restore Virtual Machine Metadata from Legacy Backup", or turn them into new backups with 'xsmeta legacy convert --sr ${srUuid ?? 'SR_UUID'}'`,
+      { cause: e },
+    );
+  }
 }
 
 /** Nothing may write to the terminal while the console draws. */
@@ -80,10 +99,9 @@ export function consoleServices(s: Settings): ConsoleServices {
       }),
     async backup(srUuid, onProgress, signal) {
       signal.throwIfAborted();
-      const r = await backup(
-        s,
-        { srUuid, create: true, reinit: false, findOnly: false, wait: false },
-        { ...silent },
+      const r = await consoleWording(
+        srUuid,
+        backup(s, { srUuid, create: true, reinit: false, findOnly: false, wait: false }, silent),
       );
       onProgress({ phase: 'Written', done: 1, total: 1, bytes: r.storedBytes });
       return {
@@ -96,30 +114,33 @@ export function consoleServices(s: Settings): ConsoleServices {
       };
     },
     listBackups: (srUuid) =>
-      withBackupRing(s, srUuid, async (ring) => {
-        const report = await ring.verify();
-        const bad = new Map(
-          report.records.filter((r) => !r.ok).map((r) => [r.seq, r.error ?? 'damaged']),
-        );
-        const u = ring.usage();
-        return {
-          backups: listings(ring).map((l) => ({
-            seq: l.seq,
-            date: l.date,
-            vmCount: l.vmCount,
-            templateCount: l.templateCount,
-            storedBytes: l.storedBytes,
-            verified: !bad.has(l.seq),
-            ...(bad.has(l.seq) ? { damaged: bad.get(l.seq)! } : {}),
-          })),
-          usage: {
-            capacity: u.capacity,
-            used: u.used,
-            maxRecords: u.maxRecords,
-            records: u.records.map((r) => ({ seq: r.seq, size: r.size })),
-          },
-        };
-      }),
+      consoleWording(
+        srUuid,
+        withBackupRing(s, srUuid, async (ring) => {
+          const report = await ring.verify();
+          const bad = new Map(
+            report.records.filter((r) => !r.ok).map((r) => [r.seq, r.error ?? 'damaged']),
+          );
+          const u = ring.usage();
+          return {
+            backups: listings(ring).map((l) => ({
+              seq: l.seq,
+              date: l.date,
+              vmCount: l.vmCount,
+              templateCount: l.templateCount,
+              storedBytes: l.storedBytes,
+              verified: !bad.has(l.seq),
+              ...(bad.has(l.seq) ? { damaged: bad.get(l.seq)! } : {}),
+            })),
+            usage: {
+              capacity: u.capacity,
+              used: u.used,
+              maxRecords: u.maxRecords,
+              records: u.records.map((r) => ({ seq: r.seq, size: r.size })),
+            },
+          };
+        }),
+      ),
     async restore(req, onVm, signal) {
       signal.throwIfAborted();
       const date = await withBackupRing(

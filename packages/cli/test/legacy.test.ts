@@ -214,6 +214,20 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
     expect(await xeBackup(['-u', sr], refused)).toBe(1);
     expect(refused.stderr[0]).toMatch(/LEGACY_ON_BACKUP_VDI: .*xsmeta legacy convert/);
     expect(sha(img)).toBe(original);
+    // The console: its ring items point to its legacy item, which reads this disk (no scan).
+    const con = consoleServices(resolveSettings(connectionFlags({})));
+    await expect(con.listBackups(sr)).rejects.toThrow(
+      /old scripts \(ext3\).*"Restore Virtual Machine Metadata from Legacy Backup"/,
+    );
+    await expect(con.backup(sr, () => {}, new AbortController().signal)).rejects.toMatchObject({
+      code: 'LEGACY_ON_BACKUP_VDI',
+      message: expect.stringMatching(/old scripts \(ext3\), which xsmeta never overwrites/),
+    });
+    expect(sha(img)).toBe(original);
+    expect(await con.legacyStatus(sr)).toEqual({ available: true });
+    expect(await con.listLegacyBackups(sr)).toEqual(
+      [...dates].reverse().map((date) => ({ date, vmCount: vms.length })),
+    );
     // Without the opt-in the legacy disk is not read at all.
     const noOptIn = capture();
     expect(await xeRestore(['-u', sr, '-l'], noOptIn)).toBe(1);

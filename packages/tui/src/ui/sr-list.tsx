@@ -17,7 +17,9 @@ function columns(width: number): { name: number; type: number; free: number } {
 
 function diskText(sr: SrChoice, purpose: SrPurpose): string {
   if (purpose === 'legacy') {
-    if (sr.hasBackupDisk) return 'new-format disk';
+    // Upstream's scripts (since XSA-459) write their ext3 to this same disk: whether it holds
+    // a ring or old backups is learnt on Enter (legacyStatus), not guessed here.
+    if (sr.hasBackupDisk) return 'backup disk';
     if (sr.hasLegacyDisk === undefined) return '';
     return sr.hasLegacyDisk ? 'legacy disk' : 'no legacy disk';
   }
@@ -43,7 +45,7 @@ export function srItems(srs: readonly SrChoice[], width: number, purpose: SrPurp
   return srs.map((sr) => {
     const usable =
       purpose === 'backup' ||
-      (purpose === 'restore' ? sr.hasBackupDisk : sr.hasLegacyDisk !== false && !sr.hasBackupDisk);
+      (purpose === 'restore' ? sr.hasBackupDisk : sr.hasLegacyDisk !== false || sr.hasBackupDisk);
     return {
       key: sr.uuid,
       label: `${fit(sr.name, c.name).padEnd(c.name)} ${fit(sr.type, c.type).padEnd(c.type)} ${formatBytes(
