@@ -2,7 +2,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Simulator, startSimulator } from '@xsmeta/xapi-sim';
+import { afterAll } from 'vitest';
 import type { Io } from '../src/output.js';
+
+/** Pools not closed by their test (it failed, or closed only the simulator): closed at the end. */
+const leftOpen = new Set<() => Promise<void>>();
+afterAll(async () => {
+  for (const close of leftOpen) await close();
+});
 
 /** A captured Io: what a command printed on stdout and stderr. */
 export function capture(): Io & { stdout: string[]; stderr: string[] } {
@@ -23,15 +30,16 @@ export async function pool(
     seed: 3,
   });
   const env = { ...sim.env, XSMETA_STATE_DIR: join(dir, 'state') };
-  return {
-    sim,
-    dir,
-    env,
-    close: async () => {
+  const close = async () => {
+    leftOpen.delete(close);
+    try {
       await sim.close();
+    } finally {
       await rm(dir, { recursive: true, force: true });
-    },
+    }
   };
+  leftOpen.add(close);
+  return { sim, dir, env, close };
 }
 
 /** Runs fn with process.env extended by env (the commands read settings from it). */

@@ -1,8 +1,20 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
+
+/** The temporary folders this test file made, removed when it ends (imported at collection). */
+const made: string[] = [];
+afterAll(() => {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
+}
 
 export const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 
@@ -22,7 +34,7 @@ export function legacyTree(o: {
   marker?: string | null;
   extra?: (root: string, l: Layout) => void;
 }): { root: string; layout: Layout } {
-  const root = mkdtempSync(join(tmpdir(), 'legacy-tree-'));
+  const root = tempDir('legacy-tree-');
   const pool = randomUUID();
   const srs = [randomUUID(), randomUUID()];
   const vms = Array.from({ length: o.vms }, () => randomUUID());
@@ -55,7 +67,7 @@ export function mkfs(
   root: string,
   o: { blockSize?: number; sizeMiB?: number; type?: string } = {},
 ): string {
-  const img = join(mkdtempSync(join(tmpdir(), 'legacy-img-')), 'disk.img');
+  const img = join(tempDir('legacy-img-'), 'disk.img');
   execFileSync(
     'mke2fs',
     [
