@@ -342,7 +342,7 @@ async function oursExtract(img, date, out, open = openImage) {
     const disk = await openLegacyDisk(dev);
     const b = await disk.backup(date);
     mkdirSync(join(out, 'all'), { recursive: true });
-    for (const v of b.vms) writeFileSync(join(out, 'all', `${v.uuid}.vmmeta`), await v.read());
+    for await (const v of b.exports()) writeFileSync(join(out, 'all', `${v.uuid}.vmmeta`), v.data);
     const sr = await b.srmeta();
     if (sr) writeFileSync(join(out, 'SRMETA.xml'), sr);
   } finally {

@@ -130,15 +130,14 @@ async function* legacyVms(
   const srsOf = new Map<string, string[]>();
   for (const [sr, vms] of b.bySr)
     for (const vm of vms) srsOf.set(vm, [...(srsOf.get(vm) ?? []), sr]);
-  for (const vm of b.vms) {
-    const data = await vm.read();
+  for await (const { uuid, data } of b.exports()) {
     const d = describeExport(data);
     yield {
       entry: {
-        uuid: vm.uuid,
+        uuid,
         name: d.name,
         isTemplate: d.isTemplate,
-        srUuids: srsOf.get(vm.uuid) ?? [],
+        srUuids: srsOf.get(uuid) ?? [],
       },
       data,
     };

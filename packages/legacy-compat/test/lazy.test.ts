@@ -61,3 +61,87 @@ describe('listing a legacy disk does not open its backups', () => {
     }, 60_000);
   }
 });
+
+describe('reading a backup', () => {
+  /** openImage, counting reads and the most that were in flight at once. */
+  async function counted(img: string) {
+    const dev = await openImage(img);
+    const st = { reads: 0, inFlight: 0, maxInFlight: 0 };
+    return {
+      st,
+      close: () => dev.close(),
+      dev: {
+        size: dev.size,
+        async read(offset: number, length: number) {
+          st.reads++;
+          st.maxInFlight = Math.max(st.maxInFlight, ++st.inFlight);
+          try {
+            await new Promise((r) => setTimeout(r, 1));
+            return await dev.read(offset, length);
+          } finally {
+            st.inFlight--;
+          }
+        },
+      },
+    };
+  }
+
+  it('lists a 300-VM backup in far fewer reads than it has inodes (the inode table is read in runs)', async () => {
+    const { root, layout } = legacyTree({ vms: 300, dates: ['2024-01-01-00-00-00'] });
+    const img = mkfs(root, { blockSize: 4096, sizeMiB: 16 });
+    const c = await counted(img);
+    try {
+      const disk = await openLegacyDisk(c.dev);
+      const b = await disk.backup(disk.dates[0]!);
+      expect(b.vms).toHaveLength(300);
+      expect([...b.bySr.values()].flat().sort()).toEqual([...layout.vms].sort());
+      // 600 inodes (files and links), 16 to a 4 KiB block: one read a block would be ~40.
+      expect(c.st.reads).toBeLessThan(25);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('exports() hands out every export in order with reads in flight ahead, and throws the first failure in order', async () => {
+    const date = '2024-01-01-00-00-00';
+    const { root, layout } = legacyTree({ vms: 30, dates: [date] });
+    const img = mkfs(root, { blockSize: 1024 });
+    const c = await counted(img);
+    try {
+      const disk = await openLegacyDisk(c.dev);
+      const b = await disk.backup(date);
+      const seen: string[] = [];
+      for await (const e of b.exports()) {
+        expect(new TextDecoder().decode(e.data)).toContain(`ova.xml ${date} ${e.uuid}`);
+        seen.push(e.uuid);
+      }
+      expect(seen).toEqual(b.vms.map((v) => v.uuid));
+      expect(seen.sort()).toEqual([...layout.vms].sort());
+      expect(c.st.maxInFlight).toBeGreaterThan(1);
+      expect(c.st.maxInFlight).toBeLessThanOrEqual(4);
+
+      // The second export fails late, the third at once: the second's error is the one thrown,
+      // after the first export; the third's rejection is not left unhandled.
+      const late = new LegacyError('LEGACY_CORRUPT', 'second');
+      b.vms[1] = {
+        uuid: b.vms[1]!.uuid,
+        read: () => new Promise((_, reject) => setTimeout(() => reject(late), 20)),
+      };
+      b.vms[2] = {
+        uuid: b.vms[2]!.uuid,
+        read: () => Promise.reject(new LegacyError('LEGACY_CORRUPT', 'third')),
+      };
+      const got: string[] = [];
+      const err = await (async () => {
+        for await (const e of b.exports()) got.push(e.uuid);
+      })().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBe(late);
+      expect(got).toEqual([b.vms[0]!.uuid]);
+    } finally {
+      await c.close();
+    }
+  });
+});
