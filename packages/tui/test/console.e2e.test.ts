@@ -1,12 +1,14 @@
 /**
  * End to end, in a real terminal: `xsmeta console` in a tmux pane of 80x24, against the
  * simulator. Back up, restore with a dry run, quit, and check that the terminal is back in
- * its normal mode. Skipped while the CLI does not have the `console` subcommand yet (or tmux
- * or the simulator is missing).
+ * its normal mode; and restore, after the disaster, from a disk the old scripts wrote (an ext3
+ * image made with mke2fs -d). Skipped while the CLI is not built (or tmux, mke2fs or the
+ * simulator is missing).
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -33,17 +35,19 @@ function hasConsoleCommand(): boolean {
 }
 
 const READY = hasTmux() && existsSync(SIM_DIST) && hasConsoleCommand();
+const HAS_MKE2FS = spawnSync('mke2fs', ['-V'], { stdio: 'ignore' }).status === 0;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Starts the simulator in `dir`; resolves with the settings its env file gives. */
 async function startSimulator(
   dir: string,
+  extra: string[] = [],
 ): Promise<{ sim: ChildProcess; env: Record<string, string> }> {
   const state = join(dir, 'sim');
   const sim = spawn(
     process.execPath,
-    [SIM_BIN, '--state', state, '--port', '0', '--vms', '6', '--srs', '2', '--seed', '7'],
+    [SIM_BIN, '--state', state, '--port', '0', '--vms', '6', '--srs', '2', '--seed', '7', ...extra],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -117,6 +121,134 @@ class Tmux {
   }
 }
 
+/** One JSON-RPC call to the pool (what XAPI serves at /jsonrpc). */
+async function rpc<T>(url: string, method: string, params: unknown[]): Promise<T> {
+  const res = await fetch(`${url}/jsonrpc`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', method, params, id: 1 }),
+  });
+  const body = (await res.json()) as { result?: T; error?: unknown };
+  if (body.error !== undefined) throw new Error(`${method}: ${JSON.stringify(body.error)}`);
+  return body.result as T;
+}
+
+type VmRecord = {
+  uuid: string;
+  name_label: string;
+  is_control_domain: boolean;
+  is_a_snapshot: boolean;
+  other_config: Record<string, string>;
+};
+
+/** The pool's VMs and custom templates (what the old script exported), by uuid. */
+async function poolVms(url: string, session: string): Promise<Map<string, string>> {
+  const all = await rpc<Record<string, VmRecord>>(url, 'VM.get_all_records', [session]);
+  return new Map(
+    Object.values(all)
+      .filter(
+        (v) =>
+          !v.is_control_domain && !v.is_a_snapshot && v.other_config.default_template !== 'true',
+      )
+      .map((v) => [v.uuid, v.name_label]),
+  );
+}
+
+/**
+ * Writes what the old xe-backup-metadata left on an SR: an ext3 disk (made with mke2fs -d, never
+ * mounted) holding one dated backup of every VM's real metadata export; SR.scan makes it a VDI.
+ */
+async function writeLegacyDisk(
+  dir: string,
+  url: string,
+  password: string,
+  date: string,
+): Promise<{ srUuid: string; vms: Map<string, string> }> {
+  const session = await rpc<string>(url, 'session.login_with_password', ['root', password]);
+  const vms = await poolVms(url, session);
+  const srs = await rpc<Record<string, { uuid: string; name_label: string; content_type: string }>>(
+    url,
+    'SR.get_all_records',
+    [session],
+  );
+  const [srRef, sr] = Object.entries(srs).find(([, r]) => r.content_type !== 'iso')!;
+  const tree = join(dir, 'legacy-tree');
+  const backup = join(tree, 'metadata', date);
+  await mkdir(join(backup, 'all'), { recursive: true });
+  await mkdir(join(backup, 'by-sr', sr.uuid), { recursive: true });
+  await writeFile(join(tree, '.ctxs-metadata-backup'), '1\n');
+  await writeFile(
+    join(backup, 'SRMETA.xml'),
+    `<meta><sr uuid="${sr.uuid}" name_label="${sr.name_label}" name_description=""/></meta>`,
+  );
+  for (const uuid of vms.keys()) {
+    const res = await fetch(`${url}/export_metadata?session_id=${session}&uuid=${uuid}`);
+    expect(res.status).toBe(200);
+    await writeFile(join(backup, 'all', `${uuid}.vmmeta`), Buffer.from(await res.arrayBuffer()));
+    await symlink(`../../all/${uuid}.vmmeta`, join(backup, 'by-sr', sr.uuid, `${uuid}.vmmeta`));
+  }
+  const img = join(dir, 'sim', 'sr', sr.uuid, `${randomUUID()}.img`);
+  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext3', '-b', '1024', '-d', tree, img, '32M'], {
+    stdio: 'ignore',
+  });
+  await rpc(url, 'SR.scan', [session, srRef]);
+  await rpc(url, 'session.logout', [session]);
+  return { srUuid: sr.uuid, vms };
+}
+
+/**
+ * Runs `node xsmeta console` in a new tmux pane of 80x24 with the pool's settings (the password
+ * through a file), then prints its exit status and the terminal's modes when it ends.
+ */
+async function launchConsole(
+  dir: string,
+  env: Record<string, string>,
+  cleanups: (() => Promise<void> | void)[],
+): Promise<Tmux> {
+  // The password goes through a file: it appears in no command line.
+  const passwordFile = join(dir, 'password');
+  await writeFile(passwordFile, env.XSMETA_PASSWORD ?? '', { mode: 0o600 });
+  const { XSMETA_PASSWORD: _password, ...rest } = env;
+  const settings = {
+    ...rest,
+    XSMETA_PASSWORD_FILE: passwordFile,
+    XSMETA_STATE_DIR: join(dir, 'state'),
+  };
+  const conf = join(dir, 'tmux.conf');
+  await writeFile(
+    conf,
+    'set -g status off\nset -sg escape-time 0\nset -g default-terminal "screen-256color"\n',
+  );
+  const tmux = new Tmux(conf);
+  cleanups.push(() => tmux.kill());
+  const script = [
+    `node ${JSON.stringify(CLI_BIN)} console`,
+    'echo "XSMETA-EXIT:$?"',
+    // The terminal's modes after the console: icanon and echo when it was restored.
+    'echo "MODES:$(stty -a | tr " ;" "\\n\\n" | grep -x -e icanon -e -icanon -e echo -e -echo | tr "\\n" " ")"',
+    'exec sleep 300',
+  ].join('; ');
+  const envArgs = Object.entries(settings).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
+  tmux.run(
+    'new-session',
+    '-d',
+    '-x',
+    '80',
+    '-y',
+    '24',
+    '-s',
+    'e2e',
+    ...envArgs,
+    'sh',
+    '-c',
+    script,
+  );
+  expect(tmux.run('display', '-p', '-t', 'e2e', '#{pane_width}x#{pane_height}').trim()).toBe(
+    '80x24',
+  );
+  return tmux;
+}
+
 describe('xsmeta console in a real terminal', () => {
   const cleanups: (() => Promise<void> | void)[] = [];
   afterAll(async () => {
@@ -132,47 +264,7 @@ describe('xsmeta console in a real terminal', () => {
       cleanups.push(() => {
         sim.kill('SIGTERM');
       });
-      // The password goes through a file: it appears in no command line.
-      const passwordFile = join(dir, 'password');
-      await writeFile(passwordFile, env.XSMETA_PASSWORD ?? '', { mode: 0o600 });
-      const { XSMETA_PASSWORD: _password, ...rest } = env;
-      const settings = {
-        ...rest,
-        XSMETA_PASSWORD_FILE: passwordFile,
-        XSMETA_STATE_DIR: join(dir, 'state'),
-      };
-      const conf = join(dir, 'tmux.conf');
-      await writeFile(
-        conf,
-        'set -g status off\nset -sg escape-time 0\nset -g default-terminal "screen-256color"\n',
-      );
-      const tmux = new Tmux(conf);
-      cleanups.push(() => tmux.kill());
-      const script = [
-        `node ${JSON.stringify(CLI_BIN)} console`,
-        'echo "XSMETA-EXIT:$?"',
-        // The terminal's modes after the console: icanon and echo when it was restored.
-        'echo "MODES:$(stty -a | tr " ;" "\\n\\n" | grep -x -e icanon -e -icanon -e echo -e -echo | tr "\\n" " ")"',
-        'exec sleep 300',
-      ].join('; ');
-      const envArgs = Object.entries(settings).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
-      tmux.run(
-        'new-session',
-        '-d',
-        '-x',
-        '80',
-        '-y',
-        '24',
-        '-s',
-        'e2e',
-        ...envArgs,
-        'sh',
-        '-c',
-        script,
-      );
-      expect(tmux.run('display', '-p', '-t', 'e2e', '#{pane_width}x#{pane_height}').trim()).toBe(
-        '80x24',
-      );
+      const tmux = await launchConsole(dir, env, cleanups);
 
       // The menu, as CONTRACT.md names it.
       const menu = await tmux.waitFor('Restore Virtual Machine Metadata from Legacy Backup');
@@ -225,6 +317,87 @@ describe('xsmeta console in a real terminal', () => {
       expect(modes).toContain('echo');
       expect(modes).not.toContain('-icanon');
       expect(after).not.toContain('Backup, Restore and Update');
+    },
+    120_000,
+  );
+  it.skipIf(!READY || !HAS_MKE2FS)(
+    'restores from a disk of the old scripts after the disaster: dry run, then for real, every VM back with its uuid',
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'xsmeta-tui-e2e-'));
+      cleanups.push(() => rm(dir, { recursive: true, force: true }));
+      const date = '2023-11-05-02-00-00';
+      const first = await startSimulator(dir);
+      const { srUuid, vms } = await writeLegacyDisk(
+        dir,
+        first.env.XSMETA_URL!,
+        first.env.XSMETA_PASSWORD!,
+        date,
+      );
+      await new Promise((r) => {
+        first.sim.once('exit', r);
+        first.sim.kill('SIGTERM');
+      });
+      // The disaster: a new pool on new hardware, the same storage re-attached.
+      const { sim, env } = await startSimulator(dir, ['--fresh-pool']);
+      cleanups.push(() => {
+        sim.kill('SIGTERM');
+      });
+      const session = await rpc<string>(env.XSMETA_URL!, 'session.login_with_password', [
+        'root',
+        env.XSMETA_PASSWORD!,
+      ]);
+      // The new pool names the re-attached SR anew: the console lists it by that name.
+      const srName = await rpc<string>(env.XSMETA_URL!, 'SR.get_name_label', [
+        session,
+        await rpc<string>(env.XSMETA_URL!, 'SR.get_by_uuid', [session, srUuid]),
+      ]);
+      const tmux = await launchConsole(dir, env, cleanups);
+
+      const toModes = async () => {
+        await tmux.waitFor('› Restore Virtual Machine Metadata from Legacy Backup');
+        await tmux.keys('Enter');
+        await tmux.waitFor('Restore from the backups on which storage repository?');
+        // Move to the SR that holds the legacy disk.
+        for (let k = 0; k < 8 && !tmux.screen().includes(`› ${srName}`); k++)
+          await tmux.keys('Down');
+        await tmux.waitFor(`› ${srName}`);
+        await tmux.keys('Enter');
+        await tmux.waitFor('Only restore metadata from a disk you trust.');
+        await tmux.keys('Enter');
+        const list = await tmux.waitFor('Select the metadata backup to restore from');
+        expect(list).toMatch(new RegExp(`› 2023-11-05 02:00:00\\s+${vms.size} VM\\(s\\)`));
+        await tmux.keys('Enter');
+        await tmux.waitFor('Select the set of VMs to restore from');
+      };
+
+      await tmux.waitFor('Restore Virtual Machine Metadata from Legacy Backup');
+      await tmux.keys('Down', 'Down', 'Down');
+      await toModes();
+      await tmux.keys('Down', 'Down', 'Down');
+      await tmux.waitFor('› All VM Metadata (Dry Run)');
+      await tmux.keys('Enter');
+      await tmux.waitFor('Every check runs; nothing in the pool changes.');
+      await tmux.keys('Enter');
+      const dry = await tmux.waitFor(/Restored \d+ VM\(s\), and \d+ error\(s\)|failed/, 60_000);
+      expect(dry).toContain(`Restored ${vms.size} VM(s), and 0 error(s)`);
+      expect(dry).toContain('Dry run: nothing in the pool was changed.');
+      expect((await poolVms(env.XSMETA_URL!, session)).size).toBe(0);
+
+      await tmux.keys('Escape');
+      await toModes();
+      await tmux.keys('Down');
+      await tmux.waitFor('› All VM Metadata');
+      await tmux.keys('Enter');
+      await tmux.waitFor('The VMs are created in this pool from their metadata.');
+      await tmux.keys('Enter');
+      const real = await tmux.waitFor(/Restored \d+ VM\(s\), and \d+ error\(s\)|failed/, 60_000);
+      expect(real).toContain(`Restored ${vms.size} VM(s), and 0 error(s)`);
+      expect(await poolVms(env.XSMETA_URL!, session)).toEqual(vms);
+
+      await tmux.keys('Escape');
+      await tmux.waitFor('› Restore Virtual Machine Metadata from Legacy Backup');
+      await tmux.keys('q');
+      expect(await tmux.waitFor(/MODES:.*\S/)).toContain('XSMETA-EXIT:0');
     },
     120_000,
   );
