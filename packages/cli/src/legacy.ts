@@ -129,7 +129,11 @@ async function* legacyVms(
   const b = await disk.backup(date);
   const srsOf = new Map<string, string[]>();
   for (const [sr, vms] of b.bySr)
-    for (const vm of vms) srsOf.set(vm, [...(srsOf.get(vm) ?? []), sr]);
+    for (const vm of vms) {
+      const srs = srsOf.get(vm);
+      if (srs) srs.push(sr);
+      else srsOf.set(vm, [sr]);
+    }
   for await (const { uuid, data } of b.exports()) {
     const d = describeExport(data);
     yield {

@@ -153,15 +153,23 @@ export class ExtReader {
     return r;
   }
 
-  private async read(offset: number, length: number): Promise<Uint8Array> {
+  /**
+   * Counts `n` bytes against the budget and checks the clock. Metadata is counted as it is read,
+   * a file's data by its size before it is allocated: holes cost no read but do cost memory.
+   */
+  private charge(n: number): void {
     if (Date.now() > this.deadline)
       throw new LegacyError(
         'LEGACY_TIMEOUT',
         `reading the legacy disk took longer than ${this.limits.timeoutMs} ms`,
       );
-    this.readBytes += length;
+    this.readBytes += n;
     if (this.readBytes > this.limits.maxTotalBytes)
       throw new LegacyError('LEGACY_LIMIT', `read more than ${this.limits.maxTotalBytes} bytes`);
+  }
+
+  private async read(offset: number, length: number, charged = false): Promise<Uint8Array> {
+    this.charge(charged ? 0 : length);
     if (offset < 0 || offset + length > this.dev.size)
       throw corrupt(`a read at ${offset} runs past the end of the disk (truncated image?)`);
     return this.dev.read(offset, length);
@@ -266,6 +274,7 @@ export class ExtReader {
       );
     if (i.size > this.blocksCount * this.blockSize)
       throw corrupt(`inode ${i.ino} claims ${i.size} bytes, more than the filesystem holds`);
+    this.charge(i.size);
     const n = Math.ceil(i.size / this.blockSize);
     const list = await this.blockList(i, n);
     const out = new Uint8Array(i.size);
@@ -278,7 +287,7 @@ export class ExtReader {
         if (first + run > this.blocksCount)
           throw corrupt(`block ${first + run - 1} is outside the filesystem`);
         const len = Math.min(run * this.blockSize, i.size - k * this.blockSize);
-        out.set(await this.read(first * this.blockSize, len), k * this.blockSize);
+        out.set(await this.read(first * this.blockSize, len, true), k * this.blockSize);
       }
       k += run;
     }

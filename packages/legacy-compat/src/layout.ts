@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { openFileDevice, RingError } from '@xsmeta/vdi-store';
 import { LegacyError } from './errors.js';
 import {
   type ExtLimits,
@@ -93,29 +93,26 @@ function validDate(name: string, now: number): boolean {
   );
 }
 
-/** Opens an image file read-only (the bytes are never changed). */
+/**
+ * Opens an image file or a block device (a plugged VBD's `/dev/xvdX`, whose size `stat` does
+ * not give) read-only, through vdi-store's device: the bytes are never changed.
+ */
 export async function openImage(
   path: string,
 ): Promise<ReadOnlyDevice & { close(): Promise<void> }> {
-  const fh = await open(path, 'r');
-  const size = (await fh.stat()).size;
+  const dev = await openFileDevice(path, { readOnly: true });
   return {
-    size,
+    size: dev.size,
     async read(offset, length) {
-      const buf = new Uint8Array(length);
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
-        if (bytesRead === 0)
-          throw new LegacyError(
-            'LEGACY_CORRUPT',
-            `short read at ${offset + done} (truncated image?)`,
-          );
-        done += bytesRead;
+      try {
+        return await dev.read(offset, length);
+      } catch (e) {
+        if (e instanceof RingError && e.code === 'RING_TRUNCATED')
+          throw new LegacyError('LEGACY_CORRUPT', `${e.message} (truncated image?)`);
+        throw e;
       }
-      return buf;
     },
-    close: () => fh.close(),
+    close: () => dev.close(),
   };
 }
 
