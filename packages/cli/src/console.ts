@@ -16,7 +16,7 @@ import {
 } from '@xsmeta/tui';
 import { backup, parse, restore, withBackupRing, withPool } from './commands.js';
 import { connectionFlags, resolveSettings, type Settings } from './config.js';
-import { legacyContent, resolveLegacyVdi, withLegacyDisk } from './legacy.js';
+import { legacyContent, legacyListing, resolveLegacyVdi, withLegacyDisk } from './legacy.js';
 import type { Io } from './output.js';
 import { archive, connect, disk, systemClock, withEvents } from './runtime.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
@@ -168,12 +168,7 @@ export function consoleServices(s: Settings): ConsoleServices {
     listLegacyBackups: (srUuid) =>
       withPool(s, async (pool) => {
         const { vdiUuid: vdi } = await resolveLegacyVdi(pool, srUuid, undefined);
-        return withLegacyDisk(pool, vdi, async (disk) => {
-          const out: { date: string; vmCount: number }[] = [];
-          for (const date of disk.dates)
-            out.push({ date, vmCount: (await disk.backup(date)).vms.length });
-          return out;
-        });
+        return withLegacyDisk(pool, vdi, async (disk) => (await legacyListing(disk)).backups);
       }),
     restoreLegacy: (req, onVm, signal) =>
       withPool(s, async (pool) => {

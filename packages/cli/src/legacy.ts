@@ -232,6 +232,31 @@ export async function legacyContent(
  * `xsmeta legacy list|convert`: running this command is the opt-in to reading legacy disks.
  * The disk is chosen by core's `legacyAccess` (`--vdi` names one; see resolveLegacyVdi).
  */
+/**
+ * Each backup's VM count, newest first. A backup whose folders cannot be read is reported in
+ * `skipped` (and listed with `damaged` for the console): the others stay listed. Running out of
+ * time or budget still ends the listing.
+ */
+export async function legacyListing(d: LegacyDisk): Promise<{
+  backups: { date: string; vmCount: number; damaged?: string }[];
+  skipped: { path: string; reason: string }[];
+}> {
+  const backups: { date: string; vmCount: number; damaged?: string }[] = [];
+  const unreadable: { path: string; reason: string }[] = [];
+  for (const date of d.dates) {
+    try {
+      backups.push({ date, vmCount: (await d.backup(date)).vms.length });
+    } catch (e) {
+      if (!(e instanceof LegacyError) || e.code === 'LEGACY_TIMEOUT' || e.code === 'LEGACY_LIMIT')
+        throw e;
+      const damaged = `${e.code}: ${e.message}`;
+      backups.push({ date, vmCount: 0, damaged });
+      unreadable.push({ path: `/metadata/${date}`, reason: damaged });
+    }
+  }
+  return { backups, skipped: [...d.skipped, ...unreadable] };
+}
+
 export async function cmdLegacy(argv: string[], io: Io): Promise<number> {
   const [sub = '', ...rest] = argv;
   const { values, positionals } = parse(rest, {
@@ -251,16 +276,21 @@ export async function cmdLegacy(argv: string[], io: Io): Promise<number> {
     if (!srUuid) throw new UsageError('the pool has no default SR: name one with --sr UUID');
     const { vdiUuid, how } = await resolveLegacyVdi(pool, srUuid, named);
     if (sub === 'list') {
-      const report = await withLegacyDisk(pool, vdiUuid, async (d) => {
-        const backups: { date: string; vmCount: number }[] = [];
-        for (const date of d.dates)
-          backups.push({ date, vmCount: (await d.backup(date)).vms.length });
-        return { srUuid, vdiUuid, backups, skipped: d.skipped, warnings: d.warnings };
-      });
+      const report = await withLegacyDisk(pool, vdiUuid, async (d) => ({
+        srUuid,
+        vdiUuid,
+        ...(await legacyListing(d)),
+        warnings: d.warnings,
+      }));
       if (json) io.out(JSON.stringify(report));
       else {
         io.err(`Legacy backup VDI ${vdiUuid} on SR ${srUuid} (read, never mounted):`);
-        for (const b of report.backups) io.out(`${b.date}  ${b.vmCount} VM(s) and template(s)`);
+        for (const b of report.backups)
+          io.out(
+            b.damaged
+              ? `${b.date}  DAMAGED (${b.damaged})`
+              : `${b.date}  ${b.vmCount} VM(s) and template(s)`,
+          );
         for (const k of report.skipped) io.err(`skipped ${k.path}: ${k.reason}`);
         for (const w of report.warnings) io.err(`warning: ${w}`);
       }

@@ -1,17 +1,21 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import {
+  closeSync,
   copyFileSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BACKUP_FORMAT_VERSION } from '@xsmeta/core';
+import { openImage, openLegacyDisk } from '@xsmeta/legacy-compat';
 import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
 import { startSimulator } from '@xsmeta/xapi-sim';
 import { expect, it } from 'vitest';
@@ -20,6 +24,7 @@ import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { connectionFlags, resolveSettings } from '../src/config.js';
 import { consoleServices } from '../src/console.js';
+import { legacyListing } from '../src/legacy.js';
 import { capture, pool, withEnv } from './support.js';
 
 type Vm = {
@@ -330,3 +335,43 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
   rmSync(tree, { recursive: true, force: true });
   await p.close();
 }, 90_000);
+
+it('a legacy backup that cannot be read is listed as damaged; the others stay listed', async () => {
+  const tree = mkdtempSync(join(tmpdir(), 'legacy-tree-'));
+  const dates = ['2024-01-01-00-00-00', '2024-02-01-00-00-00'];
+  writeFileSync(join(tree, '.ctxs-metadata-backup'), '1\n');
+  for (const date of dates) {
+    mkdirSync(join(tree, 'metadata', date, 'all'), { recursive: true });
+    for (let i = 0; i < 3; i++)
+      writeFileSync(join(tree, 'metadata', date, 'all', `${randomUUID()}.vmmeta`), 'ova.xml');
+  }
+  const img = join(tree, '..', `${tree.split('/').at(-1)}.img`);
+  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext3', '-b', '1024', '-d', tree, img, '8M'], {
+    stdio: 'ignore',
+  });
+  // The newest backup's all/ directory: its first entry's rec_len set to 0.
+  const blk = Number(
+    execFileSync('debugfs', ['-R', `blocks /metadata/${dates[1]}/all`, img], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim(),
+  );
+  const fd = openSync(img, 'r+');
+  writeSync(fd, Buffer.from([0, 0]), 0, 2, blk * 1024 + 4);
+  closeSync(fd);
+  const dev = await openImage(img);
+  try {
+    const r = await legacyListing(await openLegacyDisk(dev));
+    expect(r.backups).toEqual([
+      { date: dates[1], vmCount: 0, damaged: expect.stringMatching(/^LEGACY_CORRUPT: /) },
+      { date: dates[0], vmCount: 3 },
+    ]);
+    expect(r.skipped).toEqual([
+      { path: `/metadata/${dates[1]}`, reason: expect.stringMatching(/^LEGACY_CORRUPT: /) },
+    ]);
+  } finally {
+    await dev.close();
+    rmSync(tree, { recursive: true, force: true });
+    rmSync(img, { force: true });
+  }
+});

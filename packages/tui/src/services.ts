@@ -133,7 +133,10 @@ export interface LegacyStatus {
 export interface LegacyBackupChoice {
   /** `YYYY-MM-DD-HH-MM-SS`. */
   readonly date: string;
+  /** 0 when the backup cannot be read (`damaged` says why). */
   readonly vmCount: number;
+  /** Set when this backup's folders cannot be read: it is listed, not restorable. */
+  readonly damaged?: string;
 }
 
 /** What `xsmeta schedule --json` prints (core's `scheduleSummary` builds it). */

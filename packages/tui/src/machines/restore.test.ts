@@ -6,6 +6,7 @@ type KeyName = Exclude<Keypress['name'], 'char'>;
 
 import {
   initialRestore,
+  pointFromLegacy,
   RECENT_VMS,
   type RestoreAction,
   type RestorePoint,
@@ -231,5 +232,22 @@ describe('restore machine (legacy)', () => {
       variant: 'legacy',
       srUuid: 'old',
     });
+  });
+
+  it('When a legacy backup cannot be read, Then it is listed as damaged and Enter says why', () => {
+    const loading = when(pick, press('enter'), { type: 'legacyChecked', req: 2, available: true });
+    const points = [
+      pointFromLegacy({ date: '2019-06-02-03-00-00', vmCount: 0, damaged: 'LEGACY_CORRUPT: bad' }),
+      pointFromLegacy({ date: '2019-06-01-03-00-00', vmCount: 2 }),
+    ];
+    const list = when(loading, press('enter'), {
+      type: 'pointsLoaded',
+      req: 3,
+      points,
+      usage: null,
+    });
+    const s = when(list, press('enter'));
+    expect(s.kind === 'pickPoint' && s.notice).toContain('damaged: LEGACY_CORRUPT: bad');
+    expect(when(list, press('down'), press('enter')).kind).toBe('pickMode');
   });
 });

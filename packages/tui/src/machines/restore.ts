@@ -46,7 +46,7 @@ export function pointFromLegacy(b: LegacyBackupChoice): RestorePoint {
     templateCount: null,
     storedBytes: null,
     verified: null,
-    damaged: null,
+    damaged: b.damaged ?? null,
   };
 }
 
