@@ -31,7 +31,13 @@ export function onCleanup(fn: () => Promise<void>): () => void {
   if (!signalsHooked) {
     signalsHooked = true;
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-      process.once(sig, () => {
+      // Kept for good: a second Ctrl-C during the clean-up must not kill it half way (the VBD
+      // would stay plugged). SIGKILL still ends the process; the next run removes what is left.
+      process.on(sig, () => {
+        if (exiting) {
+          if (cleanups.size > 0) process.stderr.write(`${sig}: still cleaning up ...\n`);
+          return;
+        }
         exiting = true;
         // Said only when there is something to undo (a signal at a prompt or while listing
         // SRs plugs nothing).

@@ -63,6 +63,17 @@ it.skipIf(!built)(
        process.kill(process.pid, 'SIGINT'); setTimeout(() => {}, 5000);`,
     );
     expect(done).toEqual({ code: 130, stderr: '' });
+    // A second Ctrl-C while the clean-up runs does not cut it short.
+    const twice = await runtimeChild(
+      `onCleanup(() => new Promise((r) => setTimeout(r, 400)).then(() => { process.stderr.write('unplugged\\n'); }));
+       process.kill(process.pid, 'SIGINT');
+       setTimeout(() => process.kill(process.pid, 'SIGINT'), 100); setTimeout(() => {}, 5000);`,
+    );
+    expect(twice).toEqual({
+      code: 130,
+      stderr:
+        '\nSIGINT: cleaning up (unplugging the backup disk) ...\nSIGINT: still cleaning up ...\nunplugged\n',
+    });
   },
 );
 
