@@ -47,7 +47,8 @@ export const S_IFLNK = 0xa000;
 const INCOMPAT_RECOVER = 0x4;
 const INCOMPAT_EXTENTS = 0x40;
 const INCOMPAT_64BIT = 0x80;
-const INCOMPAT_KNOWN = 0x2 | INCOMPAT_RECOVER | 0x10; /* filetype, recover, meta_bg */
+/* filetype, recover; meta_bg (0x10) is refused: its group descriptors are not contiguous. */
+const INCOMPAT_KNOWN = 0x2 | INCOMPAT_RECOVER;
 const EXTENTS_FL = 0x80000;
 /** Inode-table blocks read at once on a miss (see inodeTableBlock). */
 const INODE_READ_AHEAD = 32;

@@ -263,6 +263,11 @@ async function readBackup(
           skipped.push({ path: p, reason: 'not <uuid>.vmmeta' });
           continue;
         }
+        if (known.has(m[1]!)) {
+          // A directory written by the kernel never holds a name twice; a forged one may.
+          skipped.push({ path: p, reason: 'a second entry of the same name' });
+          continue;
+        }
         const i = await fs.inode(e.ino);
         if (ExtReader.type(i) !== S_IFREG) {
           skipped.push({ path: p, reason: 'not a regular file' });

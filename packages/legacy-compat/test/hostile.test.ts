@@ -130,6 +130,11 @@ describe('hostile legacy images end typed, bounded, and unchanged', () => {
     const r = await readAll(rec);
     expect(r.error).toBeNull();
     expect(r.warnings.join()).toMatch(/needs recovery/);
+    // meta_bg: group descriptors spread over the disk, which this reader does not follow.
+    const meta = `${img}.meta`;
+    copyFileSync(img, meta);
+    patch(meta, 1024 + 96, [b[0]! | 0x10, b[1]!, b[2]!, b[3]!]);
+    expect((await readAll(meta)).error?.code).toBe('LEGACY_UNSUPPORTED');
     for (const t of [none, two, ok]) rmSync(t.root, { recursive: true, force: true });
   }, 60_000);
 
@@ -161,6 +166,37 @@ describe('hostile legacy images end typed, bounded, and unchanged', () => {
       expect(sha(img)).toBe(before);
       rmSync(root, { recursive: true, force: true });
     }, 60_000);
+
+  it('a name twice in all/ (a forged directory) counts once; the second is skipped', async () => {
+    const date = '2024-01-01-00-00-00';
+    const { root, layout } = legacyTree({ vms: 3, dates: [date] });
+    const img = mkfs(root);
+    // Rename the second VM's entry in all/ to the first VM's name (same length).
+    const blk = Number(
+      execFileSync('debugfs', ['-R', `blocks /metadata/${date}/all`, img], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim(),
+    );
+    const dir = readFileSync(img).subarray(blk * 1024, (blk + 1) * 1024);
+    const at = dir.indexOf(Buffer.from(`${layout.vms[1]}.vmmeta`));
+    expect(at).toBeGreaterThan(0);
+    patch(img, blk * 1024 + at, [...Buffer.from(`${layout.vms[0]}.vmmeta`)]);
+    const before = sha(img);
+    const dev = await openImage(img);
+    try {
+      const disk = await openLegacyDisk(dev);
+      const b = await disk.backup(date);
+      expect(b.vms.map((v) => v.uuid).sort()).toEqual([layout.vms[0], layout.vms[2]].sort());
+      expect(disk.skipped).toContainEqual({
+        path: `/metadata/${date}/all/${layout.vms[0]}.vmmeta`,
+        reason: 'a second entry of the same name',
+      });
+    } finally {
+      await dev.close();
+    }
+    expect(sha(img)).toBe(before);
+  });
 
   it('a wrecked inode table, a directory loop and huge sizes fail typed', async () => {
     const { root } = legacyTree({ vms: 2, dates: ['2024-01-01-00-00-00'] });

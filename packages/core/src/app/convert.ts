@@ -13,7 +13,10 @@ export const LEGACY_FORMAT_VERSION = 1;
 /** One legacy backup as read from its ext3 image (by @xsmeta/legacy-compat). */
 export interface LegacyBackupContent {
   date: string;
-  /** Each VM's or template's export with its map entry, read one at a time (not all held). */
+  /**
+   * Each VM's or template's export with its map entry, handed out one at a time (not all held;
+   * a reader may read a few ahead).
+   */
   vms(): AsyncIterable<{ entry: VmMapEntry; data: Uint8Array }>;
   /** SRMETA.xml as the old scripts wrote it, kept byte for byte. */
   srmetaXml(): Promise<Uint8Array | null>;
