@@ -18,6 +18,7 @@ import { connectionFlags, resolveSettings, UsageError } from './config.js';
 import { type Io, progressLine } from './output.js';
 import {
   archive,
+  closeOnSignal,
   lockSr,
   disk as ringDisk,
   systemClock,
@@ -88,7 +89,7 @@ async function looksLikeLegacy(pool: XapiPool, vdiUuid: string): Promise<boolean
     return false; // in use by a running VM, say: not a disk the old scripts left detached
   }
   try {
-    const dev = await openImage(att.devicePath);
+    const dev = closeOnSignal(await openImage(att.devicePath));
     try {
       await openLegacyDisk(dev, { timeoutMs: 10_000 });
       return true;
@@ -189,7 +190,7 @@ export async function withLegacyDisk<T>(
 ): Promise<T> {
   const att = await pool.attach(vdiUuid, { readOnly: true });
   try {
-    const dev = await openImage(att.devicePath);
+    const dev = closeOnSignal(await openImage(att.devicePath));
     try {
       return await fn(await openLegacyDisk(dev));
     } finally {

@@ -43,15 +43,51 @@ export function onCleanup(fn: () => Promise<void>): () => void {
         // SRs plugs nothing).
         if (cleanups.size > 0)
           process.stderr.write(`\n${sig}: cleaning up (unplugging the backup disk) ...\n`);
-        void Promise.allSettled([...cleanups].map((c) => c())).then(() =>
-          process.exit(sig === 'SIGINT' ? 130 : 143),
-        );
+        // Last registered first, one at a time: a device is closed before the VBD under it is
+        // unplugged, a VBD destroyed before its VDI, a lock released last.
+        void (async () => {
+          for (const c of [...cleanups].reverse()) await c().catch(() => {});
+          process.exit(sig === 'SIGINT' ? 130 : 143);
+        })();
       });
     }
   }
   cleanups.add(fn);
   return () => cleanups.delete(fn);
 }
+
+/**
+ * `res`, whose close() a signal's clean-up also calls (before the VBD under it is unplugged:
+ * xapi will not unplug a device the control domain holds open).
+ */
+export function closeOnSignal<T extends { close(): Promise<void> }>(res: T): T {
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= res.close().finally(() => drop());
+    return closing;
+  };
+  const drop = onCleanup(close);
+  return new Proxy(res, {
+    get(target, key) {
+      if (key === 'close') return close;
+      const v: unknown = Reflect.get(target, key);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
+/** Whether a process of this host is alive (one of another user's is). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Who plugged a VBD: recorded in its other_config so a later run can tell a stale one. */
+const OWNER = `${hostname()}:${process.pid}`;
 
 async function promptPassword(user: string): Promise<string> {
   if (!process.stdin.isTTY)
@@ -197,17 +233,27 @@ export class XapiPool implements PoolPort {
       sm_config: {},
       tags: [],
     });
-    const uuid = await this.xapi.call<string>('VDI.get_uuid', ref);
+    // A copy that did not verify is no copy: removed, the original untouched, also when a
+    // signal ends the run (after the copy's VBDs are gone: clean-ups run last-in first).
+    const destroy = () =>
+      this.xapi.call('VDI.destroy', ref).then(
+        () => {},
+        () => {},
+      );
+    const drop = onCleanup(destroy);
     try {
+      if (exiting) throw new Error('interrupted: not copying the disk');
+      const uuid = await this.xapi.call<string>('VDI.get_uuid', ref);
       await copyBytes(this, vdiUuid, uuid);
       await this.xapi.call('VDI.set_name_label', ref, nameLabel);
+      drop();
+      const srUuid = await this.xapi.call<string>('SR.get_uuid', rec.SR);
+      return { uuid, name: nameLabel, srUuid, virtualSize: size, type: 'user' };
     } catch (e) {
-      // A copy that did not verify is no copy: remove it, keep the original untouched.
-      await this.xapi.call('VDI.destroy', ref).catch(() => {});
+      drop();
+      await destroy();
       throw e;
     }
-    const srUuid = await this.xapi.call<string>('SR.get_uuid', rec.SR);
-    return { uuid, name: nameLabel, srUuid, virtualSize: size, type: 'user' };
   }
 
   /** VBD on the control domain, plugged; detach() unplugs and destroys it, on every path. */
@@ -221,9 +267,9 @@ export class XapiPool implements PoolPort {
       );
     const dom0 = await this.xapi.call<string>('VM.get_by_uuid', dom0Uuid);
     const vdi = await this.xapi.call<string>('VDI.get_by_uuid', vdiUuid);
-    // A writer holds the SR's backup lock, so a VBD of ours left by a killed run (SIGKILL,
-    // power loss) is stale: unplug and destroy it before plugging a new one.
-    if (!opts.readOnly) await this.removeStaleVbds(vdi);
+    // A VBD of ours left by a killed run (SIGKILL, power loss) is unplugged and destroyed
+    // before a new one is plugged (see removeStaleVbds for which ones are stale).
+    await this.removeStaleVbds(vdi, !opts.readOnly);
     // The clean-up is registered before the VBD is asked for, and waits for each call in
     // flight to settle: a signal at any moment leaves no VBD and no plugged device behind.
     if (exiting) throw new Error('interrupted: not attaching a disk');
@@ -238,7 +284,7 @@ export class XapiPool implements PoolPort {
       type: 'Disk',
       unpluggable: true,
       empty: false,
-      other_config: { 'xsmeta-attach': 'true' },
+      other_config: { 'xsmeta-attach': 'true', 'xsmeta-owner': OWNER },
       qos_algorithm_type: '',
       qos_algorithm_params: {},
     });
@@ -275,11 +321,22 @@ export class XapiPool implements PoolPort {
     }
   }
 
-  private async removeStaleVbds(vdi: string): Promise<void> {
+  /**
+   * Our VBDs of the VDI whose process is gone (recorded owner on this host, not running). One
+   * with no owner (an older xsmeta's) only a writer removes: it holds the SR's backup lock.
+   */
+  private async removeStaleVbds(vdi: string, writer: boolean): Promise<void> {
     for (const vbd of await this.xapi.call<string[]>('VDI.get_VBDs', vdi)) {
       const rec = await this.xapi.getRecord<R>('VBD', vbd);
-      if ((rec.other_config as Record<string, string> | undefined)?.['xsmeta-attach'] !== 'true')
-        continue;
+      const oc = (rec.other_config as Record<string, string> | undefined) ?? {};
+      if (oc['xsmeta-attach'] !== 'true') continue;
+      const owner = oc['xsmeta-owner'];
+      const at = owner?.lastIndexOf(':') ?? -1;
+      const stale =
+        owner === undefined
+          ? writer
+          : owner.slice(0, at) === hostname() && !processAlive(Number(owner.slice(at + 1)));
+      if (!stale) continue;
       if (rec.currently_attached) await this.xapi.call('VBD.unplug', vbd).catch(() => {});
       await this.xapi.call('VBD.destroy', vbd).catch(() => {});
     }
@@ -353,12 +410,12 @@ async function copyBytes(pool: XapiPool, from: string, to: string): Promise<void
   let want: string;
   let size: number;
   try {
-    const src = await openFileDevice(a.devicePath, { readOnly: true });
+    const src = closeOnSignal(await openFileDevice(a.devicePath, { readOnly: true }));
     try {
       size = src.size;
       const b = await pool.attach(to, { readOnly: false });
       try {
-        const dst = await openFileDevice(b.devicePath);
+        const dst = closeOnSignal(await openFileDevice(b.devicePath));
         try {
           if (dst.size < size)
             throw new Error(`the copy (${dst.size} bytes) is smaller than the original`);
@@ -384,7 +441,7 @@ async function copyBytes(pool: XapiPool, from: string, to: string): Promise<void
   }
   const c = await pool.attach(to, { readOnly: true });
   try {
-    const back = await openFileDevice(c.devicePath, { readOnly: true });
+    const back = closeOnSignal(await openFileDevice(c.devicePath, { readOnly: true }));
     try {
       const h = createHash('sha256');
       for (let off = 0; off < size; off += chunk)
@@ -401,7 +458,7 @@ async function copyBytes(pool: XapiPool, from: string, to: string): Promise<void
 
 export const disk: DiskPort = {
   async open(path, opts) {
-    const dev = await openFileDevice(path, { readOnly: opts.readOnly });
+    const dev = closeOnSignal(await openFileDevice(path, { readOnly: opts.readOnly }));
     try {
       return await Ring.open(dev, { readOnly: opts.readOnly, expect: opts.expect });
     } catch (e) {
@@ -410,7 +467,7 @@ export const disk: DiskPort = {
     }
   },
   async format(path, id) {
-    const dev = await openFileDevice(path);
+    const dev = closeOnSignal(await openFileDevice(path));
     try {
       return await Ring.format(dev, id);
     } catch (e) {
@@ -506,15 +563,7 @@ export async function lockSr(stateDir: string, srUuid: string, wait: boolean): P
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const [pid, host] = readFileSync(path, 'utf8').trim().split(' ');
-      let alive = true;
-      if (host === hostname()) {
-        try {
-          process.kill(Number(pid), 0);
-        } catch {
-          alive = false;
-        }
-      }
-      if (!alive) {
+      if (host === hostname() && !processAlive(Number(pid))) {
         rmSync(path, { force: true });
         continue;
       }

@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { XapiClient } from '@xsmeta/xapi';
+import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
 import { expect, it } from 'vitest';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { capture, pool, withEnv } from './support.js';
@@ -63,6 +64,12 @@ it.skipIf(!built)(
        process.kill(process.pid, 'SIGINT'); setTimeout(() => {}, 5000);`,
     );
     expect(done).toEqual({ code: 130, stderr: '' });
+    // Clean-ups run last registered first (a device closes before its VBD is unplugged).
+    const order = await runtimeChild(
+      `for (const n of ['lock', 'vbd', 'device']) onCleanup(async () => { process.stderr.write(n + '\\n'); });
+       process.kill(process.pid, 'SIGTERM'); setTimeout(() => {}, 5000);`,
+    );
+    expect(order.stderr.split('\n').slice(2)).toEqual(['device', 'vbd', 'lock', '']);
     // A second Ctrl-C while the clean-up runs does not cut it short.
     const twice = await runtimeChild(
       `onCleanup(() => new Promise((r) => setTimeout(r, 400)).then(() => { process.stderr.write('unplugged\\n'); }));
@@ -122,3 +129,46 @@ it.skipIf(!built)(
   },
   120_000,
 );
+
+it('a VBD left by a process that is gone is removed by the next run, reader or writer; a live one is left alone', async () => {
+  const p = await pool({ vms: 3, srs: 1 });
+  await withEnv(p.env, async () => {
+    expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
+    const x = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
+    const [sr] = (await x.getAllRecords<{ uuid: string }>('SR')).values();
+    const vdi = await x.call<string>('VDI.get_by_uuid', backupVdiUuid(sr!.uuid));
+    const [dom0] = [
+      ...(await x.getAllRecords<{ is_control_domain: boolean }>('VM')).entries(),
+    ].find(([, v]) => v.is_control_domain)!;
+    // The pid of a process that has exited, and ours (alive).
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const vbd = (owner: string | null) =>
+      x.call<string>('VBD.create', {
+        VM: dom0,
+        VDI: vdi,
+        userdevice: 'autodetect',
+        bootable: false,
+        mode: 'RO',
+        type: 'Disk',
+        unpluggable: true,
+        empty: false,
+        other_config: { 'xsmeta-attach': 'true', ...(owner ? { 'xsmeta-owner': owner } : {}) },
+        qos_algorithm_type: '',
+        qos_algorithm_params: {},
+      });
+    const dead = await vbd(`${hostname()}:${gone}`);
+    const live = await vbd(`${hostname()}:${process.pid}`);
+    const elsewhere = await vbd(`another-host:${gone}`);
+    const old = await vbd(null);
+    const left = async () => new Set(await x.call<string[]>('VDI.get_VBDs', vdi));
+    // A reader removes only the dead process's VBD ...
+    expect(await xsmeta(['list'], capture())).toBe(0);
+    expect(await left()).toEqual(new Set([live, elsewhere, old]));
+    // ... a writer (holding the SR's lock) also the one an older xsmeta left without an owner.
+    expect(await xsmeta(['backup'], capture())).toBe(0);
+    expect(await left()).toEqual(new Set([live, elsewhere]));
+    expect(dead).toBeTruthy();
+    await x.logout();
+  });
+  await p.close();
+});
