@@ -104,22 +104,44 @@ async function looksLikeLegacy(pool: XapiPool, vdiUuid: string): Promise<boolean
   }
 }
 
-/** Reads legacy disks for `runConvert`, one export at a time. */
-export function legacyReader(pool: XapiPool): LegacyReaderPort {
+/**
+ * Reads legacy disks for `runConvert`, one export at a time; `onNotes` gets what the reading
+ * left out or doubted (see legacyNotes) once it is done.
+ */
+export function legacyReader(
+  pool: XapiPool,
+  onNotes: (notes: string[]) => void = () => {},
+): LegacyReaderPort {
   return {
     read: (vdiUuid, fn) =>
       withLegacyDisk(pool, vdiUuid, (d) =>
-        fn({
-          dates: d.dates,
-          backup: (date) => ({
-            date,
-            vms: () => legacyVms(d, date),
-            srmetaXml: async () => (await d.backup(date)).srmeta(),
-            poolDb: () => poolDbOf(d, date),
+        finallyNotes(
+          d,
+          onNotes,
+          fn({
+            dates: d.dates,
+            backup: (date) => ({
+              date,
+              vms: () => legacyVms(d, date),
+              srmetaXml: async () => (await d.backup(date)).srmeta(),
+              poolDb: () => poolDbOf(d, date),
+            }),
           }),
-        }),
+        ),
       ),
   };
+}
+
+async function finallyNotes<T>(
+  d: LegacyDisk,
+  onNotes: (notes: string[]) => void,
+  work: Promise<T>,
+): Promise<T> {
+  try {
+    return await work;
+  } finally {
+    onNotes(legacyNotes(d));
+  }
 }
 
 /** Each export of a legacy backup with its map entry (name and template flag from ova.xml). */
@@ -230,10 +252,6 @@ export async function legacyContent(
   };
 }
 /**
- * `xsmeta legacy list|convert`: running this command is the opt-in to reading legacy disks.
- * The disk is chosen by core's `legacyAccess` (`--vdi` names one; see resolveLegacyVdi).
- */
-/**
  * Each backup's VM count, newest first. A backup whose folders cannot be read is reported in
  * `skipped` (and listed with `damaged` for the console): the others stay listed. Running out of
  * time or budget still ends the listing.
@@ -258,6 +276,24 @@ export async function legacyListing(d: LegacyDisk): Promise<{
   return { backups, skipped: [...d.skipped, ...unreadable] };
 }
 
+/**
+ * What reading a legacy backup left out or doubted, one line each: the disk's warnings (a
+ * journal never replayed) and the entries of that backup that were skipped (a bad by-sr link
+ * leaves its VM out of "only VMs on this SR"). Said before a restore or with a conversion.
+ */
+export function legacyNotes(disk: LegacyDisk, date?: string): string[] {
+  const mine = (path: string) =>
+    date === undefined || path === `/metadata/${date}` || path.startsWith(`/metadata/${date}/`);
+  return [
+    ...disk.warnings.map((w) => `warning: ${w}`),
+    ...disk.skipped.filter((k) => mine(k.path)).map((k) => `skipped ${k.path}: ${k.reason}`),
+  ];
+}
+
+/**
+ * `xsmeta legacy list|convert`: running this command is the opt-in to reading legacy disks.
+ * The disk is chosen by core's `legacyAccess` (`--vdi` names one; see resolveLegacyVdi).
+ */
 export async function cmdLegacy(argv: string[], io: Io): Promise<number> {
   const [sub = '', ...rest] = argv;
   const { values, positionals } = parse(rest, {
@@ -305,6 +341,7 @@ export async function cmdLegacy(argv: string[], io: Io): Promise<number> {
         `converting makes VDI ${vdiUuid}'s backups trusted ones, and any guest can forge such a disk: name it with --vdi ${vdiUuid} if it is the old scripts' disk`,
       );
     const date = values.date as string | undefined;
+    let notes: string[] = [];
     const unlock = await lockSr(s.stateDir, srUuid, false);
     try {
       const r = await withEvents(s.stateDir, (events) =>
@@ -313,7 +350,9 @@ export async function cmdLegacy(argv: string[], io: Io): Promise<number> {
             pool,
             disk: ringDisk,
             archive,
-            legacy: legacyReader(pool),
+            legacy: legacyReader(pool, (n) => {
+              notes = n;
+            }),
             clock: systemClock,
             events,
             progress: progressLine(io),
@@ -321,8 +360,9 @@ export async function cmdLegacy(argv: string[], io: Io): Promise<number> {
           { srUuid, legacyVdiUuid: vdiUuid, ...(date ? { dates: [date] } : {}) },
         ),
       );
-      if (json) io.out(JSON.stringify(r));
+      if (json) io.out(JSON.stringify({ ...r, notes }));
       else {
+        for (const n of notes) io.err(n);
         if (r.keptCopyVdiUuid)
           io.err(
             `The legacy disk was the backup VDI itself: a verified copy of it is kept as VDI ${r.keptCopyVdiUuid}.`,

@@ -70,6 +70,7 @@ async function legacyImage(
   dates: string[],
   img: string,
   blockSize: 1024 | 4096 = 1024,
+  extra: (tree: string) => void = () => {},
 ): Promise<{ img: string; tree: string; poolUuid: string }> {
   const tree = mkdtempSync(join(tmpdir(), 'legacy-tree-'));
   writeFileSync(join(tree, '.ctxs-metadata-backup'), '1\n');
@@ -89,6 +90,7 @@ async function legacyImage(
       symlinkSync(`../../all/${v.uuid}.vmmeta`, join(d, 'by-sr', sr, `${v.uuid}.vmmeta`));
     }
   }
+  extra(tree);
   execFileSync(
     'mke2fs',
     ['-q', '-F', '-t', 'ext3', '-b', String(blockSize), '-d', tree, img, '32M'],
@@ -108,12 +110,16 @@ it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidat
   // The layout the old script wrote, with real metadata exports, as an ext3 image.
   const date = '2024-05-06-07-08-09';
   const legacyVdi = randomUUID();
+  // One forged link among them: pointing out of the backup, it is skipped and said so.
+  const forged = '11111111-1111-4111-8111-111111111111';
   const { img, tree } = await legacyImage(
     x,
     vms,
     sr,
     [date],
     join(p.dir, 'sim', 'sr', sr, `${legacyVdi}.img`),
+    1024,
+    (t) => symlinkSync('/etc/shadow', join(t, 'metadata', date, 'by-sr', sr, `${forged}.vmmeta`)),
   );
   await x.logout();
   await p.sim.close();
@@ -134,6 +140,9 @@ it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidat
     const dry = capture();
     expect(await xeRestore(['-o', '-u', sr, '-n', '-y'], dry)).toBe(0);
     expect(dry.stdout.at(-1)).toBe(`Restored ${vms.length} VM(s), and 0 error(s)`);
+    expect(dry.stderr).toContain(
+      `skipped /metadata/${date}/by-sr/${sr}/${forged}.vmmeta: the link points at "/etc/shadow", not ../../all/${forged}.vmmeta`,
+    );
     // The console's legacy item runs the same rule and restore (the services it is given).
     const con = consoleServices(resolveSettings(connectionFlags({})));
     expect(await con.legacyStatus(sr)).toEqual({ available: true });
@@ -268,6 +277,7 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
     const r = JSON.parse(conv.stdout[0]!);
     expect(r.converted.map((c: { date: string }) => c.date)).toEqual(dates);
     expect(r.skipped).toEqual([]);
+    expect(r.notes).toEqual([]);
     // The kept copy is the legacy disk byte for byte; the backup VDI now holds the ring.
     expect(sha(join(p.dir, 'sim', 'sr', sr, `${r.keptCopyVdiUuid}.img`))).toBe(original);
     const xc = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });

@@ -2,7 +2,13 @@ import { backupVdiOf, listings, withRing } from '@xsmeta/core';
 import { confirm, parse, restore, restoreOn, summaryLine, withPool } from '../commands.js';
 import type { Settings } from '../config.js';
 import { connectionFlags, resolveSettings, UsageError } from '../config.js';
-import { legacyCandidates, legacyContent, resolveLegacyVdi, withLegacyDisk } from '../legacy.js';
+import {
+  legacyCandidates,
+  legacyContent,
+  legacyNotes,
+  resolveLegacyVdi,
+  withLegacyDisk,
+} from '../legacy.js';
 import { errorLine, type Io, stdio } from '../output.js';
 import { disk } from '../runtime.js';
 
@@ -143,7 +149,11 @@ async function legacyRestore(
       for (const d of await withLegacyDisk(pool, vdiUuid, async (disk) => disk.dates)) io.out(d);
       return 0;
     }
-    const content = await withLegacyDisk(pool, vdiUuid, (disk) => legacyContent(disk, a.date));
+    const content = await withLegacyDisk(pool, vdiUuid, async (disk) => {
+      const c = await legacyContent(disk, a.date);
+      for (const n of legacyNotes(disk, c.date)) io.err(n);
+      return c;
+    });
     if (
       !a.dryRun &&
       !a.yes &&
