@@ -9,10 +9,10 @@ import {
   type DiskPort,
   type EventLevel,
   errorCode,
+  interruptedRunEvents,
   LevelEventStore,
   MemoryEventStore,
   type PoolPort,
-  type RecordedEvent,
   type SrInfo,
   type VmInfo,
 } from '@xsmeta/core';
@@ -26,6 +26,8 @@ const cleanups = new Set<() => Promise<void>>();
 let signalsHooked = false;
 /** Set once a signal arrived: nothing new may be created on the pool after that. */
 let exiting = false;
+/** The signal that set `exiting`. */
+let signalled: string | undefined;
 
 export function onCleanup(fn: () => Promise<void>): () => void {
   if (!signalsHooked) {
@@ -39,6 +41,7 @@ export function onCleanup(fn: () => Promise<void>): () => void {
           return;
         }
         exiting = true;
+        signalled = sig;
         // Said only when there is something to undo (a signal at a prompt or while listing
         // SRs plugs nothing).
         if (cleanups.size > 0)
@@ -515,25 +518,38 @@ export async function withEvents<T>(
   fn: (events: MemoryEventStore) => Promise<T>,
 ): Promise<T> {
   const mem = new MemoryEventStore();
-  try {
-    return await fn(mem);
-  } finally {
-    const recorded: RecordedEvent[] = [];
-    for await (const e of mem.readAll()) recorded.push(e);
-    if (recorded.length > 0) {
+  let persisting: Promise<void> | undefined;
+  const persist = (signal?: string) => {
+    persisting ??= (async () => {
+      const recorded: { stream: string; type: string; data: unknown }[] = [];
+      for await (const e of mem.readAll()) recorded.push(e);
+      // A signal cut the run short: its backup or conversion is recorded as interrupted.
+      if (signal !== undefined)
+        recorded.push(...interruptedRunEvents(recorded, `interrupted by ${signal}`));
+      if (recorded.length === 0) return;
       const store = await openEvents(stateDir);
       try {
-        const byStream = new Map<string, RecordedEvent[]>();
-        for (const e of recorded) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e]);
-        for (const [stream, evs] of byStream)
-          await store.appendToStream(
-            stream,
-            evs.map((e) => ({ type: e.type, data: e.data })),
-          );
+        const byStream = new Map<string, { type: string; data: unknown }[]>();
+        for (const e of recorded)
+          byStream.set(e.stream, [
+            ...(byStream.get(e.stream) ?? []),
+            { type: e.type, data: e.data },
+          ]);
+        for (const [stream, evs] of byStream) await store.appendToStream(stream, evs);
       } finally {
         await store.close();
       }
-    }
+    })();
+    return persisting;
+  };
+  // Registered before the run attaches anything: on a signal, the run's events are written
+  // after its VBDs are gone and before its lock is released.
+  const drop = onCleanup(() => persist(signalled ?? 'a signal'));
+  try {
+    return await fn(mem);
+  } finally {
+    drop();
+    await persist();
   }
 }
 

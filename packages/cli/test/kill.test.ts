@@ -1,8 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
+import { startSimulator } from '@xsmeta/xapi-sim';
 import { expect, it } from 'vitest';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { capture, pool, withEnv } from './support.js';
@@ -172,3 +174,48 @@ it('a VBD left by a process that is gone is removed by the next run, reader or w
   });
   await p.close();
 });
+
+it.skipIf(!built)(
+  'a backup cut short by a signal is recorded as interrupted, after its VBD is gone (needs dist)',
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'xsmeta-cli-'));
+    // Killed the moment it reads the VM records: after BackupStarted, before the write.
+    let kill: () => void = () => {};
+    const sim = await startSimulator({
+      stateDir: join(dir, 'sim'),
+      vms: 30,
+      seed: 3,
+      log: (line) => {
+        if (line.startsWith('VBD.get_all_records')) kill();
+      },
+    });
+    const env = { ...sim.env, XSMETA_STATE_DIR: join(dir, 'state') };
+    await withEnv(env, async () => {
+      expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
+      sim.faults.set({ latencyMs: 10 });
+      const c = backupChild(env);
+      kill = () => {
+        kill = () => {};
+        c.kill('SIGTERM');
+      };
+      expect(await c.done).toBe(143);
+      sim.faults.clear();
+      expect(await ourVbds(sim.url)).toBe(0);
+      const h = capture();
+      expect(await xsmeta(['history', '--json'], h)).toBe(0);
+      const events = JSON.parse(h.stdout[0]!) as { stream: string; type: string; data: never }[];
+      const runs = [...new Set(events.map((e) => e.stream))].filter((s) => s.startsWith('backup-'));
+      expect(runs).toHaveLength(2);
+      expect(events.filter((e) => e.stream === runs[1])).toMatchObject([
+        { type: 'BackupStarted' },
+        {
+          type: 'BackupFailed',
+          data: { code: 'INTERRUPTED', reason: 'interrupted by SIGTERM' },
+        },
+      ]);
+    });
+    await sim.close();
+    await rm(dir, { recursive: true, force: true });
+  },
+  60_000,
+);

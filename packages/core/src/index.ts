@@ -27,6 +27,7 @@ export {
   type ConvertCommand,
   type ConvertRunState,
   convertDecider,
+  interruptedRunEvents,
   type RestoreCommand,
   type RestoreRunState,
   restoreDecider,

@@ -6,6 +6,7 @@ import {
   type Decider,
   DomainError,
   fold,
+  interruptedRunEvents,
   legacyAccess,
   restoreDecider,
   scheduleDecider,
@@ -278,5 +279,37 @@ describe('legacyAccess: XenServer rule and XSA-459, as a pure decision', () => {
       code: 'LEGACY_AMBIGUOUS',
       reason: expect.stringMatching(/a, b.*-x VDI_UUID/),
     });
+  });
+});
+
+describe('interruptedRunEvents', () => {
+  const started = (stream: string, runId: string) => ({
+    stream,
+    type: 'BackupStarted',
+    data: { runId, srUuid: 'sr-1' },
+  });
+
+  it('ends each started backup and conversion with its failure, and nothing that ended', () => {
+    const events = [
+      started('backup-a', 'a'),
+      started('backup-b', 'b'),
+      { stream: 'backup-b', type: 'BackupFailed', data: { runId: 'b' } },
+      { stream: 'legacy-c', type: 'LegacyConvertStarted', data: { runId: 'c' } },
+      { stream: 'legacy-c', type: 'LegacyBackupConverted', data: { runId: 'c', date: 'd1' } },
+      { stream: 'restore-d', type: 'RestoreRequested', data: { runId: 'd' } },
+    ];
+    expect(interruptedRunEvents(events, 'SIGTERM')).toEqual([
+      {
+        stream: 'backup-a',
+        type: 'BackupFailed',
+        data: { runId: 'a', srUuid: 'sr-1', code: 'INTERRUPTED', reason: 'SIGTERM' },
+      },
+      {
+        stream: 'legacy-c',
+        type: 'LegacyConvertFailed',
+        data: { runId: 'c', code: 'INTERRUPTED', reason: 'SIGTERM' },
+      },
+    ]);
+    expect(interruptedRunEvents([], 'SIGTERM')).toEqual([]);
   });
 });

@@ -192,3 +192,47 @@ export const convertDecider: Decider<ConvertCommand, ConvertEvent, ConvertRunSta
     }
   },
 };
+
+/** An event as the store hands it back (stream and type, data as recorded). */
+interface StreamEvent {
+  readonly stream: string;
+  readonly type: string;
+  readonly data: unknown;
+}
+
+/**
+ * The events that end the runs a signal cut short: every backup or conversion in `events`
+ * that started and did not end gets its failure (`code` INTERRUPTED), decided by its own
+ * decider. A restore has no failure event: its VM results stand as recorded.
+ */
+export function interruptedRunEvents(
+  events: readonly StreamEvent[],
+  reason: string,
+): { stream: string; type: string; data: unknown }[] {
+  const byStream = new Map<string, StreamEvent[]>();
+  for (const e of events) byStream.set(e.stream, [...(byStream.get(e.stream) ?? []), e]);
+  const out: { stream: string; type: string; data: unknown }[] = [];
+  const end = <C, E extends { type: string; data: unknown }, S extends { status: string }>(
+    stream: string,
+    evs: readonly StreamEvent[],
+    decider: Decider<C, E, S>,
+    fail: (s: S) => C,
+  ) => {
+    const s = evs.reduce((st, e) => decider.evolve(st, e as unknown as E), decider.initialState);
+    if (s.status !== 'running') return;
+    for (const e of decider.decide(fail(s), s)) out.push({ stream, type: e.type, data: e.data });
+  };
+  for (const [stream, evs] of byStream) {
+    if (stream.startsWith('backup-'))
+      end(stream, evs, backupDecider, (s) => ({
+        type: 'FailBackup' as const,
+        data: { runId: s.runId ?? '', srUuid: s.srUuid, code: 'INTERRUPTED', reason },
+      }));
+    else if (stream.startsWith('legacy-'))
+      end(stream, evs, convertDecider, (s) => ({
+        type: 'FailConvert' as const,
+        data: { runId: s.runId ?? '', code: 'INTERRUPTED', reason },
+      }));
+  }
+  return out;
+}
