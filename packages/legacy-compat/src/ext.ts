@@ -50,6 +50,8 @@ const INCOMPAT_64BIT = 0x80;
 /* filetype, recover; meta_bg (0x10) is refused: its group descriptors are not contiguous. */
 const INCOMPAT_KNOWN = 0x2 | INCOMPAT_RECOVER;
 const EXTENTS_FL = 0x80000;
+/** The most one read of file data asks for (see readFiles). */
+const RUN_BYTES = 1024 * 1024;
 /** Inode-table blocks read at once on a miss (see inodeTableBlock). */
 const INODE_READ_AHEAD = 32;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -268,31 +270,69 @@ export class ExtReader {
   }
 
   async readFile(i: Inode): Promise<Uint8Array> {
-    if (i.size > this.limits.maxFileBytes)
-      throw new LegacyError(
-        'LEGACY_LIMIT',
-        `inode ${i.ino} is ${i.size} bytes, above the ${this.limits.maxFileBytes}-byte limit`,
-      );
-    if (i.size > this.blocksCount * this.blockSize)
-      throw corrupt(`inode ${i.ino} claims ${i.size} bytes, more than the filesystem holds`);
-    this.charge(i.size);
-    const n = Math.ceil(i.size / this.blockSize);
-    const list = await this.blockList(i, n);
-    const out = new Uint8Array(i.size);
-    // Read runs of consecutive blocks at once (files are mostly contiguous), holes stay zero.
-    for (let k = 0; k < n; ) {
-      const first = list[k]!;
-      let run = 1;
-      while (first !== 0 && k + run < n && list[k + run] === first + run) run++;
-      if (first !== 0) {
-        if (first + run > this.blocksCount)
-          throw corrupt(`block ${first + run - 1} is outside the filesystem`);
-        const len = Math.min(run * this.blockSize, i.size - k * this.blockSize);
-        out.set(await this.read(first * this.blockSize, len, true), k * this.blockSize);
+    return (await this.readFiles([i]))[0]!;
+  }
+
+  /**
+   * The contents of several files, in their order. Their blocks are read sorted by position on
+   * the disk, each run of consecutive blocks (across files, up to RUN_BYTES) in one read, four
+   * reads in flight: the old scripts wrote a backup's files one after the other, so a batch of
+   * them is a few large reads rather than one a file. Holes stay zero. Each file is charged to
+   * the budget by its size before anything is allocated.
+   */
+  async readFiles(inodes: readonly Inode[]): Promise<Uint8Array[]> {
+    const bs = this.blockSize;
+    const outs: Uint8Array[] = [];
+    const pieces: { block: number; out: Uint8Array; at: number; len: number }[] = [];
+    for (const i of inodes) {
+      if (i.size > this.limits.maxFileBytes)
+        throw new LegacyError(
+          'LEGACY_LIMIT',
+          `inode ${i.ino} is ${i.size} bytes, above the ${this.limits.maxFileBytes}-byte limit`,
+        );
+      if (i.size > this.blocksCount * bs)
+        throw corrupt(`inode ${i.ino} claims ${i.size} bytes, more than the filesystem holds`);
+      this.charge(i.size);
+      const n = Math.ceil(i.size / bs);
+      const list = await this.blockList(i, n);
+      const out = new Uint8Array(i.size);
+      outs.push(out);
+      for (let k = 0; k < n; k++) {
+        const block = list[k]!;
+        if (block === 0) continue;
+        if (block >= this.blocksCount) throw corrupt(`block ${block} is outside the filesystem`);
+        pieces.push({ block, out, at: k * bs, len: Math.min(bs, i.size - k * bs) });
       }
-      k += run;
     }
-    return out;
+    pieces.sort((a, b) => a.block - b.block);
+    const runs: [number, number][] = [];
+    for (let s = 0; s < pieces.length; ) {
+      let e = s + 1;
+      while (
+        e < pieces.length &&
+        pieces[e]!.block === pieces[e - 1]!.block + 1 &&
+        (e + 1 - s) * bs <= RUN_BYTES
+      )
+        e++;
+      runs.push([s, e]);
+      s = e;
+    }
+    let next = 0;
+    const worker = async () => {
+      while (next < runs.length) {
+        const [s, e] = runs[next++]!;
+        const first = pieces[s]!;
+        // The last block of a run is read only as far as its file goes.
+        const length = (e - 1 - s) * bs + pieces[e - 1]!.len;
+        const data = await this.read(first.block * bs, length, true);
+        for (let j = s; j < e; j++) {
+          const p = pieces[j]!;
+          p.out.set(data.subarray((j - s) * bs, (j - s) * bs + p.len), p.at);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(4, runs.length) }, worker));
+    return outs;
   }
 
   async readdir(i: Inode): Promise<DirEntry[]> {

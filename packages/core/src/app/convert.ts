@@ -15,7 +15,7 @@ export interface LegacyBackupContent {
   date: string;
   /**
    * Each VM's or template's export with its map entry, handed out one at a time (not all held;
-   * a reader may read a few ahead).
+   * a reader may read ahead a bounded batch).
    */
   vms(): AsyncIterable<{ entry: VmMapEntry; data: Uint8Array }>;
   /** SRMETA.xml as the old scripts wrote it, kept byte for byte. */
