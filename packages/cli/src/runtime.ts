@@ -28,6 +28,10 @@ let signalsHooked = false;
 let exiting = false;
 /** The signal that set `exiting`. */
 let signalled: string | undefined;
+/** A signal's clean-up is under way (and was announced). */
+let cleaning = false;
+/** How long a signal's clean-up may take in all before the process exits anyway. */
+const CLEANUP_MS = Number(process.env.XSMETA_CLEANUP_MS ?? 60_000);
 
 export function onCleanup(fn: () => Promise<void>): () => void {
   if (!signalsHooked) {
@@ -37,19 +41,40 @@ export function onCleanup(fn: () => Promise<void>): () => void {
       // would stay plugged). SIGKILL still ends the process; the next run removes what is left.
       process.on(sig, () => {
         if (exiting) {
-          if (cleanups.size > 0) process.stderr.write(`${sig}: still cleaning up ...\n`);
+          if (cleaning) process.stderr.write(`${sig}: still cleaning up ...\n`);
           return;
         }
         exiting = true;
         signalled = sig;
         // Said only when there is something to undo (a signal at a prompt or while listing
         // SRs plugs nothing).
-        if (cleanups.size > 0)
+        cleaning = cleanups.size > 0;
+        if (cleaning)
           process.stderr.write(`\n${sig}: cleaning up (unplugging the backup disk) ...\n`);
-        // Last registered first, one at a time: a device is closed before the VBD under it is
-        // unplugged, a VBD destroyed before its VDI, a lock released last.
+        // Last registered first, one at a time, until none is left (also those registered by
+        // calls that were in flight): a device is closed before the VBD under it is unplugged,
+        // a VBD destroyed before its VDI, a lock released last. A step that hangs (a dead pool
+        // master, a stuck device) does not keep the process: after CLEANUP_MS it exits, and
+        // the next run removes what is left.
         void (async () => {
-          for (const c of [...cleanups].reverse()) await c().catch(() => {});
+          const deadline = Date.now() + CLEANUP_MS;
+          for (let c = [...cleanups].at(-1); c; c = [...cleanups].at(-1)) {
+            cleanups.delete(c);
+            const left = deadline - Date.now();
+            const done = await Promise.race([
+              c().then(
+                () => true,
+                () => true,
+              ),
+              new Promise<false>((r) => setTimeout(r, Math.max(0, left), false).unref()),
+            ]);
+            if (!done) {
+              process.stderr.write(
+                `${sig}: the clean-up took longer than ${CLEANUP_MS / 1000} s: exiting; the next run removes what is left\n`,
+              );
+              break;
+            }
+          }
           process.exit(sig === 'SIGINT' ? 130 : 143);
         })();
       });
@@ -89,8 +114,52 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** Who plugged a VBD: recorded in its other_config so a later run can tell a stale one. */
-const OWNER = `${hostname()}:${process.pid}`;
+/** A file of /proc, or null where there is none (not Linux, no such process). */
+function proc(path: string): string | null {
+  try {
+    return readFileSync(`/proc/${path}`, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** When a process started (clock ticks since boot, /proc/PID/stat field 22): tells a reused pid. */
+function startTime(pid: number): string | null {
+  const stat = proc(`${pid}/stat`);
+  return stat === null ? null : (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null);
+}
+
+const BOOT_ID = proc('sys/kernel/random/boot_id')?.trim() ?? null;
+
+/**
+ * Who plugged a VBD, recorded in its other_config (`xsmeta-owner`) so that a later run can
+ * tell a stale one: this host, its boot, the process and when it started.
+ */
+const OWNER = JSON.stringify({
+  host: hostname(),
+  boot: BOOT_ID,
+  pid: process.pid,
+  start: startTime(process.pid),
+});
+
+/**
+ * Whether the process an owner names is gone: on this host, and either this host has
+ * rebooted since, or no such process runs, or the pid now belongs to a later process.
+ * Another host's VBD (or an owner that cannot be read) is not ours to judge: null.
+ */
+function ownerGone(owner: string): boolean | null {
+  let o: { host?: unknown; boot?: unknown; pid?: unknown; start?: unknown };
+  try {
+    o = JSON.parse(owner) as typeof o;
+  } catch {
+    return null;
+  }
+  if (o.host !== hostname() || typeof o.pid !== 'number') return null;
+  if (typeof o.boot === 'string' && BOOT_ID !== null && o.boot !== BOOT_ID) return true;
+  if (!processAlive(o.pid)) return true;
+  const now = startTime(o.pid);
+  return typeof o.start === 'string' && now !== null && now !== o.start;
+}
 
 async function promptPassword(user: string): Promise<string> {
   if (!process.stdin.isTTY)
@@ -223,7 +292,8 @@ export class XapiPool implements PoolPort {
     const rec = await this.xapi.getRecord<R>('VDI', src);
     const size = Number(rec.virtual_size);
     // Named as unfinished until it verifies: a run killed mid-copy leaves no "kept" copy.
-    const ref = await this.xapi.call<string>('VDI.create', {
+    if (exiting) throw new Error('interrupted: not copying the disk');
+    const creating = this.xapi.call<string>('VDI.create', {
       name_label: `${nameLabel} (incomplete copy)`,
       name_description: `byte-for-byte copy of VDI ${vdiUuid}, made by xsmeta before converting it`,
       SR: rec.SR,
@@ -237,26 +307,28 @@ export class XapiPool implements PoolPort {
       tags: [],
     });
     // A copy that did not verify is no copy: removed, the original untouched, also when a
-    // signal ends the run (after the copy's VBDs are gone: clean-ups run last-in first).
-    const destroy = () =>
-      this.xapi.call('VDI.destroy', ref).then(
-        () => {},
-        () => {},
-      );
+    // signal ends the run, even while VDI.create is in flight (registered before it returns;
+    // clean-ups run last-in first, so after the copy's VBDs are gone).
+    const destroy = async () => {
+      const ref = await creating.catch(() => null);
+      if (ref !== null) await this.xapi.call('VDI.destroy', ref).catch(() => {});
+    };
     const drop = onCleanup(destroy);
+    let uuid: string;
     try {
+      const ref = await creating;
       if (exiting) throw new Error('interrupted: not copying the disk');
-      const uuid = await this.xapi.call<string>('VDI.get_uuid', ref);
+      uuid = await this.xapi.call<string>('VDI.get_uuid', ref);
       await copyBytes(this, vdiUuid, uuid);
       await this.xapi.call('VDI.set_name_label', ref, nameLabel);
-      drop();
-      const srUuid = await this.xapi.call<string>('SR.get_uuid', rec.SR);
-      return { uuid, name: nameLabel, srUuid, virtualSize: size, type: 'user' };
     } catch (e) {
-      drop();
       await destroy();
       throw e;
+    } finally {
+      drop();
     }
+    const srUuid = await this.xapi.call<string>('SR.get_uuid', rec.SR);
+    return { uuid, name: nameLabel, srUuid, virtualSize: size, type: 'user' };
   }
 
   /** VBD on the control domain, plugged; detach() unplugs and destroys it, on every path. */
@@ -272,7 +344,7 @@ export class XapiPool implements PoolPort {
     const vdi = await this.xapi.call<string>('VDI.get_by_uuid', vdiUuid);
     // A VBD of ours left by a killed run (SIGKILL, power loss) is unplugged and destroyed
     // before a new one is plugged (see removeStaleVbds for which ones are stale).
-    await this.removeStaleVbds(vdi, !opts.readOnly);
+    await this.removeStaleVbds(vdi, dom0, !opts.readOnly);
     // The clean-up is registered before the VBD is asked for, and waits for each call in
     // flight to settle: a signal at any moment leaves no VBD and no plugged device behind.
     if (exiting) throw new Error('interrupted: not attaching a disk');
@@ -325,20 +397,16 @@ export class XapiPool implements PoolPort {
   }
 
   /**
-   * Our VBDs of the VDI whose process is gone (recorded owner on this host, not running). One
+   * Our VBDs of the VDI, on our control domain, whose process is gone (see ownerGone). One
    * with no owner (an older xsmeta's) only a writer removes: it holds the SR's backup lock.
    */
-  private async removeStaleVbds(vdi: string, writer: boolean): Promise<void> {
+  private async removeStaleVbds(vdi: string, dom0: string, writer: boolean): Promise<void> {
     for (const vbd of await this.xapi.call<string[]>('VDI.get_VBDs', vdi)) {
       const rec = await this.xapi.getRecord<R>('VBD', vbd);
       const oc = (rec.other_config as Record<string, string> | undefined) ?? {};
-      if (oc['xsmeta-attach'] !== 'true') continue;
+      if (oc['xsmeta-attach'] !== 'true' || rec.VM !== dom0) continue;
       const owner = oc['xsmeta-owner'];
-      const at = owner?.lastIndexOf(':') ?? -1;
-      const stale =
-        owner === undefined
-          ? writer
-          : owner.slice(0, at) === hostname() && !processAlive(Number(owner.slice(at + 1)));
+      const stale = owner === undefined ? writer : ownerGone(owner) === true;
       if (!stale) continue;
       if (rec.currently_attached) await this.xapi.call('VBD.unplug', vbd).catch(() => {});
       await this.xapi.call('VBD.destroy', vbd).catch(() => {});
@@ -513,11 +581,23 @@ export async function openEvents(stateDir: string, waitMs = 30_000): Promise<Lev
  * (whatever the outcome). The LevelDB is held only for that moment, so a long backup never
  * locks `xsmeta history` or another SR's backup out.
  */
+/**
+ * A run's events, in memory until the run ends. Once a signal arrived nothing more is
+ * recorded: what the run does then is its reaction to the clean-up (a closed device, a
+ * destroyed VBD), not its outcome, which is INTERRUPTED.
+ */
+class RunEvents extends MemoryEventStore {
+  override appendToStream(...args: Parameters<MemoryEventStore['appendToStream']>) {
+    if (exiting) return Promise.reject(new Error('interrupted: the run is being cleaned up'));
+    return super.appendToStream(...args);
+  }
+}
+
 export async function withEvents<T>(
   stateDir: string,
   fn: (events: MemoryEventStore) => Promise<T>,
 ): Promise<T> {
-  const mem = new MemoryEventStore();
+  const mem = new RunEvents();
   let persisting: Promise<void> | undefined;
   const persist = (signal?: string) => {
     persisting ??= (async () => {
@@ -549,7 +629,7 @@ export async function withEvents<T>(
     return await fn(mem);
   } finally {
     drop();
-    await persist();
+    await persist(signalled);
   }
 }
 
@@ -568,9 +648,20 @@ export async function lockSr(stateDir: string, srUuid: string, wait: boolean): P
   for (;;) {
     try {
       const fd = openSync(path, 'wx');
-      writeSync(fd, `${process.pid} ${hostname()}\n`);
+      const mine = `${process.pid} ${hostname()}\n`;
+      writeSync(fd, mine);
       closeSync(fd);
-      const release = () => rmSync(path, { force: true });
+      // Once, and only while the file is still ours (another run may hold it by now).
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        try {
+          if (readFileSync(path, 'utf8') === mine) rmSync(path, { force: true });
+        } catch {
+          // Already gone.
+        }
+      };
       const drop = onCleanup(async () => release());
       return () => {
         drop();

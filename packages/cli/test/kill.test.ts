@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,12 +36,19 @@ function backupChild(env: Record<string, string>): {
 }
 
 /** Runs a node script that imports the built runtime, and returns its exit code and stderr. */
-function runtimeChild(script: string): Promise<{ code: number | null; stderr: string }> {
+function runtimeChild(
+  script: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stderr: string }> {
   const runtime = new URL('../dist/runtime.js', import.meta.url).href;
   const child = spawn(
     process.execPath,
-    ['--input-type=module', '-e', `import { onCleanup } from '${runtime}';\n${script}`],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    [
+      '--input-type=module',
+      '-e',
+      `import { lockSr, onCleanup, withEvents } from '${runtime}';\n${script}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } },
   );
   let stderr = '';
   child.stderr.on('data', (d) => {
@@ -66,12 +73,27 @@ it.skipIf(!built)(
        process.kill(process.pid, 'SIGINT'); setTimeout(() => {}, 5000);`,
     );
     expect(done).toEqual({ code: 130, stderr: '' });
-    // Clean-ups run last registered first (a device closes before its VBD is unplugged).
+    // Clean-ups run last registered first (a device closes before its VBD is unplugged), and
+    // one registered meanwhile (a call in flight returned) runs too; a dropped one does not.
     const order = await runtimeChild(
-      `for (const n of ['lock', 'vbd', 'device']) onCleanup(async () => { process.stderr.write(n + '\\n'); });
+      `const say = (n) => async () => { process.stderr.write(n + '\\n'); };
+       onCleanup(say('lock')); onCleanup(say('dropped'))();
+       onCleanup(async () => { await say('vbd')(); onCleanup(say('late copy')); });
+       onCleanup(say('device'));
        process.kill(process.pid, 'SIGTERM'); setTimeout(() => {}, 5000);`,
     );
-    expect(order.stderr.split('\n').slice(2)).toEqual(['device', 'vbd', 'lock', '']);
+    expect(order.stderr.split('\n').slice(2)).toEqual(['device', 'vbd', 'late copy', 'lock', '']);
+    // A clean-up that hangs (a dead pool master) does not keep the process for good.
+    const hung = await runtimeChild(
+      `onCleanup(async () => { process.stderr.write('lock\\n'); });
+       onCleanup(() => new Promise(() => {}));
+       process.kill(process.pid, 'SIGTERM'); setInterval(() => {}, 1000);`,
+      { XSMETA_CLEANUP_MS: '300' },
+    );
+    expect(hung.code).toBe(143);
+    expect(hung.stderr).toMatch(
+      /took longer than 0.3 s: exiting; the next run removes what is left\n$/,
+    );
     // A second Ctrl-C while the clean-up runs does not cut it short.
     const twice = await runtimeChild(
       `onCleanup(() => new Promise((r) => setTimeout(r, 400)).then(() => { process.stderr.write('unplugged\\n'); }));
@@ -158,18 +180,23 @@ it('a VBD left by a process that is gone is removed by the next run, reader or w
         qos_algorithm_type: '',
         qos_algorithm_params: {},
       });
-    const dead = await vbd(`${hostname()}:${gone}`);
-    const live = await vbd(`${hostname()}:${process.pid}`);
-    const elsewhere = await vbd(`another-host:${gone}`);
+    const owner = (o: Record<string, unknown>) => JSON.stringify({ host: hostname(), ...o });
+    const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const dead = await vbd(owner({ boot: bootId, pid: gone }));
+    const live = await vbd(owner({ boot: bootId, pid: process.pid }));
+    const rebooted = await vbd(owner({ boot: 'another-boot', pid: process.pid }));
+    const reused = await vbd(owner({ boot: bootId, pid: process.pid, start: '1' }));
+    const elsewhere = await vbd(JSON.stringify({ host: 'another-host', pid: gone }));
     const old = await vbd(null);
     const left = async () => new Set(await x.call<string[]>('VDI.get_VBDs', vdi));
-    // A reader removes only the dead process's VBD ...
+    // A reader removes only those whose process is gone (dead, the host rebooted, the pid
+    // reused) ...
     expect(await xsmeta(['list'], capture())).toBe(0);
     expect(await left()).toEqual(new Set([live, elsewhere, old]));
     // ... a writer (holding the SR's lock) also the one an older xsmeta left without an owner.
     expect(await xsmeta(['backup'], capture())).toBe(0);
     expect(await left()).toEqual(new Set([live, elsewhere]));
-    expect(dead).toBeTruthy();
+    expect([dead, rebooted, reused].every(Boolean)).toBe(true);
     await x.logout();
   });
   await p.close();
@@ -218,4 +245,41 @@ it.skipIf(!built)(
     await rm(dir, { recursive: true, force: true });
   },
   60_000,
+);
+
+it.skipIf(!built)(
+  "after a signal the run's own failure is not recorded, INTERRUPTED is; a lock taken over by another run is left to it (needs dist)",
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'xsmeta-cli-'));
+    const child = await runtimeChild(
+      `await withEvents(process.env.XSMETA_STATE_DIR, async (ev) => {
+         await ev.appendToStream('backup-x', [{ type: 'BackupStarted', data: { runId: 'x', srUuid: 's' } }]);
+         // A detach that takes a while, registered after the events (so it runs first).
+         onCleanup(() => new Promise((r) => setTimeout(r, 300)));
+         process.kill(process.pid, 'SIGTERM');
+         await new Promise((r) => setTimeout(r, 50));
+         // The run reacts to its closed device, while the clean-up is still under way.
+         await ev.appendToStream('backup-x', [{ type: 'BackupFailed', data: { runId: 'x', srUuid: 's', code: 'EBADF', reason: 'closed' } }]);
+       }).catch(() => {}); // as the CLI does: the error is reported, the clean-up goes on
+       setTimeout(() => {}, 5000);`,
+      { XSMETA_STATE_DIR: dir },
+    );
+    expect(child.code).toBe(143);
+    await withEnv({ XSMETA_STATE_DIR: dir }, async () => {
+      const h = capture();
+      expect(await xsmeta(['history', '--json'], h)).toBe(0);
+      expect(JSON.parse(h.stdout[0]!)).toMatchObject([
+        { stream: 'backup-x', type: 'BackupStarted' },
+        { stream: 'backup-x', type: 'BackupFailed', data: { code: 'INTERRUPTED' } },
+      ]);
+    });
+    // The lock: released once, and only while it is still this run's.
+    const lock = join(dir, 'locks', 'backup-sr-1.lock');
+    const { lockSr } = await import('../src/runtime.js');
+    const unlock = await lockSr(dir, 'sr-1', false);
+    writeFileSync(lock, '1 another-host\n');
+    unlock();
+    expect(readFileSync(lock, 'utf8')).toBe('1 another-host\n');
+    await rm(dir, { recursive: true, force: true });
+  },
 );

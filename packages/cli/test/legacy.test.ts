@@ -388,10 +388,19 @@ it('a legacy backup that cannot be read is listed as damaged; the others stay li
 });
 
 it.skipIf(!existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url)))(
-  'a signal while legacy convert copies the disk removes the unfinished copy and its VBDs; the legacy disk is untouched (needs dist)',
+  'a signal while legacy convert copies the disk (or creates the copy) removes the unfinished copy and its VBDs; the legacy disk is untouched (needs dist)',
   async () => {
-    const p = await pool({ vms: 3, srs: 1 });
-    const x = await xapiOf(p.sim.url);
+    const dir = mkdtempSync(join(tmpdir(), 'xsmeta-cli-'));
+    let onLog: (line: string) => void = () => {};
+    const sim = await startSimulator({
+      stateDir: join(dir, 'sim'),
+      vms: 3,
+      srs: 1,
+      seed: 3,
+      log: (line) => onLog(line),
+    });
+    const env = { ...sim.env, XSMETA_STATE_DIR: join(dir, 'state') };
+    const x = await xapiOf(sim.url);
     const vms = await poolVms(x);
     const [srRec] = (await x.getAllRecords<{ uuid: string }>('SR')).values();
     const sr = srRec!.uuid;
@@ -400,36 +409,50 @@ it.skipIf(!existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url)))(
       vms,
       sr,
       ['2024-01-07-02-00-00'],
-      join(p.dir, 'sim', 'sr', sr, `${backupVdiUuid(sr)}.img`),
+      join(dir, 'sim', 'sr', sr, `${backupVdiUuid(sr)}.img`),
     );
     await x.call('SR.scan', await x.call<string>('SR.get_by_uuid', sr));
     const original = sha(img);
     const vdisBefore = (await x.getAllRecords('VDI')).size;
-    // Each call waits 40 ms: the copy takes long enough to be caught in the middle.
-    p.sim.faults.set({ latencyMs: 40 });
-    const child = spawn(
-      process.execPath,
-      [new URL('../bin/xsmeta.js', import.meta.url).pathname, 'legacy', 'convert', '--sr', sr],
-      { env: { ...process.env, ...p.env }, stdio: 'ignore' },
-    );
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     const unfinished = async () =>
       [...(await x.getAllRecords<{ name_label: string }>('VDI')).values()].some((v) =>
         v.name_label.endsWith('(incomplete copy)'),
       );
-    for (let k = 0; k < 400 && !(await unfinished()); k++)
-      await new Promise((r) => setTimeout(r, 10));
-    expect(await unfinished()).toBe(true);
-    child.kill('SIGTERM');
-    expect(await exited).toBe(143);
-    p.sim.faults.clear();
-    expect(await unfinished()).toBe(false);
-    const [vdis, vbds] = await countVdis(x);
-    expect(vdis).toBe(vdisBefore);
-    expect(vbds).toBe(0);
-    expect(sha(img)).toBe(original);
+    for (const when of ['copying', 'creating'] as const) {
+      // Each call waits 40 ms: the copy takes long enough to be caught in the middle.
+      sim.faults.set({ latencyMs: 40 });
+      const child = spawn(
+        process.execPath,
+        [new URL('../bin/xsmeta.js', import.meta.url).pathname, 'legacy', 'convert', '--sr', sr],
+        { env: { ...process.env, ...env }, stdio: 'ignore' },
+      );
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      if (when === 'creating') {
+        // The pool has made the VDI; the answer is not back yet: VDI.create is in flight.
+        onLog = (line) => {
+          if (line.startsWith('VDI.create')) child.kill('SIGTERM');
+        };
+      } else {
+        for (let k = 0; k < 400 && !(await unfinished()); k++)
+          await new Promise((r) => setTimeout(r, 10));
+        expect(await unfinished()).toBe(true);
+        child.kill('SIGTERM');
+      }
+      expect(await exited).toBe(143);
+      onLog = () => {};
+      sim.faults.clear();
+      expect(await unfinished()).toBe(false);
+      expect((await x.getAllRecords('VDI')).size).toBe(vdisBefore);
+      const vbds = [
+        ...(await x.getAllRecords<{ other_config: Record<string, string> }>('VBD')).values(),
+      ].filter((v) => v.other_config['xsmeta-attach'] === 'true');
+      expect(vbds).toEqual([]);
+      expect(sha(img)).toBe(original);
+    }
+    await x.logout();
+    await sim.close();
     rmSync(tree, { recursive: true, force: true });
-    await p.close();
+    rmSync(dir, { recursive: true, force: true });
   },
   60_000,
 );

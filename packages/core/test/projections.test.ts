@@ -56,6 +56,13 @@ it('projections rebuild from the log', async () => {
   expect(last.get('sr1')).toMatchObject({ outcome: 'success' });
   const hist = await rebuild(s, historyProjection);
   expect(hist.map((h) => h.position)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+  // A second rebuild in the same process (the console's) starts from nothing again.
+  expect((await rebuild(s, historyProjection)).map((h) => h.position)).toEqual([
+    1, 2, 3, 4, 5, 6, 7,
+  ]);
+  expect([...(await rebuild(s, catalogueProjection)).get('sr1')!].map((e) => e.seq)).toEqual([
+    2, 3,
+  ]);
   const sched = await rebuild(s, scheduleProjection);
   const sum = scheduleSummary(sched, new Date('2026-11-25T10:00:00Z'), 'sr1');
   expect(sum).toEqual({

@@ -202,8 +202,9 @@ export class ExtReader {
     const tableBlocks = Math.ceil((this.inodesPerGroup * this.inodeSize) / this.blockSize);
     const n = Math.min(INODE_READ_AHEAD, tableBlocks - k);
     const run = await this.read(first * this.blockSize, n * this.blockSize);
+    // Copies: a view would keep the whole run alive for as long as one of its blocks is cached.
     for (let j = 0; j < n; j++)
-      this.remember(first + j, run.subarray(j * this.blockSize, (j + 1) * this.blockSize));
+      this.remember(first + j, run.slice(j * this.blockSize, (j + 1) * this.blockSize));
     return this.cache.get(first)!;
   }
 
@@ -233,7 +234,7 @@ export class ExtReader {
       size,
       flags: v.getUint32(32, true),
       blocks,
-      blockBytes: buf.subarray(40, 100),
+      blockBytes: buf.slice(40, 100),
     };
   }
 

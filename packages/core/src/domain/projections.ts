@@ -14,7 +14,8 @@ export async function rebuild<S>(
   p: Projection<S>,
   fromPosition = 1,
 ): Promise<S> {
-  let s = p.initial;
+  // A copy: projections fold into their state, and `initial` is shared by every rebuild.
+  let s = structuredClone(p.initial);
   for await (const e of store.readAll({ fromPosition })) s = p.apply(s, e);
   return s;
 }
