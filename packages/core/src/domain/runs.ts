@@ -53,7 +53,7 @@ export const backupDecider: Decider<BackupCommand, BackupEvent, BackupRunState> 
 };
 
 export interface RestoreRunState {
-  status: 'idle' | 'running' | 'finished' | 'refused';
+  status: 'idle' | 'running' | 'finished' | 'refused' | 'interrupted';
   runId: string | null;
   dryRun: boolean;
   restored: number;
@@ -67,7 +67,8 @@ export type RestoreCommand =
   | { type: 'RecordVmFailed'; data: Data<RestoreEvent, 'VmRestoreFailed'> }
   | { type: 'RecordSrMetadata'; data: Data<RestoreEvent, 'SrMetadataRestored'> }
   | { type: 'SkipSrMetadata'; data: Data<RestoreEvent, 'SrMetadataSkipped'> }
-  | { type: 'FinishRestore'; data: { runId: string } };
+  | { type: 'FinishRestore'; data: { runId: string } }
+  | { type: 'InterruptRestore'; data: { runId: string; reason: string } };
 
 /**
  * One restore run. The summary (`Restored N VM(s), and M error(s)`) is decided from the state:
@@ -89,19 +90,19 @@ export const restoreDecider: Decider<RestoreCommand, RestoreEvent, RestoreRunSta
           throw new DomainError('RUN_FINISHED', 'the restore run has finished');
         return [{ type: 'RestoreRefused', data: cmd.data }];
       case 'FinishRestore':
+      case 'InterruptRestore': {
         if (s.status !== 'running')
           throw new DomainError('RUN_NOT_STARTED', 'the restore run is not in progress');
-        return [
-          {
-            type: 'RestoreFinished',
-            data: {
-              runId: cmd.data.runId,
-              restored: s.restored,
-              errors: s.failed.length,
-              dryRun: s.dryRun,
-            },
-          },
-        ];
+        const counts = {
+          runId: cmd.data.runId,
+          restored: s.restored,
+          errors: s.failed.length,
+          dryRun: s.dryRun,
+        };
+        return cmd.type === 'FinishRestore'
+          ? [{ type: 'RestoreFinished', data: counts }]
+          : [{ type: 'RestoreInterrupted', data: { ...counts, reason: cmd.data.reason } }];
+      }
       default:
         if (s.status !== 'running')
           throw new DomainError('RUN_NOT_STARTED', 'the restore run is not in progress');
@@ -129,6 +130,8 @@ export const restoreDecider: Decider<RestoreCommand, RestoreEvent, RestoreRunSta
         return { ...s, status: 'finished' };
       case 'RestoreRefused':
         return { ...s, status: 'refused' };
+      case 'RestoreInterrupted':
+        return { ...s, status: 'interrupted' };
       default:
         return s;
     }
@@ -201,9 +204,9 @@ interface StreamEvent {
 }
 
 /**
- * The events that end the runs a signal cut short: every backup or conversion in `events`
- * that started and did not end gets its failure (`code` INTERRUPTED), decided by its own
- * decider. A restore has no failure event: its VM results stand as recorded.
+ * The events that end the runs a signal cut short, each decided by its own decider: a backup
+ * or conversion that started and did not end gets its failure (`code` INTERRUPTED), a restore
+ * `RestoreInterrupted` with the counts so far (the VMs recorded before it stand).
  */
 export function interruptedRunEvents(
   events: readonly StreamEvent[],
@@ -227,6 +230,11 @@ export function interruptedRunEvents(
       end(stream, evs, backupDecider, (s) => ({
         type: 'FailBackup' as const,
         data: { runId: s.runId ?? '', srUuid: s.srUuid, code: 'INTERRUPTED', reason },
+      }));
+    else if (stream.startsWith('restore-'))
+      end(stream, evs, restoreDecider, (s) => ({
+        type: 'InterruptRestore' as const,
+        data: { runId: s.runId ?? '', reason },
       }));
     else if (stream.startsWith('legacy-'))
       end(stream, evs, convertDecider, (s) => ({

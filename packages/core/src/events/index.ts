@@ -118,6 +118,17 @@ export type RestoreEvent =
   | {
       readonly type: 'RestoreRefused';
       readonly data: { readonly runId: string; readonly code: string; readonly reason: string };
+    }
+  | {
+      /** A signal ended the run: the VMs recorded before it stand, the rest were not tried. */
+      readonly type: 'RestoreInterrupted';
+      readonly data: {
+        readonly runId: string;
+        readonly restored: number;
+        readonly errors: number;
+        readonly dryRun: boolean;
+        readonly reason: string;
+      };
     };
 
 export type ScheduleEvent =
@@ -204,6 +215,7 @@ export const KNOWN_EVENT_TYPES: ReadonlySet<string> = new Set<EventType>([
   'SrMetadataSkipped',
   'RestoreFinished',
   'RestoreRefused',
+  'RestoreInterrupted',
   'ScheduleChanged',
   'ScheduledRunStarted',
   'ScheduledRunFinished',
