@@ -16,7 +16,13 @@ import {
 } from '@xsmeta/tui';
 import { backup, parse, restore, withBackupRing, withPool } from './commands.js';
 import { connectionFlags, resolveSettings, type Settings } from './config.js';
-import { legacyContent, legacyListing, resolveLegacyVdi, withLegacyDisk } from './legacy.js';
+import {
+  legacyContent,
+  legacyListing,
+  legacyNotes,
+  resolveLegacyVdi,
+  withLegacyDisk,
+} from './legacy.js';
 import type { Io } from './output.js';
 import { archive, connect, disk, systemClock, withEvents } from './runtime.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
@@ -174,7 +180,12 @@ export function consoleServices(s: Settings): ConsoleServices {
       withPool(s, async (pool) => {
         signal.throwIfAborted();
         const { vdiUuid: vdi } = await resolveLegacyVdi(pool, req.srUuid, undefined);
-        const content = await withLegacyDisk(pool, vdi, (disk) => legacyContent(disk, req.date));
+        let notes: string[] = [];
+        const content = await withLegacyDisk(pool, vdi, async (disk) => {
+          const c = await legacyContent(disk, req.date);
+          notes = legacyNotes(disk, c.date);
+          return c;
+        });
         const r = await withEvents(s.stateDir, (events) =>
           runRestore(
             { pool, disk, archive, clock: systemClock, events },
@@ -182,7 +193,7 @@ export function consoleServices(s: Settings): ConsoleServices {
             { id: { srUuid: req.srUuid, vdiUuid: vdi }, content, legacy: true },
           ),
         );
-        return summarise(r, onVm);
+        return { ...summarise(r, onVm), notes };
       }),
     async getSchedule() {
       const sum = await scheduleStatus(s);

@@ -122,6 +122,8 @@ export interface RestoreSummary {
   /** VMs and custom templates imported (or that would be, in a dry run). */
   readonly restored: number;
   readonly errors: readonly RestoreFailure[];
+  /** What reading the backup left out or doubted (a legacy disk's skipped entries, warnings). */
+  readonly notes?: readonly string[];
 }
 
 export interface LegacyStatus {

@@ -120,6 +120,8 @@ export type RestoreState =
       readonly req: number;
       readonly restored: number;
       readonly errors: readonly RestoreFailure[];
+      /** What reading the backup left out or doubted (see RestoreSummary). */
+      readonly notes: readonly string[];
       readonly cancelled: boolean;
       /** The failure whose whole message is shown. */
       readonly errorCursor: number;
@@ -330,6 +332,7 @@ function onResult(s: RestoreState, a: Exclude<RestoreAction, { type: 'key' }>): 
         ...chosen(s),
         restored: a.summary.restored,
         errors: a.summary.errors,
+        notes: a.summary.notes ?? [],
         cancelled: s.kind === 'cancelling',
         errorCursor: 0,
       };

@@ -78,6 +78,8 @@ export interface FakeOptions {
   /** listSrs fails with this message. */
   readonly failListSrs?: string;
   readonly frequency?: Frequency;
+  /** restoreLegacy reports these as what reading the disk left out or doubted. */
+  readonly legacyNotes?: readonly string[];
 }
 
 const MiB = 1024 * 1024;
@@ -414,7 +416,9 @@ export class FakeConsoleServices implements ConsoleServices {
     this.#guard();
     const b = this.#sr(req.srUuid).legacy?.find((x) => x.date === req.date);
     if (!b) throw new FakeError('NO_SUCH_BACKUP', `There is no legacy backup of ${req.date}.`);
-    return this.#import(b.vms, req.srUuid, req.mode, req.dryRun, onVm, signal);
+    const summary = await this.#import(b.vms, req.srUuid, req.mode, req.dryRun, onVm, signal);
+    const notes = this.options.legacyNotes;
+    return notes ? { ...summary, notes } : summary;
   }
 
   async getSchedule(): Promise<ScheduleStatus> {

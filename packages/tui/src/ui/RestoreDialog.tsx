@@ -128,6 +128,9 @@ function choiceLabel(mode: RestoreMode, dryRun: boolean): string {
   return RESTORE_CHOICES.find((c) => c.mode === mode && c.dryRun === dryRun)?.label ?? mode;
 }
 
+/** The reader's notes shown under a restore's summary; the CLI prints them all. */
+const NOTES_SHOWN = 3;
+
 function Body(props: { state: RestoreState; width: number; height: number }): ReactNode {
   const { state: s, width, height } = props;
   const inner = width - 4;
@@ -288,6 +291,21 @@ function Body(props: { state: RestoreState; width: number; height: number }): Re
             <Message tone="warn">
               {'Stopped before the end: this counts the VMs finished so far.'}
             </Message>
+          ) : null}
+          {s.notes.length > 0 ? (
+            <Box flexDirection="column" marginTop={1}>
+              <Message tone="warn">
+                {`Reading the backup, ${s.notes.length} thing(s) were left out or doubted:`}
+              </Message>
+              {s.notes.slice(0, NOTES_SHOWN).map((n) => (
+                <Text key={n} wrap="truncate-end">
+                  {n}
+                </Text>
+              ))}
+              {s.notes.length > NOTES_SHOWN ? (
+                <Text color="gray">{`… and ${s.notes.length - NOTES_SHOWN} more (xsmeta legacy list shows them all)`}</Text>
+              ) : null}
+            </Box>
           ) : null}
           {selected ? (
             <Box flexDirection="column" marginTop={1}>

@@ -265,6 +265,28 @@ describe('legacy restore', () => {
     await screen('Restored 3 VM(s), and 0 error(s)');
     expect(services.calls).toContain('restoreLegacy sr-old 2019-06-02-03-00-00 all dry-run');
   });
+
+  it('shows what the reader left out or doubted under the summary (the first three)', async () => {
+    const notes = [
+      'warning: the ext3 journal needs recovery',
+      'skipped /metadata/2019-06-02-03-00-00/by-sr/x/a.vmmeta: the link points at "/etc/shadow"',
+      'skipped /metadata/2019-06-02-03-00-00/all/b: not <uuid>.vmmeta',
+      'skipped /metadata/2019-06-02-03-00-00/all/c: not <uuid>.vmmeta',
+    ];
+    const ctx = await open({ legacyNotes: notes });
+    await ctx.keys(KEYS.down, KEYS.down, KEYS.down, KEYS.enter);
+    await ctx.screen('› Old NFS export');
+    await ctx.keys(KEYS.enter);
+    await ctx.screen('Only restore metadata from a disk you trust.');
+    await ctx.keys(KEYS.enter);
+    await ctx.screen('2019-06-02 03:00:00');
+    await ctx.keys(KEYS.enter, KEYS.down, KEYS.down, KEYS.down, KEYS.enter, KEYS.enter);
+    const done = await ctx.screen('Restored 3 VM(s), and 0 error(s)');
+    expect(done).toContain('Reading the backup, 4 thing(s) were left out or doubted:');
+    expect(done).toContain('warning: the ext3 journal needs recovery');
+    expect(done).toContain('… and 1 more (xsmeta legacy list shows them all)');
+    expect(done).not.toContain('all/c: not');
+  });
 });
 
 describe('schedule', () => {
