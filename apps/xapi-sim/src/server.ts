@@ -713,6 +713,11 @@ function methods(): Map<string, Handler> {
     p.unplug(str(ref, 'vbd'));
     return '';
   });
+  // The device is gone either way here (a file SR has no backend to wait for).
+  m.set('VBD.unplug_force', (p, [ref]) => {
+    p.unplug(str(ref, 'vbd'));
+    return '';
+  });
   m.set('VBD.destroy', (p, [ref]) => {
     p.destroyVbd(str(ref, 'vbd'));
     return '';

@@ -374,10 +374,7 @@ export class XapiPool implements PoolPort {
       detaching ??= (async () => {
         const vbd = await creating.catch(() => null);
         if (vbd === null) return;
-        if (plugging && (await settled(plugging)))
-          await this.xapi.call('VBD.unplug', vbd).catch((e) => {
-            if (!(e instanceof XapiError && e.code === 'DEVICE_ALREADY_DETACHED')) throw e;
-          });
+        if (plugging && (await settled(plugging))) await this.unplug(vbd);
         await this.xapi.call('VBD.destroy', vbd);
       })().finally(() => drop());
       return detaching;
@@ -397,6 +394,23 @@ export class XapiPool implements PoolPort {
   }
 
   /**
+   * Unplugs a VBD of ours. When xapi refuses a clean unplug (a backend timeout, the device
+   * still busy) it is forced: our handles on it are closed by then, and a disk left plugged in
+   * the control domain blocks its VDI. Already unplugged is fine; otherwise the first error.
+   */
+  private async unplug(vbd: string): Promise<void> {
+    const detached = (e: unknown) => e instanceof XapiError && e.code === 'DEVICE_ALREADY_DETACHED';
+    try {
+      await this.xapi.call('VBD.unplug', vbd);
+    } catch (e) {
+      if (detached(e)) return;
+      await this.xapi.call('VBD.unplug_force', vbd).catch((f: unknown) => {
+        if (!detached(f)) throw e;
+      });
+    }
+  }
+
+  /**
    * Our VBDs of the VDI, on our control domain, whose process is gone (see ownerGone). One
    * with no owner (an older xsmeta's) only a writer removes: it holds the SR's backup lock.
    */
@@ -408,7 +422,7 @@ export class XapiPool implements PoolPort {
       const owner = oc['xsmeta-owner'];
       const stale = owner === undefined ? writer : ownerGone(owner) === true;
       if (!stale) continue;
-      if (rec.currently_attached) await this.xapi.call('VBD.unplug', vbd).catch(() => {});
+      if (rec.currently_attached) await this.unplug(vbd).catch(() => {});
       await this.xapi.call('VBD.destroy', vbd).catch(() => {});
     }
   }

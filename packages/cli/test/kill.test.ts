@@ -283,3 +283,16 @@ it.skipIf(!built)(
     await rm(dir, { recursive: true, force: true });
   },
 );
+
+it('a VBD whose clean unplug xapi refuses is forced out and destroyed: no disk stays plugged in the control domain', async () => {
+  const p = await pool({ vms: 3, srs: 1 });
+  await withEnv(p.env, async () => {
+    expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
+    p.sim.faults.set({ fail: [{ match: 'VBD.unplug', code: 'DEVICE_DETACH_REJECTED', times: 1 }] });
+    expect(await xsmeta(['backup'], capture())).toBe(0);
+    p.sim.faults.clear();
+    expect(await ourVbds(p.sim.url)).toBe(0);
+    expect(readdirSync(p.env.XSMETA_DEV_DIR!)).toEqual([]);
+  });
+  await p.close();
+});
