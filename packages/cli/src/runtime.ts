@@ -36,52 +36,53 @@ const CLEANUP_MS = Number(process.env.XSMETA_CLEANUP_MS ?? 60_000);
 export function onCleanup(fn: () => Promise<void>): () => void {
   if (!signalsHooked) {
     signalsHooked = true;
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-      // Kept for good: a second Ctrl-C during the clean-up must not kill it half way (the VBD
-      // would stay plugged). SIGKILL still ends the process; the next run removes what is left.
-      process.on(sig, () => {
-        if (exiting) {
-          if (cleaning) process.stderr.write(`${sig}: still cleaning up ...\n`);
-          return;
-        }
-        exiting = true;
-        signalled = sig;
-        // Said only when there is something to undo (a signal at a prompt or while listing
-        // SRs plugs nothing).
-        cleaning = cleanups.size > 0;
-        if (cleaning)
-          process.stderr.write(`\n${sig}: cleaning up (unplugging the backup disk) ...\n`);
-        // Last registered first, one at a time, until none is left (also those registered by
-        // calls that were in flight): a device is closed before the VBD under it is unplugged,
-        // a VBD destroyed before its VDI, a lock released last. A step that hangs (a dead pool
-        // master, a stuck device) does not keep the process: after CLEANUP_MS it exits, and
-        // the next run removes what is left.
-        void (async () => {
-          const deadline = Date.now() + CLEANUP_MS;
-          for (let c = [...cleanups].at(-1); c; c = [...cleanups].at(-1)) {
-            cleanups.delete(c);
-            const left = deadline - Date.now();
-            const done = await Promise.race([
-              c().then(
-                () => true,
-                () => true,
-              ),
-              new Promise<false>((r) => setTimeout(r, Math.max(0, left), false).unref()),
-            ]);
-            if (!done) {
-              process.stderr.write(
-                `${sig}: the clean-up took longer than ${CLEANUP_MS / 1000} s: exiting; the next run removes what is left\n`,
-              );
-              break;
-            }
-          }
-          process.exit(sig === 'SIGINT' ? 130 : 143);
-        })();
-      });
-    }
+    // Kept for good: a second Ctrl-C during the clean-up must not kill it half way (the VBD
+    // would stay plugged). SIGKILL still ends the process; the next run removes what is left.
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+      process.on(sig, () => onSignal(sig));
   }
   cleanups.add(fn);
   return () => cleanups.delete(fn);
+}
+
+/**
+ * Runs the clean-ups last registered first, one at a time, until none is left (also those
+ * registered by calls that were in flight): a device is closed before the VBD under it is
+ * unplugged, a VBD destroyed before its VDI, a lock released last. A step that hangs (a dead
+ * pool master, a stuck device) does not keep the process: after CLEANUP_MS it exits, and the
+ * next run removes what is left. Further signals meanwhile are reported, not obeyed.
+ */
+function onSignal(sig: 'SIGINT' | 'SIGTERM' | 'SIGHUP'): void {
+  if (exiting) {
+    if (cleaning) process.stderr.write(`${sig}: still cleaning up ...\n`);
+    return;
+  }
+  exiting = true;
+  signalled = sig;
+  // Said only when there is something to undo (a signal at a prompt or while listing SRs
+  // plugs nothing).
+  cleaning = cleanups.size > 0;
+  if (cleaning) process.stderr.write(`\n${sig}: cleaning up (unplugging the backup disk) ...\n`);
+  void (async () => {
+    const deadline = Date.now() + CLEANUP_MS;
+    for (let c = [...cleanups].at(-1); c; c = [...cleanups].at(-1)) {
+      cleanups.delete(c);
+      const done = await Promise.race([
+        c().then(
+          () => true,
+          () => true,
+        ),
+        new Promise<false>((r) => setTimeout(r, Math.max(0, deadline - Date.now()), false).unref()),
+      ]);
+      if (!done) {
+        process.stderr.write(
+          `${sig}: the clean-up took longer than ${CLEANUP_MS / 1000} s: exiting; the next run removes what is left\n`,
+        );
+        break;
+      }
+    }
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  })();
 }
 
 /**
@@ -129,36 +130,60 @@ function startTime(pid: number): string | null {
   return stat === null ? null : (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null);
 }
 
-const BOOT_ID = proc('sys/kernel/random/boot_id')?.trim() ?? null;
+let bootId: string | null | undefined;
+/** This boot of this host (Linux), read when first needed. */
+function thisBoot(): string | null {
+  if (bootId === undefined) bootId = proc('sys/kernel/random/boot_id')?.trim() ?? null;
+  return bootId;
+}
 
 /**
- * Who plugged a VBD, recorded in its other_config (`xsmeta-owner`) so that a later run can
- * tell a stale one: this host, its boot, the process and when it started.
+ * A process that holds something: the SR's lock file holds it, and a VBD's other_config
+ * (`xsmeta-owner`), so that a later run can tell a stale one. JSON: this host, its boot, the
+ * process and when it started.
  */
-const OWNER = JSON.stringify({
-  host: hostname(),
-  boot: BOOT_ID,
-  pid: process.pid,
-  start: startTime(process.pid),
-});
+interface Owner {
+  host: string;
+  pid: number;
+  boot?: string | null;
+  start?: string | null;
+}
+
+let me: string | undefined;
+/** This process as an Owner, written when first needed (not at start-up). */
+function myOwner(): string {
+  me ??= JSON.stringify({
+    host: hostname(),
+    boot: thisBoot(),
+    pid: process.pid,
+    start: startTime(process.pid),
+  } satisfies Owner);
+  return me;
+}
+
+/** An owner as recorded; a lock file of an older xsmeta holds `PID HOST`. */
+function parseOwner(text: string): Owner | null {
+  try {
+    const o = JSON.parse(text) as Partial<Owner> | null;
+    return typeof o?.host === 'string' && typeof o.pid === 'number' ? (o as Owner) : null;
+  } catch {
+    const [pid, host] = text.trim().split(' ');
+    return host && /^\d+$/.test(pid ?? '') ? { host, pid: Number(pid) } : null;
+  }
+}
 
 /**
  * Whether the process an owner names is gone: on this host, and either this host has
  * rebooted since, or no such process runs, or the pid now belongs to a later process.
- * Another host's VBD (or an owner that cannot be read) is not ours to judge: null.
+ * Another host's (or an owner that cannot be read) is not ours to judge: false.
  */
-function ownerGone(owner: string): boolean | null {
-  let o: { host?: unknown; boot?: unknown; pid?: unknown; start?: unknown };
-  try {
-    o = JSON.parse(owner) as typeof o;
-  } catch {
-    return null;
-  }
-  if (o.host !== hostname() || typeof o.pid !== 'number') return null;
-  if (typeof o.boot === 'string' && BOOT_ID !== null && o.boot !== BOOT_ID) return true;
+function ownerGone(o: Owner | null): boolean {
+  if (!o || o.host !== hostname()) return false;
+  const boot = thisBoot();
+  if (o.boot && boot !== null && o.boot !== boot) return true;
   if (!processAlive(o.pid)) return true;
   const now = startTime(o.pid);
-  return typeof o.start === 'string' && now !== null && now !== o.start;
+  return !!o.start && now !== null && now !== o.start;
 }
 
 async function promptPassword(user: string): Promise<string> {
@@ -359,7 +384,7 @@ export class XapiPool implements PoolPort {
       type: 'Disk',
       unpluggable: true,
       empty: false,
-      other_config: { 'xsmeta-attach': 'true', 'xsmeta-owner': OWNER },
+      other_config: { 'xsmeta-attach': 'true', 'xsmeta-owner': myOwner() },
       qos_algorithm_type: '',
       qos_algorithm_params: {},
     });
@@ -420,7 +445,7 @@ export class XapiPool implements PoolPort {
       const oc = (rec.other_config as Record<string, string> | undefined) ?? {};
       if (oc['xsmeta-attach'] !== 'true' || rec.VM !== dom0) continue;
       const owner = oc['xsmeta-owner'];
-      const stale = owner === undefined ? writer : ownerGone(owner) === true;
+      const stale = owner === undefined ? writer : ownerGone(parseOwner(owner));
       if (!stale) continue;
       if (rec.currently_attached) await this.unplug(vbd).catch(() => {});
       await this.xapi.call('VBD.destroy', vbd).catch(() => {});
@@ -662,7 +687,7 @@ export async function lockSr(stateDir: string, srUuid: string, wait: boolean): P
   for (;;) {
     try {
       const fd = openSync(path, 'wx');
-      const mine = `${process.pid} ${hostname()}\n`;
+      const mine = `${myOwner()}\n`;
       writeSync(fd, mine);
       closeSync(fd);
       // Once, and only while the file is still ours (another run may hold it by now).
@@ -683,14 +708,14 @@ export async function lockSr(stateDir: string, srUuid: string, wait: boolean): P
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const [pid, host] = readFileSync(path, 'utf8').trim().split(' ');
-      if (host === hostname() && !processAlive(Number(pid))) {
+      const holder = parseOwner(readFileSync(path, 'utf8'));
+      if (ownerGone(holder)) {
         rmSync(path, { force: true });
         continue;
       }
       if (!wait)
         throw new LockError(
-          `another backup of SR ${srUuid} is running (pid ${pid} on ${host}): wait for it, or pass --wait`,
+          `another backup of SR ${srUuid} is running (${holder ? `pid ${holder.pid} on ${holder.host}` : 'lock held'}): wait for it, or pass --wait`,
         );
       await new Promise((r) => setTimeout(r, 250));
     }

@@ -280,6 +280,16 @@ it.skipIf(!built)(
     writeFileSync(lock, '1 another-host\n');
     unlock();
     expect(readFileSync(lock, 'utf8')).toBe('1 another-host\n');
+    // A lock held by a live process blocks; one whose process is gone (an older xsmeta's
+    // `PID HOST` too) is taken over.
+    writeFileSync(lock, JSON.stringify({ host: hostname(), pid: process.pid }));
+    await expect(lockSr(dir, 'sr-1', false)).rejects.toThrow(
+      new RegExp(`is running \\(pid ${process.pid} on ${hostname()}\\)`),
+    );
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    writeFileSync(lock, `${gone} ${hostname()}\n`);
+    (await lockSr(dir, 'sr-1', false))();
+    expect(existsSync(lock)).toBe(false);
     await rm(dir, { recursive: true, force: true });
   },
 );
