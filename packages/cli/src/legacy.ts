@@ -11,7 +11,13 @@ import {
   runConvert,
   type VmMapEntry,
 } from '@xsmeta/core';
-import { type LegacyDisk, LegacyError, openImage, openLegacyDisk } from '@xsmeta/legacy-compat';
+import {
+  type LegacyDisk,
+  LegacyError,
+  type LegacyLimits,
+  openImage,
+  openLegacyDisk,
+} from '@xsmeta/legacy-compat';
 import { decodeValue } from '@xsmeta/xapi';
 import { parse, withPool } from './commands.js';
 import { connectionFlags, resolveSettings, UsageError } from './config.js';
@@ -89,16 +95,10 @@ async function looksLikeLegacy(pool: XapiPool, vdiUuid: string): Promise<boolean
     return false; // in use by a running VM, say: not a disk the old scripts left detached
   }
   try {
-    const dev = closeOnSignal(await openImage(att.devicePath));
-    try {
-      await openLegacyDisk(dev, { timeoutMs: 10_000 });
-      return true;
-    } catch (e) {
-      if (e instanceof LegacyError) return false;
-      throw e;
-    } finally {
-      await dev.close();
-    }
+    return await onLegacyDisk(att, async () => true, { timeoutMs: 10_000 });
+  } catch (e) {
+    if (e instanceof LegacyError) return false;
+    throw e;
   } finally {
     await att.detach();
   }
@@ -114,11 +114,9 @@ export function legacyReader(
 ): LegacyReaderPort {
   return {
     read: (vdiUuid, fn) =>
-      withLegacyDisk(pool, vdiUuid, (d) =>
-        finallyNotes(
-          d,
-          onNotes,
-          fn({
+      withLegacyDisk(pool, vdiUuid, async (d) => {
+        try {
+          return await fn({
             dates: d.dates,
             backup: (date) => ({
               date,
@@ -126,22 +124,12 @@ export function legacyReader(
               srmetaXml: async () => (await d.backup(date)).srmeta(),
               poolDb: () => poolDbOf(d, date),
             }),
-          }),
-        ),
-      ),
+          });
+        } finally {
+          onNotes(legacyNotes(d));
+        }
+      }),
   };
-}
-
-async function finallyNotes<T>(
-  d: LegacyDisk,
-  onNotes: (notes: string[]) => void,
-  work: Promise<T>,
-): Promise<T> {
-  try {
-    return await work;
-  } finally {
-    onNotes(legacyNotes(d));
-  }
 }
 
 /** Each export of a legacy backup with its map entry (name and template flag from ova.xml). */
@@ -212,14 +200,23 @@ export async function withLegacyDisk<T>(
 ): Promise<T> {
   const att = await pool.attach(vdiUuid, { readOnly: true });
   try {
-    const dev = closeOnSignal(await openImage(att.devicePath));
-    try {
-      return await fn(await openLegacyDisk(dev));
-    } finally {
-      await dev.close();
-    }
+    return await onLegacyDisk(att, fn);
   } finally {
     await att.detach();
+  }
+}
+
+/** Parses an attached legacy disk (never mounted) and runs fn; the device is always closed. */
+async function onLegacyDisk<T>(
+  att: Attachment,
+  fn: (disk: LegacyDisk) => Promise<T>,
+  limits?: Partial<LegacyLimits>,
+): Promise<T> {
+  const dev = closeOnSignal(await openImage(att.devicePath));
+  try {
+    return await fn(await openLegacyDisk(dev, limits));
+  } finally {
+    await dev.close();
   }
 }
 
@@ -251,6 +248,7 @@ export async function legacyContent(
     srmeta: srmetaXml ? decodeSrMeta(new TextDecoder().decode(srmetaXml)) : [],
   };
 }
+
 /**
  * Each backup's VM count, newest first. A backup whose folders cannot be read is reported in
  * `skipped` (and listed with `damaged` for the console): the others stay listed. Running out of

@@ -250,7 +250,6 @@ async function readBackup(
 ): Promise<LegacyBackup> {
   const entries = await fs.readdir(dir);
   const byName = new Map(entries.filter((e) => e.name !== null).map((e) => [e.name!, e.ino]));
-  const vms: LegacyBackup['vms'] = [];
   const files: { uuid: string; inode: Inode }[] = [];
   const allIno = byName.get('all');
   const known = new Set<string>();
@@ -276,7 +275,6 @@ async function readBackup(
           continue;
         }
         known.add(m[1]!);
-        vms.push({ uuid: m[1]!, read: () => fs.readFile(i) });
         files.push({ uuid: m[1]!, inode: i });
       }
     }
@@ -333,7 +331,7 @@ async function readBackup(
   const srmetaIno = byName.get('SRMETA.xml');
   return {
     date,
-    vms,
+    vms: files.map((f) => ({ uuid: f.uuid, read: () => fs.readFile(f.inode) })),
     exports: () => batchedExports(fs, files),
     bySr,
     srmeta: async () => {
