@@ -4,7 +4,7 @@
 // fixtures (1 KiB and 4 KiB blocks, large and hash-indexed directories, symlinks) and the
 // hostile images issue 9 lists, plus seeded fuzzed images.
 //
-//   node bench/legacy-readers.mjs        (build dist first: npx tsc -p packages/legacy-compat/tsconfig.build.json)
+//   node bench/legacy-readers.mjs        (build dist first: pnpm build)
 //
 // Each reader does the same job under the same layout policy (marker `1`, dated folders,
 // all/<uuid>.vmmeta, by-sr links only when exactly ../../all/<uuid>.vmmeta, SRMETA.xml, pool
