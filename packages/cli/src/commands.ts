@@ -205,7 +205,7 @@ export interface RestoreArgs {
 }
 
 /** One line per VM of a restore, as both restore commands print it. */
-export function vmLine(v: VmOutcome, dryRun: boolean): string {
+function vmLine(v: VmOutcome, dryRun: boolean): string {
   return v.ok
     ? `${dryRun ? 'Would restore' : 'Restored'} ${v.isTemplate ? 'template' : 'VM'} ${v.name} (${v.uuid})`
     : `Error restoring ${v.name} (${v.uuid}): ${v.code} ${(v.params ?? []).join(' ')}`.trim();

@@ -6,7 +6,6 @@ import {
   legacyAccess,
   listings,
   type RestoreResult,
-  runRestore,
 } from '@xsmeta/core';
 import {
   type ConsoleServices,
@@ -14,17 +13,11 @@ import {
   type Frequency,
   runConsole,
 } from '@xsmeta/tui';
-import { backup, parse, restore, withBackupRing, withPool } from './commands.js';
+import { backup, parse, restore, restoreOn, withBackupRing, withPool } from './commands.js';
 import { connectionFlags, resolveSettings, type Settings } from './config.js';
-import {
-  legacyContent,
-  legacyListing,
-  legacyNotes,
-  resolveLegacyVdi,
-  withLegacyDisk,
-} from './legacy.js';
+import { legacyListing, readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from './legacy.js';
 import type { Io } from './output.js';
-import { archive, connect, disk, systemClock, withEvents } from './runtime.js';
+import { connect, disk } from './runtime.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
 
 /** Reports each VM to the console, then the summary it shows. */
@@ -180,18 +173,14 @@ export function consoleServices(s: Settings): ConsoleServices {
       withPool(s, async (pool) => {
         signal.throwIfAborted();
         const { vdiUuid: vdi } = await resolveLegacyVdi(pool, req.srUuid, undefined);
-        let notes: string[] = [];
-        const content = await withLegacyDisk(pool, vdi, async (disk) => {
-          const c = await legacyContent(disk, req.date);
-          notes = legacyNotes(disk, c.date);
-          return c;
-        });
-        const r = await withEvents(s.stateDir, (events) =>
-          runRestore(
-            { pool, disk, archive, clock: systemClock, events },
-            { srUuid: req.srUuid, mode: req.mode, dryRun: req.dryRun, force: false },
-            { id: { srUuid: req.srUuid, vdiUuid: vdi }, content, legacy: true },
-          ),
+        const { content, notes } = await readLegacyBackup(pool, vdi, req.date);
+        const r = await restoreOn(
+          pool,
+          s,
+          { srUuid: req.srUuid, mode: req.mode, dryRun: req.dryRun, force: false },
+          silent,
+          undefined,
+          { id: { srUuid: req.srUuid, vdiUuid: vdi }, content, legacy: true },
         );
         return { ...summarise(r, onVm), notes };
       }),

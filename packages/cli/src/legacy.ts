@@ -220,11 +220,20 @@ async function onLegacyDisk<T>(
   }
 }
 
-/** One legacy backup (by date, default the newest) as the restore's BackupContent. */
-export async function legacyContent(
-  disk: LegacyDisk,
+/** One legacy backup read for a restore: its content, and what reading it left out or doubted. */
+export function readLegacyBackup(
+  pool: XapiPool,
+  vdiUuid: string,
   date: string | undefined,
-): Promise<BackupContent> {
+): Promise<{ content: BackupContent; notes: string[] }> {
+  return withLegacyDisk(pool, vdiUuid, async (disk) => {
+    const content = await legacyContent(disk, date);
+    return { content, notes: legacyNotes(disk, content.date) };
+  });
+}
+
+/** One legacy backup (by date, default the newest) as the restore's BackupContent. */
+async function legacyContent(disk: LegacyDisk, date: string | undefined): Promise<BackupContent> {
   const chosen = date ?? disk.dates[0];
   if (!chosen) throw new UsageError('the legacy disk holds no backups');
   if (!disk.dates.includes(chosen))
@@ -279,7 +288,7 @@ export async function legacyListing(d: LegacyDisk): Promise<{
  * journal never replayed) and the entries of that backup that were skipped (a bad by-sr link
  * leaves its VM out of "only VMs on this SR"). Said before a restore or with a conversion.
  */
-export function legacyNotes(disk: LegacyDisk, date?: string): string[] {
+function legacyNotes(disk: LegacyDisk, date?: string): string[] {
   const mine = (path: string) =>
     date === undefined || path === `/metadata/${date}` || path.startsWith(`/metadata/${date}/`);
   return [

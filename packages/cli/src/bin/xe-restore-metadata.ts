@@ -2,13 +2,7 @@ import { backupVdiOf, listings, withRing } from '@xsmeta/core';
 import { confirm, parse, restore, restoreOn, summaryLine, withPool } from '../commands.js';
 import type { Settings } from '../config.js';
 import { connectionFlags, resolveSettings, UsageError } from '../config.js';
-import {
-  legacyCandidates,
-  legacyContent,
-  legacyNotes,
-  resolveLegacyVdi,
-  withLegacyDisk,
-} from '../legacy.js';
+import { legacyCandidates, readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from '../legacy.js';
 import { errorLine, type Io, stdio } from '../output.js';
 import { disk } from '../runtime.js';
 
@@ -149,11 +143,8 @@ async function legacyRestore(
       for (const d of await withLegacyDisk(pool, vdiUuid, async (disk) => disk.dates)) io.out(d);
       return 0;
     }
-    const content = await withLegacyDisk(pool, vdiUuid, async (disk) => {
-      const c = await legacyContent(disk, a.date);
-      for (const n of legacyNotes(disk, c.date)) io.err(n);
-      return c;
-    });
+    const { content, notes } = await readLegacyBackup(pool, vdiUuid, a.date);
+    for (const n of notes) io.err(n);
     if (
       !a.dryRun &&
       !a.yes &&
