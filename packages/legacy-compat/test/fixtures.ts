@@ -1,6 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
@@ -93,4 +103,22 @@ export function debugfsCat(img: string, path: string): Buffer {
     stdio: ['ignore', 'pipe', 'ignore'],
     maxBuffer: 64 * 1024 * 1024,
   });
+}
+
+/** The first data block of a path, as debugfs sees it. */
+export function firstBlock(img: string, path: string): number {
+  const out = execFileSync('debugfs', ['-R', `blocks ${path}`, img], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const b = Number(out.trim().split(/\s+/)[0]);
+  if (!Number.isInteger(b) || b <= 0) throw new Error(`no block for ${path}: ${out}`);
+  return b;
+}
+
+/** Writes `bytes` at `offset` of an image (how the tests forge and wreck disks). */
+export function patch(img: string, offset: number, bytes: readonly number[]): void {
+  const fd = openSync(img, 'r+');
+  writeSync(fd, Buffer.from(bytes), 0, bytes.length, offset);
+  closeSync(fd);
 }

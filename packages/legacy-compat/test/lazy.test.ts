@@ -1,20 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LegacyError, openImage, openLegacyDisk } from '../src/index.js';
-import { legacyTree, mkfs, sha } from './fixtures.js';
-
-/** The first data block of a path, as debugfs sees it. */
-function firstBlock(img: string, path: string): number {
-  const out = execFileSync('debugfs', ['-R', `blocks ${path}`, img], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  const b = Number(out.trim().split(/\s+/)[0]);
-  if (!Number.isInteger(b) || b <= 0) throw new Error(`no block for ${path}: ${out}`);
-  return b;
-}
+import { firstBlock, legacyTree, mkfs, patch, sha } from './fixtures.js';
 
 describe('listing a legacy disk does not open its backups', () => {
   for (const blockSize of [1024, 4096]) {
@@ -25,9 +14,7 @@ describe('listing a legacy disk does not open its backups', () => {
       const img = mkfs(root, { blockSize, sizeMiB: 16 });
       // The first entry of all/'s first block ("."): rec_len 0, which no directory may hold.
       const blk = firstBlock(img, `/metadata/${wrecked}/all`);
-      const fd = openSync(img, 'r+');
-      writeSync(fd, Buffer.from([0, 0]), 0, 2, blk * blockSize + 4);
-      closeSync(fd);
+      patch(img, blk * blockSize + 4, [0, 0]);
       // debugfs agrees the directory is now unreadable (the patch hit what we meant).
       const ls = execFileSync('debugfs', ['-R', `ls /metadata/${wrecked}/all`, img], {
         encoding: 'utf8',
@@ -121,14 +108,7 @@ describe('reading a backup', () => {
       // 30 files of 3 KiB, read one by one above (30 reads): here one run of their blocks.
       expect(c.st.reads - before).toBeLessThanOrEqual(2);
       expect([...seen].sort()).toEqual([...layout.vms].sort());
-      const firstBlock = (uuid: string) =>
-        Number(
-          execFileSync('debugfs', ['-R', `blocks /metadata/${date}/all/${uuid}.vmmeta`, img], {
-            encoding: 'utf8',
-            stdio: ['ignore', 'pipe', 'ignore'],
-          }).split(/\s+/)[0],
-        );
-      const blocks = seen.map(firstBlock);
+      const blocks = seen.map((u) => firstBlock(img, `/metadata/${date}/all/${u}.vmmeta`));
       expect(blocks).toEqual([...blocks].sort((x, y) => x - y));
 
       // A read that fails (a bad sector under one file) ends the iteration with its error.
