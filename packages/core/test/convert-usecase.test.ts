@@ -1,10 +1,12 @@
 import { expect, it } from 'vitest';
 import {
   type ArchivePort,
+  BACKUP_FORMAT_VERSION,
   type DiskPort,
   decodeLabel,
   encodeLabel,
   type LegacyReaderPort,
+  listings,
   MemoryEventStore,
   type PoolPort,
   type RingPort,
@@ -55,7 +57,15 @@ function memoryRing(capacity: number, maxRecords: number, dates: string[]) {
   return { ring, records };
 }
 
-function deps(ring: RingPort, legacyDates: string[], exportBytes = 10, vdiSize = 10_000_000) {
+function deps(
+  ring: RingPort,
+  legacyDates: string[],
+  exportBytes = 10,
+  vdiSize = 10_000_000,
+  exportsPerBackup = 1,
+) {
+  /** Exports the conversion pulled from each legacy backup. */
+  const pulled = new Map<string, number>();
   const pool = {
     backupVdiUuid: () => 'own',
     findVdi: async () => ({
@@ -69,11 +79,14 @@ function deps(ring: RingPort, legacyDates: string[], exportBytes = 10, vdiSize =
   } as unknown as PoolPort;
   const disk: DiskPort = { open: async () => ring, format: async () => ring };
   const archive: ArchivePort = {
+    // As the real writer: it stops pulling parts once past maxStoredBytes.
     async write(parts, opts) {
       let n = 0;
-      for await (const p of parts) n += p.data instanceof Uint8Array ? p.data.length : 0;
-      if (n > (opts.maxStoredBytes ?? Number.POSITIVE_INFINITY))
-        throw Object.assign(new Error('too large'), { code: 'ARCHIVE_TOO_LARGE' });
+      for await (const p of parts) {
+        n += p.data instanceof Uint8Array ? p.data.length : 0;
+        if (n > (opts.maxStoredBytes ?? Number.POSITIVE_INFINITY))
+          throw Object.assign(new Error('too large'), { code: 'ARCHIVE_TOO_LARGE' });
+      }
       return { bytes: new Uint8Array(n), rawBytes: n, storedBytes: n, parts: [] };
     },
     read: () => {
@@ -87,10 +100,13 @@ function deps(ring: RingPort, legacyDates: string[], exportBytes = 10, vdiSize =
         backup: (date) => ({
           date,
           async *vms() {
-            yield {
-              entry: { uuid: 'vm', name: 'vm', isTemplate: false, srUuids: ['sr'] },
-              data: new Uint8Array(exportBytes),
-            };
+            for (let k = 0; k < exportsPerBackup; k++) {
+              pulled.set(date, (pulled.get(date) ?? 0) + 1);
+              yield {
+                entry: { uuid: `vm-${k}`, name: 'vm', isTemplate: false, srUuids: ['sr'] },
+                data: new Uint8Array(exportBytes),
+              };
+            }
           },
           srmetaXml: async () => null,
           poolDb: async () => null,
@@ -98,7 +114,7 @@ function deps(ring: RingPort, legacyDates: string[], exportBytes = 10, vdiSize =
       }),
   };
   const clock = { now: () => new Date('2026-11-25T00:00:00Z') };
-  return { pool, disk, archive, legacy, clock, events: null };
+  return { pool, disk, archive, legacy, clock, events: null, pulled };
 }
 
 /** The fake legacy disk, with every backup failing to read with `code`. */
@@ -148,6 +164,13 @@ it('never evicts: when the ring has room for fewer, the newest are converted (ol
     ...old.slice(1),
   ]);
   expect(dates.map((l) => l?.converted ?? false)).toEqual([false, false, true, true]);
+  // Listed by date, not by ring order (the converted ones came in last).
+  expect(listings(ring).map((l) => l.date)).toEqual([
+    '2024-06-01-00-00-00',
+    '2024-05-01-00-00-00',
+    old[2],
+    old[1],
+  ]);
   const types: string[] = [];
   for await (const e of events.readAll()) types.push(e.type);
   expect(types).toEqual([
@@ -176,16 +199,19 @@ it('never evicts for space either: the newest that fit are converted, the ring o
 });
 
 it('holds no more of a legacy disk in memory than the backup disk could take, newest first', async () => {
-  // A (forged) legacy disk whose backups are far larger than the 12 kB backup disk.
+  // A (forged) legacy disk whose backups are far larger than the 12 kB backup disk: ten
+  // exports of 500 bytes each.
   const { ring } = memoryRing(1_000_000, 25, []);
-  const r = await runConvert(deps(ring, old, 5_000, 12_000), {
-    srUuid: 'sr',
-    legacyVdiUuid: 'legacy',
-  });
+  const d = deps(ring, old, 500, 12_000, 10);
+  const r = await runConvert(d, { srUuid: 'sr', legacyVdiUuid: 'legacy' });
   expect(r.converted.map((c) => c.date)).toEqual(old.slice(1));
   expect(r.skipped).toEqual([
     { date: old[0], reason: 'no room for it on the backup disk with the newer ones' },
   ]);
+  // The oldest was read only until it no longer fit (under 2 kB were left), not whole.
+  expect(d.pulled.get(old[0]!)).toBeLessThan(5);
+  expect(d.pulled.get(old[1]!)).toBe(10);
+  expect(d.pulled.get(old[2]!)).toBe(10);
 });
 
 it('a date not on the legacy disk fails before anything is written', async () => {
@@ -302,4 +328,22 @@ it('a failure once the legacy disk was copied names the copy to convert from', a
       /I\/O error; the legacy disk is kept as VDI the-copy: run again with --vdi the-copy/,
     ),
   });
+});
+
+it('converts the one date asked for, recorded as coming from format 1', async () => {
+  const { ring, records } = memoryRing(1_000_000, 25, []);
+  const events = new MemoryEventStore();
+  const r = await runConvert(
+    { ...deps(ring, old), events },
+    { srUuid: 'sr', legacyVdiUuid: 'legacy', dates: [old[1]!] },
+  );
+  expect(r.converted.map((c) => c.date)).toEqual([old[1]]);
+  expect(records.map((x) => decodeLabel(x.label)).map((l) => [l?.date, l?.converted])).toEqual([
+    [old[1], true],
+  ]);
+  const converted = [];
+  for await (const e of events.readAll()) if (e.type === 'LegacyBackupConverted') converted.push(e);
+  expect(converted).toMatchObject([
+    { data: { date: old[1], fromFormatVersion: 1, formatVersion: BACKUP_FORMAT_VERSION } },
+  ]);
 });
