@@ -9,6 +9,7 @@ import {
   openSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
   writeSync,
@@ -103,7 +104,7 @@ async function legacyImage(
 
 it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidates need -x; a new-format SR needs -o -x', async () => {
   const p = await pool({ vms: 5, srs: 1 });
-  const x = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
+  const x = await xapiOf(p.sim.url);
   const vms = await poolVms(x);
   const [srRec] = (await x.getAllRecords<{ uuid: string }>('SR')).values();
   const sr = srRec!.uuid;
@@ -163,7 +164,7 @@ it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidat
     expect(seen.sort()).toEqual(vms.map((v) => v.uuid).sort());
     const real = capture();
     expect(await xeRestore(['-o', '-u', sr, '-y', '-m', 'sr'], real)).toBe(0);
-    const c = await XapiClient.connect({ url: sim.url, username: 'root', password: 'xsmeta' });
+    const c = await xapiOf(sim.url);
     const back = [...(await c.getAllRecords<Vm>('VM')).values()].filter(
       (v) => !v.is_control_domain,
     );
@@ -173,8 +174,27 @@ it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidat
     await c.logout();
     // A second disk that looks like a backup (any guest can write one): refused, both named.
     copyFileSync(img, join(p.dir, 'sim', 'sr', sr, `${randomUUID()}.img`));
-    const c2 = await XapiClient.connect({ url: sim.url, username: 'root', password: 'xsmeta' });
-    await c2.call('SR.scan', await c2.call<string>('SR.get_by_uuid', sr));
+    const c2 = await xapiOf(sim.url);
+    const srRef = await c2.call<string>('SR.get_by_uuid', sr);
+    await c2.call('SR.scan', srRef);
+    // A read-only VDI holding the same layout is never a candidate: the old scripts wrote theirs.
+    const ro = await c2.call<string>('VDI.create', {
+      name_label: 'read-only copy',
+      name_description: '',
+      SR: srRef,
+      virtual_size: String(statSync(img).size),
+      type: 'user',
+      sharable: false,
+      read_only: true,
+      other_config: {},
+      xenstore_data: {},
+      sm_config: {},
+      tags: [],
+    });
+    copyFileSync(
+      img,
+      join(p.dir, 'sim', 'sr', sr, `${await c2.call<string>('VDI.get_uuid', ro)}.img`),
+    );
     await c2.logout();
     // -p lists every candidate (how the administrator finds the one to name with -x) ...
     const probe2 = capture();
@@ -195,6 +215,7 @@ it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidat
     const rule = capture();
     expect(await xeRestore(['-o', '-u', sr, '-n', '-y'], rule)).toBe(1);
     expect(rule.stderr[0]).toMatch(/holds a backup VDI of the new format/);
+    expect(await xeRestore(['-o', '-x', legacyVdi, '-u', sr, '-n', '-y', '-f'], capture())).toBe(0);
     const status = await con.legacyStatus(sr);
     expect(status.available).toBe(false);
     expect(status.reason).toMatch(/new format/);
@@ -206,7 +227,7 @@ it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidat
 
 it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it; legacy convert keeps a verified copy, then fills the ring with the old dates", async () => {
   const p = await pool({ vms: 4, srs: 1 });
-  const x = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
+  const x = await xapiOf(p.sim.url);
   const vms = await poolVms(x);
   const [srRec] = (await x.getAllRecords<{ uuid: string }>('SR')).values();
   const sr = srRec!.uuid;
@@ -256,6 +277,16 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
     const list = capture();
     expect(await xeRestore(['-o', '-u', sr, '-l'], list)).toBe(0);
     expect(list.stdout).toEqual([...dates].reverse());
+    // -d picks an older legacy backup than the newest.
+    const older = capture();
+    expect(await xeRestore(['-o', '-u', sr, '-d', dates[0]!, '-n', '-y', '-f'], older)).toBe(0);
+    expect(older.stdout.at(-1)).toBe(`Restored ${vms.length} VM(s), and 0 error(s)`);
+    const asked = capture();
+    expect(await xsmeta(['history', '--json'], asked)).toBe(0);
+    expect(
+      JSON.parse(asked.stdout[0]!).findLast((e: { type: string }) => e.type === 'RestoreRequested'),
+    ).toMatchObject({ data: { date: dates[0], legacy: true, dryRun: true } });
+    expect(sha(img)).toBe(original);
     const ll = capture();
     expect(await xsmeta(['legacy', 'list', '--sr', sr, '--json'], ll)).toBe(0);
     expect(JSON.parse(ll.stdout[0]!)).toMatchObject({
@@ -286,7 +317,7 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
     expect(r.notes).toEqual([]);
     // The kept copy is the legacy disk byte for byte; the backup VDI now holds the ring.
     expect(sha(join(p.dir, 'sim', 'sr', sr, `${r.keptCopyVdiUuid}.img`))).toBe(original);
-    const xc = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
+    const xc = await xapiOf(p.sim.url);
     const kept = await xc.getRecord<{ name_label: string }>(
       'VDI',
       await xc.call<string>('VDI.get_by_uuid', r.keptCopyVdiUuid),
@@ -344,7 +375,7 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
     const real = capture();
     expect(await xeRestore(['-u', sr, '-d', dates[1]!, '-y'], real)).toBe(0);
     expect(real.stdout.at(-1)).toBe(`Restored ${vms.length} VM(s), and 0 error(s)`);
-    const c = await XapiClient.connect({ url: sim.url, username: 'root', password: 'xsmeta' });
+    const c = await xapiOf(sim.url);
     expect((await poolVms(c)).map((v) => v.uuid).sort()).toEqual(vms.map((v) => v.uuid).sort());
     await c.logout();
   });
@@ -396,16 +427,9 @@ it('a legacy backup that cannot be read is listed as damaged; the others stay li
 it.skipIf(!existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url)))(
   'a signal while legacy convert copies the disk (or creates the copy) removes the unfinished copy and its VBDs; the legacy disk is untouched (needs dist)',
   async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'xsmeta-cli-'));
     let onLog: (line: string) => void = () => {};
-    const sim = await startSimulator({
-      stateDir: join(dir, 'sim'),
-      vms: 3,
-      srs: 1,
-      seed: 3,
-      log: (line) => onLog(line),
-    });
-    const env = { ...sim.env, XSMETA_STATE_DIR: join(dir, 'state') };
+    const p = await pool({ vms: 3, srs: 1, log: (line) => onLog(line) });
+    const { sim, env, dir } = p;
     const x = await xapiOf(sim.url);
     const vms = await poolVms(x);
     const [srRec] = (await x.getAllRecords<{ uuid: string }>('SR')).values();
@@ -448,17 +472,12 @@ it.skipIf(!existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url)))(
       onLog = () => {};
       sim.faults.clear();
       expect(await unfinished()).toBe(false);
-      expect((await x.getAllRecords('VDI')).size).toBe(vdisBefore);
-      const vbds = [
-        ...(await x.getAllRecords<{ other_config: Record<string, string> }>('VBD')).values(),
-      ].filter((v) => v.other_config['xsmeta-attach'] === 'true');
-      expect(vbds).toEqual([]);
+      expect(await xapiOf(sim.url).then(countVdis)).toEqual([vdisBefore, 0]);
       expect(sha(img)).toBe(original);
     }
     await x.logout();
-    await sim.close();
     rmSync(tree, { recursive: true, force: true });
-    rmSync(dir, { recursive: true, force: true });
+    await p.close();
   },
   60_000,
 );

@@ -20,7 +20,7 @@ export function capture(): Io & { stdout: string[]; stderr: string[] } {
 
 /** A simulator plus the environment that points the commands at it. */
 export async function pool(
-  opts: { vms?: number; srs?: number } = {},
+  opts: { vms?: number; srs?: number; log?: (line: string) => void } = {},
 ): Promise<{ sim: Simulator; dir: string; env: Record<string, string>; close(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'xsmeta-cli-'));
   const sim = await startSimulator({
@@ -28,6 +28,7 @@ export async function pool(
     vms: opts.vms ?? 8,
     srs: opts.srs ?? 2,
     seed: 3,
+    ...(opts.log ? { log: opts.log } : {}),
   });
   const env = { ...sim.env, XSMETA_STATE_DIR: join(dir, 'state') };
   const close = async () => {

@@ -234,8 +234,8 @@ describe('restore', () => {
 });
 
 describe('legacy restore', () => {
-  async function toSrs() {
-    const ctx = await open();
+  async function toSrs(options: FakeOptions = {}) {
+    const ctx = await open(options);
     await ctx.keys(KEYS.down, KEYS.down, KEYS.down, KEYS.enter);
     await ctx.screen('Restore from Legacy Backup');
     await ctx.screen('› Old NFS export');
@@ -273,9 +273,7 @@ describe('legacy restore', () => {
       'skipped /metadata/2019-06-02-03-00-00/all/b: not <uuid>.vmmeta',
       'skipped /metadata/2019-06-02-03-00-00/all/c: not <uuid>.vmmeta',
     ];
-    const ctx = await open({ legacyNotes: notes });
-    await ctx.keys(KEYS.down, KEYS.down, KEYS.down, KEYS.enter);
-    await ctx.screen('› Old NFS export');
+    const ctx = await toSrs({ legacyNotes: notes });
     await ctx.keys(KEYS.enter);
     await ctx.screen('Only restore metadata from a disk you trust.');
     await ctx.keys(KEYS.enter);
