@@ -22,11 +22,11 @@ import {
   UsageError,
 } from './config.js';
 import { type Io, progressLine } from './output.js';
+import { lockSr } from './process/lock.js';
 import {
   archive,
   connect,
   disk,
-  lockSr,
   openEvents,
   systemClock,
   withEvents,

@@ -22,10 +22,10 @@ import { decodeValue } from '@xsmeta/xapi';
 import { parse, withPool } from './commands.js';
 import { connectionFlags, resolveSettings, UsageError } from './config.js';
 import { type Io, progressLine } from './output.js';
+import { lockSr } from './process/lock.js';
 import {
   archive,
   closeOnSignal,
-  lockSr,
   disk as ringDisk,
   systemClock,
   withEvents,

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
@@ -20,6 +19,7 @@ import { openFileDevice, Ring, readArchive, writeArchive } from '@xsmeta/vdi-sto
 import { backupVdiUuid, XapiClient, XapiError } from '@xsmeta/xapi';
 import { ClassicLevel } from 'classic-level';
 import { ConfigError, readInventory, type Settings } from './config.js';
+import { myOwner, ownerGone, parseOwner } from './process/owner.js';
 
 /** Work that must run however the process ends (VBD unplug/destroy, lock release). */
 const cleanups = new Set<() => Promise<void>>();
@@ -103,87 +103,6 @@ export function closeOnSignal<T extends { close(): Promise<void> }>(res: T): T {
       return typeof v === 'function' ? v.bind(target) : v;
     },
   });
-}
-
-/** Whether a process of this host is alive (one of another user's is). */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** A file of /proc, or null where there is none (not Linux, no such process). */
-function proc(path: string): string | null {
-  try {
-    return readFileSync(`/proc/${path}`, 'utf8');
-  } catch {
-    return null;
-  }
-}
-
-/** When a process started (clock ticks since boot, /proc/PID/stat field 22): tells a reused pid. */
-function startTime(pid: number): string | null {
-  const stat = proc(`${pid}/stat`);
-  return stat === null ? null : (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null);
-}
-
-let bootId: string | null | undefined;
-/** This boot of this host (Linux), read when first needed. */
-function thisBoot(): string | null {
-  if (bootId === undefined) bootId = proc('sys/kernel/random/boot_id')?.trim() ?? null;
-  return bootId;
-}
-
-/**
- * A process that holds something: the SR's lock file holds it, and a VBD's other_config
- * (`xsmeta-owner`), so that a later run can tell a stale one. JSON: this host, its boot, the
- * process and when it started.
- */
-interface Owner {
-  host: string;
-  pid: number;
-  boot?: string | null;
-  start?: string | null;
-}
-
-let me: string | undefined;
-/** This process as an Owner, written when first needed (not at start-up). */
-function myOwner(): string {
-  me ??= JSON.stringify({
-    host: hostname(),
-    boot: thisBoot(),
-    pid: process.pid,
-    start: startTime(process.pid),
-  } satisfies Owner);
-  return me;
-}
-
-/** An owner as recorded; a lock file of an older xsmeta holds `PID HOST`. */
-function parseOwner(text: string): Owner | null {
-  try {
-    const o = JSON.parse(text) as Partial<Owner> | null;
-    return typeof o?.host === 'string' && typeof o.pid === 'number' ? (o as Owner) : null;
-  } catch {
-    const [pid, host] = text.trim().split(' ');
-    return host && /^\d+$/.test(pid ?? '') ? { host, pid: Number(pid) } : null;
-  }
-}
-
-/**
- * Whether the process an owner names is gone: on this host, and either this host has
- * rebooted since, or no such process runs, or the pid now belongs to a later process.
- * Another host's (or an owner that cannot be read) is not ours to judge: false.
- */
-function ownerGone(o: Owner | null): boolean {
-  if (!o || o.host !== hostname()) return false;
-  const boot = thisBoot();
-  if (o.boot && boot !== null && o.boot !== boot) return true;
-  if (!processAlive(o.pid)) return true;
-  const now = startTime(o.pid);
-  return !!o.start && now !== null && now !== o.start;
 }
 
 async function promptPassword(user: string): Promise<string> {
@@ -669,55 +588,5 @@ export async function withEvents<T>(
   } finally {
     drop();
     await persist(signalled);
-  }
-}
-
-export class LockError extends Error {
-  readonly code = 'BACKUP_LOCKED';
-}
-
-/**
- * An exclusive lock per SR in the state directory (O_EXCL), holding pid and host; a lock whose
- * process is gone is taken over. `wait` polls until it is free.
- */
-export async function lockSr(stateDir: string, srUuid: string, wait: boolean): Promise<() => void> {
-  const dir = join(stateDir, 'locks');
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, `backup-${srUuid}.lock`);
-  for (;;) {
-    try {
-      const fd = openSync(path, 'wx');
-      const mine = `${myOwner()}\n`;
-      writeSync(fd, mine);
-      closeSync(fd);
-      // Once, and only while the file is still ours (another run may hold it by now).
-      let released = false;
-      const release = () => {
-        if (released) return;
-        released = true;
-        try {
-          if (readFileSync(path, 'utf8') === mine) rmSync(path, { force: true });
-        } catch {
-          // Already gone.
-        }
-      };
-      const drop = onCleanup(async () => release());
-      return () => {
-        drop();
-        release();
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const holder = parseOwner(readFileSync(path, 'utf8'));
-      if (ownerGone(holder)) {
-        rmSync(path, { force: true });
-        continue;
-      }
-      if (!wait)
-        throw new LockError(
-          `another backup of SR ${srUuid} is running (${holder ? `pid ${holder.pid} on ${holder.host}` : 'lock held'}): wait for it, or pass --wait`,
-        );
-      await new Promise((r) => setTimeout(r, 250));
-    }
   }
 }

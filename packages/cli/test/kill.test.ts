@@ -45,7 +45,7 @@ function runtimeChild(
     [
       '--input-type=module',
       '-e',
-      `import { lockSr, onCleanup, withEvents } from '${runtime}';\n${script}`,
+      `import { onCleanup, withEvents } from '${runtime}';\n${script}`,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } },
   );
@@ -271,7 +271,7 @@ it.skipIf(!built)(
     });
     // The lock: released once, and only while it is still this run's.
     const lock = join(dir, 'locks', 'backup-sr-1.lock');
-    const { lockSr } = await import('../src/runtime.js');
+    const { lockSr } = await import('../src/process/lock.js');
     const unlock = await lockSr(dir, 'sr-1', false);
     writeFileSync(lock, '1 another-host\n');
     unlock();

@@ -33,7 +33,7 @@ ${CONNECTION}`,
   --sr UUID    the SR to back up to (default: the pool's default SR)
   --create     create the Pool Metadata Backup VDI when missing (500 MiB)
   --keep N     keep the newest N backups (default 25)
-  --wait       wait for another backup of the same SR to finish instead of failing
+  --wait       wait (up to 30 min, XSMETA_LOCK_WAIT_SECONDS) for another backup of the same SR
   --json       print the result as one JSON document
 Exit 0 on success, 3 when the SR has no backup VDI and --create was not given, 1 otherwise.`,
   list: "usage: xsmeta list [--sr UUID] [--json]\n  List the backups on the SR (default: the pool's default SR), newest first.",
