@@ -150,6 +150,15 @@ export async function connect(s: Settings): Promise<XapiClient> {
 
 type R = Record<string, unknown>;
 
+/**
+ * For a read of an object another process may remove: HANDLE_INVALID (xapi's answer for a
+ * reference whose object was destroyed) means it is gone, null; any other error stands.
+ */
+function unlessGone(e: unknown): null {
+  if (e instanceof XapiError && e.code === 'HANDLE_INVALID') return null;
+  throw e;
+}
+
 /** PoolPort over XAPI: the calls of reference/xapi.md. */
 export class XapiPool implements PoolPort {
   constructor(
@@ -201,7 +210,9 @@ export class XapiPool implements PoolPort {
       if (e instanceof XapiError && e.code === 'UUID_INVALID') return null;
       throw e;
     }
-    const v = await this.xapi.getRecord<R>('VDI', ref);
+    // Destroyed between the lookup and the read (another run's unfinished copy, say): none.
+    const v = await this.xapi.getRecord<R>('VDI', ref).catch(unlessGone);
+    if (v === null) return null;
     const srUuid = await this.xapi.call<string>('SR.get_uuid', v.SR);
     return {
       uuid,
@@ -360,7 +371,10 @@ export class XapiPool implements PoolPort {
    */
   private async removeStaleVbds(vdi: string, dom0: string, writer: boolean): Promise<void> {
     for (const vbd of await this.xapi.call<string[]>('VDI.get_VBDs', vdi)) {
-      const rec = await this.xapi.getRecord<R>('VBD', vbd);
+      // Another run may remove it between the listing and this read (its own clean-up, or its
+      // sweep of the same stale VBD): gone is what we wanted.
+      const rec = await this.xapi.getRecord<R>('VBD', vbd).catch(unlessGone);
+      if (rec === null) continue;
       const oc = (rec.other_config as Record<string, string> | undefined) ?? {};
       if (oc['xsmeta-attach'] !== 'true' || rec.VM !== dom0) continue;
       const owner = oc['xsmeta-owner'];
