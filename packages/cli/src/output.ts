@@ -8,9 +8,32 @@ export interface Io {
   isTTY: boolean;
 }
 
+let quiet = false;
+
+/**
+ * Output to a closed pipe (`xsmeta list | head -1`) ends quietly: EPIPE on stdout or stderr
+ * stops what would follow on that stream instead of crashing the process with a stack trace,
+ * and the run goes on (a restore finishes and is recorded either way). Installed on the first
+ * output, and when a command hooks signals.
+ */
+export function quietPipes(): void {
+  if (quiet) return;
+  quiet = true;
+  for (const s of [process.stdout, process.stderr])
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+    });
+}
+
+/** A line on stdout or stderr; none once the reader has gone (see quietPipes). */
+function write(s: NodeJS.WriteStream, text: string): void {
+  quietPipes();
+  if (!s.destroyed) s.write(text);
+}
+
 export const stdio: Io = {
-  out: (l) => process.stdout.write(`${l}\n`),
-  err: (l) => process.stderr.write(`${l}\n`),
+  out: (l) => write(process.stdout, `${l}\n`),
+  err: (l) => write(process.stderr, `${l}\n`),
   get isTTY() {
     return Boolean(process.stderr.isTTY);
   },
@@ -44,7 +67,8 @@ export function progressLine(
     const now = Date.now();
     if (now - last < 100 && p.done !== p.total) return;
     last = now;
-    process.stderr.write(
+    write(
+      process.stderr,
       `\r\u001b[K${p.phase}: ${p.done}/${p.total} (${(p.bytes / 1024 / 1024).toFixed(1)} MiB)${p.done === p.total ? '\n' : ''}`,
     );
   };

@@ -19,6 +19,7 @@ import { openFileDevice, Ring, readArchive, writeArchive } from '@xsmeta/vdi-sto
 import { backupVdiUuid, XapiClient, XapiError } from '@xsmeta/xapi';
 import { ClassicLevel } from 'classic-level';
 import { ConfigError, readInventory, type Settings } from './config.js';
+import { quietPipes } from './output.js';
 import { myOwner, ownerGone, parseOwner } from './process/owner.js';
 
 /** Work that must run however the process ends (VBD unplug/destroy, lock release). */
@@ -36,6 +37,7 @@ const CLEANUP_MS = Number(process.env.XSMETA_CLEANUP_MS ?? 60_000);
 export function onCleanup(fn: () => Promise<void>): () => void {
   if (!signalsHooked) {
     signalsHooked = true;
+    quietPipes(); // the clean-up's messages must not die on a closed stderr
     // Kept for good: a second Ctrl-C during the clean-up must not kill it half way (the VBD
     // would stay plugged). SIGKILL still ends the process; the next run removes what is left.
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
