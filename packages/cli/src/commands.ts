@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import {
   type BackupResult,
   backupVdiOf,
+  escapeText,
   fmtBytes,
   historyProjection,
   listings,
@@ -206,9 +207,12 @@ export interface RestoreArgs {
 
 /** One line per VM of a restore, as both restore commands print it. */
 function vmLine(v: VmOutcome, dryRun: boolean): string {
+  const name = escapeText(v.name); // a backup's: any guest may have chosen it
   return v.ok
-    ? `${dryRun ? 'Would restore' : 'Restored'} ${v.isTemplate ? 'template' : 'VM'} ${v.name} (${v.uuid})`
-    : `Error restoring ${v.name} (${v.uuid}): ${v.code} ${(v.params ?? []).join(' ')}`.trim();
+    ? `${dryRun ? 'Would restore' : 'Restored'} ${v.isTemplate ? 'template' : 'VM'} ${name} (${v.uuid})`
+    : escapeText(
+        `Error restoring ${name} (${v.uuid}): ${v.code} ${(v.params ?? []).join(' ')}`.trim(),
+      );
 }
 
 export function restore(

@@ -1,3 +1,5 @@
+import { escapeText } from '@xsmeta/core';
+
 /**
  * Output rules: `--json` prints one document on stdout and nothing else; logs, progress and
  * errors go to stderr; one table maps typed error codes to exit codes.
@@ -31,9 +33,14 @@ function write(s: NodeJS.WriteStream, text: string): void {
   if (!s.destroyed) s.write(text);
 }
 
+/**
+ * What a command prints reaches the terminal with no control character but our line breaks and
+ * tabs: every line may hold a name from a backup or the pool (see core's escapeText). Fields
+ * are also escaped where they are put into a line (a name's own line break too).
+ */
 export const stdio: Io = {
-  out: (l) => write(process.stdout, `${l}\n`),
-  err: (l) => write(process.stderr, `${l}\n`),
+  out: (l) => write(process.stdout, `${escapeText(l, '\n\t')}\n`),
+  err: (l) => write(process.stderr, `${escapeText(l, '\n\t')}\n`),
   get isTTY() {
     return Boolean(process.stderr.isTTY);
   },
@@ -53,7 +60,7 @@ export function exitCodeOf(e: unknown): number {
 /** One clear line, prefixed by the program and the error code when there is one. */
 export function errorLine(prog: string, e: unknown): string {
   const code = (e as { code?: unknown })?.code;
-  const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+  const msg = escapeText((e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '');
   return `${prog}: ${typeof code === 'string' && code !== 'USAGE' ? `${code}: ` : ''}${msg}`;
 }
 

@@ -42,11 +42,7 @@ function runtimeChild(
   const runtime = new URL('../dist/runtime.js', import.meta.url).href;
   const child = spawn(
     process.execPath,
-    [
-      '--input-type=module',
-      '-e',
-      `import { onCleanup, withEvents } from '${runtime}';\n${script}`,
-    ],
+    ['--input-type=module', '-e', `import { onCleanup, withEvents } from '${runtime}';\n${script}`],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } },
   );
   let stderr = '';

@@ -79,8 +79,14 @@ it.skipIf(!built)(
       const outcomes = await Promise.all(cs.map((c) => c.outcome));
       for (const c of cs) c.release();
       await Promise.all(cs.map((c) => c.exited));
-      expect(outcomes.filter((o) => o === 'won\n'), `round ${round}: ${JSON.stringify(outcomes)}`).toHaveLength(1);
-      expect(outcomes.filter((o) => o === 'lost\n'), `round ${round}: ${JSON.stringify(outcomes)}`).toHaveLength(7);
+      expect(
+        outcomes.filter((o) => o === 'won\n'),
+        `round ${round}: ${JSON.stringify(outcomes)}`,
+      ).toHaveLength(1);
+      expect(
+        outcomes.filter((o) => o === 'lost\n'),
+        `round ${round}: ${JSON.stringify(outcomes)}`,
+      ).toHaveLength(7);
     }
     // No claim or half-made lock is left beside it: only the last winner's (now stale) lock.
     expect(readdirSync(join(dir, 'locks'))).toEqual(['backup-sr-1.lock']);
@@ -109,7 +115,9 @@ it('--wait waits for a live holder up to its bound, then fails with a clear erro
   await expect(lockSr(dir, 'sr-1', true, 300)).rejects.toMatchObject({
     code: 'BACKUP_LOCKED',
     message: expect.stringMatching(
-      new RegExp(`still running \\(pid ${process.pid} on .*\\) after waiting 0.3 s: try again later`),
+      new RegExp(
+        `still running \\(pid ${process.pid} on .*\\) after waiting 0.3 s: try again later`,
+      ),
     ),
   });
   // Freed while waiting: the waiter gets it.

@@ -43,6 +43,7 @@ export {
   scheduleDecider,
   type UtcOffset,
 } from './domain/schedule.js';
+export { escapeStrings, escapeText } from './domain/text.js';
 export * from './events/index.js';
 export {
   EVENT_SCHEMA_VERSION,

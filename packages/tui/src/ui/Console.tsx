@@ -1,5 +1,7 @@
+import { escapeText } from '@xsmeta/core';
 import { Box, Text, useApp, useInput } from 'ink';
 import { type ReactNode, useEffect, useMemo, useRef } from 'react';
+import { escapedServices } from '../escaped.js';
 import { fit } from '../format.js';
 import {
   type AppState,
@@ -109,7 +111,8 @@ function MenuScreen(props: { state: AppState; columns: number; height: number })
  * never falls back to clearing the whole screen on each frame.
  */
 export function Console(props: ConsoleProps): ReactNode {
-  const { services } = props;
+  // Everything the services answer came from the pool or a backup: drawn escaped.
+  const services = useMemo(() => escapedServices(props.services), [props.services]);
   const { exit } = useApp();
   const [state, dispatch, current] = useMachine(appReducer, () => initialAppState);
   const { columns, rows } = useTerminalSize();
@@ -162,7 +165,10 @@ export function Console(props: ConsoleProps): ReactNode {
   const top = topDialog(state);
   // The footer names where the user is: the menu, or the entry whose dialog is open.
   const where = top ? labelOf(top.kind === 'login' ? top.guards : top.kind) : MENU_TITLE;
-  const header = fit(` xsmeta console${props.title ? ` · ${props.title}` : ''}`, columns);
+  const header = fit(
+    ` xsmeta console${props.title ? ` · ${escapeText(props.title)}` : ''}`,
+    columns,
+  );
   return (
     <Box flexDirection="column" width={columns} height={height}>
       <Text inverse bold wrap="truncate-end">

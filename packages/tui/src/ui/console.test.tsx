@@ -352,3 +352,19 @@ describe('login', () => {
     expect(services.calls).toEqual([]);
   });
 });
+
+describe('untrusted text', () => {
+  it('draws an SR name holding escape sequences escaped, never raw', async () => {
+    const services = new FakeConsoleServices();
+    (services.srs[0] as { name: string }).name = 'NFS\u001b[2J\u001b]0;owned\u0007';
+    const r = render(<Console services={services} title={'pool\u001b[31m'} />);
+    mounted.push(r.unmount);
+    await waitForFrame(r.lastFrame, 'Backup, Restore and Update');
+    await press(r.stdin, KEYS.down, KEYS.enter);
+    const list = await waitForFrame(r.lastFrame, 'Back up the VM metadata to which');
+    expect(list).toContain('NFS\\u001b[2J\\u001b]0;owned\\u0007');
+    expect(list).toContain('pool\\u001b[31m');
+    expect(list).not.toContain('\u001b[2J');
+    expect(list).not.toContain('\u0007');
+  });
+});
