@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -1122,12 +1123,15 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
     XSMETA_INVENTORY: join(dir, 'inventory'),
     XSMETA_DEV_DIR: join(dir, 'dev'),
   };
+  // It holds the password: its owner's only (chmod too, for a file an older run left).
   writeFileSync(
     join(dir, 'env'),
     `${Object.entries(env)
       .map(([k, v]) => `${k}=${v}`)
       .join('\n')}\n`,
+    { mode: 0o600 },
   );
+  chmodSync(join(dir, 'env'), 0o600);
   return {
     url,
     port,

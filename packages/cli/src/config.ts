@@ -1,6 +1,7 @@
-import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { stdio } from './output.js';
 
 /**
  * Connection and storage settings, per CONTRACT.md: a flag wins over the environment, which
@@ -38,8 +39,19 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The password, from a file only its owner may read. One that group or others may access is
+ * used, with a warning on stderr each time that says how to fix it (as ssh does for a key it
+ * still uses): refusing it would silently stop the scheduled backups of a pool upgraded from a
+ * setup that wrote it with the default umask.
+ */
 function readPasswordFile(path: string): string {
   try {
+    const mode = statSync(path).mode & 0o777;
+    if (mode & 0o077)
+      stdio.err(
+        `warning: the password file ${path} may be read by group or others (mode ${mode.toString(8).padStart(4, '0')}): run chmod 600 ${path}`,
+      );
     return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
   } catch (e) {
     throw new ConfigError(
