@@ -28,6 +28,7 @@ import {
   archive,
   connect,
   disk,
+  historyLostLine,
   openEvents,
   systemClock,
   withEvents,
@@ -91,26 +92,29 @@ export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<Backup
     const unlock = srUuid ? await lockSr(s.stateDir, srUuid, a.wait) : () => {};
     const controller = new AbortController();
     try {
-      return await withEvents(s.stateDir, (events) =>
-        runBackup(
-          {
-            pool,
-            disk,
-            archive,
-            clock: systemClock,
-            events,
-            progress: progressLine(io),
-            signal: controller.signal,
-          },
-          {
-            ...(srUuid ? { srUuid } : {}),
-            create: a.create,
-            ...(a.keep ? { keep: a.keep } : {}),
-            reinit: a.reinit,
-            findOnly: a.findOnly,
-            trigger: a.trigger ?? 'manual',
-          },
-        ),
+      return await withEvents(
+        s.stateDir,
+        (events) =>
+          runBackup(
+            {
+              pool,
+              disk,
+              archive,
+              clock: systemClock,
+              events,
+              progress: progressLine(io),
+              signal: controller.signal,
+            },
+            {
+              ...(srUuid ? { srUuid } : {}),
+              create: a.create,
+              ...(a.keep ? { keep: a.keep } : {}),
+              reinit: a.reinit,
+              findOnly: a.findOnly,
+              trigger: a.trigger ?? 'manual',
+            },
+          ),
+        (e) => io.err(historyLostLine('backup', e)),
       );
     } finally {
       unlock();
@@ -233,26 +237,29 @@ export function restoreOn(
   onVm?: (line: string) => void,
   source?: Parameters<typeof runRestore>[2],
 ): Promise<RestoreResult> {
-  return withEvents(s.stateDir, (events) =>
-    runRestore(
-      {
-        pool,
-        disk,
-        archive,
-        clock: systemClock,
-        events,
-        progress: progressLine(io),
-        onVm: (v) => onVm?.(vmLine(v, a.dryRun)),
-      },
-      {
-        ...(a.srUuid ? { srUuid: a.srUuid } : {}),
-        ...(a.date ? { date: a.date } : {}),
-        mode: a.mode,
-        dryRun: a.dryRun,
-        force: a.force,
-      },
-      source,
-    ),
+  return withEvents(
+    s.stateDir,
+    (events) =>
+      runRestore(
+        {
+          pool,
+          disk,
+          archive,
+          clock: systemClock,
+          events,
+          progress: progressLine(io),
+          onVm: (v) => onVm?.(vmLine(v, a.dryRun)),
+        },
+        {
+          ...(a.srUuid ? { srUuid: a.srUuid } : {}),
+          ...(a.date ? { date: a.date } : {}),
+          mode: a.mode,
+          dryRun: a.dryRun,
+          force: a.force,
+        },
+        source,
+      ),
+    (e) => io.err(historyLostLine('restore', e)),
   );
 }
 

@@ -26,6 +26,7 @@ import { lockSr } from './process/lock.js';
 import {
   archive,
   closeOnSignal,
+  historyLostLine,
   disk as ringDisk,
   systemClock,
   withEvents,
@@ -351,21 +352,24 @@ export async function cmdLegacy(argv: string[], io: Io): Promise<number> {
     let notes: string[] = [];
     const unlock = await lockSr(s.stateDir, srUuid, false);
     try {
-      const r = await withEvents(s.stateDir, (events) =>
-        runConvert(
-          {
-            pool,
-            disk: ringDisk,
-            archive,
-            legacy: legacyReader(pool, (n) => {
-              notes = n;
-            }),
-            clock: systemClock,
-            events,
-            progress: progressLine(io),
-          },
-          { srUuid, legacyVdiUuid: vdiUuid, ...(date ? { dates: [date] } : {}) },
-        ),
+      const r = await withEvents(
+        s.stateDir,
+        (events) =>
+          runConvert(
+            {
+              pool,
+              disk: ringDisk,
+              archive,
+              legacy: legacyReader(pool, (n) => {
+                notes = n;
+              }),
+              clock: systemClock,
+              events,
+              progress: progressLine(io),
+            },
+            { srUuid, legacyVdiUuid: vdiUuid, ...(date ? { dates: [date] } : {}) },
+          ),
+        (e) => io.err(historyLostLine('conversion', e)),
       );
       if (json) io.out(JSON.stringify({ ...r, notes }));
       else {

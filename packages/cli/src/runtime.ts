@@ -570,6 +570,7 @@ class RunEvents extends MemoryEventStore {
 export async function withEvents<T>(
   stateDir: string,
   fn: (events: MemoryEventStore) => Promise<T>,
+  historyLost?: (e: unknown) => void,
 ): Promise<T> {
   const mem = new RunEvents();
   let persisting: Promise<void> | undefined;
@@ -599,10 +600,30 @@ export async function withEvents<T>(
   // Registered before the run attaches anything: on a signal, the run's events are written
   // after its VBDs are gone and before its lock is released.
   const drop = onCleanup(() => persist(signalled ?? 'a signal'));
+  let result: T;
   try {
-    return await fn(mem);
-  } finally {
+    result = await fn(mem);
+  } catch (e) {
     drop();
-    await persist(signalled);
+    // The run's own failure is its outcome, whether or not its history could be written.
+    await persist(signalled).catch((h: unknown) => historyLost?.(h));
+    throw e;
   }
+  drop();
+  // What was done is what is reported: a run that did its work (a backup committed to the
+  // ring) succeeded, even when its history cannot be written (a full disk, the store
+  // broken); `historyLost` says so. Without it, the store's error is the run's.
+  try {
+    await persist(signalled);
+  } catch (h) {
+    if (!historyLost) throw h;
+    historyLost(h);
+  }
+  return result;
+}
+
+/** The warning line of a run whose history could not be written (see withEvents). */
+export function historyLostLine(what: string, e: unknown): string {
+  const why = `${errorCode(e) ?? 'error'}: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
+  return `warning: the history of this ${what} could not be written (${why}): 'xsmeta history' will not show it; the ${what} itself is reported as it happened`;
 }
