@@ -133,12 +133,29 @@ export function legacyReader(
   };
 }
 
+/**
+ * The most VMs and templates one legacy backup may hold for xsmeta to restore or convert it:
+ * 5,000 (more than a pool of 64 hosts runs), or `XSMETA_LEGACY_MAX_VMS`. A disk any guest can
+ * write must not make a restore read and import without end (100,000 exports took minutes and a
+ * gigabyte): one with more is refused before anything is read or imported.
+ */
+export function legacyMaxVms(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.XSMETA_LEGACY_MAX_VMS);
+  return Number.isInteger(n) && n > 0 ? n : 5000;
+}
+
 /** Each export of a legacy backup with its map entry (name and template flag from ova.xml). */
 async function* legacyVms(
   disk: LegacyDisk,
   date: string,
 ): AsyncIterable<{ entry: VmMapEntry; data: Uint8Array }> {
   const b = await disk.backup(date);
+  const max = legacyMaxVms();
+  if (b.vms.length > max)
+    throw new LegacyError(
+      'LEGACY_LIMIT',
+      `the legacy backup of ${date} holds ${b.vms.length} VM exports, more than the ${max} xsmeta reads from one backup: nothing was restored or converted (XSMETA_LEGACY_MAX_VMS raises the limit if the pool really had that many)`,
+    );
   const srsOf = new Map<string, string[]>();
   for (const [sr, vms] of b.bySr)
     for (const vm of vms) {
