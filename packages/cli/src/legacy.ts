@@ -369,6 +369,9 @@ export async function cmdLegacy(argv: string[], io: Io): Promise<number> {
     let notes: string[] = [];
     const unlock = await lockSr(s.stateDir, srUuid, false);
     try {
+      // What a killed conversion of this SR left (under this lock, so no live run's).
+      for (const gone of await pool.removeDeadCopies(srUuid))
+        io.err(`Removed VDI ${gone}, an unfinished copy a conversion that died left behind.`);
       const r = await withEvents(
         s.stateDir,
         (events) =>

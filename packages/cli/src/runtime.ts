@@ -258,7 +258,8 @@ export class XapiPool implements PoolPort {
       type: 'user',
       sharable: false,
       read_only: false,
-      other_config: { 'xsmeta-copy-of': vdiUuid },
+      // Its creator, as on our VBDs: a later run removes it if this one dies before it is done.
+      other_config: { 'xsmeta-copy-of': vdiUuid, 'xsmeta-owner': myOwner() },
       xenstore_data: {},
       sm_config: {},
       tags: [],
@@ -286,6 +287,40 @@ export class XapiPool implements PoolPort {
     }
     const srUuid = await this.xapi.call<string>('SR.get_uuid', rec.SR);
     return { uuid, name: nameLabel, srUuid, virtualSize: size, type: 'user' };
+  }
+
+  /**
+   * Unfinished copies (see copyVdi) on the SR that a dead run left, SIGKILLed or its host lost
+   * mid-copy: still named "(incomplete copy)", and their creator is gone (see ownerGone; one
+   * with no creator recorded is an older xsmeta's, and the caller holds the SR's lock, under
+   * which every copy is made). Their VBDs of ours are unplugged and destroyed, then the VDI.
+   * A copy some other VBD uses is left alone. Returns the uuids removed.
+   */
+  async removeDeadCopies(srUuid: string): Promise<string[]> {
+    const sr = await this.xapi.call<string>('SR.get_by_uuid', srUuid);
+    const removed: string[] = [];
+    for (const [ref, v] of await this.xapi.getAllRecords<R>('VDI')) {
+      const oc = (v.other_config as Record<string, string> | undefined) ?? {};
+      if (v.SR !== sr || oc['xsmeta-copy-of'] === undefined) continue;
+      if (!String(v.name_label ?? '').endsWith(' (incomplete copy)')) continue;
+      const owner = oc['xsmeta-owner'];
+      if (owner !== undefined && !ownerGone(parseOwner(owner))) continue;
+      const vbds: [string, R][] = [];
+      for (const vbd of (v.VBDs as string[] | undefined) ?? []) {
+        const rec = await this.xapi.getRecord<R>('VBD', vbd).catch(unlessGone);
+        if (rec) vbds.push([vbd, rec]);
+      }
+      const ours = (r: R) =>
+        (r.other_config as Record<string, string> | undefined)?.['xsmeta-attach'] === 'true';
+      if (!vbds.every(([, r]) => ours(r))) continue;
+      for (const [vbd, rec] of vbds) {
+        if (rec.currently_attached) await this.unplug(vbd).catch(unlessGone);
+        await this.xapi.call('VBD.destroy', vbd).catch(unlessGone);
+      }
+      await this.xapi.call('VDI.destroy', ref).catch(unlessGone);
+      removed.push(String(v.uuid));
+    }
+    return removed;
   }
 
   /** VBD on the control domain, plugged; detach() unplugs and destroys it, on every path. */

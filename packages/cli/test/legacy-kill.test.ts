@@ -1,0 +1,79 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
+import { expect, it } from 'vitest';
+import { main as xsmeta } from '../src/bin/xsmeta.js';
+import { legacyImage, vmsAndSr } from './legacy-image.js';
+import { capture, pool, withEnv } from './support.js';
+
+const BIN = new URL('../bin/xsmeta.js', import.meta.url).pathname;
+const built = existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url));
+
+it.skipIf(!built)(
+  'a legacy convert SIGKILLed while its copy is plugged leaves an incomplete copy; the next convert removes it and its VBD (needs dist)',
+  async () => {
+    let onLog: (line: string) => void = () => {};
+    const p = await pool({ vms: 3, srs: 1, log: (line) => onLog(line) });
+    const x = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
+    const { vms, sr } = await vmsAndSr(x);
+    // Upstream's ext3 on the SR's own backup VDI: converting it copies it first.
+    await legacyImage(
+      x,
+      vms,
+      sr,
+      '2024-01-07-02-00-00',
+      join(p.dir, 'sim', 'sr', sr, `${backupVdiUuid(sr)}.img`),
+    );
+    const vdisBefore = (await x.getAllRecords('VDI')).size;
+    const state = async () => {
+      const vdis = [...(await x.getAllRecords<{ name_label: string }>('VDI')).values()].filter(
+        (v) => v.name_label.endsWith('(incomplete copy)'),
+      );
+      const vbds = [
+        ...(
+          await x.getAllRecords<{
+            other_config: Record<string, string>;
+            currently_attached: boolean;
+          }>('VBD')
+        ).values(),
+      ].filter((v) => v.other_config['xsmeta-attach'] === 'true');
+      return { copies: vdis.length, plugged: vbds.filter((v) => v.currently_attached).length };
+    };
+    const child = spawn(process.execPath, [BIN, 'legacy', 'convert', '--sr', sr], {
+      env: { ...process.env, ...p.env },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<NodeJS.Signals | null>((r) =>
+      child.once('exit', (_code, sig) => r(sig)),
+    );
+    // Killed the moment the pool plugs the copy (the second plug after the copy is created:
+    // the original read-only, then the copy read-write), before the run hears of it.
+    let created = false;
+    let plugs = 0;
+    onLog = (line) => {
+      if (line.startsWith('VDI.create')) created = true;
+      else if (created && line.startsWith('VBD.plug') && ++plugs === 2) child.kill('SIGKILL');
+    };
+    expect(await exited).toBe('SIGKILL');
+    onLog = () => {};
+    // What the dead run left: the unfinished copy, plugged.
+    expect(await state()).toMatchObject({ copies: 1 });
+    expect((await state()).plugged).toBeGreaterThanOrEqual(1);
+    await withEnv(p.env, async () => {
+      const io = capture();
+      expect(await xsmeta(['legacy', 'convert', '--sr', sr], io), io.stderr.join('\n')).toBe(0);
+      expect(io.stderr.join('\n')).toMatch(
+        /Removed VDI [0-9a-f-]{36}, an unfinished copy a conversion that died left behind\./,
+      );
+    });
+    // Nothing of the dead run is left: no unfinished copy, no VBD, no device; the one copy
+    // kept is this run's verified one.
+    expect(await state()).toEqual({ copies: 0, plugged: 0 });
+    expect((await x.getAllRecords('VDI')).size).toBe(vdisBefore + 1);
+    expect(readdirSync(p.env.XSMETA_DEV_DIR!)).toEqual([]);
+    await x.logout();
+    await p.close();
+  },
+  60_000,
+);
