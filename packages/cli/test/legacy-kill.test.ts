@@ -77,3 +77,63 @@ it.skipIf(!built)(
   },
   60_000,
 );
+
+it.skipIf(!built)(
+  'SIGTERM during a legacy restore: it stops, unplugs everything and records the run as interrupted (needs dist)',
+  async () => {
+    let onLog: (line: string) => void = () => {};
+    const p = await pool({ vms: 40, srs: 1, log: (line) => onLog(line) });
+    const x = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
+    const { vms, sr } = await vmsAndSr(x);
+    const vdi = '5a1e9b0e-0000-4000-8000-00000000000a';
+    await legacyImage(
+      x,
+      vms,
+      sr,
+      '2024-01-07-02-00-00',
+      join(p.dir, 'sim', 'sr', sr, `${vdi}.img`),
+    );
+    const child = spawn(
+      process.execPath,
+      [
+        new URL('../bin/xe-restore-metadata.js', import.meta.url).pathname,
+        '-o',
+        '-u',
+        sr,
+        '-x',
+        vdi,
+        '-y',
+        '-f',
+      ],
+      { env: { ...process.env, ...p.env }, stdio: 'ignore' },
+    );
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    // Signalled as the first import begins (its transfer task is made).
+    let signalledAt = 0;
+    onLog = (line) => {
+      if (line.startsWith('task.create') && signalledAt === 0) {
+        signalledAt = performance.now();
+        child.kill('SIGTERM');
+      }
+    };
+    expect(await exited).toBe(143);
+    const took = performance.now() - signalledAt;
+    onLog = () => {};
+    const vbds = [
+      ...(await x.getAllRecords<{ other_config: Record<string, string> }>('VBD')).values(),
+    ].filter((v) => v.other_config['xsmeta-attach'] === 'true');
+    expect(vbds).toEqual([]);
+    expect(readdirSync(p.env.XSMETA_DEV_DIR!)).toEqual([]);
+    await withEnv(p.env, async () => {
+      const h = capture();
+      expect(await xsmeta(['history', '--json'], h)).toBe(0);
+      const types = (JSON.parse(h.stdout[0]!) as { type: string }[]).map((e) => e.type);
+      expect(types).toContain('RestoreInterrupted');
+    });
+    // A generous bound (the clean-up is a few calls): far below the minute it may take at most.
+    expect(took).toBeLessThan(30_000);
+    await x.logout();
+    await p.close();
+  },
+  90_000,
+);
