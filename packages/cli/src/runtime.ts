@@ -154,7 +154,8 @@ type R = Record<string, unknown>;
 
 /**
  * For a read of an object another process may remove: HANDLE_INVALID (xapi's answer for a
- * reference whose object was destroyed) means it is gone, null; any other error stands.
+ * reference whose object was destroyed: ocaml/xapi/exnHelper.ml maps the database's "missing
+ * reference" to it) means it is gone, null; any other error stands.
  */
 function unlessGone(e: unknown): null {
   if (e instanceof XapiError && e.code === 'HANDLE_INVALID') return null;
