@@ -99,6 +99,9 @@ it('an empty or unreadable lock names no live owner: it is stale and taken over'
   const dir = await mkdtemp(join(tmpdir(), 'xsmeta-lock-'));
   await mkdir(join(dir, 'locks'));
   const lock = join(dir, 'locks', 'backup-sr-1.lock');
+  // An unfinished lock file of a dead process (killed between create and write) goes too.
+  const half = join(dir, 'locks', `.backup-sr-1.lock.${deadPid()}.0123456789ab`);
+  writeFileSync(half, '');
   for (const text of ['', 'garbage\n', '{"host":']) {
     writeFileSync(lock, text);
     const unlock = await lockSr(dir, 'sr-1', false);
@@ -106,6 +109,7 @@ it('an empty or unreadable lock names no live owner: it is stale and taken over'
     unlock();
     expect(existsSync(lock)).toBe(false);
   }
+  expect(readdirSync(join(dir, 'locks'))).toEqual([]);
   await rm(dir, { recursive: true, force: true });
 });
 

@@ -11,6 +11,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { onCleanup } from '../runtime.js';
 import { myOwner, ownerGone, parseOwner } from './owner.js';
@@ -104,9 +105,13 @@ function takeOver(dir: string, name: string, ino: number, mine: string): 'held' 
 function sweep(dir: string, name: string): void {
   for (const n of readdirSync(dir)) {
     if (!n.startsWith(`${name}.claim-`) && !n.startsWith(`.${name}.`)) continue;
-    // A file being written is empty for a moment: only one that names a dead process goes.
+    // A file being written is empty for a moment: only one that names a dead process goes,
+    // in its text or, for an unfinished one of ours, in its name (`.<lock>.<pid>.<random>`).
     const f = readLock(join(dir, n));
-    const o = f && parseOwner(f.text);
+    const pid = Number(n.split('.').at(-2));
+    const o =
+      (f && parseOwner(f.text)) ??
+      (n.startsWith('.') && Number.isInteger(pid) && pid > 0 ? { host: hostname(), pid } : null);
     if (o && ownerGone(o)) gone(join(dir, n));
   }
 }
@@ -137,9 +142,10 @@ export async function lockSr(
   const path = join(dir, name);
   const text = `${myOwner()}\n`;
   const mine = join(dir, `.${name}.${process.pid}.${randomBytes(6).toString('hex')}`);
-  writeFileSync(mine, text, { flag: 'wx', mode: 0o644 });
   const deadline = Date.now() + waitMs;
   try {
+    // A full disk fails here, before any lock file exists (none is left empty).
+    writeFileSync(mine, text, { flag: 'wx', mode: 0o644 });
     for (;;) {
       try {
         linkSync(mine, path);
