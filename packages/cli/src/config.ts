@@ -1,4 +1,4 @@
-import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -14,6 +14,8 @@ export interface Settings {
   inventory: string;
   devDir: string;
   stateDir: string;
+  /** xapi's local Unix socket, used when no URL is given and it exists. */
+  socket: string;
 }
 
 export interface SettingFlags {
@@ -23,7 +25,14 @@ export interface SettingFlags {
   inventory?: string | undefined;
   devDir?: string | undefined;
   stateDir?: string | undefined;
+  socket?: string | undefined;
 }
+
+/**
+ * Where xapi listens for local clients on a pool host (xe uses it; xapi trusts a root login
+ * there: ocaml/xapi/xapi_session.ml, login_with_password).
+ */
+export const DEFAULT_SOCKET = '/var/lib/xcp/xapi';
 
 export class UsageError extends Error {
   readonly code = 'USAGE';
@@ -71,7 +80,21 @@ export function resolveSettings(
     inventory: flags.inventory ?? env.XSMETA_INVENTORY ?? '/etc/xensource-inventory',
     devDir: flags.devDir ?? env.XSMETA_DEV_DIR ?? '/dev',
     stateDir: flags.stateDir ?? env.XSMETA_STATE_DIR ?? defaultStateDir(env),
+    socket: flags.socket || env.XSMETA_SOCKET || DEFAULT_SOCKET,
   };
+}
+
+/**
+ * The local socket to connect over: only when no URL is set and the socket exists (a pool
+ * host, where xsconsole and cron run the commands with no environment at all).
+ */
+export function localSocket(s: Settings): string | null {
+  if (s.url) return null;
+  try {
+    return statSync(s.socket).isSocket() ? s.socket : null;
+  } catch {
+    return null;
+  }
 }
 
 /** KEY='value' lines of /etc/xensource-inventory. */
@@ -101,6 +124,7 @@ export const CONNECTION_OPTIONS = {
   inventory: { type: 'string' },
   'dev-dir': { type: 'string' },
   'state-dir': { type: 'string' },
+  socket: { type: 'string' },
 } as const;
 
 export function connectionFlags(v: Record<string, unknown>): SettingFlags {
@@ -112,5 +136,6 @@ export function connectionFlags(v: Record<string, unknown>): SettingFlags {
     inventory: s('inventory'),
     devDir: s('dev-dir'),
     stateDir: s('state-dir'),
+    socket: s('socket'),
   };
 }

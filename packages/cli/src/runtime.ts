@@ -19,7 +19,7 @@ import {
 import { openFileDevice, Ring, readArchive, writeArchive } from '@xsmeta/vdi-store';
 import { backupVdiUuid, XapiClient, XapiError } from '@xsmeta/xapi';
 import { ClassicLevel } from 'classic-level';
-import { ConfigError, readInventory, type Settings } from './config.js';
+import { ConfigError, localSocket, readInventory, type Settings } from './config.js';
 
 /** Work that must run however the process ends (VBD unplug/destroy, lock release). */
 const cleanups = new Set<() => Promise<void>>();
@@ -206,6 +206,12 @@ async function promptPassword(user: string): Promise<string> {
 }
 
 export async function connect(s: Settings): Promise<XapiClient> {
+  const socketPath = localSocket(s);
+  if (socketPath !== null) {
+    // As xe on a pool host: xapi trusts the local socket's peer as root, so no password is
+    // asked or sent (ocaml/xapi/xapi_session.ml, login_with_password, Context.preauth).
+    return XapiClient.connect({ socketPath, username: s.username, password: '' });
+  }
   if (!s.url)
     throw new ConfigError(
       'NO_URL',

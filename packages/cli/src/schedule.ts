@@ -62,6 +62,7 @@ function installCron(frequency: string, io: Io): void {
     'XSMETA_INVENTORY',
     'XSMETA_DEV_DIR',
     'XSMETA_STATE_DIR',
+    'XSMETA_SOCKET',
   ]
     .filter((k) => process.env[k])
     .map((k) => `${k}=${process.env[k]}`);

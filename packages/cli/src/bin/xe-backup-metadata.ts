@@ -13,7 +13,8 @@ const USAGE = `usage: xe-backup-metadata [-h] [-c] [-i] [-u SR_UUID] [-k N] [-n]
  -v  verbose
  -y  answer yes to questions
 Connection settings come from XSMETA_URL, XSMETA_USERNAME, XSMETA_PASSWORD(_FILE),
-XSMETA_INVENTORY, XSMETA_DEV_DIR, XSMETA_STATE_DIR (see 'xsmeta --help').
+XSMETA_INVENTORY, XSMETA_DEV_DIR, XSMETA_STATE_DIR, XSMETA_SOCKET (see 'xsmeta --help'); on a
+pool host with none of them set, xapi's local socket is used as local root, as xe does.
 Exit 0 on success, 3 when the backup VDI does not exist and -c was not given, 1 otherwise.`;
 
 /** Upstream-compatible `xe-backup-metadata` over the ring (CONTRACT.md). */

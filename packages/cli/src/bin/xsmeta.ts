@@ -9,7 +9,10 @@ const CONNECTION = `Connection (flag / environment / default):
   --password-file FILE    XSMETA_PASSWORD_FILE   (or XSMETA_PASSWORD; prompts on a terminal)
   --inventory FILE        XSMETA_INVENTORY       /etc/xensource-inventory
   --dev-dir DIR           XSMETA_DEV_DIR         /dev
-  --state-dir DIR         XSMETA_STATE_DIR       /var/lib/xsmeta, else $XDG_STATE_HOME/xsmeta`;
+  --state-dir DIR         XSMETA_STATE_DIR       /var/lib/xsmeta, else $XDG_STATE_HOME/xsmeta
+  --socket PATH           XSMETA_SOCKET          /var/lib/xcp/xapi
+With no URL and xapi's local socket present (a pool host), the commands connect there as
+local root, with no password, as xe does.`;
 
 const HELP: Record<string, string> = {
   '': `usage: xsmeta <command> [options]
