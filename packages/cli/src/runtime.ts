@@ -237,6 +237,30 @@ export async function connect(s: Settings): Promise<XapiClient> {
 
 type R = Record<string, unknown>;
 
+/** A VBD of ours that could not be unplugged or destroyed: it stays on the control domain. */
+export class VbdLeftError extends Error {
+  readonly code = 'VBD_LEFT_BEHIND';
+  constructor(
+    readonly vbdRef: string,
+    readonly vbdUuid: string | null,
+    readonly vdiUuid: string,
+    step: 'unplug' | 'destroy',
+    cause: unknown,
+  ) {
+    // Without its uuid, `xe vbd-list vdi-uuid=…` names it.
+    const id = `uuid=${vbdUuid ?? `<the uuid 'xe vbd-list vdi-uuid=${vdiUuid}' shows>`}`;
+    const why = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+    const fix =
+      step === 'unplug'
+        ? `'xe vbd-unplug ${id}' then 'xe vbd-destroy ${id}'`
+        : `'xe vbd-destroy ${id}'`;
+    super(
+      `could not ${step} the backup disk's VBD (${why}): VDI ${vdiUuid} is still ${step === 'unplug' ? 'plugged into' : 'attached to'} the control domain; remove it with ${fix}`,
+      { cause },
+    );
+  }
+}
+
 /** PoolPort over XAPI: the calls of reference/xapi.md. */
 export class XapiPool implements PoolPort {
   constructor(
@@ -405,8 +429,14 @@ export class XapiPool implements PoolPort {
       detaching ??= (async () => {
         const vbd = await creating.catch(() => null);
         if (vbd === null) return;
-        if (plugging && (await settled(plugging))) await this.unplug(vbd);
-        await this.xapi.call('VBD.destroy', vbd);
+        let step: 'unplug' | 'destroy' = 'unplug';
+        try {
+          if (plugging && (await settled(plugging))) await this.unplug(vbd);
+          step = 'destroy';
+          await this.xapi.call('VBD.destroy', vbd);
+        } catch (e) {
+          throw await this.leftBehind(vbd, vdiUuid, step, e);
+        }
       })().finally(() => drop());
       return detaching;
     };
@@ -422,6 +452,21 @@ export class XapiPool implements PoolPort {
       await detach().catch(() => {});
       throw e;
     }
+  }
+
+  /**
+   * The error for a VBD that could not be removed: what is left on the control domain and the
+   * xe commands that remove it (never a silent leak). On the control domain `unplug_force`
+   * is the same call as `unplug` (ocaml/xapi/xapi_vbd.ml), so forcing does not help there.
+   */
+  private async leftBehind(
+    vbd: string,
+    vdiUuid: string,
+    step: 'unplug' | 'destroy',
+    cause: unknown,
+  ): Promise<Error> {
+    const uuid = await this.xapi.call<string>('VBD.get_uuid', vbd).catch(() => null);
+    return new VbdLeftError(vbd, uuid, vdiUuid, step, cause);
   }
 
   /**
