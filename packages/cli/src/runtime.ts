@@ -540,7 +540,10 @@ export class XapiPool implements PoolPort {
   }
 
   exportMetadata(vmUuid: string) {
-    return this.xapi.exportMetadata({ uuid: vmUuid });
+    // As `xe vm-export --metadata` (include-snapshots defaults to false,
+    // ocaml/xapi-cli-server/cli_operations.ml): a restore must not bring back snapshots that
+    // still exist, nor fail on them without -f.
+    return this.xapi.exportMetadata({ uuid: vmUuid }, { exportSnapshots: false });
   }
 
   async importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }) {

@@ -1,10 +1,58 @@
 /** What a real pool does that the simulator's defaults do not: each case from xapi's sources. */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { XapiClient } from '@xsmeta/xapi';
 import { describe, expect, it } from 'vitest';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { capture, pool, withEnv } from './support.js';
 
 type R = Record<string, unknown>;
+
+/** An HTTP relay in front of the simulator that records each request's path and query. */
+async function recorder(
+  target: string,
+): Promise<{ url: string; seen: URL[]; close(): Promise<void> }> {
+  const seen: URL[] = [];
+  const to = new URL(target);
+  const server = http.createServer((req, res) => {
+    seen.push(new URL(req.url ?? '/', 'http://x'));
+    const up = http.request(
+      { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('the metadata export the backup asks for', () => {
+  it('leaves snapshots out, as `xe vm-export --metadata` does (cli_operations.ml)', async () => {
+    const p = await pool({ vms: 3 });
+    const relay = await recorder(p.env.XSMETA_URL!);
+    await withEnv({ ...p.env, XSMETA_URL: relay.url }, async () => {
+      expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
+    });
+    const exports = relay.seen.filter((u) => u.pathname === '/export_metadata');
+    expect(exports.length).toBeGreaterThan(0);
+    for (const u of exports) expect(u.searchParams.get('export_snapshots')).toBe('false');
+    await relay.close();
+    await p.close();
+  }, 60_000);
+});
 
 describe('a VBD that cannot be removed from the control domain', () => {
   it('is reported with what is left plugged and the xe lines that remove it', async () => {

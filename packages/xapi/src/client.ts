@@ -713,12 +713,22 @@ export class XapiClient {
     }
   }
 
-  /** `GET /export_metadata?uuid=…|ref=…`: the tar (one member, `ova.xml`). */
+  /**
+   * `GET /export_metadata?uuid=…|ref=…|all=true`: the tar whose first member is `ova.xml`.
+   * `exportSnapshots` is sent when given: xapi's handler includes a VM's snapshots unless
+   * `export_snapshots=false`, whereas `xe vm-export --metadata` sends false by default
+   * (include-snapshots, ocaml/xapi-cli-server/cli_operations.ml; ocaml/xapi/export.ml).
+   * `{ all: true }` exports every VM that is not a default template in one tar, under one
+   * pass of locks.
+   */
   exportMetadata(
-    vm: { uuid: string } | { ref: string },
-    opts: TransferOptions = {},
+    vm: { uuid: string } | { ref: string } | { all: true },
+    opts: TransferOptions & { exportSnapshots?: boolean } = {},
   ): Promise<Uint8Array> {
-    const query: Record<string, string> = 'uuid' in vm ? { uuid: vm.uuid } : { ref: vm.ref };
+    const query: Record<string, string> =
+      'uuid' in vm ? { uuid: vm.uuid } : 'ref' in vm ? { ref: vm.ref } : { all: 'true' };
+    if (opts.exportSnapshots !== undefined)
+      query.export_snapshots = opts.exportSnapshots ? 'true' : 'false';
     return this.#download('/export_metadata', query, opts);
   }
 
