@@ -648,6 +648,14 @@ export const archive: ArchivePort = {
 
 export const systemClock = { now: () => new Date() };
 
+/**
+ * How the backup waits between the retries of a refused export. A test replaces `sleep` so
+ * that it needs no real time.
+ */
+export const retryTiming = {
+  sleep: (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
 /** Opens the LevelDB event store, waiting while another xsmeta holds it (up to waitMs). */
 export async function openEvents(stateDir: string, waitMs = 30_000): Promise<LevelEventStore> {
   const dir = join(stateDir, 'events');

@@ -3,7 +3,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { XapiClient } from '@xsmeta/xapi';
 import { describe, expect, it } from 'vitest';
+import { main as xeBackup } from '../src/bin/xe-backup-metadata.js';
+import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
+import { retryTiming } from '../src/runtime.js';
 import { capture, pool, withEnv } from './support.js';
 
 type R = Record<string, unknown>;
@@ -86,6 +89,60 @@ describe('a VBD that cannot be removed from the control domain', () => {
       await xapi.call('VBD.destroy', ref);
       await xapi.logout();
     });
+    await p.close();
+  }, 60_000);
+});
+
+describe('a VM xapi keeps busy during a backup (export.ml lock_vm)', () => {
+  it('is retried, then left out: exit 4, named on stderr, partial in list and verify, named by restore', async () => {
+    const p = await pool({ vms: 4 });
+    const real = retryTiming.sleep;
+    const waits: number[] = [];
+    retryTiming.sleep = async (ms) => void waits.push(ms);
+    try {
+      await withEnv(p.env, async () => {
+        expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
+        const first = capture();
+        expect(await xsmeta(['list', '--json'], first)).toBe(0);
+        const [full] = JSON.parse(first.stdout[0]!) as { vmCount: number; templateCount: number }[];
+        const total = full!.vmCount + full!.templateCount;
+        // The first two exports pass; every later one is refused, retries included.
+        p.sim.faults.set({
+          fail: [{ match: '/export_metadata', code: 'OTHER_OPERATION_IN_PROGRESS', after: 2 }],
+        });
+        const io = capture();
+        expect(await xeBackup([], io)).toBe(4);
+        p.sim.faults.clear();
+        const left = io.stderr.filter((l) => l.startsWith('Left out '));
+        expect(left).toHaveLength(total - 2);
+        for (const l of left) expect(l).toContain('OTHER_OPERATION_IN_PROGRESS');
+        expect(io.stderr.at(-1)).toMatch(/is partial: \d+ VM\(s\) left out/);
+        expect(waits.length).toBe(3 * (total - 2));
+        const list = capture();
+        expect(await xsmeta(['list', '--json'], list)).toBe(0);
+        const rows = JSON.parse(list.stdout[0]!) as { seq: number; skippedVms?: number }[];
+        expect(rows[0]).toMatchObject({ seq: 2, skippedVms: total - 2 });
+        expect(rows[1]).not.toHaveProperty('skippedVms');
+        const text = capture();
+        expect(await xsmeta(['list'], text)).toBe(0);
+        expect(text.stdout[0]).toContain(`PARTIAL: ${total - 2} VM(s) left out`);
+        const verify = capture();
+        expect(await xsmeta(['verify', '--json'], verify)).toBe(0);
+        const rep = JSON.parse(verify.stdout[0]!) as {
+          records: { seq: number; skippedVms?: number }[];
+        };
+        expect(rep.records.find((r) => r.seq === 2)).toMatchObject({ skippedVms: total - 2 });
+        const restore = capture();
+        await xeRestore(['-y', '-n'], restore);
+        const missing = restore.stderr.filter((l) => l.startsWith('This backup does not hold'));
+        expect(missing).toHaveLength(total - 2);
+        expect(missing.map((l) => /\(([0-9a-f-]{36})\)/.exec(l)?.[1]).sort()).toEqual(
+          left.map((l) => /\(([0-9a-f-]{36})\)/.exec(l)?.[1]).sort(),
+        );
+      });
+    } finally {
+      retryTiming.sleep = real;
+    }
     await p.close();
   }, 60_000);
 });

@@ -1,4 +1,4 @@
-import { backup, keepOf, parse } from '../commands.js';
+import { backup, keepOf, parse, partialBackup } from '../commands.js';
 import { connectionFlags, resolveSettings, UsageError } from '../config.js';
 import { errorLine, exitCodeOf, type Io, stdio } from '../output.js';
 
@@ -15,7 +15,8 @@ const USAGE = `usage: xe-backup-metadata [-h] [-c] [-i] [-u SR_UUID] [-k N] [-n]
 Connection settings come from XSMETA_URL, XSMETA_USERNAME, XSMETA_PASSWORD(_FILE),
 XSMETA_INVENTORY, XSMETA_DEV_DIR, XSMETA_STATE_DIR, XSMETA_SOCKET (see 'xsmeta --help'); on a
 pool host with none of them set, xapi's local socket is used as local root, as xe does.
-Exit 0 on success, 3 when the backup VDI does not exist and -c was not given, 1 otherwise.`;
+Exit 0 on success, 3 when the backup VDI does not exist and -c was not given, 4 when the
+backup was written but left out VMs that xapi kept busy (named on stderr), 1 otherwise.`;
 
 /** Upstream-compatible `xe-backup-metadata` over the ring (CONTRACT.md). */
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
@@ -71,7 +72,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         `Backed up ${r.vmCount} VM(s) and ${r.templateCount} template(s): ${r.rawBytes} bytes stored in ${r.storedBytes}`,
       );
     io.out(`Backup ${r.date} written to VDI ${r.vdiUuid} (seq ${r.seq})`);
-    return 0;
+    return partialBackup(r, io);
   } catch (e) {
     if (e instanceof UsageError) {
       io.err(`xe-backup-metadata: ${e.message}\n${USAGE}`);

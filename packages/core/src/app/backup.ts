@@ -17,6 +17,7 @@ import {
   encodeSrMeta,
   type Manifest,
   PART,
+  type SkippedVm,
   uniqueDate,
   type VmMapEntry,
 } from './record.js';
@@ -34,7 +35,27 @@ export interface BackupDeps {
   progress?: Progress;
   /** Aborts the capture (Ctrl-C); clean-up still runs. */
   signal?: AbortSignal;
+  /** Waits between the retries of a refused export (tests pass one that needs no real time). */
+  sleep?: (ms: number) => Promise<void>;
 }
+
+/**
+ * The codes with which xapi refuses to lock a VM for a metadata export while another
+ * operation holds it: `lock_vm` in ocaml/xapi/export.ml asks
+ * `Xapi_vm_lifecycle.assert_operation_valid` (ocaml/xapi/xapi_vm_lifecycle.ml). Such a
+ * refusal is retried; anything else fails the backup.
+ */
+export const BUSY_VM_CODES: ReadonlySet<string> = new Set([
+  'OTHER_OPERATION_IN_PROGRESS',
+  'OPERATION_NOT_ALLOWED',
+  'OPERATION_BLOCKED',
+  'VM_BAD_POWER_STATE',
+]);
+
+/** Waits before each retry of a refused export; after the last the VM is left out. */
+export const EXPORT_RETRY_DELAYS_MS: readonly number[] = [2_000, 5_000, 10_000];
+
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export interface BackupOptions {
   srUuid?: string;
@@ -60,6 +81,8 @@ export interface BackupResult {
   rawBytes: number;
   storedBytes: number;
   evicted: number[];
+  /** VMs left out (xapi kept refusing their export): the backup is partial when any. */
+  skipped: SkippedVm[];
 }
 
 /** Runs `fn` over `items` with at most `limit` at once, results in order. */
@@ -101,7 +124,8 @@ export async function openOrFormat(
 /**
  * Backs up the pool's metadata to the Pool Metadata Backup VDI of an SR: capture (bounded
  * parallel, streamed into the compressed archive), then attach the VDI, append one record,
- * and always detach. Events: BackupStarted, BackupPartsCaptured, BackupWritten | BackupFailed.
+ * and always detach. Events: BackupStarted, BackupVmSkipped (each VM left out),
+ * BackupPartsCaptured, BackupWritten | BackupFailed.
  */
 export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Promise<BackupResult> {
   const { pool, disk, archive, clock } = deps;
@@ -145,6 +169,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       rawBytes: 0,
       storedBytes: 0,
       evicted: [],
+      skipped: [],
     };
     if (opts.findOnly) return base;
     await rec.exec({
@@ -180,17 +205,50 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       deps.progress?.({ phase: 'capture', done, total, bytes, ...(item ? { item } : {}) });
     };
     const parallel = opts.parallel ?? 8;
+    const sleep = deps.sleep ?? realSleep;
+    const skipped: (SkippedVm & { attempts: number })[] = [];
+    /**
+     * One VM's export. A busy VM (BUSY_VM_CODES) is asked again after each delay of
+     * EXPORT_RETRY_DELAYS_MS; still refused, it is left out and the backup goes on, as
+     * upstream's script skips a VM whose export fails.
+     */
+    const exportVm = async (vm: (typeof vms)[number]): Promise<Uint8Array | SkippedVm> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await pool.exportMetadata(vm.uuid);
+        } catch (e) {
+          const code = errorCode(e) ?? '';
+          if (!BUSY_VM_CODES.has(code)) throw e;
+          const delay = EXPORT_RETRY_DELAYS_MS[attempt];
+          if (delay === undefined) {
+            const out = {
+              uuid: vm.uuid,
+              name: vm.name,
+              isTemplate: vm.isTemplate,
+              srUuids: vm.srUuids,
+              code,
+              reason: (e as Error).message,
+            };
+            skipped.push({ ...out, attempts: attempt + 1 });
+            return out;
+          }
+          deps.signal?.throwIfAborted();
+          await sleep(delay);
+          deps.signal?.throwIfAborted();
+        }
+      }
+    };
     async function* parts(): AsyncIterable<ArchivePart> {
       const db = await pool.dumpDatabase();
       tick(db.length, 'pool database');
       yield { name: PART.poolDb, data: db };
       // Exports run ahead of the archive by at most `parallel` requests, in order.
-      const inflight: Promise<Uint8Array>[] = [];
+      const inflight: Promise<Uint8Array | SkippedVm>[] = [];
       let i = 0;
       const launch = () => {
         const vm = vms[i++];
         if (!vm) return;
-        const p = pool.exportMetadata(vm.uuid);
+        const p = exportVm(vm);
         // Awaited in order later; until then (or if the run stops first) a failure must not
         // surface as an unhandled rejection, which would kill the process.
         p.catch(() => {});
@@ -201,17 +259,40 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         deps.signal?.throwIfAborted();
         const data = await inflight.shift()!;
         launch();
+        if (!(data instanceof Uint8Array)) {
+          tick(0, vm.name);
+          continue;
+        }
         tick(data.length, vm.name);
         yield { name: PART.vm(vm.uuid, vm.isTemplate), data };
       }
       const srmeta = new TextEncoder().encode(encodeSrMeta(srs));
       tick(srmeta.length, 'SR metadata');
       yield { name: PART.srmeta, data: srmeta };
-      yield { name: PART.vmMap, data: new TextEncoder().encode(JSON.stringify(map)) };
+      // The map lists what the record holds: a VM left out is named in the manifest instead.
+      const out = new Set(skipped.map((v) => v.uuid));
+      const held = map.filter((v) => !out.has(v.uuid));
+      yield { name: PART.vmMap, data: new TextEncoder().encode(JSON.stringify(held)) };
     }
-    const vmCount = vms.filter((v) => !v.isTemplate).length;
-    const templateCount = vms.length - vmCount;
     const archived = await archive.write(parts(), {});
+    const leftOut = new Set(skipped.map((v) => v.uuid));
+    const vmCount = vms.filter((v) => !v.isTemplate && !leftOut.has(v.uuid)).length;
+    const templateCount = vms.filter((v) => v.isTemplate && !leftOut.has(v.uuid)).length;
+    for (const v of skipped) {
+      await rec.exec({
+        type: 'RecordVmSkipped',
+        data: {
+          runId,
+          vmUuid: v.uuid,
+          name: v.name,
+          isTemplate: v.isTemplate,
+          code: v.code,
+          reason: v.reason,
+          attempts: v.attempts,
+        },
+      });
+    }
+    const skippedVms: SkippedVm[] = skipped.map(({ attempts: _, ...v }) => v);
     await rec.exec({
       type: 'RecordCapture',
       data: { runId, vmCount, templateCount, rawBytes: archived.rawBytes },
@@ -247,6 +328,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
             createdAt: now.getTime(),
             vmCount,
             templateCount,
+            ...(skippedVms.length > 0 ? { skipped: skippedVms } : {}),
           },
           keep,
         );
@@ -282,6 +364,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       rawBytes: archived.rawBytes,
       storedBytes: written.storedBytes,
       evicted: written.evicted,
+      skipped: skippedVms,
     };
   } catch (e) {
     if (rec.current.status === 'running') {
@@ -327,6 +410,7 @@ export async function appendRecord(
     templateCount: m.templateCount,
     rawBytes: archived.rawBytes,
     ...(m.converted ? { converted: true } : {}),
+    ...(m.skipped && m.skipped.length > 0 ? { skipped: m.skipped.length } : {}),
   });
   const before = ring.list().map((r) => r.seq);
   let appended: { seq: number };

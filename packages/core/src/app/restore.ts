@@ -9,6 +9,7 @@ import {
   decodeSrMeta,
   type Manifest,
   PART,
+  type SkippedVm,
   type SrMeta,
   type VmMapEntry,
 } from './record.js';
@@ -55,6 +56,8 @@ export interface RestoreResult {
   errors: number;
   vms: VmOutcome[];
   srs: { uuid: string; restored: boolean; reason?: string }[];
+  /** VMs of the chosen scope that the backup does not hold (left out when it was taken). */
+  missing: SkippedVm[];
 }
 
 /** A backup as the restore reads it, whatever disk it came from (ring or legacy image). */
@@ -66,6 +69,8 @@ export interface BackupContent {
   vmMap: VmMapEntry[];
   vmExport(uuid: string): Uint8Array | undefined;
   srmeta: SrMeta[];
+  /** VMs the backup left out (a partial backup). */
+  skipped?: SkippedVm[];
 }
 
 /** Reads and checks one ring record into memory: archive checksums, manifest, format version. */
@@ -107,6 +112,7 @@ export async function readRecord(
       return e ? files.get(PART.vm(uuid, e.isTemplate)) : undefined;
     },
     srmeta: decodeSrMeta(text(PART.srmeta)),
+    skipped: manifest.skipped ?? [],
   };
 }
 
@@ -312,5 +318,8 @@ export async function runRestore(
     errors: summary.errors,
     vms,
     srs,
+    missing: (content.skipped ?? []).filter(
+      (v) => opts.mode === 'all' || v.srUuids.includes(id.srUuid),
+    ),
   };
 }
