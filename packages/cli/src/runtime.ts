@@ -17,7 +17,7 @@ import {
   type VmInfo,
 } from '@xsmeta/core';
 import { openFileDevice, Ring, readArchive, writeArchive } from '@xsmeta/vdi-store';
-import { backupVdiUuid, XapiClient, XapiError } from '@xsmeta/xapi';
+import { backupVdiUuid, ovaNetworks, readOva, XapiClient, XapiError } from '@xsmeta/xapi';
 import { ClassicLevel } from 'classic-level';
 import { ConfigError, localSocket, readInventory, type Settings } from './config.js';
 
@@ -548,6 +548,18 @@ export class XapiPool implements PoolPort {
 
   async importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }) {
     await this.xapi.importMetadata(body, opts);
+  }
+
+  /** The pool's networks by name and bridge (xapi's import matches them so: import.ml). */
+  async networks() {
+    return [...(await this.xapi.getAllRecords<R>('network')).values()].map((n) => ({
+      name: String(n.name_label ?? ''),
+      bridge: String(n.bridge ?? ''),
+    }));
+  }
+
+  exportNetworks(body: Uint8Array) {
+    return ovaNetworks(readOva(body));
   }
 
   async setSrNames(srUuid: string, name: string, description: string) {

@@ -31,6 +31,7 @@ export type {
   ArchivePort,
   Attachment,
   DiskPort,
+  NetworkKey,
   PoolInfo,
   PoolPort,
   Progress,
