@@ -279,25 +279,27 @@ export class XapiPool implements PoolPort {
     return { uuid: p.uuid as string, defaultSrUuid };
   }
 
+  /**
+   * Every SR of the pool, ISO SRs included: the SR metadata of a backup names them all, as
+   * upstream's python3/libexec/backup-sr-metadata.py (SR.get_all_records, no filter) does.
+   */
   async srs(): Promise<SrInfo[]> {
     const srs = await this.xapi.getAllRecords<R>('SR');
     const vdis = await this.xapi.getAllRecords<R>('VDI');
-    return [...srs.entries()]
-      .filter(([, s]) => s.content_type !== 'iso')
-      .map(([ref, s]) => ({
-        uuid: s.uuid as string,
-        name: String(s.name_label ?? ''),
-        description: String(s.name_description ?? ''),
-        type: String(s.type ?? ''),
-        vdis: [...vdis.values()]
-          .filter((v) => v.SR === ref)
-          .map((v) => ({
-            uuid: v.uuid as string,
-            name: String(v.name_label ?? ''),
-            description: String(v.name_description ?? ''),
-            readOnly: v.read_only === true,
-          })),
-      }));
+    return [...srs.entries()].map(([ref, s]) => ({
+      uuid: s.uuid as string,
+      name: String(s.name_label ?? ''),
+      description: String(s.name_description ?? ''),
+      type: String(s.type ?? ''),
+      vdis: [...vdis.values()]
+        .filter((v) => v.SR === ref)
+        .map((v) => ({
+          uuid: v.uuid as string,
+          name: String(v.name_label ?? ''),
+          description: String(v.name_description ?? ''),
+          readOnly: v.read_only === true,
+        })),
+    }));
   }
 
   backupVdiUuid(srUuid: string): string {

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { main as xeBackup } from '../src/bin/xe-backup-metadata.js';
 import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
-import { retryTiming } from '../src/runtime.js';
+import { allowsNewDisk } from '../src/console.js';
+import { retryTiming, XapiPool } from '../src/runtime.js';
 import { capture, pool, withEnv } from './support.js';
 
 type R = Record<string, unknown>;
@@ -145,4 +146,77 @@ describe('a VM xapi keeps busy during a backup (export.ml lock_vm)', () => {
     }
     await p.close();
   }, 60_000);
+});
+
+describe('upstream behaviours of the scripts and the console', () => {
+  it('`xe-backup-metadata -c -n` creates the missing disk and stops (scripts/xe-backup-metadata)', async () => {
+    const p = await pool({ vms: 2 });
+    await withEnv(p.env, async () => {
+      const probe = capture();
+      expect(await xeBackup(['-n'], probe)).toBe(3);
+      const io = capture();
+      expect(await xeBackup(['-c', '-n'], io)).toBe(0);
+      expect(io.stdout).toHaveLength(1);
+      expect(io.stderr.join('\n')).toContain(
+        `Created the Pool Metadata Backup VDI ${io.stdout[0]}`,
+      );
+      const again = capture();
+      expect(await xeBackup(['-n'], again)).toBe(0);
+      expect(again.stdout).toEqual(io.stdout);
+      // Only found or created: nothing was backed up.
+      const list = capture();
+      expect(await xsmeta(['list'], list)).toBe(1);
+      expect(list.stderr.join('\n')).toMatch(/NO_BACKUPS/);
+    });
+    await p.close();
+  }, 60_000);
+
+  it('the SR metadata names every SR, ISO SRs too (python3/libexec/backup-sr-metadata.py)', async () => {
+    const records = new Map<string, R>([
+      [
+        'OpaqueRef:a',
+        {
+          uuid: 'sr-a',
+          name_label: 'NFS',
+          name_description: '',
+          type: 'nfs',
+          content_type: 'user',
+        },
+      ],
+      [
+        'OpaqueRef:b',
+        {
+          uuid: 'sr-b',
+          name_label: 'ISOs',
+          name_description: 'install media',
+          type: 'iso',
+          content_type: 'iso',
+        },
+      ],
+    ]);
+    const vdis = new Map<string, R>([
+      [
+        'OpaqueRef:v',
+        {
+          uuid: 'vdi-iso',
+          name_label: 'debian.iso',
+          name_description: '',
+          SR: 'OpaqueRef:b',
+          read_only: true,
+        },
+      ],
+    ]);
+    const xapi = {
+      getAllRecords: async (cls: string) => (cls === 'SR' ? records : vdis),
+    } as unknown as XapiClient;
+    const srs = await new XapiPool(xapi, {} as never).srs();
+    expect(srs.map((s) => s.uuid)).toEqual(['sr-a', 'sr-b']);
+    expect(srs[1]!.vdis.map((v) => v.name)).toEqual(['debian.iso']);
+  });
+
+  it('the console offers for a new backup disk only SRs that allow vdi_create (XSFeatureDRBackup.py)', () => {
+    expect(allowsNewDisk({ allowed_operations: ['scan', 'vdi_create', 'vdi_destroy'] })).toBe(true);
+    expect(allowsNewDisk({ allowed_operations: ['scan', 'vdi_destroy'] })).toBe(false);
+    expect(allowsNewDisk({})).toBe(false);
+  });
 });

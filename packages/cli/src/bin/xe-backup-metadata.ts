@@ -4,7 +4,7 @@ import { errorLine, exitCodeOf, type Io, stdio } from '../output.js';
 
 const USAGE = `usage: xe-backup-metadata [-h] [-c] [-i] [-u SR_UUID] [-k N] [-n] [-f] [-v] [-y]
  -h  this help
- -c  create the Pool Metadata Backup VDI when it is missing
+ -c  create the Pool Metadata Backup VDI when it is missing (with -n too)
  -i  re-initialise the backup ring (destroys the backups on it; asks unless -y)
  -u  the SR to back up to (default: the pool's default SR)
  -k  how many backups to keep (default 25)
@@ -62,11 +62,11 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       },
       io,
     );
+    if (r.createdVdi) io.err(`Created the Pool Metadata Backup VDI ${r.vdiUuid} on SR ${r.srUuid}`);
     if (values.n) {
       io.out(r.vdiUuid);
       return 0;
     }
-    if (r.createdVdi) io.err(`Created the Pool Metadata Backup VDI ${r.vdiUuid} on SR ${r.srUuid}`);
     if (values.v)
       io.err(
         `Backed up ${r.vmCount} VM(s) and ${r.templateCount} template(s): ${r.rawBytes} bytes stored in ${r.storedBytes}`,
