@@ -17,7 +17,15 @@ import {
   type VmInfo,
 } from '@xsmeta/core';
 import { openFileDevice, Ring, readArchive, writeArchive } from '@xsmeta/vdi-store';
-import { backupVdiUuid, ovaNetworks, readOva, XapiClient, XapiError } from '@xsmeta/xapi';
+import {
+  backupVdiUuid,
+  ovaNetworks,
+  readOva,
+  splitExport,
+  writeOva,
+  XapiClient,
+  XapiError,
+} from '@xsmeta/xapi';
 import { ClassicLevel } from 'classic-level';
 import { ConfigError, localSocket, readInventory, type Settings } from './config.js';
 
@@ -546,6 +554,21 @@ export class XapiPool implements PoolPort {
     // ocaml/xapi-cli-server/cli_operations.ml): a restore must not bring back snapshots that
     // still exist, nor fail on them without -f.
     return this.xapi.exportMetadata({ uuid: vmUuid }, { exportSnapshots: false });
+  }
+
+  /**
+   * `export_metadata?all=true` (no snapshots, no control domain): one request and one pass
+   * of locks for the whole pool, split client-side into the per-VM exports xapi would have
+   * sent (splitExport follows export.ml's update_table and make_* rules).
+   */
+  async exportAll(vmUuids: readonly string[]) {
+    const tar = await this.xapi.exportMetadata(
+      { all: true },
+      { exportSnapshots: false, includeDom0: false },
+    );
+    const out = new Map<string, Uint8Array>();
+    for (const [uuid, ova] of splitExport(readOva(tar), vmUuids)) out.set(uuid, writeOva(ova));
+    return out;
   }
 
   async importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }) {

@@ -222,3 +222,56 @@ describe('a busy VM during a backup', () => {
     expect(ring.list()).toEqual([]);
   });
 });
+
+describe('the one-request export of every VM (export_metadata?all=true)', () => {
+  it('is used when the pool has it: no per-VM export; one it lacks is exported alone', async () => {
+    const ring = memoryRing();
+    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { pool: p, attempts } = pool((uuid) => Promise.resolve(enc.encode(`alone ${uuid}`)));
+    const asked: string[][] = [];
+    p.exportAll = async (uuids) => {
+      asked.push([...uuids]);
+      return new Map([
+        ['vm-a', enc.encode('split vm-a')],
+        ['vm-b', enc.encode('split vm-b')],
+      ]);
+    };
+    const r = await runBackup({
+      pool: p,
+      disk,
+      archive,
+      clock: { now: () => new Date(0) },
+      events: null,
+    });
+    expect(asked).toEqual([['vm-a', 'vm-b', 'vm-c']]);
+    expect([...attempts.keys()]).toEqual(['vm-c']);
+    expect(r.vmCount).toBe(3);
+    const restored = await runRestore(
+      { pool: p, disk, archive, clock: { now: () => new Date(1) }, events: null },
+      { mode: 'all', dryRun: true, force: false },
+    );
+    expect(restored.vms.every((v) => v.ok)).toBe(true);
+  });
+
+  it('refused (a busy VM: xapi locks them all) falls back to per-VM exports, which leave the busy one out', async () => {
+    const ring = memoryRing();
+    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { pool: p, attempts } = pool((uuid) =>
+      uuid === 'vm-c'
+        ? Promise.reject(busy('OTHER_OPERATION_IN_PROGRESS'))
+        : Promise.resolve(enc.encode(uuid)),
+    );
+    p.exportAll = () => Promise.reject(busy('OTHER_OPERATION_IN_PROGRESS'));
+    const r = await runBackup({
+      pool: p,
+      disk,
+      archive,
+      clock: { now: () => new Date(0) },
+      events: null,
+      sleep: async () => {},
+    });
+    expect(attempts.get('vm-a')).toBe(1);
+    expect(r.skipped.map((v) => v.uuid)).toEqual(['vm-c']);
+    expect(r.vmCount).toBe(2);
+  });
+});

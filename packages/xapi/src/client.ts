@@ -723,12 +723,14 @@ export class XapiClient {
    */
   exportMetadata(
     vm: { uuid: string } | { ref: string } | { all: true },
-    opts: TransferOptions & { exportSnapshots?: boolean } = {},
+    opts: TransferOptions & { exportSnapshots?: boolean; includeDom0?: boolean } = {},
   ): Promise<Uint8Array> {
     const query: Record<string, string> =
       'uuid' in vm ? { uuid: vm.uuid } : 'ref' in vm ? { ref: vm.ref } : { all: 'true' };
     if (opts.exportSnapshots !== undefined)
       query.export_snapshots = opts.exportSnapshots ? 'true' : 'false';
+    // with all=true the handler includes the control domain unless include_dom0=false
+    if (opts.includeDom0 !== undefined) query.include_dom0 = opts.includeDom0 ? 'true' : 'false';
     return this.#download('/export_metadata', query, opts);
   }
 

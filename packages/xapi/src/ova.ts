@@ -68,9 +68,21 @@ export function ovaXmlOf(tar: Uint8Array): string {
   return dec.decode(tar.subarray(512, 512 + size));
 }
 
-/** Parses a metadata export tar. */
+/**
+ * A `<double>` read as a JS number would be written back as an `<int>` when integral (1.0
+ * is 1): doubles are carried as strings behind this private-use mark, and written back as
+ * the doubles they were, text unchanged.
+ */
+const DOUBLE = '\uE000double:';
+const DOUBLE_IN = /<double>([^<]*)<\/double>/g;
+const DOUBLE_OUT = /<value>\uE000double:([^<]*)<\/value>/g;
+
+/** Parses a metadata export tar; doubles are kept as marked strings (see writeOva). */
 export function readOva(tar: Uint8Array, maxLength = 1024 * 1024 * 1024): Ova {
-  const v = decodeValue(ovaXmlOf(tar), { maxLength });
+  const xml = ovaXmlOf(tar);
+  if (xml.includes('\uE000'))
+    throw new XapiError('XAPI_PROTOCOL', ['ova'], 'ova.xml holds a private-use character');
+  const v = decodeValue(xml.replace(DOUBLE_IN, `<string>${DOUBLE}$1</string>`), { maxLength });
   if (!isStruct(v) || !isStruct(v.version) || !Array.isArray(v.objects))
     throw new XapiError('XAPI_PROTOCOL', ['ova'], 'ova.xml is not {version, objects}');
   const objects: OvaObject[] = [];
@@ -88,7 +100,8 @@ export function writeOva(ova: Ova): Uint8Array {
     version: ova.version,
     objects: ova.objects.map((o) => ({ class: o.class, id: o.id, snapshot: o.snapshot })),
   };
-  return tarOne('ova.xml', enc.encode(encodeValue(value)));
+  const xml = encodeValue(value).replace(DOUBLE_OUT, '<value><double>$1</double></value>');
+  return tarOne('ova.xml', enc.encode(xml));
 }
 
 /** The networks an export refers to (each by name and bridge, how xapi's import matches). */

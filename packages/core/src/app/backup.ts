@@ -68,6 +68,8 @@ export interface BackupOptions {
   findOnly?: boolean;
   trigger?: 'manual' | 'schedule';
   parallel?: number;
+  /** Use the pool's one-request export of every VM when it has one (default true). */
+  exportAll?: boolean;
 }
 
 export interface BackupResult {
@@ -214,7 +216,13 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
      * EXPORT_RETRY_DELAYS_MS; still refused, it is left out and the backup goes on, as
      * upstream's script skips a VM whose export fails.
      */
+    let prefetched: Map<string, Uint8Array> | null = null;
     const exportVm = async (vm: (typeof vms)[number]): Promise<Uint8Array | SkippedVm> => {
+      const ready = prefetched?.get(vm.uuid);
+      if (ready) {
+        prefetched?.delete(vm.uuid);
+        return ready;
+      }
       for (let attempt = 0; ; attempt++) {
         try {
           return await pool.exportMetadata(vm.uuid);
@@ -244,6 +252,18 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       const db = await pool.dumpDatabase();
       tick(db.length, 'pool database');
       yield { name: PART.poolDb, data: db };
+      // The fast path: one request for every VM. Refused (a busy VM: xapi locks them all,
+      // ocaml/xapi/export.ml metadata_handler) or failed, the per-VM exports below do the
+      // work, with their retries; a VM it did not hold is exported on its own.
+      if (pool.exportAll && opts.exportAll !== false && vms.length > 1) {
+        try {
+          prefetched = await pool.exportAll(vms.map((v) => v.uuid));
+        } catch (e) {
+          deps.signal?.throwIfAborted();
+          if (errorCode(e) === 'XAPI_CANCELLED') throw e;
+          prefetched = null;
+        }
+      }
       // Exports run ahead of the archive by at most `parallel` requests, in order.
       const inflight: Promise<Uint8Array | SkippedVm>[] = [];
       let i = 0;
