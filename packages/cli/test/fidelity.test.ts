@@ -1,13 +1,18 @@
 /** What a real pool does that the simulator's defaults do not: each case from xapi's sources. */
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { XapiClient } from '@xsmeta/xapi';
 import { describe, expect, it } from 'vitest';
 import { main as xeBackup } from '../src/bin/xe-backup-metadata.js';
 import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
+import { resolveSettings } from '../src/config.js';
 import { allowsNewDisk } from '../src/console.js';
 import { retryTiming, XapiPool } from '../src/runtime.js';
+import { runDue } from '../src/schedule.js';
 import { capture, pool, withEnv } from './support.js';
 
 type R = Record<string, unknown>;
@@ -224,4 +229,34 @@ describe('upstream behaviours of the scripts and the console', () => {
     expect(allowsNewDisk({ allowed_operations: ['scan', 'vdi_destroy'] })).toBe(false);
     expect(allowsNewDisk({})).toBe(false);
   });
+});
+
+describe('a scheduled backup that leaves a busy VM out', () => {
+  it('stays visible: exit 4 and the VMs named (as backup-metadata-cron reports a non-zero exit)', async () => {
+    const p = await pool({ vms: 3 });
+    const cron = await mkdtemp(join(tmpdir(), 'xsmeta-cron-'));
+    const real = retryTiming.sleep;
+    retryTiming.sleep = async () => {};
+    try {
+      await withEnv({ ...p.env, XSMETA_CRON_DIR: cron }, async () => {
+        const set = capture();
+        expect(await xsmeta(['schedule', 'daily', '--json'], set)).toBe(0);
+        const slot = new Date((JSON.parse(set.stdout[0]!) as { nextRunAt: string }).nextRunAt);
+        p.sim.faults.set({
+          fail: [{ match: '/export_metadata', code: 'OTHER_OPERATION_IN_PROGRESS' }],
+        });
+        const io = capture();
+        expect(await runDue(resolveSettings({}), io, () => new Date(slot.getTime() + 60_000))).toBe(
+          4,
+        );
+        p.sim.faults.clear();
+        expect(io.stderr.filter((l) => l.startsWith('Left out ')).length).toBeGreaterThan(0);
+        expect(io.stderr.at(-1)).toMatch(/is partial/);
+      });
+    } finally {
+      retryTiming.sleep = real;
+      await rm(cron, { recursive: true, force: true });
+    }
+    await p.close();
+  }, 60_000);
 });
