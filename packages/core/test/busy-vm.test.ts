@@ -253,6 +253,23 @@ describe('the one-request export of every VM (export_metadata?all=true)', () => 
     expect(restored.vms.every((v) => v.ok)).toBe(true);
   });
 
+  it('is not used above exportAllMaxVms (it is held in memory whole)', async () => {
+    const ring = memoryRing();
+    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { pool: p, attempts } = pool((uuid) => Promise.resolve(enc.encode(uuid)));
+    let asked = 0;
+    p.exportAll = async () => {
+      asked++;
+      return new Map();
+    };
+    await runBackup(
+      { pool: p, disk, archive, clock: { now: () => new Date(0) }, events: null },
+      { exportAllMaxVms: 2 },
+    );
+    expect(asked).toBe(0);
+    expect(attempts.size).toBe(3);
+  });
+
   it('refused (a busy VM: xapi locks them all) falls back to per-VM exports, which leave the busy one out', async () => {
     const ring = memoryRing();
     const disk: DiskPort = { open: async () => ring, format: async () => ring };

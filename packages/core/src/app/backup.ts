@@ -70,7 +70,15 @@ export interface BackupOptions {
   parallel?: number;
   /** Use the pool's one-request export of every VM when it has one (default true). */
   exportAll?: boolean;
+  /**
+   * Above this many VMs the one-request export is not used: it is held and split in memory
+   * whole (about 0.25 MiB per VM), where per-VM exports stream into the archive.
+   */
+  exportAllMaxVms?: number;
 }
+
+/** Default of BackupOptions.exportAllMaxVms: keeps the fast path's memory near 150 MiB. */
+export const EXPORT_ALL_MAX_VMS = 500;
 
 export interface BackupResult {
   srUuid: string;
@@ -255,7 +263,8 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       // The fast path: one request for every VM. Refused (a busy VM: xapi locks them all,
       // ocaml/xapi/export.ml metadata_handler) or failed, the per-VM exports below do the
       // work, with their retries; a VM it did not hold is exported on its own.
-      if (pool.exportAll && opts.exportAll !== false && vms.length > 1) {
+      const cap = opts.exportAllMaxVms ?? EXPORT_ALL_MAX_VMS;
+      if (pool.exportAll && opts.exportAll !== false && vms.length > 1 && vms.length <= cap) {
         try {
           prefetched = await pool.exportAll(vms.map((v) => v.uuid));
         } catch (e) {
