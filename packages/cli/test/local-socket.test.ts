@@ -114,6 +114,13 @@ describe('no environment on a pool host: the local socket, as local root', () =>
         expect(dry.stdout.join('\n')).toMatch(/VM_TO_IMPORT_IS_NOT_NEWER_VERSION/);
         expect(code).toBe(Number(/and (\d+) error/.exec(last)?.[1]));
       });
+      // xsmeta takes the socket as a flag too.
+      const { XSMETA_SOCKET: _, ...noSocket } = env;
+      await onlyEnv(noSocket, async () => {
+        const list = capture();
+        expect(await xsmeta(['list', '--socket', sock, '--sr', sr, '--json'], list)).toBe(0);
+        expect(JSON.parse(list.stdout[0]!)).toHaveLength(2);
+      });
     } finally {
       await r.close();
       await sim.close();
