@@ -38,7 +38,8 @@ ${CONNECTION}`,
   --keep N     keep the newest N backups (default 25)
   --wait       wait for another backup of the same SR to finish instead of failing
   --json       print the result as one JSON document
-Exit 0 on success, 3 when the SR has no backup VDI and --create was not given, 1 otherwise.`,
+Exit 0 on success, 3 when the SR has no backup VDI and --create was not given, 4 when the
+backup was written but left out VMs xapi kept busy (named on stderr), 1 otherwise.`,
   list: "usage: xsmeta list [--sr UUID] [--json]\n  List the backups on the SR (default: the pool's default SR), newest first.",
   verify:
     'usage: xsmeta verify [--sr UUID] [--json]\n  Check every backup record; exit 0 only when all verify.',
