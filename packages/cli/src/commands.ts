@@ -22,7 +22,7 @@ import {
   type Settings,
   UsageError,
 } from './config.js';
-import { type Io, progressLine } from './output.js';
+import { EXIT_PARTIAL, type Io, progressLine } from './output.js';
 import { lockSr } from './process/lock.js';
 import {
   archive,
@@ -30,6 +30,7 @@ import {
   disk,
   historyLostLine,
   openEvents,
+  retryTiming,
   systemClock,
   withEvents,
   XapiPool,
@@ -104,6 +105,7 @@ export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<Backup
               events,
               progress: progressLine(io),
               signal: controller.signal,
+              sleep: (ms) => retryTiming.sleep(ms),
             },
             {
               ...(srUuid ? { srUuid } : {}),
@@ -120,6 +122,19 @@ export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<Backup
       unlock();
     }
   });
+}
+
+/** A partial backup's lines for stderr (one per VM left out), and its exit status. */
+export function partialBackup(r: BackupResult, io: Io): number {
+  for (const v of r.skipped)
+    io.err(
+      `Left out ${v.isTemplate ? 'template' : 'VM'} ${v.name} (${v.uuid}): xapi kept refusing its export (${v.code})`,
+    );
+  if (r.skipped.length === 0) return 0;
+  io.err(
+    `Backup ${r.date} is partial: ${r.skipped.length} VM(s) left out; run the backup again once they are free`,
+  );
+  return EXIT_PARTIAL;
 }
 
 export function keepOf(v: string | boolean | undefined): number | undefined {
@@ -156,7 +171,7 @@ export async function cmdBackup(argv: string[], io: Io): Promise<number> {
     io.err(
       `Backed up ${r.vmCount} VM(s) and ${r.templateCount} template(s) to SR ${r.srUuid} as ${r.date} (seq ${r.seq}): ${fmtBytes(r.rawBytes)} stored in ${fmtBytes(r.storedBytes)}`,
     );
-  return 0;
+  return partialBackup(r, io);
 }
 
 export async function cmdList(argv: string[], io: Io): Promise<number> {
@@ -170,7 +185,7 @@ export async function cmdList(argv: string[], io: Io): Promise<number> {
   } else {
     for (const r of rows)
       io.out(
-        `${r.date}  seq ${r.seq}  ${r.vmCount} VM(s), ${r.templateCount} template(s)  ${fmtBytes(r.storedBytes)}  format ${r.formatVersion}${r.converted ? ' (converted from a legacy backup)' : ''}`,
+        `${r.date}  seq ${r.seq}  ${r.vmCount} VM(s), ${r.templateCount} template(s)  ${fmtBytes(r.storedBytes)}  format ${r.formatVersion}${r.converted ? ' (converted from a legacy backup)' : ''}${r.skippedVms ? `  PARTIAL: ${r.skippedVms} VM(s) left out` : ''}`,
       );
   }
   return 0;
@@ -179,14 +194,27 @@ export async function cmdList(argv: string[], io: Io): Promise<number> {
 export async function cmdVerify(argv: string[], io: Io): Promise<number> {
   const { values } = parse(argv, { sr: { type: 'string' }, json: { type: 'boolean' } });
   const s = resolveSettings(connectionFlags(values));
-  const report = await withBackupRing(s, values.sr as string | undefined, (ring) => ring.verify());
+  const { report, partial } = await withBackupRing(
+    s,
+    values.sr as string | undefined,
+    async (ring) => ({
+      report: await ring.verify(),
+      partial: new Map(listings(ring).map((l) => [l.seq, l.skippedVms ?? 0])),
+    }),
+  );
+  // A partial backup verifies (its checksums hold) but is marked: it lacks VMs.
   const records = report.records.map((r) => ({
     seq: r.seq,
     ok: r.ok,
     ...(r.ok ? {} : { error: r.error ?? r.code ?? 'damaged' }),
+    ...(partial.get(r.seq) ? { skippedVms: partial.get(r.seq) } : {}),
   }));
   if (values.json) io.out(JSON.stringify({ ok: report.ok, records }));
-  else for (const r of records) io.out(`seq ${r.seq}: ${r.ok ? 'ok' : `DAMAGED: ${r.error}`}`);
+  else
+    for (const r of records)
+      io.out(
+        `seq ${r.seq}: ${r.ok ? 'ok' : `DAMAGED: ${r.error}`}${r.skippedVms ? ` (partial: ${r.skippedVms} VM(s) left out)` : ''}`,
+      );
   return report.ok ? 0 : 1;
 }
 
@@ -239,8 +267,8 @@ export function restoreOn(
 ): Promise<RestoreResult> {
   return withEvents(
     s.stateDir,
-    (events) =>
-      runRestore(
+    async (events) => {
+      const r = await runRestore(
         {
           pool,
           disk,
@@ -258,7 +286,14 @@ export function restoreOn(
           force: a.force,
         },
         source,
-      ),
+      );
+      // A partial backup: say which VMs it cannot bring back.
+      for (const v of r.missing)
+        io.err(
+          `This backup does not hold ${v.isTemplate ? 'template' : 'VM'} ${v.name} (${v.uuid}): it was left out when the backup was taken (${v.code})`,
+        );
+      return r;
+    },
     (e) => io.err(historyLostLine('restore', e)),
   );
 }

@@ -15,6 +15,8 @@ export interface Settings {
   inventory: string;
   devDir: string;
   stateDir: string;
+  /** xapi's local Unix socket, used when no URL is given and it exists. */
+  socket: string;
 }
 
 export interface SettingFlags {
@@ -24,7 +26,14 @@ export interface SettingFlags {
   inventory?: string | undefined;
   devDir?: string | undefined;
   stateDir?: string | undefined;
+  socket?: string | undefined;
 }
+
+/**
+ * Where xapi listens for local clients on a pool host (xe uses it; xapi trusts a root login
+ * there: ocaml/xapi/xapi_session.ml, login_with_password).
+ */
+export const DEFAULT_SOCKET = '/var/lib/xcp/xapi';
 
 export class UsageError extends Error {
   readonly code = 'USAGE';
@@ -83,7 +92,21 @@ export function resolveSettings(
     inventory: flags.inventory ?? env.XSMETA_INVENTORY ?? '/etc/xensource-inventory',
     devDir: flags.devDir ?? env.XSMETA_DEV_DIR ?? '/dev',
     stateDir: flags.stateDir ?? env.XSMETA_STATE_DIR ?? defaultStateDir(env),
+    socket: flags.socket || env.XSMETA_SOCKET || DEFAULT_SOCKET,
   };
+}
+
+/**
+ * The local socket to connect over: only when no URL is set and the socket exists (a pool
+ * host, where xsconsole and cron run the commands with no environment at all).
+ */
+export function localSocket(s: Settings): string | null {
+  if (s.url) return null;
+  try {
+    return statSync(s.socket).isSocket() ? s.socket : null;
+  } catch {
+    return null;
+  }
 }
 
 /** KEY='value' lines of /etc/xensource-inventory. */
@@ -113,6 +136,7 @@ export const CONNECTION_OPTIONS = {
   inventory: { type: 'string' },
   'dev-dir': { type: 'string' },
   'state-dir': { type: 'string' },
+  socket: { type: 'string' },
 } as const;
 
 export function connectionFlags(v: Record<string, unknown>): SettingFlags {
@@ -124,5 +148,6 @@ export function connectionFlags(v: Record<string, unknown>): SettingFlags {
     inventory: s('inventory'),
     devDir: s('dev-dir'),
     stateDir: s('state-dir'),
+    socket: s('socket'),
   };
 }

@@ -59,6 +59,16 @@ async function consoleWording<T>(srUuid: string | undefined, work: Promise<T>): 
   }
 }
 
+/**
+ * Whether a backup disk can be created on an SR: xsconsole's backup and restore dialogues
+ * offer only SRs whose allowed_operations include `vdi_create` (capabilities 'vdi_create' in
+ * plugins-base/XSFeatureDRBackup.py and XSFeatureDRRestore.py). An SR that already holds a
+ * backup disk needs no new one and stays on offer.
+ */
+export function allowsNewDisk(sr: Record<string, unknown>): boolean {
+  return Array.isArray(sr.allowed_operations) && sr.allowed_operations.includes('vdi_create');
+}
+
 /** Nothing may write to the terminal while the console draws. */
 const silent: Io = { out: () => {}, err: () => {}, isTTY: false };
 
@@ -83,6 +93,7 @@ export function consoleServices(s: Settings): ConsoleServices {
           if (sr.content_type === 'iso') continue;
           const uuid = sr.uuid as string;
           const has = (await pool.findVdi(pool.backupVdiUuid(uuid))) !== null;
+          if (!has && !allowsNewDisk(sr)) continue;
           const size = Number(sr.physical_size ?? 0);
           out.push({
             uuid,

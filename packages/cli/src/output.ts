@@ -46,6 +46,12 @@ export const stdio: Io = {
   },
 };
 
+/**
+ * A backup was written but left VMs out (xapi kept refusing their export; each is named on
+ * stderr): the record is partial. Not 0, so that a scheduled run's wrapper reports it.
+ */
+export const EXIT_PARTIAL = 4;
+
 /** Exit codes by error code; everything else is 1. */
 const EXIT: Record<string, number> = {
   BACKUP_VDI_MISSING: 3,

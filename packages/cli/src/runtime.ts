@@ -16,9 +16,17 @@ import {
   type VmInfo,
 } from '@xsmeta/core';
 import { openFileDevice, Ring, readArchive, writeArchive } from '@xsmeta/vdi-store';
-import { backupVdiUuid, XapiClient, XapiError } from '@xsmeta/xapi';
+import {
+  backupVdiUuid,
+  ovaNetworks,
+  readOva,
+  splitExport,
+  writeOva,
+  XapiClient,
+  XapiError,
+} from '@xsmeta/xapi';
 import { ClassicLevel } from 'classic-level';
-import { ConfigError, readInventory, type Settings } from './config.js';
+import { ConfigError, localSocket, readInventory, type Settings } from './config.js';
 import { quietPipes } from './output.js';
 import { myOwner, ownerGone, parseOwner } from './process/owner.js';
 
@@ -127,6 +135,12 @@ async function promptPassword(user: string): Promise<string> {
 }
 
 export async function connect(s: Settings): Promise<XapiClient> {
+  const socketPath = localSocket(s);
+  if (socketPath !== null) {
+    // As xe on a pool host: xapi trusts the local socket's peer as root, so no password is
+    // asked or sent (ocaml/xapi/xapi_session.ml, login_with_password, Context.preauth).
+    return XapiClient.connect({ socketPath, username: s.username, password: '' });
+  }
   if (!s.url)
     throw new ConfigError(
       'NO_URL',
@@ -162,6 +176,30 @@ function unlessGone(e: unknown): null {
   throw e;
 }
 
+/** A VBD of ours that could not be unplugged or destroyed: it stays on the control domain. */
+export class VbdLeftError extends Error {
+  readonly code = 'VBD_LEFT_BEHIND';
+  constructor(
+    readonly vbdRef: string,
+    readonly vbdUuid: string | null,
+    readonly vdiUuid: string,
+    step: 'unplug' | 'destroy',
+    cause: unknown,
+  ) {
+    // Without its uuid, `xe vbd-list vdi-uuid=…` names it.
+    const id = `uuid=${vbdUuid ?? `<the uuid 'xe vbd-list vdi-uuid=${vdiUuid}' shows>`}`;
+    const why = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+    const fix =
+      step === 'unplug'
+        ? `'xe vbd-unplug ${id}' then 'xe vbd-destroy ${id}'`
+        : `'xe vbd-destroy ${id}'`;
+    super(
+      `could not ${step} the backup disk's VBD (${why}): VDI ${vdiUuid} is still ${step === 'unplug' ? 'plugged into' : 'attached to'} the control domain; remove it with ${fix}`,
+      { cause },
+    );
+  }
+}
+
 /** PoolPort over XAPI: the calls of reference/xapi.md. */
 export class XapiPool implements PoolPort {
   constructor(
@@ -180,25 +218,27 @@ export class XapiPool implements PoolPort {
     return { uuid: p.uuid as string, defaultSrUuid };
   }
 
+  /**
+   * Every SR of the pool, ISO SRs included: the SR metadata of a backup names them all, as
+   * upstream's python3/libexec/backup-sr-metadata.py (SR.get_all_records, no filter) does.
+   */
   async srs(): Promise<SrInfo[]> {
     const srs = await this.xapi.getAllRecords<R>('SR');
     const vdis = await this.xapi.getAllRecords<R>('VDI');
-    return [...srs.entries()]
-      .filter(([, s]) => s.content_type !== 'iso')
-      .map(([ref, s]) => ({
-        uuid: s.uuid as string,
-        name: String(s.name_label ?? ''),
-        description: String(s.name_description ?? ''),
-        type: String(s.type ?? ''),
-        vdis: [...vdis.values()]
-          .filter((v) => v.SR === ref)
-          .map((v) => ({
-            uuid: v.uuid as string,
-            name: String(v.name_label ?? ''),
-            description: String(v.name_description ?? ''),
-            readOnly: v.read_only === true,
-          })),
-      }));
+    return [...srs.entries()].map(([ref, s]) => ({
+      uuid: s.uuid as string,
+      name: String(s.name_label ?? ''),
+      description: String(s.name_description ?? ''),
+      type: String(s.type ?? ''),
+      vdis: [...vdis.values()]
+        .filter((v) => v.SR === ref)
+        .map((v) => ({
+          uuid: v.uuid as string,
+          name: String(v.name_label ?? ''),
+          description: String(v.name_description ?? ''),
+          readOnly: v.read_only === true,
+        })),
+    }));
   }
 
   backupVdiUuid(srUuid: string): string {
@@ -367,8 +407,14 @@ export class XapiPool implements PoolPort {
       detaching ??= (async () => {
         const vbd = await creating.catch(() => null);
         if (vbd === null) return;
-        if (plugging && (await settled(plugging))) await this.unplug(vbd);
-        await this.xapi.call('VBD.destroy', vbd);
+        let step: 'unplug' | 'destroy' = 'unplug';
+        try {
+          if (plugging && (await settled(plugging))) await this.unplug(vbd);
+          step = 'destroy';
+          await this.xapi.call('VBD.destroy', vbd);
+        } catch (e) {
+          throw await this.leftBehind(vbd, vdiUuid, step, e);
+        }
       })().finally(() => drop());
       return detaching;
     };
@@ -384,6 +430,21 @@ export class XapiPool implements PoolPort {
       await detach().catch(() => {});
       throw e;
     }
+  }
+
+  /**
+   * The error for a VBD that could not be removed: what is left on the control domain and the
+   * xe commands that remove it (never a silent leak). On the control domain `unplug_force`
+   * is the same call as `unplug` (ocaml/xapi/xapi_vbd.ml), so forcing does not help there.
+   */
+  private async leftBehind(
+    vbd: string,
+    vdiUuid: string,
+    step: 'unplug' | 'destroy',
+    cause: unknown,
+  ): Promise<Error> {
+    const uuid = await this.xapi.call<string>('VBD.get_uuid', vbd).catch(() => null);
+    return new VbdLeftError(vbd, uuid, vdiUuid, step, cause);
   }
 
   /**
@@ -460,11 +521,41 @@ export class XapiPool implements PoolPort {
   }
 
   exportMetadata(vmUuid: string) {
-    return this.xapi.exportMetadata({ uuid: vmUuid });
+    // As `xe vm-export --metadata` (include-snapshots defaults to false,
+    // ocaml/xapi-cli-server/cli_operations.ml): a restore must not bring back snapshots that
+    // still exist, nor fail on them without -f.
+    return this.xapi.exportMetadata({ uuid: vmUuid }, { exportSnapshots: false });
+  }
+
+  /**
+   * `export_metadata?all=true` (no snapshots, no control domain): one request and one pass
+   * of locks for the whole pool, split client-side into the per-VM exports xapi would have
+   * sent (splitExport follows export.ml's update_table and make_* rules).
+   */
+  async exportAll(vmUuids: readonly string[]) {
+    const tar = await this.xapi.exportMetadata(
+      { all: true },
+      { exportSnapshots: false, includeDom0: false },
+    );
+    const out = new Map<string, Uint8Array>();
+    for (const [uuid, ova] of splitExport(readOva(tar), vmUuids)) out.set(uuid, writeOva(ova));
+    return out;
   }
 
   async importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }) {
     await this.xapi.importMetadata(body, opts);
+  }
+
+  /** The pool's networks by name and bridge (xapi's import matches them so: import.ml). */
+  async networks() {
+    return [...(await this.xapi.getAllRecords<R>('network')).values()].map((n) => ({
+      name: String(n.name_label ?? ''),
+      bridge: String(n.bridge ?? ''),
+    }));
+  }
+
+  exportNetworks(body: Uint8Array) {
+    return ovaNetworks(readOva(body));
   }
 
   async setSrNames(srUuid: string, name: string, description: string) {
@@ -564,6 +655,14 @@ export const archive: ArchivePort = {
 };
 
 export const systemClock = { now: () => new Date() };
+
+/**
+ * How the backup waits between the retries of a refused export. A test replaces `sleep` so
+ * that it needs no real time.
+ */
+export const retryTiming = {
+  sleep: (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms)),
+};
 
 /** Opens the LevelDB event store, waiting while another xsmeta holds it (up to waitMs). */
 export async function openEvents(stateDir: string, waitMs = 30_000): Promise<LevelEventStore> {

@@ -3,6 +3,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import {
+  type BackupResult,
   dueSlot,
   type EventStore,
   rebuild,
@@ -13,7 +14,7 @@ import {
   scheduleSummary,
   type UtcOffset,
 } from '@xsmeta/core';
-import { backup, parse, withPool } from './commands.js';
+import { backup, parse, partialBackup, withPool } from './commands.js';
 import { connectionFlags, resolveSettings, type Settings } from './config.js';
 import type { Io } from './output.js';
 import { openEvents } from './runtime.js';
@@ -62,6 +63,7 @@ function installCron(frequency: string, io: Io): void {
     'XSMETA_INVENTORY',
     'XSMETA_DEV_DIR',
     'XSMETA_STATE_DIR',
+    'XSMETA_SOCKET',
   ]
     .filter((k) => process.env[k])
     .map((k) => `${k}=${process.env[k]}`);
@@ -172,14 +174,16 @@ export async function runDue(
       await store.close();
     }
   }
-  let outcome: { ok: true; srUuid: string } | { ok: false; srUuid: string | null; error: string };
+  let outcome:
+    | { ok: true; srUuid: string; result: BackupResult }
+    | { ok: false; srUuid: string | null; error: string };
   try {
     const r = await backup(
       s,
       { create: true, reinit: false, findOnly: false, wait: true, trigger: 'schedule' },
       io,
     );
-    outcome = { ok: true, srUuid: r.srUuid };
+    outcome = { ok: true, srUuid: r.srUuid, result: r };
   } catch (e) {
     outcome = {
       ok: false,
@@ -206,5 +210,11 @@ export async function runDue(
     return 1;
   }
   io.err(`xsmeta: scheduled backup of slot ${slot} written to SR ${outcome.srUuid}`);
-  return 0;
+  const left = outcome.result.skipped;
+  // A partial backup stays visible: syslog, the VMs named, a non-zero exit (4).
+  if (left.length > 0)
+    syslog(
+      `scheduled metadata backup is partial: ${left.length} VM(s) left out (${left.map((v) => v.name).join(', ')})`,
+    );
+  return partialBackup(outcome.result, io);
 }

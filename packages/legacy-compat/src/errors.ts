@@ -1,7 +1,6 @@
 export type LegacyErrorCode =
   | 'LEGACY_NOT_EXT'
   | 'LEGACY_NO_MARKER'
-  | 'LEGACY_BAD_MARKER'
   | 'LEGACY_NO_BACKUP'
   | 'LEGACY_CORRUPT'
   | 'LEGACY_LIMIT'

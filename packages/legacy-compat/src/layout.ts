@@ -133,18 +133,10 @@ export async function openLegacyDisk(
       'LEGACY_NO_MARKER',
       'no /.ctxs-metadata-backup: this is not a legacy metadata backup disk',
     );
-  const mi = await fs.inode(marker.ino);
-  if (ExtReader.type(mi) !== S_IFREG || mi.size > 16)
-    throw new LegacyError(
-      'LEGACY_BAD_MARKER',
-      'the /.ctxs-metadata-backup marker is not a small regular file',
-    );
-  const content = new TextDecoder().decode(await fs.readFile(mi)).trim();
-  if (content !== '1')
-    throw new LegacyError(
-      'LEGACY_BAD_MARKER',
-      `the marker says version "${content.slice(0, 8)}", not 1`,
-    );
+  // Only the marker's existence counts, as upstream's xe-restore-metadata tests it (`-e`):
+  // xe-backup-metadata appends its version (`echo 1 >>`) whenever conf/<vdi-uuid> is
+  // missing (a copied or re-created VDI), so a marker may hold `1\n1\n` or more
+  // (scripts/xe-backup-metadata, scripts/xe-restore-metadata of xen-api).
 
   const regular = async (ino: number, path: string): Promise<Inode | null> => {
     const i = await fs.inode(ino);

@@ -27,7 +27,13 @@ import { decodeValue, formatXapiDate, type XmlRpcValue } from './xmlrpc.js';
 
 export interface XapiConnectOptions {
   /** `https://host[:port]` of a pool member (a slave redirects to the master). */
-  url: string;
+  url?: string;
+  /**
+   * xapi's local Unix socket on a pool host (`/var/lib/xcp/xapi`), instead of `url`. xapi
+   * trusts a login that arrives there as local root whatever its password, as `xe` on the
+   * host relies on (`Context.preauth` in ocaml/xapi/xapi_session.ml, login_with_password).
+   */
+  socketPath?: string;
   username: string;
   password: string;
   /** `auto` (default): JSON-RPC, falling back to XML-RPC when `/jsonrpc` is missing. */
@@ -177,6 +183,7 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 
 interface ClientState {
   base: URL;
+  socketPath: string | undefined;
   endpoint: Endpoint;
   transport: Transport;
   session: string;
@@ -214,6 +221,11 @@ export class XapiClient {
     return this.#s.base.href;
   }
 
+  /** The Unix socket this client talks over, if it was connected with `socketPath`. */
+  get socketPath(): string | undefined {
+    return this.#s.socketPath;
+  }
+
   /** The RPC transport in use. */
   get transport(): Transport {
     return this.#s.transport;
@@ -241,8 +253,18 @@ export class XapiClient {
       );
     }
     if (opts.tls?.fingerprint !== undefined) normaliseFingerprint(opts.tls.fingerprint);
+    const socketPath = opts.socketPath;
+    if ((opts.url === undefined) === (socketPath === undefined) || socketPath === '') {
+      throw new XapiError(
+        'XAPI_INVALID_ARGUMENT',
+        ['url'],
+        'give either url or socketPath (a non-empty path), not both',
+      );
+    }
     const state: ClientState = {
-      base: parseBaseUrl(opts.url),
+      // Over the socket the host part is only the Host header xapi ignores.
+      base: parseBaseUrl(opts.url ?? 'http://localhost/'),
+      socketPath,
       endpoint: undefined as unknown as Endpoint,
       transport: want === 'xmlrpc' ? 'xmlrpc' : 'jsonrpc',
       session: '',
@@ -263,7 +285,11 @@ export class XapiClient {
       }
     };
     for (let hop = 0; ; hop++) {
-      state.endpoint = makeEndpoint(state.base, { tls: state.tls, maxSockets: state.maxSockets });
+      state.endpoint = makeEndpoint(state.base, {
+        tls: state.tls,
+        maxSockets: state.maxSockets,
+        socketPath: state.socketPath,
+      });
       try {
         if (want === 'auto') {
           try {
@@ -280,7 +306,12 @@ export class XapiClient {
         return new XapiClient(state, login);
       } catch (e) {
         state.endpoint.destroy();
-        if (e instanceof XapiError && e.code === 'HOST_IS_SLAVE' && hop < MAX_MASTER_HOPS) {
+        if (
+          e instanceof XapiError &&
+          e.code === 'HOST_IS_SLAVE' &&
+          hop < MAX_MASTER_HOPS &&
+          state.socketPath === undefined
+        ) {
           state.base = masterUrl(state.base, e.params[0] ?? '');
           continue;
         }
@@ -485,6 +516,19 @@ export class XapiClient {
     return fallback;
   }
 
+  /**
+   * A body without Content-Length (xapi streams `/pool/xmldbdump` so, then closes the
+   * connection: ocaml/xapi/pool_db_backup.ml, pull_database_backup_handler) ends where the
+   * connection ends, also when the pool failed half-way. Only the task's final status says
+   * whether it is whole: wait for it; a failed task throws its error.
+   */
+  async #trustBody(task: XapiRef, opts: TransferOptions): Promise<void> {
+    await this.waitTask(task, {
+      timeoutMs: this.#s.taskTimeoutMs,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  }
+
   /** GET or PUT on a handler, following up to 3 redirects (to other pool hosts). */
   async #exchange(
     method: 'GET' | 'PUT',
@@ -518,6 +562,15 @@ export class XapiClient {
           );
         }
         const next = new URL(location, url);
+        // Over the local socket every request reaches this host: a redirect to another
+        // host cannot be followed there.
+        if (this.#s.socketPath !== undefined && next.host !== url.host) {
+          throw new XapiError(
+            'XAPI_TRANSPORT',
+            ['redirect'],
+            `${first.pathname}: redirected to another host, unreachable over the local socket`,
+          );
+        }
         if (next.protocol !== url.protocol) {
           throw new XapiError(
             'XAPI_PROTOCOL',
@@ -562,6 +615,7 @@ export class XapiClient {
         opts,
       );
       const buf = await readBody(ex, res, this.#s.maxResponseBytes, `GET ${path}`);
+      if (closeDelimited(res)) await this.#trustBody(task, opts);
       return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     } catch (e) {
       throw await this.#failure(task, e);
@@ -606,6 +660,7 @@ export class XapiClient {
         if (!res.complete || (Number.isFinite(declared) && declared !== total)) {
           throw new XapiError('XAPI_TRANSPORT', ['incomplete'], `GET ${path}: connection dropped`);
         }
+        if (closeDelimited(res)) await self.#trustBody(task, opts);
         finished = true;
         ex.done();
       } catch (e) {
@@ -658,12 +713,24 @@ export class XapiClient {
     }
   }
 
-  /** `GET /export_metadata?uuid=…|ref=…`: the tar (one member, `ova.xml`). */
+  /**
+   * `GET /export_metadata?uuid=…|ref=…|all=true`: the tar whose first member is `ova.xml`.
+   * `exportSnapshots` is sent when given: xapi's handler includes a VM's snapshots unless
+   * `export_snapshots=false`, whereas `xe vm-export --metadata` sends false by default
+   * (include-snapshots, ocaml/xapi-cli-server/cli_operations.ml; ocaml/xapi/export.ml).
+   * `{ all: true }` exports every VM that is not a default template in one tar, under one
+   * pass of locks.
+   */
   exportMetadata(
-    vm: { uuid: string } | { ref: string },
-    opts: TransferOptions = {},
+    vm: { uuid: string } | { ref: string } | { all: true },
+    opts: TransferOptions & { exportSnapshots?: boolean; includeDom0?: boolean } = {},
   ): Promise<Uint8Array> {
-    const query: Record<string, string> = 'uuid' in vm ? { uuid: vm.uuid } : { ref: vm.ref };
+    const query: Record<string, string> =
+      'uuid' in vm ? { uuid: vm.uuid } : 'ref' in vm ? { ref: vm.ref } : { all: 'true' };
+    if (opts.exportSnapshots !== undefined)
+      query.export_snapshots = opts.exportSnapshots ? 'true' : 'false';
+    // with all=true the handler includes the control domain unless include_dom0=false
+    if (opts.includeDom0 !== undefined) query.include_dom0 = opts.includeDom0 ? 'true' : 'false';
     return this.#download('/export_metadata', query, opts);
   }
 
@@ -755,6 +822,14 @@ export class XapiClient {
       this.#s.endpoint.destroy();
     }
   }
+}
+
+/** A response body that ends with the connection (neither Content-Length nor chunked). */
+function closeDelimited(res: http.IncomingMessage): boolean {
+  return (
+    res.headers['content-length'] === undefined &&
+    !/chunked/i.test(String(res.headers['transfer-encoding'] ?? ''))
+  );
 }
 
 function isNoEvents(code: string): boolean {

@@ -40,6 +40,8 @@ export function normaliseFingerprint(fp: string): string {
 export interface Endpoint {
   readonly agent: http.Agent;
   readonly secure: boolean;
+  /** Every request goes over this Unix socket (xapi's local `/var/lib/xcp/xapi`). */
+  readonly socketPath?: string | undefined;
   /** Resolves once the socket is trusted (pinning); rejects with XAPI_TLS otherwise. */
   trusted(socket: unknown): Promise<void>;
   destroy(): void;
@@ -49,9 +51,20 @@ const trustAlways = (): Promise<void> => Promise.resolve();
 
 export function makeEndpoint(
   url: URL,
-  settings: { tls?: TlsSettings; maxSockets?: number },
+  settings: { tls?: TlsSettings; maxSockets?: number; socketPath?: string | undefined },
 ): Endpoint {
   const maxSockets = settings.maxSockets ?? 16;
+  if (settings.socketPath !== undefined) {
+    // Plain HTTP over the host's local socket: no TLS there (xapi trusts the peer instead).
+    const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
+    return {
+      agent,
+      secure: false,
+      socketPath: settings.socketPath,
+      trusted: trustAlways,
+      destroy: () => agent.destroy(),
+    };
+  }
   if (url.protocol === 'http:') {
     const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
     return { agent, secure: false, trusted: trustAlways, destroy: () => agent.destroy() };
@@ -233,7 +246,12 @@ export function send(endpoint: Endpoint, opts: SendOptions): Exchange {
       );
       timer.unref?.();
     }
-    req = mod.request(opts.url, { method: opts.method, agent: endpoint.agent, headers });
+    req = mod.request(opts.url, {
+      method: opts.method,
+      agent: endpoint.agent,
+      headers,
+      ...(endpoint.socketPath !== undefined ? { socketPath: endpoint.socketPath } : {}),
+    });
     if (opts.idleMs !== undefined) {
       req.setTimeout(opts.idleMs, () =>
         fail(new XapiError('XAPI_TIMEOUT', [where, String(opts.idleMs)], `${where}: idle timeout`)),

@@ -141,6 +141,12 @@ export async function jsonRpcCall(
     );
   }
   const r = reply as { id?: unknown; result?: unknown; error?: unknown };
+  // xapi answers an error raised before it read the call's id (a host in emergency mode:
+  // HOST_STILL_BOOTING) with id 0 and the error description as a bare array
+  // (ocaml/xapi/api_server.ml, the Server_error branch of the JSON-RPC handler).
+  if ((r.id === 0 || r.id === null) && Array.isArray(r.error) && r.error.length > 0) {
+    throw errorFromDescription(r.error, 'error');
+  }
   if (r.id !== id && r.id !== String(id)) {
     throw new XapiError('XAPI_PROTOCOL', ['id mismatch'], `${where}: answer to another request`);
   }

@@ -1,10 +1,10 @@
-import { backup, keepOf, parse } from '../commands.js';
+import { backup, keepOf, parse, partialBackup } from '../commands.js';
 import { connectionFlags, resolveSettings, UsageError } from '../config.js';
 import { errorLine, exitCodeOf, type Io, stdio } from '../output.js';
 
 const USAGE = `usage: xe-backup-metadata [-h] [-c] [-i] [-u SR_UUID] [-k N] [-n] [-f] [-v] [-y]
  -h  this help
- -c  create the Pool Metadata Backup VDI when it is missing
+ -c  create the Pool Metadata Backup VDI when it is missing (with -n too)
  -i  re-initialise the backup ring (destroys the backups on it; asks unless -y)
  -u  the SR to back up to (default: the pool's default SR)
  -k  how many backups to keep (default 25)
@@ -13,8 +13,10 @@ const USAGE = `usage: xe-backup-metadata [-h] [-c] [-i] [-u SR_UUID] [-k N] [-n]
  -v  verbose
  -y  answer yes to questions
 Connection settings come from XSMETA_URL, XSMETA_USERNAME, XSMETA_PASSWORD(_FILE),
-XSMETA_INVENTORY, XSMETA_DEV_DIR, XSMETA_STATE_DIR (see 'xsmeta --help').
-Exit 0 on success, 3 when the backup VDI does not exist and -c was not given, 1 otherwise.`;
+XSMETA_INVENTORY, XSMETA_DEV_DIR, XSMETA_STATE_DIR, XSMETA_SOCKET (see 'xsmeta --help'); on a
+pool host with none of them set, xapi's local socket is used as local root, as xe does.
+Exit 0 on success, 3 when the backup VDI does not exist and -c was not given, 4 when the
+backup was written but left out VMs that xapi kept busy (named on stderr), 1 otherwise.`;
 
 /** Upstream-compatible `xe-backup-metadata` over the ring (CONTRACT.md). */
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
@@ -60,17 +62,17 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       },
       io,
     );
+    if (r.createdVdi) io.err(`Created the Pool Metadata Backup VDI ${r.vdiUuid} on SR ${r.srUuid}`);
     if (values.n) {
       io.out(r.vdiUuid);
       return 0;
     }
-    if (r.createdVdi) io.err(`Created the Pool Metadata Backup VDI ${r.vdiUuid} on SR ${r.srUuid}`);
     if (values.v)
       io.err(
         `Backed up ${r.vmCount} VM(s) and ${r.templateCount} template(s): ${r.rawBytes} bytes stored in ${r.storedBytes}`,
       );
     io.out(`Backup ${r.date} written to VDI ${r.vdiUuid} (seq ${r.seq})`);
-    return 0;
+    return partialBackup(r, io);
   } catch (e) {
     if (e instanceof UsageError) {
       io.err(`xe-backup-metadata: ${e.message}\n${USAGE}`);

@@ -9,7 +9,10 @@ const CONNECTION = `Connection (flag / environment / default):
   --password-file FILE    XSMETA_PASSWORD_FILE   (or XSMETA_PASSWORD; prompts on a terminal)
   --inventory FILE        XSMETA_INVENTORY       /etc/xensource-inventory
   --dev-dir DIR           XSMETA_DEV_DIR         /dev
-  --state-dir DIR         XSMETA_STATE_DIR       /var/lib/xsmeta, else $XDG_STATE_HOME/xsmeta`;
+  --state-dir DIR         XSMETA_STATE_DIR       /var/lib/xsmeta, else $XDG_STATE_HOME/xsmeta
+  --socket PATH           XSMETA_SOCKET          /var/lib/xcp/xapi
+With no URL and xapi's local socket present (a pool host), the commands connect there as
+local root, with no password, as xe does.`;
 
 const HELP: Record<string, string> = {
   '': `usage: xsmeta <command> [options]
@@ -35,7 +38,8 @@ ${CONNECTION}`,
   --keep N     keep the newest N backups (default 25)
   --wait       wait (up to 30 min, XSMETA_LOCK_WAIT_SECONDS) for another backup of the same SR
   --json       print the result as one JSON document
-Exit 0 on success, 3 when the SR has no backup VDI and --create was not given, 1 otherwise.`,
+Exit 0 on success, 3 when the SR has no backup VDI and --create was not given, 4 when the
+backup was written but left out VMs xapi kept busy (named on stderr), 1 otherwise.`,
   list: "usage: xsmeta list [--sr UUID] [--json]\n  List the backups on the SR (default: the pool's default SR), newest first.",
   verify:
     'usage: xsmeta verify [--sr UUID] [--json]\n  Check every backup record; exit 0 only when all verify.',

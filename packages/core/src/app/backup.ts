@@ -17,6 +17,7 @@ import {
   encodeSrMeta,
   type Manifest,
   PART,
+  type SkippedVm,
   uniqueDate,
   type VmMapEntry,
 } from './record.js';
@@ -34,7 +35,27 @@ export interface BackupDeps {
   progress?: Progress;
   /** Aborts the capture (Ctrl-C); clean-up still runs. */
   signal?: AbortSignal;
+  /** Waits between the retries of a refused export (tests pass one that needs no real time). */
+  sleep?: (ms: number) => Promise<void>;
 }
+
+/**
+ * The codes with which xapi refuses to lock a VM for a metadata export while another
+ * operation holds it: `lock_vm` in ocaml/xapi/export.ml asks
+ * `Xapi_vm_lifecycle.assert_operation_valid` (ocaml/xapi/xapi_vm_lifecycle.ml). Such a
+ * refusal is retried; anything else fails the backup.
+ */
+export const BUSY_VM_CODES: ReadonlySet<string> = new Set([
+  'OTHER_OPERATION_IN_PROGRESS',
+  'OPERATION_NOT_ALLOWED',
+  'OPERATION_BLOCKED',
+  'VM_BAD_POWER_STATE',
+]);
+
+/** Waits before each retry of a refused export; after the last the VM is left out. */
+export const EXPORT_RETRY_DELAYS_MS: readonly number[] = [2_000, 5_000, 10_000];
+
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export interface BackupOptions {
   srUuid?: string;
@@ -47,7 +68,17 @@ export interface BackupOptions {
   findOnly?: boolean;
   trigger?: 'manual' | 'schedule';
   parallel?: number;
+  /** Use the pool's one-request export of every VM when it has one (default true). */
+  exportAll?: boolean;
+  /**
+   * Above this many VMs the one-request export is not used: it is held and split in memory
+   * whole (about 0.25 MiB per VM), where per-VM exports stream into the archive.
+   */
+  exportAllMaxVms?: number;
 }
+
+/** Default of BackupOptions.exportAllMaxVms: keeps the fast path's memory near 150 MiB. */
+export const EXPORT_ALL_MAX_VMS = 500;
 
 export interface BackupResult {
   srUuid: string;
@@ -60,6 +91,8 @@ export interface BackupResult {
   rawBytes: number;
   storedBytes: number;
   evicted: number[];
+  /** VMs left out (xapi kept refusing their export): the backup is partial when any. */
+  skipped: SkippedVm[];
 }
 
 /** Runs `fn` over `items` with at most `limit` at once, results in order. */
@@ -101,7 +134,8 @@ export async function openOrFormat(
 /**
  * Backs up the pool's metadata to the Pool Metadata Backup VDI of an SR: capture (bounded
  * parallel, streamed into the compressed archive), then attach the VDI, append one record,
- * and always detach. Events: BackupStarted, BackupPartsCaptured, BackupWritten | BackupFailed.
+ * and always detach. Events: BackupStarted, BackupVmSkipped (each VM left out),
+ * BackupPartsCaptured, BackupWritten | BackupFailed.
  */
 export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Promise<BackupResult> {
   const { pool, disk, archive, clock } = deps;
@@ -125,7 +159,9 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     if (vdi && vdi.srUuid !== srUuid)
       throw new AppError('UNTRUSTED_VDI', `VDI ${vdiUuid} is not on SR ${srUuid}`);
     if (!vdi) {
-      if (!opts.create || opts.findOnly) {
+      // `-c -n` creates the disk, then stops, as upstream's scripts/xe-backup-metadata does
+      // (its -n check comes after the creation).
+      if (!opts.create) {
         throw new AppError(
           'BACKUP_VDI_MISSING',
           `SR ${srUuid} has no Pool Metadata Backup VDI (${vdiUuid}): run again with -c to create it (xsmeta: --create)`,
@@ -145,6 +181,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       rawBytes: 0,
       storedBytes: 0,
       evicted: [],
+      skipped: [],
     };
     if (opts.findOnly) return base;
     await rec.exec({
@@ -180,17 +217,69 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       deps.progress?.({ phase: 'capture', done, total, bytes, ...(item ? { item } : {}) });
     };
     const parallel = opts.parallel ?? 8;
+    const sleep = deps.sleep ?? realSleep;
+    const skipped: (SkippedVm & { attempts: number })[] = [];
+    /**
+     * One VM's export. A busy VM (BUSY_VM_CODES) is asked again after each delay of
+     * EXPORT_RETRY_DELAYS_MS; still refused, it is left out and the backup goes on, as
+     * upstream's script skips a VM whose export fails.
+     */
+    let prefetched: Map<string, Uint8Array> | null = null;
+    const exportVm = async (vm: (typeof vms)[number]): Promise<Uint8Array | SkippedVm> => {
+      const ready = prefetched?.get(vm.uuid);
+      if (ready) {
+        prefetched?.delete(vm.uuid);
+        return ready;
+      }
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await pool.exportMetadata(vm.uuid);
+        } catch (e) {
+          const code = errorCode(e) ?? '';
+          if (!BUSY_VM_CODES.has(code)) throw e;
+          const delay = EXPORT_RETRY_DELAYS_MS[attempt];
+          if (delay === undefined) {
+            const out = {
+              uuid: vm.uuid,
+              name: vm.name,
+              isTemplate: vm.isTemplate,
+              srUuids: vm.srUuids,
+              code,
+              reason: (e as Error).message,
+            };
+            skipped.push({ ...out, attempts: attempt + 1 });
+            return out;
+          }
+          deps.signal?.throwIfAborted();
+          await sleep(delay);
+          deps.signal?.throwIfAborted();
+        }
+      }
+    };
     async function* parts(): AsyncIterable<ArchivePart> {
       const db = await pool.dumpDatabase();
       tick(db.length, 'pool database');
       yield { name: PART.poolDb, data: db };
+      // The fast path: one request for every VM. Refused (a busy VM: xapi locks them all,
+      // ocaml/xapi/export.ml metadata_handler) or failed, the per-VM exports below do the
+      // work, with their retries; a VM it did not hold is exported on its own.
+      const cap = opts.exportAllMaxVms ?? EXPORT_ALL_MAX_VMS;
+      if (pool.exportAll && opts.exportAll !== false && vms.length > 1 && vms.length <= cap) {
+        try {
+          prefetched = await pool.exportAll(vms.map((v) => v.uuid));
+        } catch (e) {
+          deps.signal?.throwIfAborted();
+          if (errorCode(e) === 'XAPI_CANCELLED') throw e;
+          prefetched = null;
+        }
+      }
       // Exports run ahead of the archive by at most `parallel` requests, in order.
-      const inflight: Promise<Uint8Array>[] = [];
+      const inflight: Promise<Uint8Array | SkippedVm>[] = [];
       let i = 0;
       const launch = () => {
         const vm = vms[i++];
         if (!vm) return;
-        const p = pool.exportMetadata(vm.uuid);
+        const p = exportVm(vm);
         // Awaited in order later; until then (or if the run stops first) a failure must not
         // surface as an unhandled rejection, which would kill the process.
         p.catch(() => {});
@@ -201,17 +290,40 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         deps.signal?.throwIfAborted();
         const data = await inflight.shift()!;
         launch();
+        if (!(data instanceof Uint8Array)) {
+          tick(0, vm.name);
+          continue;
+        }
         tick(data.length, vm.name);
         yield { name: PART.vm(vm.uuid, vm.isTemplate), data };
       }
       const srmeta = new TextEncoder().encode(encodeSrMeta(srs));
       tick(srmeta.length, 'SR metadata');
       yield { name: PART.srmeta, data: srmeta };
-      yield { name: PART.vmMap, data: new TextEncoder().encode(JSON.stringify(map)) };
+      // The map lists what the record holds: a VM left out is named in the manifest instead.
+      const out = new Set(skipped.map((v) => v.uuid));
+      const held = map.filter((v) => !out.has(v.uuid));
+      yield { name: PART.vmMap, data: new TextEncoder().encode(JSON.stringify(held)) };
     }
-    const vmCount = vms.filter((v) => !v.isTemplate).length;
-    const templateCount = vms.length - vmCount;
     const archived = await archive.write(parts(), {});
+    const leftOut = new Set(skipped.map((v) => v.uuid));
+    const vmCount = vms.filter((v) => !v.isTemplate && !leftOut.has(v.uuid)).length;
+    const templateCount = vms.filter((v) => v.isTemplate && !leftOut.has(v.uuid)).length;
+    for (const v of skipped) {
+      await rec.exec({
+        type: 'RecordVmSkipped',
+        data: {
+          runId,
+          vmUuid: v.uuid,
+          name: v.name,
+          isTemplate: v.isTemplate,
+          code: v.code,
+          reason: v.reason,
+          attempts: v.attempts,
+        },
+      });
+    }
+    const skippedVms: SkippedVm[] = skipped.map(({ attempts: _, ...v }) => v);
     await rec.exec({
       type: 'RecordCapture',
       data: { runId, vmCount, templateCount, rawBytes: archived.rawBytes },
@@ -247,6 +359,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
             createdAt: now.getTime(),
             vmCount,
             templateCount,
+            ...(skippedVms.length > 0 ? { skipped: skippedVms } : {}),
           },
           keep,
         );
@@ -282,6 +395,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       rawBytes: archived.rawBytes,
       storedBytes: written.storedBytes,
       evicted: written.evicted,
+      skipped: skippedVms,
     };
   } catch (e) {
     if (rec.current.status === 'running') {
@@ -327,6 +441,7 @@ export async function appendRecord(
     templateCount: m.templateCount,
     rawBytes: archived.rawBytes,
     ...(m.converted ? { converted: true } : {}),
+    ...(m.skipped && m.skipped.length > 0 ? { skipped: m.skipped.length } : {}),
   });
   const before = ring.list().map((r) => r.seq);
   let appended: { seq: number };

@@ -15,6 +15,8 @@ export interface BackupListing {
   rawBytes: number;
   storedBytes: number;
   converted: boolean;
+  /** Present on a partial backup: how many VMs it left out. */
+  skippedVms?: number;
 }
 
 /** Finds the SR's backup VDI by its deterministic uuid (never by scanning: XSA-459). */
@@ -89,6 +91,7 @@ export function listings(ring: RingPort): BackupListing[] {
       rawBytes: l?.rawBytes ?? 0,
       storedBytes: r.size,
       converted: l?.converted ?? false,
+      ...(l?.skipped ? { skippedVms: l.skipped } : {}),
     };
   });
   return all.sort((a, b) => (a.date === b.date ? b.seq - a.seq : a.date < b.date ? 1 : -1));

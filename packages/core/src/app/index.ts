@@ -2,6 +2,7 @@ export {
   type BackupDeps,
   type BackupOptions,
   type BackupResult,
+  BUSY_VM_CODES,
   DEFAULT_KEEP,
   DEFAULT_VDI_SIZE,
   fmtBytes,
@@ -30,6 +31,7 @@ export type {
   ArchivePort,
   Attachment,
   DiskPort,
+  NetworkKey,
   PoolInfo,
   PoolPort,
   Progress,
@@ -50,6 +52,7 @@ export {
   type Manifest,
   PART,
   parseBackupDate,
+  type SkippedVm,
   type SrMeta,
   type VmMapEntry,
 } from './record.js';

@@ -24,6 +24,12 @@ export interface VdiInfo {
   type: string;
 }
 
+/** A network as xapi's import matches it: by name_label, then by bridge. */
+export interface NetworkKey {
+  name: string;
+  bridge: string;
+}
+
 export interface VmInfo {
   uuid: string;
   name: string;
@@ -55,7 +61,21 @@ export interface PoolPort {
   /** VMs and custom templates to back up: no dom0, no snapshots, no default templates. */
   vms(): Promise<VmInfo[]>;
   exportMetadata(vmUuid: string): Promise<Uint8Array>;
+  /**
+   * The fast path: every VM's metadata in one request (xapi's `export_metadata?all=true`, one
+   * pass of locks), split into the per-VM exports `exportMetadata` would give, by VM uuid.
+   * May hold fewer VMs than asked; a pool refuses it whole when any VM is busy. Optional.
+   */
+  exportAll?(vmUuids: readonly string[]): Promise<Map<string, Uint8Array>>;
   importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }): Promise<void>;
+  /**
+   * The pool's networks, and those a metadata export refers to, by name and bridge: how
+   * xapi's import matches a network before it creates one. A restore uses them to keep two
+   * imports from creating the same missing network at once. A pool that has neither imports
+   * in parallel as before.
+   */
+  networks?(): Promise<NetworkKey[]>;
+  exportNetworks?(body: Uint8Array): NetworkKey[];
   setSrNames(srUuid: string, name: string, description: string): Promise<void>;
   setVdiNames(vdiUuid: string, name: string, description: string): Promise<void>;
 }

@@ -31,7 +31,21 @@ export interface Manifest {
   templateCount: number;
   /** A record converted from a legacy backup: its format and the VDI it was read from. */
   converted?: { from: 'legacy'; formatVersion: number; vdiUuid?: string };
+  /** VMs left out because xapi kept refusing their export: the backup is partial. */
+  skipped?: SkippedVm[];
   parts: { name: string; rawBytes: number; sha256: string }[];
+}
+
+/** A VM (or custom template) a backup does not hold, and why. */
+export interface SkippedVm {
+  uuid: string;
+  name: string;
+  isTemplate: boolean;
+  /** SRs holding its disks (so that `-m sr` can say which of them it misses). */
+  srUuids: string[];
+  /** xapi's error code, e.g. OTHER_OPERATION_IN_PROGRESS. */
+  code: string;
+  reason: string;
 }
 
 export interface VmMapEntry {
@@ -52,6 +66,8 @@ export interface Label {
   templateCount: number;
   rawBytes: number;
   converted?: boolean;
+  /** How many VMs the backup left out (absent: none). */
+  skipped?: number;
 }
 
 const enc = new TextEncoder();
@@ -81,6 +97,7 @@ export function decodeLabel(bytes: Uint8Array): Label | null {
       templateCount: Number(l.templateCount ?? 0),
       rawBytes: Number(l.rawBytes ?? 0),
       ...(l.converted ? { converted: true } : {}),
+      ...(typeof l.skipped === 'number' && l.skipped > 0 ? { skipped: l.skipped } : {}),
     };
   } catch {
     return null;

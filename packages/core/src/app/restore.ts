@@ -3,12 +3,13 @@ import type { Clock, EventStore } from '../store/types.js';
 import { mapLimit, splitRecord } from './backup.js';
 import { type BackupListing, backupVdiOf, listings, withRing } from './catalogue.js';
 import { AppError, errorCode } from './errors.js';
-import type { ArchivePort, DiskPort, PoolPort, Progress } from './ports.js';
+import type { ArchivePort, DiskPort, NetworkKey, PoolPort, Progress } from './ports.js';
 import {
   checkFormatVersion,
   decodeSrMeta,
   type Manifest,
   PART,
+  type SkippedVm,
   type SrMeta,
   type VmMapEntry,
 } from './record.js';
@@ -55,6 +56,8 @@ export interface RestoreResult {
   errors: number;
   vms: VmOutcome[];
   srs: { uuid: string; restored: boolean; reason?: string }[];
+  /** VMs of the chosen scope that the backup does not hold (left out when it was taken). */
+  missing: SkippedVm[];
 }
 
 /** A backup as the restore reads it, whatever disk it came from (ring or legacy image). */
@@ -66,6 +69,8 @@ export interface BackupContent {
   vmMap: VmMapEntry[];
   vmExport(uuid: string): Uint8Array | undefined;
   srmeta: SrMeta[];
+  /** VMs the backup left out (a partial backup). */
+  skipped?: SkippedVm[];
 }
 
 /** Reads and checks one ring record into memory: archive checksums, manifest, format version. */
@@ -107,6 +112,7 @@ export async function readRecord(
       return e ? files.get(PART.vm(uuid, e.isTemplate)) : undefined;
     },
     srmeta: decodeSrMeta(text(PART.srmeta)),
+    skipped: manifest.skipped ?? [],
   };
 }
 
@@ -162,6 +168,66 @@ export async function loadBackup(
 }
 
 /**
+ * Imports the chosen VMs without ever letting two imports create the same network. xapi's
+ * import looks a network up by name_label, then by bridge, and creates it when neither
+ * matches, with no lock between the look-up and the create (module Net in
+ * ocaml/xapi/import.ml): parallel imports that need the same missing network each create
+ * one. So each VM that needs a network the pool lacks (one not yet created by an earlier
+ * import of this run) is imported alone, in order; once every missing network exists the
+ * rest go in parallel. A failed import creates nothing, so the next VM needing its networks
+ * goes alone in its turn. A dry run creates nothing and goes in parallel.
+ */
+async function importInOrder(
+  pool: PoolPort,
+  chosen: VmMapEntry[],
+  content: BackupContent,
+  opts: RestoreOptions,
+  importOne: (vm: VmMapEntry) => Promise<VmOutcome>,
+): Promise<VmOutcome[]> {
+  const parallel = opts.parallel ?? 8;
+  if (opts.dryRun || !pool.networks || !pool.exportNetworks)
+    return mapLimit(chosen, parallel, importOne);
+  const present = await pool.networks();
+  const names = new Set(present.map((n) => n.name));
+  const bridges = new Set(present.map((n) => n.bridge));
+  // Keys of the networks still to be created: a name and a bridge each (xapi matches either).
+  const unsettled = new Set<string>();
+  const keysOf = (vm: VmMapEntry): string[] => {
+    const body = content.vmExport(vm.uuid);
+    if (!body) return [];
+    let nets: NetworkKey[];
+    try {
+      nets = pool.exportNetworks!(body);
+    } catch {
+      return [];
+    }
+    const keys: string[] = [];
+    for (const n of nets) {
+      if (names.has(n.name) || (n.bridge !== '' && bridges.has(n.bridge))) continue;
+      keys.push(`name:${n.name}`);
+      if (n.bridge !== '') keys.push(`bridge:${n.bridge}`);
+    }
+    return keys;
+  };
+  const needs = new Map(chosen.map((vm) => [vm.uuid, keysOf(vm)]));
+  for (const keys of needs.values()) for (const k of keys) unsettled.add(k);
+  const outcomes = new Map<string, VmOutcome>();
+  const later: VmMapEntry[] = [];
+  for (const vm of chosen) {
+    const mine = (needs.get(vm.uuid) ?? []).filter((k) => unsettled.has(k));
+    if (mine.length === 0) {
+      later.push(vm);
+      continue;
+    }
+    const out = await importOne(vm);
+    outcomes.set(vm.uuid, out);
+    if (out.ok) for (const k of mine) unsettled.delete(k);
+  }
+  for (const out of await mapLimit(later, parallel, importOne)) outcomes.set(out.uuid, out);
+  return chosen.map((vm) => outcomes.get(vm.uuid)!);
+}
+
+/**
  * Restores VM metadata from a backup: every VM and custom template (`all`), or those with a disk
  * on the SR (`sr`); one failure does not stop the others; then SR and VDI names from SRMETA.
  */
@@ -206,7 +272,7 @@ export async function runRestore(
   const chosen =
     opts.mode === 'sr' ? content.vmMap.filter((v) => v.srUuids.includes(id.srUuid)) : content.vmMap;
   let done = 0;
-  const vms = await mapLimit(chosen, opts.parallel ?? 8, async (vm): Promise<VmOutcome> => {
+  const importOne = async (vm: VmMapEntry): Promise<VmOutcome> => {
     const body = content.vmExport(vm.uuid);
     let out: VmOutcome;
     if (!body) {
@@ -269,7 +335,8 @@ export async function runRestore(
     });
     deps.onVm?.(out);
     return out;
-  });
+  };
+  const vms = await importInOrder(deps.pool, chosen, content, opts, importOne);
   // SR and VDI names: an SR that is not in this pool is reported and skipped, never a stop.
   const present = new Map((await deps.pool.srs()).map((s) => [s.uuid, s]));
   const srs: RestoreResult['srs'] = [];
@@ -312,5 +379,8 @@ export async function runRestore(
     errors: summary.errors,
     vms,
     srs,
+    missing: (content.skipped ?? []).filter(
+      (v) => opts.mode === 'all' || v.srUuids.includes(id.srUuid),
+    ),
   };
 }

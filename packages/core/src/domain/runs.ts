@@ -16,6 +16,7 @@ export type BackupCommand =
   | { type: 'StartBackup'; data: Data<BackupEvent, 'BackupStarted'> }
   | { type: 'RecordCapture'; data: Data<BackupEvent, 'BackupPartsCaptured'> }
   | { type: 'RecordWritten'; data: Data<BackupEvent, 'BackupWritten'> }
+  | { type: 'RecordVmSkipped'; data: Data<BackupEvent, 'BackupVmSkipped'> }
   | { type: 'FailBackup'; data: Data<BackupEvent, 'BackupFailed'> };
 
 /** One backup run: started once, then written or failed once; nothing after that. */
@@ -34,6 +35,7 @@ export const backupDecider: Decider<BackupCommand, BackupEvent, BackupRunState> 
     }
     if (s.status !== 'running')
       throw new DomainError('RUN_NOT_STARTED', 'the backup run is not in progress');
+    if (cmd.type === 'RecordVmSkipped') return [{ type: 'BackupVmSkipped', data: cmd.data }];
     return cmd.type === 'RecordCapture'
       ? [{ type: 'BackupPartsCaptured', data: cmd.data }]
       : [{ type: 'BackupWritten', data: cmd.data }];
@@ -43,6 +45,7 @@ export const backupDecider: Decider<BackupCommand, BackupEvent, BackupRunState> 
       case 'BackupStarted':
         return { status: 'running', runId: e.data.runId, srUuid: e.data.srUuid };
       case 'BackupPartsCaptured':
+      case 'BackupVmSkipped':
         return s;
       case 'BackupWritten':
         return { ...s, status: 'written' };

@@ -46,6 +46,22 @@ export type BackupEvent =
       };
     }
   | {
+      /**
+       * A VM (or custom template) left out of the backup: xapi kept refusing its export (a
+       * conflicting operation held it) after every retry. The backup is partial.
+       */
+      readonly type: 'BackupVmSkipped';
+      readonly data: {
+        readonly runId: string;
+        readonly vmUuid: string;
+        readonly name: string;
+        readonly isTemplate: boolean;
+        readonly code: string;
+        readonly reason: string;
+        readonly attempts: number;
+      };
+    }
+  | {
       readonly type: 'BackupFailed';
       readonly data: {
         readonly runId: string;
@@ -207,6 +223,7 @@ export const KNOWN_EVENT_TYPES: ReadonlySet<string> = new Set<EventType>([
   'BackupStarted',
   'BackupPartsCaptured',
   'BackupWritten',
+  'BackupVmSkipped',
   'BackupFailed',
   'RestoreRequested',
   'VmRestored',

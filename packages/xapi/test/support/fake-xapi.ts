@@ -31,6 +31,16 @@ export interface FakeOptions {
   echoPassword?: boolean;
   /** GET /pool/xmldbdump first answers 302 to itself, without session_id and task_id. */
   redirectDump?: boolean;
+  /**
+   * Listen on this Unix socket instead of TCP; a login arriving there is trusted whatever its
+   * password, as xapi's `/var/lib/xcp/xapi` is (ocaml/xapi/xapi_session.ml, Context.preauth).
+   */
+  socketPath?: string;
+  /**
+   * GET /pool/xmldbdump answers as xapi's pull_database_backup_handler does
+   * (ocaml/xapi/pool_db_backup.ml): 200, `Connection: close`, no Content-Length, then the body.
+   */
+  streamDump?: boolean;
 }
 
 interface Task {
@@ -75,6 +85,13 @@ export class FakeXapi {
   truncateRaw = false;
   /** export_raw_vdi sends the head and a first chunk, then goes silent. */
   stallRaw = false;
+  /** With streamDump: send this many bytes of the dump, close, and fail the task. */
+  cutDumpAt: number | undefined;
+  /**
+   * A host in emergency mode: every JSON-RPC call is answered as api_server.ml answers it then
+   * (`{"jsonrpc":"2.0","error":["HOST_STILL_BOOTING"],"id":0}`).
+   */
+  emergency = false;
   /** Close the next request that arrives on an already used keep-alive socket, unanswered. */
   dropReusedOnce = false;
   private usedSockets = new WeakSet<object>();
@@ -123,6 +140,11 @@ export class FakeXapi {
       this.peakOpen = Math.max(this.peakOpen, this.open);
       socket.on('close', () => this.open--);
     });
+    const socketPath = this.opts.socketPath;
+    if (socketPath !== undefined) {
+      await new Promise<void>((resolve) => this.server.listen(socketPath, resolve));
+      return this;
+    }
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     this.port = (this.server.address() as AddressInfo).port;
     this.url = `${this.opts.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
@@ -228,7 +250,8 @@ export class FakeXapi {
     if (method === 'session.login_with_password') {
       if (this.opts.slaveOf) throw new Fail(['HOST_IS_SLAVE', this.opts.slaveOf]);
       const [user, pw] = params;
-      if (user !== 'root' || pw !== (this.opts.password ?? 'secret')) {
+      const trusted = this.opts.socketPath !== undefined;
+      if (!trusted && (user !== 'root' || pw !== (this.opts.password ?? 'secret'))) {
         const why = this.opts.echoPassword
           ? `wrong password ${String(pw)}`
           : 'Authentication failure';
@@ -335,6 +358,11 @@ export class FakeXapi {
         req.socket.destroy();
         return;
       }
+      if (this.emergency) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ jsonrpc: '2.0', error: ['HOST_STILL_BOOTING'], id: 0 }));
+        return;
+      }
       let reply: unknown;
       try {
         const result = await this.dispatch(body.method, body.params);
@@ -412,6 +440,23 @@ export class FakeXapi {
       url.searchParams.get('hop') !== '1'
     ) {
       res.writeHead(302, { location: '/pool/xmldbdump?hop=1' }).end();
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/pool/xmldbdump' && this.opts.streamDump) {
+      // Written on the socket as xapi does: no Content-Length, no chunking, the end of the
+      // body is the end of the connection; the task says whether it was all sent.
+      const cut = this.cutDumpAt;
+      const body = cut === undefined ? this.database : this.database.subarray(0, cut);
+      const socket = req.socket;
+      socket.write('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: text/xml\r\n\r\n');
+      socket.end(body, () => {
+        // The task ends after the connection: a client must wait for it.
+        setImmediate(() => {
+          if (!task) return;
+          if (cut === undefined) this.finishTask(task, {});
+          else this.finishTask(task, { error: ['INTERNAL_ERROR', 'database dump cut'] });
+        });
+      });
       return;
     }
     if (req.method === 'GET' && url.pathname === '/pool/xmldbdump') {

@@ -1,0 +1,294 @@
+/**
+ * A VM that xapi refuses to export (a conflicting operation holds it: `lock_vm` in
+ * ocaml/xapi/export.ml) does not sink the backup: it is retried, then left out, and the
+ * record, the events, the listing and a restore all say so.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  type ArchivePort,
+  BUSY_VM_CODES,
+  type DiskPort,
+  listings,
+  MemoryEventStore,
+  type PoolPort,
+  type RingPort,
+  type RingRecord,
+  runBackup,
+  runRestore,
+} from '../src/index.js';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** An archive that keeps its parts (JSON), with a digest the reader can check. */
+const archive: ArchivePort = {
+  async write(parts) {
+    const out: { name: string; data: string }[] = [];
+    for await (const p of parts) {
+      const chunks: Uint8Array[] = [];
+      if (p.data instanceof Uint8Array) chunks.push(p.data);
+      else for await (const c of p.data) chunks.push(c);
+      out.push({ name: p.name, data: Buffer.concat(chunks).toString('base64') });
+    }
+    const bytes = enc.encode(JSON.stringify(out));
+    return {
+      bytes,
+      rawBytes: bytes.length,
+      storedBytes: bytes.length,
+      parts: out.map((p) => ({
+        name: p.name,
+        rawBytes: p.data.length,
+        sha256: `len${p.data.length}`,
+      })),
+    };
+  },
+  async *read(bytes) {
+    for (const p of JSON.parse(dec.decode(bytes)) as { name: string; data: string }[])
+      yield {
+        name: p.name,
+        data: new Uint8Array(Buffer.from(p.data, 'base64')),
+        sha256: `len${p.data.length}`,
+      };
+  },
+};
+
+function memoryRing(): RingPort {
+  const records: (RingRecord & { data: Uint8Array })[] = [];
+  return {
+    list: () => records.map(({ data: _, ...r }) => r),
+    async append(input) {
+      const r = {
+        seq: records.length + 1,
+        createdAt: input.createdAt ?? 0,
+        size: input.data.length,
+        label: input.label,
+        data: input.data,
+      };
+      records.push(r);
+      return r;
+    },
+    async readAll(seq) {
+      return records.find((r) => r.seq === seq)!.data;
+    },
+    async verify() {
+      return { ok: true, records: records.map((r) => ({ seq: r.seq, ok: true })) };
+    },
+    usage: () => ({ capacity: 1e9, used: 0, free: 1e9, maxRecords: 25, records: [] }),
+    close: async () => {},
+  };
+}
+
+const busy = (code: string) => Object.assign(new Error(`${code}: VM busy`), { code, params: [] });
+
+function pool(exportOf: (uuid: string, attempt: number) => Promise<Uint8Array>) {
+  const vms = ['a', 'b', 'c'].map((n) => ({
+    uuid: `vm-${n}`,
+    name: `vm ${n}`,
+    isTemplate: false,
+    srUuids: ['sr'],
+  }));
+  const attempts = new Map<string, number>();
+  const imported: string[] = [];
+  const p: PoolPort = {
+    pool: async () => ({ uuid: 'pool', defaultSrUuid: 'sr' }),
+    srs: async () => [],
+    backupVdiUuid: () => 'vdi',
+    findVdi: async () => ({
+      uuid: 'vdi',
+      name: 'Pool Metadata Backup',
+      srUuid: 'sr',
+      virtualSize: 1,
+      type: 'user',
+    }),
+    createBackupVdi: async () => {
+      throw new Error('unused');
+    },
+    copyVdi: async () => {
+      throw new Error('unused');
+    },
+    attach: async () => ({ devicePath: '/dev/fake', detach: async () => {} }),
+    dumpDatabase: async () => enc.encode('<database/>'),
+    vms: async () => vms,
+    exportMetadata: (uuid) => {
+      const n = (attempts.get(uuid) ?? 0) + 1;
+      attempts.set(uuid, n);
+      return exportOf(uuid, n);
+    },
+    importMetadata: async (body) => {
+      imported.push(dec.decode(body));
+    },
+    setSrNames: async () => {},
+    setVdiNames: async () => {},
+  };
+  return { pool: p, attempts, imported };
+}
+
+describe('a busy VM during a backup', () => {
+  it('is retried with back-off, then left out: a partial record that says which and why', async () => {
+    const ring = memoryRing();
+    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { pool: p, attempts } = pool((uuid) =>
+      uuid === 'vm-b'
+        ? Promise.reject(busy('OTHER_OPERATION_IN_PROGRESS'))
+        : Promise.resolve(enc.encode(`export of ${uuid}`)),
+    );
+    const slept: number[] = [];
+    const events = new MemoryEventStore();
+    const r = await runBackup(
+      {
+        pool: p,
+        disk,
+        archive,
+        clock: { now: () => new Date(0) },
+        events,
+        sleep: async (ms) => void slept.push(ms),
+      },
+      {},
+    );
+    // Asked 4 times (3 retries), waiting longer each time; the others once.
+    expect(attempts.get('vm-b')).toBe(4);
+    expect(attempts.get('vm-a')).toBe(1);
+    expect(slept).toHaveLength(3);
+    expect([...slept].sort((x, y) => x - y)).toEqual(slept);
+    expect(r.vmCount).toBe(2);
+    expect(r.skipped).toEqual([
+      expect.objectContaining({ uuid: 'vm-b', name: 'vm b', code: 'OTHER_OPERATION_IN_PROGRESS' }),
+    ]);
+    const types: { type: string; data: unknown }[] = [];
+    for await (const e of events.readAll()) types.push({ type: e.type, data: e.data });
+    expect(types.map((e) => e.type)).toEqual([
+      'BackupStarted',
+      'BackupVmSkipped',
+      'BackupPartsCaptured',
+      'BackupWritten',
+    ]);
+    expect(types[1]!.data).toMatchObject({
+      vmUuid: 'vm-b',
+      code: 'OTHER_OPERATION_IN_PROGRESS',
+      attempts: 4,
+    });
+    // The listing (the ring's index alone) shows it partial.
+    expect(listings(ring)[0]).toMatchObject({ vmCount: 2, skippedVms: 1 });
+    // A restore of it says which VM it does not hold, and restores the others.
+    const restored = await runRestore(
+      { pool: p, disk, archive, clock: { now: () => new Date(1000) }, events: null },
+      { mode: 'all', dryRun: true, force: false },
+    );
+    expect(restored.vms.map((v) => v.uuid)).toEqual(['vm-a', 'vm-c']);
+    expect(restored.missing).toEqual([
+      expect.objectContaining({ uuid: 'vm-b', code: 'OTHER_OPERATION_IN_PROGRESS' }),
+    ]);
+  });
+
+  it('a VM free again before the retries run out is in the backup; a full backup has no skipped mark', async () => {
+    const ring = memoryRing();
+    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { pool: p } = pool((uuid, n) =>
+      uuid === 'vm-a' && n < 3
+        ? Promise.reject(busy('VM_BAD_POWER_STATE'))
+        : Promise.resolve(enc.encode(uuid)),
+    );
+    const r = await runBackup({
+      pool: p,
+      disk,
+      archive,
+      clock: { now: () => new Date(0) },
+      events: null,
+      sleep: async () => {},
+    });
+    expect(r.skipped).toEqual([]);
+    expect(r.vmCount).toBe(3);
+    expect(listings(ring)[0]).not.toHaveProperty('skippedVms');
+  });
+
+  it('any other export error still fails the backup, without retries', async () => {
+    const ring = memoryRing();
+    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { pool: p, attempts } = pool((uuid) =>
+      uuid === 'vm-c' ? Promise.reject(busy('INTERNAL_ERROR')) : Promise.resolve(enc.encode(uuid)),
+    );
+    await expect(
+      runBackup({
+        pool: p,
+        disk,
+        archive,
+        clock: { now: () => new Date(0) },
+        events: null,
+        sleep: async () => {},
+      }),
+    ).rejects.toMatchObject({ code: 'INTERNAL_ERROR' });
+    expect(attempts.get('vm-c')).toBe(1);
+    expect(BUSY_VM_CODES.has('OTHER_OPERATION_IN_PROGRESS')).toBe(true);
+    expect(ring.list()).toEqual([]);
+  });
+});
+
+describe('the one-request export of every VM (export_metadata?all=true)', () => {
+  it('is used when the pool has it: no per-VM export; one it lacks is exported alone', async () => {
+    const ring = memoryRing();
+    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { pool: p, attempts } = pool((uuid) => Promise.resolve(enc.encode(`alone ${uuid}`)));
+    const asked: string[][] = [];
+    p.exportAll = async (uuids) => {
+      asked.push([...uuids]);
+      return new Map([
+        ['vm-a', enc.encode('split vm-a')],
+        ['vm-b', enc.encode('split vm-b')],
+      ]);
+    };
+    const r = await runBackup({
+      pool: p,
+      disk,
+      archive,
+      clock: { now: () => new Date(0) },
+      events: null,
+    });
+    expect(asked).toEqual([['vm-a', 'vm-b', 'vm-c']]);
+    expect([...attempts.keys()]).toEqual(['vm-c']);
+    expect(r.vmCount).toBe(3);
+    const restored = await runRestore(
+      { pool: p, disk, archive, clock: { now: () => new Date(1) }, events: null },
+      { mode: 'all', dryRun: true, force: false },
+    );
+    expect(restored.vms.every((v) => v.ok)).toBe(true);
+  });
+
+  it('is not used above exportAllMaxVms (it is held in memory whole)', async () => {
+    const ring = memoryRing();
+    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { pool: p, attempts } = pool((uuid) => Promise.resolve(enc.encode(uuid)));
+    let asked = 0;
+    p.exportAll = async () => {
+      asked++;
+      return new Map();
+    };
+    await runBackup(
+      { pool: p, disk, archive, clock: { now: () => new Date(0) }, events: null },
+      { exportAllMaxVms: 2 },
+    );
+    expect(asked).toBe(0);
+    expect(attempts.size).toBe(3);
+  });
+
+  it('refused (a busy VM: xapi locks them all) falls back to per-VM exports, which leave the busy one out', async () => {
+    const ring = memoryRing();
+    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { pool: p, attempts } = pool((uuid) =>
+      uuid === 'vm-c'
+        ? Promise.reject(busy('OTHER_OPERATION_IN_PROGRESS'))
+        : Promise.resolve(enc.encode(uuid)),
+    );
+    p.exportAll = () => Promise.reject(busy('OTHER_OPERATION_IN_PROGRESS'));
+    const r = await runBackup({
+      pool: p,
+      disk,
+      archive,
+      clock: { now: () => new Date(0) },
+      events: null,
+      sleep: async () => {},
+    });
+    expect(attempts.get('vm-a')).toBe(1);
+    expect(r.skipped.map((v) => v.uuid)).toEqual(['vm-c']);
+    expect(r.vmCount).toBe(2);
+  });
+});
