@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { type FaultOptions, startSimulator } from './server.js';
+import type { FaultOptions } from './faults.js';
+import { startSimulator } from './server.js';
 
 const USAGE =
   'usage: xapi-sim --state DIR [--port N] [--vms N] [--srs N] [--seed N] [--password P] [--fresh-pool] [--faults JSON]';
