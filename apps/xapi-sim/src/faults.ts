@@ -8,6 +8,30 @@ export interface FaultOptions {
   fail?: { match: string; code: string; params?: string[]; after?: number; times?: number }[];
   /** Destroy the socket of matching requests instead of answering. */
   drop?: { match: string; after?: number; times?: number }[];
+  /**
+   * VMs (uuid or ref) with an operation in progress that lasts longer than xapi's lock retry
+   * (export.ml `lock_vm`): a metadata export of them is refused with OTHER_OPERATION_IN_PROGRESS.
+   * `op` defaults to `clean_shutdown`.
+   */
+  busy?: { vm: string; op?: string }[];
+  /**
+   * Cut the body of a streamed handler (only `GET /pool/xmldbdump` streams) after `afterBytes`
+   * bytes: the connection is closed and the task fails, as a real mid-stream failure does.
+   */
+  cut?: { match: string; afterBytes: number; after?: number; times?: number }[];
+  /** The host is in emergency mode: every RPC but the emergency calls answers HOST_STILL_BOOTING. */
+  emergency?: boolean;
+  /**
+   * Make dom0 `VBD.unplug` (and so `VBD.unplug_force`, the same call there) fail; the VBD
+   * stays plugged. Default error: DEVICE_DETACH_REJECTED [VBD, ref, msg].
+   */
+  unplugFail?: { code?: string; params?: string[]; after?: number; times?: number };
+  /**
+   * Hold each metadata import between its network lookup and its network creation until
+   * `count` imports are there (or `timeoutMs`, default 2000, passed): what two imports racing
+   * on a real pool do, made deterministic for tests (import.ml has no lock there).
+   */
+  importBarrier?: { count: number; timeoutMs?: number };
 }
 
 export interface FaultControl {
@@ -38,10 +62,14 @@ export class Faults implements FaultControl {
   clear(): void {
     this.set({});
   }
-  private hit(rule: { match: string; after?: number; times?: number }, name: string): boolean {
+  private hit(
+    rule: { match: string; after?: number; times?: number },
+    name: string,
+    key: object = rule,
+  ): boolean {
     if (!matches(rule.match, name)) return false;
-    const c = this.counters.get(rule) ?? { seen: 0, fired: 0 };
-    this.counters.set(rule, c);
+    const c = this.counters.get(key) ?? { seen: 0, fired: 0 };
+    this.counters.set(key, c);
     c.seen++;
     if (c.seen <= (rule.after ?? 0)) return false;
     if (c.fired >= (rule.times ?? Number.POSITIVE_INFINITY)) return false;
@@ -55,5 +83,23 @@ export class Faults implements FaultControl {
   }
   drop(name: string): boolean {
     return (this.current.drop ?? []).some((r) => this.hit(r, name));
+  }
+  /** Bytes after which the body of `name` is cut, or null. */
+  cutAfter(name: string): number | null {
+    for (const r of this.current.cut ?? []) if (this.hit(r, name)) return r.afterBytes;
+    return null;
+  }
+  /** The operation a busy VM is in, or null. */
+  busyOp(uuid: string, ref: string): string | null {
+    const b = (this.current.busy ?? []).find((x) => x.vm === uuid || x.vm === ref);
+    return b ? (b.op ?? 'clean_shutdown') : null;
+  }
+  unplugFailure(ref: string): Failure | null {
+    const r = this.current.unplugFail;
+    if (!r || !this.hit({ match: '*', ...r }, 'VBD.unplug', r)) return null;
+    return new Failure(
+      r.code ?? 'DEVICE_DETACH_REJECTED',
+      r.params ?? ['VBD', ref, 'the device is busy (injected)'],
+    );
   }
 }

@@ -10,9 +10,10 @@ import {
   truncateSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { encodeValue, type XmlRpcValue } from '@xsmeta/xapi';
 import { Failure, xapiDate } from './errors.js';
+import { Faults } from './faults.js';
 import { type Db, NULL, newRef, type Rec } from './model.js';
 import { backupVdiUuid, vbdRecord, vdiRecord } from './seed.js';
 
@@ -25,10 +26,14 @@ export class Pool {
   private generation = 1;
   private saveTimer: NodeJS.Timeout | null = null;
 
+  /** export.ml `make_id`: one counter for the life of the process, never reset. */
+  exportIds = 0;
+
   constructor(
     readonly dir: string,
     private readonly password: string,
     db: Db,
+    readonly faults: Faults = new Faults(),
   ) {
     this.db = db;
   }
@@ -75,8 +80,13 @@ export class Pool {
     throw new Failure('INTERNAL_ERROR', ['no control domain']);
   }
 
-  login(user: string, password: string): string {
-    if (user !== USERNAME || password !== this.password)
+  /**
+   * session.login_with_password. `trusted`: the call came over the local Unix socket, where
+   * xapi pre-authenticates the caller as root and logs in whatever the password
+   * (xapi_session.ml `login_with_password`, `Context.preauth` = root).
+   */
+  login(user: string, password: string, trusted = false): string {
+    if (!trusted && (user !== USERNAME || password !== this.password))
       throw new Failure('SESSION_AUTHENTICATION_FAILED', [user, 'Authentication failure']);
     const ref = newRef();
     this.sessions.add(ref);
@@ -96,6 +106,26 @@ export class Pool {
     const r = typeof ref === 'string' ? this.db.get(cls, ref) : undefined;
     if (!r) throw new Failure('HANDLE_INVALID', [cls, String(ref)]);
     return r;
+  }
+
+  private waiting: (() => void)[] = [];
+
+  /**
+   * Resolves when `count` callers wait here, or after `timeoutMs`: the importBarrier knob, so
+   * that imports racing on a real pool race the same way in a test.
+   */
+  barrier(count: number, timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(release, timeoutMs);
+      const self = this;
+      function release() {
+        clearTimeout(timer);
+        self.waiting = self.waiting.filter((w) => w !== release);
+        resolve();
+      }
+      this.waiting.push(release);
+      if (this.waiting.length >= count) for (const w of [...this.waiting]) w();
+    });
   }
 
   // ---- tasks
@@ -146,8 +176,9 @@ export class Pool {
     const srRef = spec.SR as string;
     const sr = this.rec('SR', srRef);
     const size = Number(spec.virtual_size ?? 0);
-    if (!Number.isSafeInteger(size) || size <= 0)
-      throw new Failure('VDI_INVALID_SIZE', [String(spec.virtual_size)]);
+    // xapi checks no size (the SM backend does); a value that is no int64 fails unmarshalling.
+    if (!Number.isSafeInteger(size)) throw new Failure('FIELD_TYPE_ERROR', ['virtual_size']);
+    if (size < 0) throw new Failure('INTERNAL_ERROR', [`VDI.create: negative size ${size}`]);
     const name = String(spec.name_label ?? '');
     const type = String(spec.type ?? 'user');
     // xapi's rule (xapi_vdi.ml): the Pool Metadata Backup VDI of an SR has a derived uuid.
@@ -204,6 +235,12 @@ export class Pool {
     if (added.length) this.db.mod('SR', srRef, { VDIs: [...(sr.VDIs as string[]), ...added] });
   }
 
+  /**
+   * VBD.plug. Into the control domain (xapi_vbd.ml `plug`, loopback branch): the VDI is
+   * attached by the storage layer and `device` is its path less `/dev/`, which for a
+   * file-backed SR is `sm/backend/<sr-uuid>/<vdi-uuid>` (the link SM makes); the simulator
+   * makes that link under its device folder. Any other VM must be running.
+   */
   plug(vbdRef: string): void {
     const vbd = this.rec('VBD', vbdRef);
     if (vbd.currently_attached) throw new Failure('DEVICE_ALREADY_ATTACHED', [vbdRef]);
@@ -212,52 +249,82 @@ export class Pool {
       throw new Failure('VM_BAD_POWER_STATE', [
         vbd.VM as string,
         'running',
-        vm.power_state as string,
+        String(vm.power_state).toLowerCase(),
       ]);
     const vdi = this.rec('VDI', vbd.VDI);
     const sr = this.rec('SR', vdi.SR);
-    const used = new Set(
-      [...this.db.table('VBD').values()]
-        .filter((v) => v.VM === vbd.VM && v.currently_attached)
-        .map((v) => v.device),
-    );
-    let letter = 1;
-    while (used.has(`xvd${String.fromCharCode(97 + letter)}`)) letter++;
-    const device = `xvd${String.fromCharCode(97 + letter)}`;
-    mkdirSync(this.devDir, { recursive: true });
+    const device = `sm/backend/${sr.uuid}/${vdi.uuid}`;
     const link = join(this.devDir, device);
+    mkdirSync(dirname(link), { recursive: true });
     rmSync(link, { force: true });
     symlinkSync(this.image(sr.uuid as string, vdi.uuid as string), link);
-    this.db.mod('VBD', vbdRef, {
-      currently_attached: true,
-      device,
-      userdevice: vbd.userdevice === 'autodetect' ? String(letter) : String(vbd.userdevice),
-    });
+    this.db.mod('VBD', vbdRef, { currently_attached: true, device });
   }
 
+  /**
+   * VBD.unplug; on the control domain VBD.unplug_force is this same call (xapi_vbd.ml
+   * `unplug_force`). As xapi, `device` is left as it was; only currently_attached changes.
+   */
   unplug(vbdRef: string): void {
     const vbd = this.rec('VBD', vbdRef);
     if (!vbd.currently_attached) throw new Failure('DEVICE_ALREADY_DETACHED', [vbdRef]);
-    rmSync(join(this.devDir, vbd.device as string), { force: true });
-    this.db.mod('VBD', vbdRef, { currently_attached: false, device: '' });
+    const injected = this.faults.unplugFailure(vbdRef);
+    if (injected) throw injected;
+    if (vbd.device) rmSync(join(this.devDir, vbd.device as string), { force: true });
+    this.db.mod('VBD', vbdRef, { currently_attached: false });
   }
 
+  /** VBD.create with the checks of xapi_vbd.ml `create`. */
   createVbd(spec: Rec): string {
     const vm = this.rec('VM', spec.VM);
     const empty = Boolean(spec.empty);
+    const type = String(spec.type ?? 'Disk');
+    const mode = String(spec.mode ?? 'RW');
+    if (!['Disk', 'CD', 'Floppy'].includes(type)) throw new Failure('FIELD_TYPE_ERROR', ['type']);
+    if (!['RO', 'RW'].includes(mode)) throw new Failure('FIELD_TYPE_ERROR', ['mode']);
     const vdiRef = empty ? NULL : (spec.VDI as string);
     const vdi = empty ? undefined : this.rec('VDI', vdiRef);
+    if (vdi && !VBD_VDI_TYPES.includes(String(vdi.type)))
+      throw new Failure('VDI_INCOMPATIBLE_TYPE', [vdiRef, String(vdi.type)]);
+    if (type === 'CD' && mode !== 'RO') throw new Failure('VBD_CDS_MUST_BE_READONLY', []);
+    if (type !== 'CD' && empty) throw new Failure('VBD_NOT_REMOVABLE_MEDIA', ['in constructor']);
+    if (vdi && mode === 'RW' && vdi.read_only) throw new Failure('VDI_READONLY', [vdiRef]);
+    const ops = Object.entries((vm.current_operations as Record<string, string>) ?? {});
+    const migrating = ops.find(([, op]) => op === 'migrate_send' || op === 'pool_migrate');
+    if (migrating)
+      throw new Failure('OTHER_OPERATION_IN_PROGRESS', [
+        'VM',
+        spec.VM as string,
+        migrating[1],
+        migrating[0],
+      ]);
+    let userdevice = String(spec.userdevice ?? 'autodetect');
+    const used = new Set(
+      (vm.VBDs as string[]).map((v) => this.db.get('VBD', v)?.userdevice).filter(Boolean),
+    );
+    if (userdevice !== 'autodetect' && deviceNumber(userdevice) === null)
+      throw new Failure('INVALID_DEVICE', [userdevice]);
+    if (userdevice === 'autodetect') {
+      // Xapi_vm_helpers.allowed_VBD_devices: the lowest free slot (0..254 for HVM/PV disks).
+      let n = 0;
+      while (n < 255 && used.has(String(n))) n++;
+      if (n === 255) throw new Failure('INVALID_DEVICE', [userdevice]);
+      userdevice = String(n);
+    }
+    const n = deviceNumber(userdevice);
+    if ([...used].some((u) => deviceNumber(String(u)) === n))
+      throw new Failure('DEVICE_ALREADY_EXISTS', [userdevice]);
     const ref = this.db.add(
       'VBD',
       vbdRecord({
         uuid: randomUUID(),
         vm: spec.VM as string,
         vdi: vdiRef,
-        userdevice: String(spec.userdevice ?? 'autodetect'),
-        type: spec.type === 'CD' ? 'CD' : 'Disk',
+        userdevice,
+        type: type === 'CD' ? 'CD' : 'Disk',
         bootable: Boolean(spec.bootable),
         empty,
-        mode: String(spec.mode ?? 'RW'),
+        mode,
         // Kept as given, as xapi does: clients mark their VBDs there (xsmeta-attach).
         other_config: stringMap(spec.other_config),
       }),
@@ -269,8 +336,11 @@ export class Pool {
 
   destroyVbd(ref: string): void {
     const vbd = this.rec('VBD', ref);
+    // xapi_vbd_helpers.ml `destroy`: force the user to unplug first.
     if (vbd.currently_attached)
-      throw new Failure('OPERATION_NOT_ALLOWED', ['VBD is currently attached']);
+      throw new Failure('OPERATION_NOT_ALLOWED', [
+        `VBD '${vbd.uuid}' still attached to '${this.db.get('VM', vbd.VM as string)?.uuid ?? ''}'`,
+      ]);
     const vm = this.db.get('VM', vbd.VM as string);
     if (vm)
       this.db.mod('VM', vbd.VM as string, { VBDs: (vm.VBDs as string[]).filter((v) => v !== ref) });
@@ -306,4 +376,26 @@ function stringMap(v: unknown): Record<string, string> {
       (e): e is [string, string] => typeof e[1] === 'string',
     ),
   );
+}
+
+/** VDI types a VBD may point at (xapi_vbd.ml `create`). */
+const VBD_VDI_TYPES = [
+  'system',
+  'user',
+  'ephemeral',
+  'suspend',
+  'crashdump',
+  'metadata',
+  'rrd',
+  'pvs_cache',
+];
+
+/**
+ * The slot a userdevice names (Device_number in xapi): a number, or a Linux name
+ * (`xvdb`, `hdb`, `sdb`) whose letter gives the slot. null when it names no device.
+ */
+function deviceNumber(d: string): number | null {
+  if (/^[0-9]{1,3}$/.test(d)) return Number(d) < 255 ? Number(d) : null;
+  const m = /^(xvd|hd|sd)([a-z])$/.exec(d);
+  return m ? m[2]!.charCodeAt(0) - 97 : null;
 }

@@ -489,7 +489,9 @@ export class XapiPool implements PoolPort {
   }
 
   exportMetadata(vmUuid: string) {
-    return this.xapi.exportMetadata({ uuid: vmUuid });
+    // As `xe vm-export --metadata` (include-snapshots defaults to false, cli_operations.ml):
+    // xapi's handler would otherwise put the VM's snapshots in the export.
+    return this.xapi.exportMetadata({ uuid: vmUuid }, { exportSnapshots: false });
   }
 
   async importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }) {

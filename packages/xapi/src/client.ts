@@ -658,12 +658,18 @@ export class XapiClient {
     }
   }
 
-  /** `GET /export_metadata?uuid=…|ref=…`: the tar (one member, `ova.xml`). */
+  /**
+   * `GET /export_metadata?uuid=…|ref=…`: the tar (`ova.xml` first). xapi includes the VM's
+   * snapshots unless `export_snapshots=false` (export.ml `metadata_handler`); `xe vm-export
+   * --metadata` asks for them only with include-snapshots, so `exportSnapshots: false` is what
+   * a backup wants.
+   */
   exportMetadata(
     vm: { uuid: string } | { ref: string },
-    opts: TransferOptions = {},
+    opts: TransferOptions & { exportSnapshots?: boolean } = {},
   ): Promise<Uint8Array> {
     const query: Record<string, string> = 'uuid' in vm ? { uuid: vm.uuid } : { ref: vm.ref };
+    if (opts.exportSnapshots !== undefined) query.export_snapshots = String(opts.exportSnapshots);
     return this.#download('/export_metadata', query, opts);
   }
 
