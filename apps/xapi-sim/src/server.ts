@@ -50,6 +50,10 @@ export interface Simulator {
 /** Starts a simulated pool on 127.0.0.1; see the README and CONTRACT.md. */
 export async function startSimulator(opts: SimulatorOptions): Promise<Simulator> {
   const dir = opts.stateDir;
+  const socketPath = opts.socket ?? join(dir, 'xapi.sock');
+  // A Unix socket path holds at most 107 bytes.
+  if (Buffer.byteLength(socketPath) > 107)
+    throw new Error(`the socket path ${socketPath} is too long: give a shorter one with --socket`);
   mkdirSync(join(dir, 'sr'), { recursive: true });
   mkdirSync(join(dir, 'dev'), { recursive: true });
   const password = opts.password ?? 'xsmeta';
@@ -110,7 +114,6 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
     server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
   });
   // The local socket, as a host's /var/lib/xcp/xapi: the same API, a root login trusted.
-  const socketPath = opts.socket ?? join(dir, 'xapi.sock');
   rmSync(socketPath, { force: true });
   const local = track(http.createServer(handler(pool, log, true)));
   await new Promise<void>((resolve, reject) => {

@@ -1,10 +1,12 @@
 // The simulator does what xapi does, point by point, each against the xen-api source named in
 // the README's table. Each of these failed against the simulator before it followed xapi.
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   decodeValue,
   encodeMethodCall,
@@ -268,13 +270,13 @@ describe('metadata import (import.ml)', () => {
     const nets = async (name: string) =>
       [...(await c.getAllRecords<R>('network')).values()].filter((n) => n.name_label === name);
     // An empty bridge: Network.create picks a fresh one for each, so two networks.
-    s.faults.set({ importBarrier: { count: 2 } });
+    s.faults.set({ importBarrier: { count: 2, timeoutMs: 120_000 } });
     await Promise.all(
       [tars[0]!, tars[1]!].map((t) => c.importMetadata(rename(t, 'Racy net', ''), {})),
     );
     expect(await nets('Racy net')).toHaveLength(2);
     // The same bridge: the second Network.create is refused; that import fails, cleaned up.
-    s.faults.set({ importBarrier: { count: 2 } });
+    s.faults.set({ importBarrier: { count: 2, timeoutMs: 120_000 } });
     const results = await Promise.allSettled(
       [tars[2]!, tars[3]!].map((t) => c.importMetadata(rename(t, 'Racy bridge', 'xapi9'), {})),
     );
@@ -570,4 +572,64 @@ describe('the local socket (xapi_session.ml login_with_password)', () => {
     expect(lines.every((l) => /^export [A-Z_]+=\S+$/.test(l))).toBe(true);
     expect(lines).toContain(`export XSMETA_SOCKET=${s.socketPath}`);
   });
+});
+
+const built = existsSync(new URL('../dist/main.js', import.meta.url));
+
+describe('the command line', () => {
+  it.skipIf(!built)(
+    'xapi-sim --socket PATH --faults JSON serves the socket, takes the new knobs, writes it in DIR/env (needs dist)',
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'xapi-cli-'));
+      dirs.push(dir);
+      const socket = join(dir, 'other.sock');
+      const child = spawn(
+        process.execPath,
+        [
+          fileURLToPath(new URL('../bin/xapi-sim.js', import.meta.url)),
+          '--state',
+          join(dir, 'state'),
+          '--vms',
+          '2',
+          '--socket',
+          socket,
+          '--faults',
+          JSON.stringify({ emergency: true }),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      try {
+        await new Promise<void>((resolve, reject) => {
+          child.stdout.on('data', (d: Buffer) => {
+            if (d.toString().includes('XAPI simulator listening on')) resolve();
+          });
+          child.once('exit', (c) => reject(new Error(`exited ${c}`)));
+        });
+        const env = readFileSync(join(dir, 'state', 'env'), 'utf8');
+        expect(env).toContain(`export XSMETA_SOCKET=${socket}\n`);
+        const reply = await new Promise<string>((resolve, reject) => {
+          const req = http.request(
+            { socketPath: socket, method: 'POST', path: '/jsonrpc' },
+            (res) => {
+              let body = '';
+              res.on('data', (c: Buffer) => {
+                body += c.toString();
+              });
+              res.on('end', () => resolve(body));
+            },
+          );
+          req.on('error', reject);
+          req.end(JSON.stringify({ jsonrpc: '2.0', method: 'VM.get_all', params: ['x'], id: 1 }));
+        });
+        expect(JSON.parse(reply)).toEqual({ jsonrpc: '2.0', error: ['HOST_STILL_BOOTING'], id: 0 });
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) {
+          const exited = new Promise((r) => child.once('exit', r));
+          child.kill('SIGTERM');
+          await exited;
+        }
+      }
+      expect(existsSync(socket)).toBe(false);
+    },
+  );
 });
