@@ -633,3 +633,27 @@ describe('the command line', () => {
     },
   );
 });
+
+describe('the connector (@xsmeta/xapi) against these behaviours', () => {
+  it('reports a database dump cut part-way with the task error, not a short dump', async () => {
+    const s = await sim();
+    const c = await connect(s);
+    const whole = await c.dumpDatabase();
+    expect(new TextDecoder().decode(whole).endsWith('</database>')).toBe(true);
+    s.faults.set({ cut: [{ match: '/pool/xmldbdump', afterBytes: 4096, times: 2 }] });
+    expect((await code(c.dumpDatabase())).code).toBe('INTERNAL_ERROR');
+    const read = async () => {
+      for await (const _ of await c.dumpDatabaseStream()) void _;
+    };
+    expect((await code(read())).code).toBe('INTERNAL_ERROR');
+  });
+
+  it('reports HOST_STILL_BOOTING with its code, not as an answer to another request', async () => {
+    const s = await sim({ faults: { emergency: true } });
+    for (const transport of ['jsonrpc', 'xmlrpc'] as const)
+      expect(await code(connect(s, transport))).toEqual({
+        code: 'HOST_STILL_BOOTING',
+        params: [],
+      });
+  });
+});

@@ -562,6 +562,13 @@ export class XapiClient {
         opts,
       );
       const buf = await readBody(ex, res, this.#s.maxResponseBytes, `GET ${path}`);
+      // With no Content-Length (xapi streams /pool/xmldbdump so, pool_db_backup.ml) the end
+      // of the body says nothing: only the task tells whether all of it was sent.
+      if (res.headers['content-length'] === undefined)
+        await this.waitTask(task, {
+          timeoutMs: this.#s.taskTimeoutMs,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
       return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     } catch (e) {
       throw await this.#failure(task, e);
@@ -608,6 +615,13 @@ export class XapiClient {
         }
         finished = true;
         ex.done();
+        // With no Content-Length (xapi streams /pool/xmldbdump so, pool_db_backup.ml) the end
+        // of the body says nothing: only the task tells whether all of it was sent.
+        if (!Number.isFinite(declared))
+          await self.waitTask(task, {
+            timeoutMs: self.#s.taskTimeoutMs,
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          });
       } catch (e) {
         throw await self.#failure(task, toXapiError(e, `GET ${path}`));
       } finally {

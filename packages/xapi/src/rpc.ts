@@ -141,7 +141,11 @@ export async function jsonRpcCall(
     );
   }
   const r = reply as { id?: unknown; result?: unknown; error?: unknown };
-  if (r.id !== id && r.id !== String(id)) {
+  // An error xapi raises before it reads the call (HOST_STILL_BOOTING in emergency mode,
+  // ocaml/xapi/api_server.ml) comes with id 0 and `error` as the [code, params…] array: it is
+  // still the answer to this request.
+  const early = r.id === 0 && Array.isArray(r.error);
+  if (!early && r.id !== id && r.id !== String(id)) {
     throw new XapiError('XAPI_PROTOCOL', ['id mismatch'], `${where}: answer to another request`);
   }
   const err = r.error;
