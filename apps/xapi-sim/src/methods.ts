@@ -109,10 +109,15 @@ function defineRest(m: { set(name: string, h: Handler): void }): void {
     p.unplug(str(ref, 'vbd'));
     return '';
   });
-  // On the control domain unplug_force is unplug (xapi_vbd.ml `unplug_force`); the
-  // simulator plugs only there.
+  // On the control domain unplug_force is unplug (xapi_vbd.ml `unplug_force`), so what
+  // makes VBD.unplug fail there (a `fail` rule on it too) makes unplug_force fail.
   m.set('VBD.unplug_force', (p, [ref]) => {
-    p.unplug(str(ref, 'vbd'));
+    const vbd = p.rec('VBD', str(ref, 'vbd'));
+    if (p.db.get('VM', vbd.VM as string)?.is_control_domain) {
+      const injected = p.faults.failure('VBD.unplug');
+      if (injected) throw injected;
+    }
+    p.unplug(ref as string);
     return '';
   });
   m.set('VBD.destroy', (p, [ref]) => {

@@ -402,6 +402,9 @@ describe('dom0 disks (xapi_vbd.ml, system_domains.ml)', () => {
         params: ['VBD', vbd, 'the device is busy (injected)'],
       });
     expect(await c.call('VBD.get_currently_attached', vbd)).toBe(true);
+    // A failure injected into VBD.unplug hits unplug_force too: it is the same call on dom0.
+    s.faults.set({ fail: [{ match: 'VBD.unplug', code: 'INTERNAL_ERROR', times: 1 }] });
+    expect((await code(c.call('VBD.unplug_force', vbd))).code).toBe('INTERNAL_ERROR');
     s.faults.clear();
     await c.call('VBD.unplug_force', vbd);
     expect(await c.call('VBD.get_currently_attached', vbd)).toBe(false);
