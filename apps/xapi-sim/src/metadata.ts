@@ -308,13 +308,6 @@ function assertCanRestoreBackup(pool: Pool, objects: Obj[]): void {
   }
 }
 
-/** Waits at the racy point between a network's lookup and its creation (the barrier knob). */
-function raceGap(pool: Pool): Promise<void> {
-  const b = pool.faults.current.importBarrier;
-  if (!b) return new Promise((r) => setImmediate(r));
-  return pool.barrier(b.count, b.timeoutMs ?? 2000);
-}
-
 /**
  * PUT /import_metadata (import.ml `metadata_handler` and `handle_all`): objects are handled
  * class by class (SR, VDI, VM, network, VBD, VIF), each by its precheck then its handler.
@@ -470,7 +463,10 @@ export async function importMetadata(
         table.set(x.id, newRef());
         continue;
       }
-      await raceGap(pool);
+      // The race window xapi has here. Opened only with the importBarrier knob, so that tests
+      // race deterministically; without it lookup and create happen in one step.
+      const race = pool.faults.current.importBarrier;
+      if (race) await pool.barrier(race.count, race.timeoutMs ?? 2000);
       const bridges = new Set([...db.table('network').values()].map((r) => r.bridge));
       let bridge = String(n.bridge ?? '');
       if (bridge === '') {
