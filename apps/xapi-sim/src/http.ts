@@ -123,7 +123,7 @@ async function rpc(
   }
   // api_server.ml `callback1`: in emergency mode every call but the emergency ones raises
   // HOST_STILL_BOOTING before dispatch; the JSON-RPC path answers it as a 2.0 response whose
-  // `error` is the bare [code, params...] array and whose id is 0 (`jsonrpc_handler`).
+  // `error` is the bare [code, params...] array and whose id is 0 (`jsoncallback`).
   if (faults.current.emergency && !isEmergencyCall(method)) {
     log(`${method} -> HOST_STILL_BOOTING`);
     if (json)
