@@ -218,6 +218,17 @@ export class Pool {
     rmSync(this.image(sr.uuid as string, vdi.uuid as string), { force: true });
     this.db.mod('SR', vdi.SR as string, { VDIs: (sr.VDIs as string[]).filter((v) => v !== ref) });
     this.db.del('VDI', ref);
+    // xapi_vdi.ml `destroy_and_data_destroy_common`: the VDI's (unplugged) VBDs go with it.
+    for (const vbd of vdi.VBDs as string[]) {
+      const b = this.db.get('VBD', vbd);
+      if (!b) continue;
+      const vm = this.db.get('VM', b.VM as string);
+      if (vm)
+        this.db.mod('VM', b.VM as string, {
+          VBDs: (vm.VBDs as string[]).filter((v) => v !== vbd),
+        });
+      this.db.del('VBD', vbd);
+    }
   }
 
   scanSr(srRef: string): void {

@@ -332,6 +332,19 @@ describe('metadata import (import.ml)', () => {
     expect(vbds.filter((b) => b.type === 'CD' && b.empty).length).toBeGreaterThanOrEqual(2);
   });
 
+  it('VDI.destroy takes its VBDs with it; the VM still exports', async () => {
+    const s = await sim();
+    const c = await connect(s);
+    const [ref, vm] = (await guests(c))[0]!;
+    const vbd = (vm.VBDs as string[])[0]!;
+    const vdi = await c.call<string>('VBD.get_VDI', vbd);
+    await c.call('VDI.destroy', vdi);
+    expect(await c.call('VM.get_VBDs', ref)).not.toContain(vbd);
+    expect((await code(c.call('VBD.get_record', vbd))).code).toBe('HANDLE_INVALID');
+    const { objects } = ova(await c.exportMetadata({ ref }, { exportSnapshots: false }));
+    expect(objects.filter((o) => o.class === 'VBD')).toHaveLength((vm.VBDs as string[]).length - 1);
+  });
+
   it('a dry run returns no refs but those of default templates', async () => {
     const s = await sim();
     const c = await connect(s);
