@@ -66,6 +66,7 @@ export async function startSim(dir, args) {
     readFileSync(join(dir, 'env'), 'utf8')
       .split('\n')
       .filter((l) => l.includes('='))
+      .map((l) => l.replace(/^export /, ''))
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
   return { env, startMs, stop };

@@ -32,6 +32,7 @@ function startSim(extra: string[]): Promise<void> {
           readFileSync(join(state, 'env'), 'utf8')
             .trim()
             .split('\n')
+            .map((l) => l.replace(/^export /, ''))
             .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
         );
         resolveStart();

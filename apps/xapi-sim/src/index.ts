@@ -1,7 +1,2 @@
-export {
-  type FaultControl,
-  type FaultOptions,
-  type Simulator,
-  type SimulatorOptions,
-  startSimulator,
-} from './server.js';
+export type { FaultControl, FaultOptions } from './faults.js';
+export { type Simulator, type SimulatorOptions, startSimulator } from './server.js';

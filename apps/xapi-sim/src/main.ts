@@ -1,8 +1,9 @@
 import { parseArgs } from 'node:util';
-import { type FaultOptions, startSimulator } from './server.js';
+import type { FaultOptions } from './faults.js';
+import { startSimulator } from './server.js';
 
 const USAGE =
-  'usage: xapi-sim --state DIR [--port N] [--vms N] [--srs N] [--seed N] [--password P] [--fresh-pool] [--faults JSON]';
+  'usage: xapi-sim --state DIR [--port N] [--socket PATH] [--vms N] [--srs N] [--seed N] [--password P] [--fresh-pool] [--faults JSON]';
 
 /** `xapi-sim`: serves a simulated pool until SIGTERM or SIGINT (CONTRACT.md). */
 export async function main(argv: string[]): Promise<void> {
@@ -13,6 +14,7 @@ export async function main(argv: string[]): Promise<void> {
       options: {
         state: { type: 'string' },
         port: { type: 'string', default: '0' },
+        socket: { type: 'string' },
         vms: { type: 'string', default: '20' },
         srs: { type: 'string', default: '2' },
         seed: { type: 'string', default: '1' },
@@ -55,6 +57,7 @@ export async function main(argv: string[]): Promise<void> {
         ? { password: process.env.XAPI_SIM_PASSWORD }
         : {}),
     freshPool: values['fresh-pool'] === true,
+    ...(typeof values.socket === 'string' ? { socket: values.socket } : {}),
     ...(faultsText ? { faults: JSON.parse(faultsText) as FaultOptions } : {}),
   });
   console.log(`XAPI simulator listening on ${sim.url}`);

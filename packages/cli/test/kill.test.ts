@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
 import { expect, it } from 'vitest';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
-import { capture, pool, withEnv } from './support.js';
+import { capture, devicesLeft, pool, withEnv } from './support.js';
 
 const BIN = new URL('../bin/xsmeta.js', import.meta.url).pathname;
 const built = existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url));
@@ -125,7 +125,7 @@ it.skipIf(!built)(
         if (sig !== 'SIGKILL' && code !== 0) {
           // A signal handled mid-run: the VBD is gone and no device is left behind.
           expect(await ourVbds(p.sim.url)).toBe(0);
-          expect(readdirSync(p.env.XSMETA_DEV_DIR!)).toEqual([]);
+          expect(devicesLeft(p.env.XSMETA_DEV_DIR!)).toEqual([]);
         }
         // Whatever happened, the ring verifies and the first backup is still there.
         p.sim.faults.clear();
@@ -139,7 +139,7 @@ it.skipIf(!built)(
         p.sim.faults.clear();
         expect(await xsmeta(['backup'], capture())).toBe(0);
         expect(await ourVbds(p.sim.url)).toBe(0);
-        expect(readdirSync(p.env.XSMETA_DEV_DIR!)).toEqual([]);
+        expect(devicesLeft(p.env.XSMETA_DEV_DIR!)).toEqual([]);
         p.sim.faults.set({ latencyMs: 3 });
       }
       expect(readdirSync(join(p.env.XSMETA_STATE_DIR!, 'locks'))).toEqual([]);
@@ -294,7 +294,7 @@ it('a VBD whose clean unplug xapi refuses is forced out and destroyed: no disk s
     expect(await xsmeta(['backup'], capture())).toBe(0);
     p.sim.faults.clear();
     expect(await ourVbds(p.sim.url)).toBe(0);
-    expect(readdirSync(p.env.XSMETA_DEV_DIR!)).toEqual([]);
+    expect(devicesLeft(p.env.XSMETA_DEV_DIR!)).toEqual([]);
   });
   await p.close();
 });

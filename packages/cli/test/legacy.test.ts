@@ -87,7 +87,9 @@ async function legacyImage(
       `<meta><sr uuid="${sr}" name_label="legacy name of the SR" name_description=""/></meta>`,
     );
     for (const v of vms) {
-      writeFileSync(join(d, 'all', `${v.uuid}.vmmeta`), await x.exportMetadata({ uuid: v.uuid }));
+      // As the old script's `xe vm-export --metadata`: no snapshots in the export.
+      const meta = await x.exportMetadata({ uuid: v.uuid }, { exportSnapshots: false });
+      writeFileSync(join(d, 'all', `${v.uuid}.vmmeta`), meta);
       symlinkSync(`../../all/${v.uuid}.vmmeta`, join(d, 'by-sr', sr, `${v.uuid}.vmmeta`));
     }
   }

@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,4 +54,14 @@ export async function withEnv<T>(env: Record<string, string>, fn: () => Promise<
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
     Object.assign(process.env, saved);
   }
+}
+
+/**
+ * The devices plugged in the control domain: every entry under the device folder that is no
+ * folder. A real host's device path (VBD.device) may nest, e.g. sm/backend/<sr>/<vdi>.
+ */
+export function devicesLeft(devDir: string): string[] {
+  return readdirSync(devDir, { recursive: true, withFileTypes: true })
+    .filter((e) => !e.isDirectory())
+    .map((e) => e.name);
 }

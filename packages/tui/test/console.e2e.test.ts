@@ -72,7 +72,7 @@ async function startSimulator(
   });
   const env: Record<string, string> = {};
   for (const line of (await readFile(join(state, 'env'), 'utf8')).split('\n')) {
-    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+    const m = /^(?:export )?([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
     if (m) env[m[1]!] = m[2]!;
   }
   return { sim, env };
