@@ -2,6 +2,9 @@
 export type RingErrorCode =
   | 'RING_FULL'
   | 'RING_CORRUPT'
+  | 'RING_ROOT_LOST'
+  | 'RING_NOT_EMPTY'
+  | 'RING_EVICTED'
   | 'RING_TRUNCATED'
   | 'RING_VERSION_UNSUPPORTED'
   | 'RING_NOT_FORMATTED'

@@ -9,9 +9,12 @@ export { type BlockDevice, openFileDevice } from './device.js';
 export { ArchiveError, type ArchiveErrorCode, RingError, type RingErrorCode } from './errors.js';
 export { MemoryDevice, type SectorFate, SimulatedCrash } from './memory-device.js';
 export {
+  type RecordCheck,
   type RecordInfo,
+  type RepairReport,
   RING_FORMAT_VERSION,
   Ring,
+  type RingStatus,
   type RingUsage,
   type VerifyReport,
 } from './ring.js';

@@ -130,7 +130,7 @@ describe('Ring', () => {
     expect(u.free).toBe(u.capacity - u.used);
   });
 
-  it('listing reads a constant number of bytes, whatever the ring holds', async () => {
+  it('listing reads the roots and one small header per possible place of a newer record', async () => {
     const { dev, ring } = await freshRing(8 * MiB);
     for (let i = 1; i <= 25; i++)
       await ring.append({ label: label(`${i}`), data: payload(i, 100_000) });
@@ -150,7 +150,10 @@ describe('Ring', () => {
     });
     const r = await Ring.open(counting);
     expect(r.list()).toHaveLength(25);
-    expect(reads).toBe(2);
-    expect(bytes).toBe(256 * 1024);
+    // Two root copies, then at most one 64-byte header per listed record's start and end, and
+    // the start of the data area (looking for committed records beyond the root).
+    expect(reads).toBeLessThanOrEqual(2 + 2 * 25 + 1);
+    expect(bytes).toBeLessThanOrEqual(256 * 1024 + 64 * (2 * 25 + 1));
+    expect(r.status.ok).toBe(true);
   });
 });
