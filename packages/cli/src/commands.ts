@@ -22,6 +22,7 @@ import {
   UsageError,
 } from './config.js';
 import { type Io, progressLine } from './output.js';
+import { rootOf, warnRoot } from './repair.js';
 import {
   archive,
   connect,
@@ -157,9 +158,10 @@ export async function cmdBackup(argv: string[], io: Io): Promise<number> {
 export async function cmdList(argv: string[], io: Io): Promise<number> {
   const { values } = parse(argv, { sr: { type: 'string' }, json: { type: 'boolean' } });
   const s = resolveSettings(connectionFlags(values));
-  const rows = await withBackupRing(s, values.sr as string | undefined, async (ring) =>
-    listings(ring),
-  );
+  const rows = await withBackupRing(s, values.sr as string | undefined, async (ring) => {
+    warnRoot(ring, io);
+    return listings(ring);
+  });
   if (values.json) {
     io.out(JSON.stringify(rows.map(({ converted: _, ...r }) => r)));
   } else {
@@ -180,8 +182,11 @@ export async function cmdVerify(argv: string[], io: Io): Promise<number> {
     ok: r.ok,
     ...(r.ok ? {} : { error: r.error ?? r.code ?? 'damaged' }),
   }));
-  if (values.json) io.out(JSON.stringify({ ok: report.ok, records }));
-  else for (const r of records) io.out(`seq ${r.seq}: ${r.ok ? 'ok' : `DAMAGED: ${r.error}`}`);
+  if (values.json) io.out(JSON.stringify({ ok: report.ok, ...rootOf(report), records }));
+  else {
+    for (const w of report.root?.warnings ?? []) io.out(`root: ${w}`);
+    for (const r of records) io.out(`seq ${r.seq}: ${r.ok ? 'ok' : `DAMAGED: ${r.error}`}`);
+  }
   return report.ok ? 0 : 1;
 }
 

@@ -579,6 +579,7 @@ export const disk: DiskPort = {
   async format(path, id) {
     const dev = closeOnSignal(await openFileDevice(path));
     try {
+      // intent 'reinitialise' only from a confirmed -i or a VDI just created (core's openOrFormat).
       return await Ring.format(dev, id);
     } catch (e) {
       await dev.close();

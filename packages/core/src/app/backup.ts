@@ -80,7 +80,10 @@ export async function mapLimit<T, R>(
   return out;
 }
 
-/** Opens the ring on an attached backup VDI, formatting a blank one (never a foreign one). */
+/**
+ * Opens the ring on an attached backup VDI, formatting a blank one (never a foreign one, nor
+ * one whose root is lost but which holds records: the ring refuses and points to repair).
+ */
 export async function openOrFormat(
   disk: DiskPort,
   att: Attachment,
@@ -88,7 +91,11 @@ export async function openOrFormat(
   opts: { reinit: boolean; keep: number },
 ): Promise<RingPort> {
   if (opts.reinit)
-    return disk.format(att.devicePath, { ...id, maxRecords: Math.max(opts.keep, DEFAULT_KEEP) });
+    return disk.format(att.devicePath, {
+      ...id,
+      maxRecords: Math.max(opts.keep, DEFAULT_KEEP),
+      intent: 'reinitialise',
+    });
   try {
     return await disk.open(att.devicePath, { readOnly: false, expect: id });
   } catch (e) {

@@ -1,0 +1,110 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { main as xeBackup } from '../src/bin/xe-backup-metadata.js';
+import { main as xsmeta } from '../src/bin/xsmeta.js';
+import { capture, pool, withEnv } from './support.js';
+
+function ringImage(dir: string): string {
+  return readdirSync(join(dir, 'sim', 'sr'), { recursive: true })
+    .map((f) => join(dir, 'sim', 'sr', String(f)))
+    .find((f) => f.endsWith('.img') && statSync(f).size === 500 * 1024 * 1024)!;
+}
+
+async function patch(path: string, at: number, bytes: Uint8Array): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.write(bytes, 0, bytes.length, at);
+  } finally {
+    await fh.close();
+  }
+}
+
+const dataSha = (path: string) =>
+  createHash('sha256')
+    .update(readFileSync(path).subarray(256 * 1024))
+    .digest('hex');
+
+async function seqs(): Promise<number[]> {
+  const io = capture();
+  expect(await xsmeta(['list', '--json'], io)).toBe(0);
+  return (JSON.parse(io.stdout[0]!) as { seq: number }[]).map((r) => r.seq);
+}
+
+it('a flipped bit in the current root copy: list warns and keeps the newest backup, verify fails, the next backup takes a new seq', async () => {
+  const p = await pool({ vms: 3 });
+  try {
+    await withEnv(p.env, async () => {
+      expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
+      expect(await xsmeta(['backup'], capture())).toBe(0);
+      expect(await xsmeta(['backup'], capture())).toBe(0);
+      const img = ringImage(p.dir);
+      // Generation 4 (three appends after format's 1) lives in copy 0: flip a bit of its count.
+      const fh = await open(img, 'r+');
+      const b = Buffer.alloc(1);
+      await fh.read(b, 0, 1, 16);
+      expect(b[0]).toBe(4);
+      b[0] ^= 0x40;
+      await fh.write(b, 0, 1, 16);
+      await fh.close();
+      const list = capture();
+      expect(await xsmeta(['list'], list)).toBe(0);
+      expect(list.stdout).toHaveLength(3);
+      expect(list.stderr.join('\n')).toMatch(
+        /warning: backup disk root: root copy 0 is damaged .*record\(s\) 3 were committed/s,
+      );
+      const verify = capture();
+      expect(await xsmeta(['verify'], verify)).toBe(1);
+      expect(verify.stdout[0]).toMatch(/^root: root copy 0 is damaged/);
+      expect(await xsmeta(['backup'], capture())).toBe(0);
+      expect(await seqs()).toEqual([4, 3, 2, 1]);
+      expect(await xsmeta(['verify'], capture())).toBe(0);
+    });
+  } finally {
+    await p.close();
+  }
+});
+
+it('a zeroed root area: listed by a scan, backup refuses and points to repair, repair rebuilds it', async () => {
+  const p = await pool({ vms: 3 });
+  try {
+    await withEnv(p.env, async () => {
+      expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
+      expect(await xsmeta(['backup'], capture())).toBe(0);
+      expect(await xsmeta(['backup'], capture())).toBe(0);
+      const img = ringImage(p.dir);
+      await patch(img, 0, new Uint8Array(256 * 1024));
+      const data = dataSha(img);
+      const list = capture();
+      expect(await xsmeta(['list', '--json'], list)).toBe(0);
+      expect(JSON.parse(list.stdout[0]!).map((r: { seq: number }) => r.seq)).toEqual([3, 2, 1]);
+      expect(list.stderr.join('\n')).toMatch(/both root copies are blank.*xsmeta repair/);
+      expect(await xsmeta(['verify'], capture())).toBe(1);
+      // Neither the old script's interface nor xsmeta formats over the records.
+      const refused = capture();
+      expect(await xeBackup([], refused)).not.toBe(0);
+      expect(refused.stderr.join('\n')).toMatch(/RING_ROOT_LOST: .*xsmeta repair/);
+      expect(await xsmeta(['backup'], capture())).not.toBe(0);
+      expect(dataSha(img)).toBe(data);
+      // repair: a dry run first, changing nothing.
+      const dry = capture();
+      expect(await xsmeta(['repair'], dry)).toBe(0);
+      expect(dry.stdout.join('\n')).toMatch(/Would rebuild the root to list 3 backup\(s\)/);
+      expect(dataSha(img)).toBe(data);
+      const done = capture();
+      expect(await xsmeta(['repair', '--yes'], done)).toBe(0);
+      expect(done.stdout.join('\n')).toMatch(/Rebuilt the root: it lists 3 backup\(s\)/);
+      const verify = capture();
+      expect(await xsmeta(['verify'], verify)).toBe(0);
+      expect(await xsmeta(['backup'], capture())).toBe(0);
+      expect(await seqs()).toEqual([4, 3, 2, 1]);
+      const again = capture();
+      expect(await xsmeta(['repair'], again)).toBe(0);
+      expect(again.stdout.join('\n')).toMatch(/nothing to repair/);
+    });
+  } finally {
+    await p.close();
+  }
+});
