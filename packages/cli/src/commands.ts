@@ -244,6 +244,7 @@ export function restoreOn(
         events,
         progress: progressLine(io),
         onVm: (v) => onVm?.(vmLine(v, a.dryRun)),
+        onNote: (line) => io.err(line),
       },
       {
         ...(a.srUuid ? { srUuid: a.srUuid } : {}),

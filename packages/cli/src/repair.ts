@@ -10,11 +10,13 @@ export function warnRoot(ring: RingPort, io: Io): void {
   for (const w of ring.status?.warnings ?? []) io.err(`xsmeta: warning: backup disk root: ${w}`);
 }
 
-/** The root part of a verify report for --json: present only when the ring reports it. */
+/** The root part of a verify report for --json: present only when the root is not whole. */
 export function rootOf(report: { root?: { ok: boolean; warnings: string[] } }): {
   root?: { ok: boolean; warnings: string[] };
 } {
-  return report.root ? { root: { ok: report.root.ok, warnings: report.root.warnings } } : {};
+  return report.root && !report.root.ok
+    ? { root: { ok: report.root.ok, warnings: report.root.warnings } }
+    : {};
 }
 
 export const REPAIR_HELP = `usage: xsmeta repair [--sr UUID] [--yes] [--json]

@@ -15,8 +15,9 @@ import {
   type PoolPort,
   type SrInfo,
   type VmInfo,
+  verifyRecord,
 } from '@xsmeta/core';
-import { openFileDevice, Ring, readArchive, writeArchive } from '@xsmeta/vdi-store';
+import { openFileDevice, Ring, readArchive, scanArchive, writeArchive } from '@xsmeta/vdi-store';
 import { backupVdiUuid, XapiClient, XapiError } from '@xsmeta/xapi';
 import { ClassicLevel } from 'classic-level';
 import { ConfigError, readInventory, type Settings } from './config.js';
@@ -570,7 +571,12 @@ export const disk: DiskPort = {
   async open(path, opts) {
     const dev = closeOnSignal(await openFileDevice(path, { readOnly: opts.readOnly }));
     try {
-      return await Ring.open(dev, { readOnly: opts.readOnly, expect: opts.expect });
+      return await Ring.open(dev, {
+        readOnly: opts.readOnly,
+        expect: opts.expect,
+        // verify decodes every part within the limits restore applies, keeping none.
+        check: (bytes) => verifyRecord(bytes, archive, scanArchive),
+      });
     } catch (e) {
       await dev.close();
       throw e;

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { openFileDevice, Ring, writeArchive } from '@xsmeta/vdi-store';
 import { expect, it } from 'vitest';
 import { main as xeBackup } from '../src/bin/xe-backup-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
@@ -46,7 +47,7 @@ it('a flipped bit in the current root copy: list warns and keeps the newest back
       const b = Buffer.alloc(1);
       await fh.read(b, 0, 1, 16);
       expect(b[0]).toBe(4);
-      b[0] ^= 0x40;
+      b[0]! ^= 0x40;
       await fh.write(b, 0, 1, 16);
       await fh.close();
       const list = capture();
@@ -103,6 +104,39 @@ it('a zeroed root area: listed by a scan, backup refuses and points to repair, r
       const again = capture();
       expect(await xsmeta(['repair'], again)).toBe(0);
       expect(again.stdout.join('\n')).toMatch(/nothing to repair/);
+    });
+  } finally {
+    await p.close();
+  }
+});
+
+it('verify decodes every part as restore would: a record restore refuses fails verify, by seq', async () => {
+  const p = await pool({ vms: 2 });
+  try {
+    await withEnv(p.env, async () => {
+      expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
+      const img = ringImage(p.dir);
+      const ring = await Ring.open(await openFileDevice(img));
+      // Intact checksums, but written by a "newer" format and with a part the manifest omits.
+      const manifest = await writeArchive([
+        {
+          name: 'manifest.json',
+          data: new TextEncoder().encode(JSON.stringify({ formatVersion: 99, parts: [] })),
+        },
+      ]);
+      const parts = await writeArchive([{ name: 'vm-map.json', data: new Uint8Array(2) }]);
+      const data = new Uint8Array(8 + parts.bytes.length + manifest.bytes.length);
+      new DataView(data.buffer).setBigUint64(0, BigInt(parts.bytes.length), true);
+      data.set(parts.bytes, 8);
+      data.set(manifest.bytes, 8 + parts.bytes.length);
+      await ring.append({ label: new TextEncoder().encode('{}'), data });
+      await ring.close();
+      const v = capture();
+      expect(await xsmeta(['verify', '--json'], v)).toBe(1);
+      expect(JSON.parse(v.stdout[0]!).records).toEqual([
+        { seq: 2, ok: false, error: expect.stringMatching(/format version 99/) },
+        { seq: 1, ok: true },
+      ]);
     });
   } finally {
     await p.close();

@@ -2,7 +2,9 @@ export {
   type ArchiveLimits,
   type ArchivePart,
   type ArchiveSummary,
+  RECORD_LIMITS,
   readArchive,
+  scanArchive,
   writeArchive,
 } from './archive.js';
 export { type BlockDevice, openFileDevice } from './device.js';

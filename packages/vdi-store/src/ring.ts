@@ -473,8 +473,7 @@ async function scanRecords(
       chunkAt = off;
       chunk = await dev.read(DATA_START + off, Math.min(SCAN_CHUNK, end - off));
     }
-    const i = off - chunkAt;
-    if (dec.decode(chunk.subarray(i, i + 8)) === REC_MAGIC) {
+    if (isRecMagic(chunk, off - chunkAt)) {
       const r = await recordAt(dev, capacity, limit, off, nonce, minSeq);
       if (r) {
         out.push(r);
@@ -487,13 +486,19 @@ async function scanRecords(
   return out;
 }
 
+const REC_MAGIC_BYTES = enc.encode(REC_MAGIC);
+
+function isRecMagic(buf: Uint8Array, at: number): boolean {
+  for (let k = 0; k < 8; k++) if (buf[at + k] !== REC_MAGIC_BYTES[k]) return false;
+  return true;
+}
+
 /** How many block starts of the data area hold a record header's magic (damaged or not). */
 async function countHeaders(dev: BlockDevice): Promise<number> {
   let n = 0;
   for (let off = DATA_START; off + BLOCK <= dev.size; off += SCAN_CHUNK) {
     const chunk = await dev.read(off, Math.min(SCAN_CHUNK, dev.size - off));
-    for (let i = 0; i + 8 <= chunk.length; i += BLOCK)
-      if (dec.decode(chunk.subarray(i, i + 8)) === REC_MAGIC) n++;
+    for (let i = 0; i + 8 <= chunk.length; i += BLOCK) if (isRecMagic(chunk, i)) n++;
   }
   return n;
 }
@@ -564,8 +569,7 @@ async function rebuild(
       continue;
     }
     const had = bySeq.get(r.entry.seq);
-    if (had)
-      notes.push(`two records hold seq ${r.entry.seq}: the one created last is kept`);
+    if (had) notes.push(`two records hold seq ${r.entry.seq}: the one created last is kept`);
     if (!had || r.entry.createdAt > had.createdAt) bySeq.set(r.entry.seq, r.entry);
   }
   let entries = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
@@ -577,7 +581,8 @@ async function rebuild(
         .slice(0, id.maxRecords),
     );
     for (const e of entries)
-      if (!keep.has(e)) notes.push(`record ${e.seq} is beyond the retention of ${id.maxRecords}: left out`);
+      if (!keep.has(e))
+        notes.push(`record ${e.seq} is beyond the retention of ${id.maxRecords}: left out`);
     entries = entries.filter((e) => keep.has(e));
   }
   return {
@@ -676,7 +681,10 @@ async function inspect(
         warnings.push(
           `record(s) ${extra.map((f) => f.seq).join(', ')} were found beyond the root by a full scan: recovered`,
         );
-        root = merge(root, extra.sort((a, b) => a.seq - b.seq));
+        root = merge(
+          root,
+          extra.sort((a, b) => a.seq - b.seq),
+        );
       }
     }
     const truncatedTo = used.deviceSize > dev.size ? dev.size : null;
@@ -723,9 +731,7 @@ async function inspect(
     (expect.vdiUuid && expect.srUuid
       ? { vdiUuid: expect.vdiUuid, srUuid: expect.srUuid, maxRecords: 25, nonce: null }
       : null);
-  const what = blank
-    ? 'both root copies are blank'
-    : failures.map((f) => f.message).join('; ');
+  const what = blank ? 'both root copies are blank' : failures.map((f) => f.message).join('; ');
   if (!id) {
     throw new RingError(
       blank ? 'RING_ROOT_LOST' : 'RING_CORRUPT',
@@ -765,8 +771,7 @@ async function inspect(
 /** Refuses to format over anything that holds a ring, records or a filesystem. */
 async function refuseToFormat(dev: BlockDevice): Promise<void> {
   const { bufs } = await readRoots(dev);
-  const again =
-    'only an explicit re-initialisation (xsmeta backup -i, confirmed) may destroy them';
+  const again = 'only an explicit re-initialisation (xsmeta backup -i, confirmed) may destroy them';
   for (const i of [0, 1] as const) {
     if (dec.decode(bufs[i].subarray(0, 8)) === ROOT_MAGIC)
       throw new RingError(
@@ -923,7 +928,9 @@ export class Ring {
         `the device is shorter than the ring (${status.warnings.at(-1)}): copy the readable backups off before re-initialising`,
       );
     }
-    const notes = status.warnings.filter((w) => !w.endsWith('rebuild the root with `xsmeta repair`'));
+    const notes = status.warnings.filter(
+      (w) => !w.endsWith('rebuild the root with `xsmeta repair`'),
+    );
     let written = false;
     if (opts.apply && !status.ok) {
       if (dev.readOnly) throw new RingError('RING_READ_ONLY', 'cannot repair a read-only device');
@@ -1140,7 +1147,11 @@ export class Ring {
       if (crc !== e.crc) throw corrupt(`record ${e.seq}: payload checksum mismatch`);
       if (held) yield held;
     } catch (err) {
-      if (err instanceof RingError && err.code === 'RING_CORRUPT' && (await this.evictedMeanwhile(seq))) {
+      if (
+        err instanceof RingError &&
+        err.code === 'RING_CORRUPT' &&
+        (await this.evictedMeanwhile(seq))
+      ) {
         throw new RingError(
           'RING_EVICTED',
           `record ${seq} was evicted by a backup while it was being read`,
@@ -1213,7 +1224,14 @@ function info(e: Entry): RecordInfo {
 }
 
 function cleanStatus(): RingStatus {
-  return { ok: true, warnings: [], recovered: [], rebuilt: false, repaired: false, truncatedTo: null };
+  return {
+    ok: true,
+    warnings: [],
+    recovered: [],
+    rebuilt: false,
+    repaired: false,
+    truncatedTo: null,
+  };
 }
 
 function checkIdentity(root: Root, expect: { vdiUuid?: string; srUuid?: string } = {}): void {

@@ -88,10 +88,18 @@ it('every flipped root bit after every append is detected, and nothing is lost',
   const ring = await Ring.format(base, { vdiUuid: VDI, srUuid: SR, maxRecords: 4 });
   let flips = 0;
   for (let i = 0; i < sizes.length; i++) {
-    const before = await contents(await Ring.open(new MemoryDevice(base.snapshot()), { readOnly: true }));
-    await ring.append({ label: label(`r${i}`), data: payload(i + 1, sizes[i]!), createdAt: 1000 + i });
+    const before = await contents(
+      await Ring.open(new MemoryDevice(base.snapshot()), { readOnly: true }),
+    );
+    await ring.append({
+      label: label(`r${i}`),
+      data: payload(i + 1, sizes[i]!),
+      createdAt: 1000 + i,
+    });
     const image = base.snapshot();
-    const after = await contents(await Ring.open(new MemoryDevice(image.slice()), { readOnly: true }));
+    const after = await contents(
+      await Ring.open(new MemoryDevice(image.slice()), { readOnly: true }),
+    );
     const allowed = new Set([after.join(','), [after[0], ...before].join(',')]);
     for (const copy of [0, ROOT_SIZE]) {
       // Each copy's own entries (the older copy may list fewer).
@@ -102,7 +110,8 @@ it('every flipped root bit after every append is detected, and nothing is lost',
         const r = await Ring.open(new MemoryDevice(img), { readOnly: true });
         expect(r.status.ok, `flip at ${copy + pos}`).toBe(false);
         const seen = (await contents(r)).join(',');
-        if (!allowed.has(seen)) throw new Error(`append ${i}, flip at ${copy + pos}: visible ${seen}`);
+        if (!allowed.has(seen))
+          throw new Error(`append ${i}, flip at ${copy + pos}: visible ${seen}`);
         // A writable open writes the recovered root back; the next open is clean.
         const dev = new MemoryDevice(img);
         await Ring.open(dev);

@@ -150,7 +150,8 @@ describe('damage is detected and attributed', () => {
         const inside = DATA_START + s.offset + 64 + sizes[s.seq - 1]! <= cut;
         const rec = rep.records.find((x) => x.seq === s.seq)!;
         expect(rec.ok).toBe(inside);
-        if (inside) expect(sha(await r.readAll(s.seq))).toBe(sha(payload(s.seq, sizes[s.seq - 1]!)));
+        if (inside)
+          expect(sha(await r.readAll(s.seq))).toBe(sha(payload(s.seq, sizes[s.seq - 1]!)));
         else expect(rec.code).toBe('RING_TRUNCATED');
       }
       // Nothing is written to a shortened device.

@@ -47,7 +47,9 @@ describe('a damaged or rolled-back root is detected and recovered', () => {
     img[ROOT_SIZE + 300]! ^= 4; // an entry of copy 1
     const r = await ro(img.slice());
     expect(r.status.rebuilt).toBe(true);
-    expect(r.status.warnings[0]).toMatch(/root copy 0: checksum mismatch; root copy 1: checksum mismatch/);
+    expect(r.status.warnings[0]).toMatch(
+      /root copy 0: checksum mismatch; root copy 1: checksum mismatch/,
+    );
     expect(await contents(r)).toEqual(want([4, 3, 2, 1]));
     expect((await r.verify()).ok).toBe(false);
     const dev = new MemoryDevice(img);

@@ -23,6 +23,8 @@ export interface RestoreDeps {
   progress?: Progress;
   /** Called for each VM as it is restored (or would be) or fails. */
   onVm?: (r: VmOutcome) => void;
+  /** One line for each newer backup the default restore skips as unrestorable. */
+  onNote?: (line: string) => void;
 }
 
 export interface RestoreOptions {
@@ -110,9 +112,25 @@ export async function readRecord(
   };
 }
 
-/** Chooses a record (by date, or the newest that verifies) and reads it, verified. */
+/** Errors that make one record unrestorable (the next newest may still be restored). */
+const UNRESTORABLE = new Set([
+  'RING_CORRUPT',
+  'RING_TRUNCATED',
+  'RING_EVICTED',
+  'ARCHIVE_CORRUPT',
+  'ARCHIVE_LIMIT',
+  'BACKUP_DAMAGED',
+  'BACKUP_INVALID',
+  'BACKUP_FORMAT_UNSUPPORTED',
+]);
+
+/**
+ * Chooses a record (by date, or the newest restorable one) and reads it, verified. Without a
+ * date, a newer record that cannot be restored (damaged, beyond the shared record limits,
+ * written by a newer format) is skipped with one line through `onNote`, naming why.
+ */
 export async function loadBackup(
-  deps: Pick<RestoreDeps, 'pool' | 'disk' | 'archive'>,
+  deps: Pick<RestoreDeps, 'pool' | 'disk' | 'archive' | 'onNote'>,
   id: { srUuid: string; vdiUuid: string },
   date: string | undefined,
 ): Promise<BackupContent> {
@@ -127,7 +145,7 @@ export async function loadBackup(
         `no backup dated ${date} on SR ${id.srUuid}; available: ${all.map((l) => l.date).join(', ')}`,
       );
     }
-    let firstError: unknown = null;
+    const errors: unknown[] = [];
     for (const l of candidates) {
       try {
         checkFormatVersion(l.formatVersion);
@@ -135,15 +153,9 @@ export async function loadBackup(
         return await readRecord(deps.archive, bytes, l);
       } catch (e) {
         const code = errorCode(e);
-        if (code === 'BACKUP_FORMAT_UNSUPPORTED') throw e;
-        const damaged =
-          code === 'RING_CORRUPT' ||
-          code === 'ARCHIVE_CORRUPT' ||
-          code === 'BACKUP_DAMAGED' ||
-          code === 'BACKUP_INVALID';
-        if (!damaged) throw e;
-        firstError ??= e;
+        if (!code || !UNRESTORABLE.has(code)) throw e;
         if (date) {
+          if (code === 'BACKUP_FORMAT_UNSUPPORTED' || code === 'ARCHIVE_LIMIT') throw e;
           const good = all.find((x) => x.seq !== l.seq);
           throw new AppError(
             'BACKUP_DAMAGED',
@@ -151,12 +163,19 @@ export async function loadBackup(
             { cause: e },
           );
         }
+        errors.push(e);
+        deps.onNote?.(
+          `Skipping backup ${l.date} (seq ${l.seq}), which cannot be restored: ${code}: ${(e as Error).message}`,
+        );
       }
     }
+    const first = errors[0] as Error;
+    // Nothing restorable: every record of a newer format says so as such (upgrade xsmeta).
+    if (errors.every((e) => errorCode(e) === 'BACKUP_FORMAT_UNSUPPORTED')) throw first;
     throw new AppError(
       'BACKUP_DAMAGED',
-      `no backup on SR ${id.srUuid} verifies: ${(firstError as Error).message}`,
-      { cause: firstError },
+      `no backup on SR ${id.srUuid} can be restored: ${first.message}`,
+      { cause: first },
     );
   });
 }
