@@ -16,6 +16,7 @@ export {
   type RepairReport,
   RING_FORMAT_VERSION,
   Ring,
+  type RingKeys,
   type RingStatus,
   type RingUsage,
   type VerifyReport,

@@ -1,4 +1,11 @@
-import { randomBytes } from 'node:crypto';
+import {
+  createHash,
+  createPublicKey,
+  type KeyObject,
+  randomBytes,
+  sign,
+  verify as verifySignature,
+} from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { BlockDevice } from './device.js';
 import { RingError } from './errors.js';
@@ -27,6 +34,36 @@ const SCAN_CHUNK = 4 * 1024 * 1024;
 const FLAG_LABEL_IN_RECORD = 1;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+
+/** Index entry flag: the record carries a signature trailer after its label. */
+const FLAG_SIGNED = 2;
+/** Record header flag (u16 at 46): the record is signed. */
+const REC_SIGNED = 1;
+/** The signature trailer: Ed25519 signature (64 bytes) then the signing key's id (8 bytes). */
+const SIG_TRAILER = 72;
+const SIG_DOMAIN = enc.encode('xsmeta ring record signature v1\0');
+
+/** The first 8 bytes of the SHA-256 of a public key's SPKI DER: names the key in a record. */
+function keyId(key: KeyObject): Uint8Array {
+  const pub = key.type === 'private' ? createPublicKey(key) : key;
+  return createHash('sha256')
+    .update(pub.export({ type: 'spki', format: 'der' }))
+    .digest()
+    .subarray(0, 8);
+}
+
+/** What a record's signature covers: its creation time, the payload's SHA-256 and its label. */
+function signedMessage(createdAt: number, digest: Uint8Array, label: Uint8Array): Uint8Array {
+  const out = new Uint8Array(SIG_DOMAIN.length + 8 + 32 + 2 + label.length);
+  const v = new DataView(out.buffer);
+  out.set(SIG_DOMAIN, 0);
+  const o = SIG_DOMAIN.length;
+  v.setBigUint64(o, BigInt(createdAt), true);
+  out.set(digest, o + 8);
+  v.setUint16(o + 40, label.length, true);
+  out.set(label, o + 42);
+  return out;
+}
 
 export interface RecordInfo {
   seq: number;
@@ -104,6 +141,8 @@ interface Entry {
   label: Uint8Array;
   /** The label is also stored in the record, after the payload (format version 2). */
   inline: boolean;
+  /** A signature trailer follows the label. */
+  signed: boolean;
 }
 
 interface Root {
@@ -119,7 +158,8 @@ interface Root {
 }
 
 const align = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
-const span = (e: Entry) => align(REC_HEADER + e.length + (e.inline ? e.label.length : 0));
+const span = (e: Entry) =>
+  align(REC_HEADER + e.length + (e.inline ? e.label.length : 0) + (e.signed ? SIG_TRAILER : 0));
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function corrupt(msg: string): RingError {
@@ -153,7 +193,7 @@ function encodeRoot(root: Root, index: 0 | 1): Uint8Array {
     v.setUint32(o + 32, e.crc, true);
     v.setUint16(o + 36, e.label.length, true);
     buf.set(e.label, o + 38);
-    buf[o + 550] = e.inline ? FLAG_LABEL_IN_RECORD : 0;
+    buf[o + 550] = (e.inline ? FLAG_LABEL_IN_RECORD : 0) | (e.signed ? FLAG_SIGNED : 0);
   });
   v.setUint32(248, crc32(buf.subarray(248 + 4), crc32(buf.subarray(0, 248))), true);
   return buf;
@@ -234,10 +274,13 @@ function decodeRoot(buf: Uint8Array, index: 0 | 1, deviceSize: number): RootResu
       createdAt: big(o + 24),
       crc: v.getUint32(o + 32, true),
       label: buf.slice(o + 38, o + 38 + Math.min(v.getUint16(o + 36, true), LABEL_MAX)),
-      inline: buf[o + 550] === FLAG_LABEL_IN_RECORD,
+      inline: (buf[o + 550]! & FLAG_LABEL_IN_RECORD) !== 0,
+      signed: (buf[o + 550]! & FLAG_SIGNED) !== 0,
     };
     if (v.getUint16(o + 36, true) > LABEL_MAX) return bad(`entry ${i}: label too long`);
-    if ((buf[o + 550]! & ~FLAG_LABEL_IN_RECORD) !== 0) return bad(`entry ${i}: unknown flags`);
+    if ((buf[o + 550]! & ~(FLAG_LABEL_IN_RECORD | FLAG_SIGNED)) !== 0)
+      return bad(`entry ${i}: unknown flags`);
+    if (e.signed && !e.inline) return bad(`entry ${i}: bad flags`);
     if (e.seq <= lastSeq || e.seq >= root.nextSeq) return bad(`entry ${i}: sequence out of order`);
     if (e.offset < 0 || e.length < 0 || e.offset % BLOCK !== 0 || e.offset + span(e) > capacity) {
       return bad(`entry ${i}: record outside the data area`);
@@ -262,6 +305,7 @@ function encodeRecordHeader(e: Entry, nonce: Uint8Array): Uint8Array {
     v.setUint16(44, e.label.length, true);
     v.setUint32(48, crc32(e.label), true);
   }
+  if (e.signed) v.setUint16(46, REC_SIGNED, true);
   v.setUint32(60, crc32(nonce, crc32(h.subarray(0, 60))), true);
   return h;
 }
@@ -274,6 +318,7 @@ interface RecordHeader {
   crc: number;
   labelLength: number;
   labelCrc: number;
+  flags: number;
   stored: number;
   /** crc32(bytes 0..59, then 16 zero bytes) xor the stored checksum: G(nonce), see nonceFor. */
   fingerprint: number;
@@ -298,6 +343,7 @@ function parseRecordHeader(h: Uint8Array): RecordHeader | null {
     crc: v.getUint32(40, true),
     labelLength: v.getUint16(44, true),
     labelCrc: v.getUint32(48, true),
+    flags: v.getUint16(46, true),
     stored,
     fingerprint: (crc32(ZERO_NONCE, crc32(h.subarray(0, 60))) ^ stored) >>> 0,
   };
@@ -400,9 +446,10 @@ async function recordAt(
   const raw = await dev.read(DATA_START + off, REC_HEADER);
   const h = parseRecordHeader(raw);
   if (!h || h.offset !== off || h.seq < minSeq || h.length < 0 || h.createdAt < 0) return null;
-  if (h.labelLength > LABEL_MAX) return null;
+  if (h.labelLength > LABEL_MAX || (h.flags & ~REC_SIGNED) !== 0) return null;
   if (nonce && !headerMatches(raw, h.stored, nonce)) return null;
-  const total = REC_HEADER + h.length + h.labelLength;
+  const signed = (h.flags & REC_SIGNED) !== 0;
+  const total = REC_HEADER + h.length + h.labelLength + (signed ? SIG_TRAILER : 0);
   if (off + total > limit || off + align(total) > capacity) return null;
   let crc = 0;
   for (let done = 0; done < h.length; ) {
@@ -425,6 +472,7 @@ async function recordAt(
       crc: h.crc,
       label,
       inline: true,
+      signed,
     },
     fingerprint: h.fingerprint,
   };
@@ -600,7 +648,9 @@ async function rebuild(
 
 /** Reads both root copies. */
 async function readRoots(dev: BlockDevice) {
-  const bufs = [await dev.read(0, ROOT_SIZE), await dev.read(ROOT_SIZE, ROOT_SIZE)] as const;
+  // The used part of a copy: its header and at most MAX_SLOTS entries (the rest is unused).
+  const n = HEADER + MAX_SLOTS * ENTRY;
+  const bufs = [await dev.read(0, n), await dev.read(ROOT_SIZE, n)] as const;
   const results = [decodeRoot(bufs[0], 0, dev.size), decodeRoot(bufs[1], 1, dev.size)] as const;
   let best: Root | null = null;
   for (const r of results)
@@ -807,6 +857,7 @@ export class Ring {
     private readonly readOnly: boolean,
     private readonly health: RingStatus,
     private readonly recordCheck: RecordCheck | undefined,
+    private readonly keys: RingKeys,
   ) {}
 
   get vdiUuid(): string {
@@ -832,7 +883,13 @@ export class Ring {
    */
   static async format(
     dev: BlockDevice,
-    opts: { vdiUuid: string; srUuid: string; maxRecords?: number; intent?: 'reinitialise' },
+    opts: {
+      vdiUuid: string;
+      srUuid: string;
+      maxRecords?: number;
+      intent?: 'reinitialise';
+      signingKey?: KeyObject;
+    },
   ): Promise<Ring> {
     if (dev.readOnly) throw new RingError('RING_READ_ONLY', 'cannot format a read-only device');
     const maxRecords = opts.maxRecords ?? 25;
@@ -867,7 +924,7 @@ export class Ring {
     await dev.write(ROOT_SIZE, zero);
     await dev.flush();
     await writeBothCopies(dev, root);
-    return new Ring(dev, root, false, cleanStatus(), undefined);
+    return new Ring(dev, root, false, cleanStatus(), undefined, checkKeys(opts));
   }
 
   /**
@@ -883,7 +940,7 @@ export class Ring {
       readOnly?: boolean;
       expect?: { vdiUuid?: string; srUuid?: string };
       check?: RecordCheck;
-    } = {},
+    } & RingKeys = {},
   ): Promise<Ring> {
     const readOnly = opts.readOnly ?? dev.readOnly;
     const { root, status } = await inspect(dev, {
@@ -891,7 +948,7 @@ export class Ring {
       ...(opts.expect ? { expect: opts.expect } : {}),
     });
     checkIdentity(root, opts.expect);
-    const ring = new Ring(dev, root, readOnly, status, opts.check);
+    const ring = new Ring(dev, root, readOnly, status, opts.check, checkKeys(opts));
     if (!readOnly && !status.ok && !status.rebuilt && status.truncatedTo === null) {
       // Heal: the other copy gets the recovered root (the damaged or stale copy is overwritten).
       await ring.commit(root);
@@ -1039,7 +1096,10 @@ export class Ring {
         .map((e) => e.seq),
     );
     const kept = entries.filter((e) => !drop.has(e.seq));
-    const need = align(REC_HEADER + input.data.length + input.label.length);
+    const signer = this.keys.signingKey;
+    const need = align(
+      REC_HEADER + input.data.length + input.label.length + (signer ? SIG_TRAILER : 0),
+    );
     // Prefer space that no listed record uses: then a crash at any point shows the old set.
     let offset = this.place(need, entries);
     if (offset === null) {
@@ -1064,12 +1124,20 @@ export class Ring {
       crc: crc32(input.data),
       label: input.label.slice(),
       inline: true,
+      signed: signer !== undefined,
     };
     const at = DATA_START + offset;
     await this.dev.write(at, encodeRecordHeader(entry, this.root.nonce));
     if (input.data.length > 0) await this.dev.write(at + REC_HEADER, input.data);
     if (entry.label.length > 0)
       await this.dev.write(at + REC_HEADER + input.data.length, entry.label);
+    if (signer) {
+      const digest = createHash('sha256').update(input.data).digest();
+      const trailer = new Uint8Array(SIG_TRAILER);
+      trailer.set(sign(null, signedMessage(createdAt, digest, entry.label), signer), 0);
+      trailer.set(keyId(signer), 64);
+      await this.dev.write(at + REC_HEADER + input.data.length + entry.label.length, trailer);
+    }
     await this.dev.flush();
     await this.commit({ ...this.root, nextSeq: entry.seq + 1, entries: [...kept, entry] });
     return info(entry);
@@ -1098,9 +1166,36 @@ export class Ring {
     if (
       Number(v.getBigUint64(24, true)) !== e.length ||
       v.getUint32(40, true) !== e.crc ||
-      v.getUint16(44, true) !== (e.inline ? e.label.length : 0)
+      v.getUint16(44, true) !== (e.inline ? e.label.length : 0) ||
+      v.getUint16(46, true) !== (e.signed ? REC_SIGNED : 0)
     ) {
       throw corrupt(`record ${e.seq}: header disagrees with the index`);
+    }
+  }
+
+  /** Checks a signed record's trailer against the verify key (before its last chunk is out). */
+  private async checkSignature(e: Entry, key: KeyObject, digest: Uint8Array): Promise<void> {
+    const at = DATA_START + e.offset + REC_HEADER + e.length + e.label.length;
+    if (at + SIG_TRAILER > this.dev.size) {
+      throw new RingError(
+        'RING_TRUNCATED',
+        `record ${e.seq}: its signature lies beyond the device`,
+      );
+    }
+    const trailer = await this.dev.read(at, SIG_TRAILER);
+    const want = keyId(key);
+    if (!want.every((b, i) => trailer[64 + i] === b)) {
+      throw new RingError(
+        'RING_BAD_SIGNATURE',
+        `record ${e.seq} is signed by another key (id ${Buffer.from(trailer.subarray(64)).toString('hex')}, not ${Buffer.from(want).toString('hex')}): it is not trusted`,
+      );
+    }
+    const msg = signedMessage(e.createdAt, digest, e.label);
+    if (!verifySignature(null, msg, key, trailer.subarray(0, 64))) {
+      throw new RingError(
+        'RING_BAD_SIGNATURE',
+        `record ${e.seq}: its signature does not match its content: it is not trusted`,
+      );
     }
   }
 
@@ -1132,19 +1227,29 @@ export class Ring {
         `record ${seq} lies beyond the end of the device (${this.dev.size} bytes): the device was shortened`,
       );
     }
+    const key = this.keys.verifyKey;
+    if (key && !e.signed) {
+      throw new RingError(
+        'RING_UNSIGNED',
+        `record ${seq} is not signed, and a verify key is configured: it is not trusted`,
+      );
+    }
     try {
       await this.checkHeader(e);
       let crc = 0;
+      const hash = key ? createHash('sha256') : null;
       let held: Uint8Array | null = null;
       for (let done = 0; done < e.length; ) {
         const n = Math.min(READ_CHUNK, e.length - done);
         const chunk = await this.dev.read(DATA_START + e.offset + REC_HEADER + done, n);
         crc = crc32(chunk, crc);
+        hash?.update(chunk);
         done += n;
         if (held) yield held;
         held = chunk;
       }
       if (crc !== e.crc) throw corrupt(`record ${e.seq}: payload checksum mismatch`);
+      if (key && hash) await this.checkSignature(e, key, hash.digest());
       if (held) yield held;
     } catch (err) {
       if (
@@ -1217,6 +1322,30 @@ export class Ring {
     this.closed = true;
     await this.dev.close();
   }
+}
+
+/**
+ * Optional Ed25519 keys (node:crypto KeyObjects): with `signingKey` every append is signed; with
+ * `verifyKey` every read (so verify and restore) refuses an unsigned record (RING_UNSIGNED) or
+ * one whose signature does not match (RING_BAD_SIGNATURE). Without keys, nothing changes.
+ */
+export interface RingKeys {
+  signingKey?: KeyObject;
+  verifyKey?: KeyObject;
+}
+
+function checkKeys(k: RingKeys): RingKeys {
+  if (
+    k.signingKey &&
+    (k.signingKey.type !== 'private' || k.signingKey.asymmetricKeyType !== 'ed25519')
+  )
+    throw new RingError('RING_INVALID_ARGUMENT', 'the signing key must be an Ed25519 private key');
+  if (k.verifyKey && (k.verifyKey.type !== 'public' || k.verifyKey.asymmetricKeyType !== 'ed25519'))
+    throw new RingError('RING_INVALID_ARGUMENT', 'the verify key must be an Ed25519 public key');
+  return {
+    ...(k.signingKey ? { signingKey: k.signingKey } : {}),
+    ...(k.verifyKey ? { verifyKey: k.verifyKey } : {}),
+  };
 }
 
 function info(e: Entry): RecordInfo {

@@ -153,7 +153,7 @@ describe('Ring', () => {
     // Two root copies, then at most one 64-byte header per listed record's start and end, and
     // the start of the data area (looking for committed records beyond the root).
     expect(reads).toBeLessThanOrEqual(2 + 2 * 25 + 1);
-    expect(bytes).toBeLessThanOrEqual(256 * 1024 + 64 * (2 * 25 + 1));
+    expect(bytes).toBeLessThanOrEqual(2 * (256 + 128 * 560) + 64 * (2 * 25 + 1));
     expect(r.status.ok).toBe(true);
   });
 });
