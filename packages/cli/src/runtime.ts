@@ -21,6 +21,7 @@ import { openFileDevice, Ring, readArchive, scanArchive, writeArchive } from '@x
 import { backupVdiUuid, XapiClient, XapiError } from '@xsmeta/xapi';
 import { ClassicLevel } from 'classic-level';
 import { ConfigError, readInventory, type Settings } from './config.js';
+import { ringKeys } from './keys.js';
 
 /** Work that must run however the process ends (VBD unplug/destroy, lock release). */
 const cleanups = new Set<() => Promise<void>>();
@@ -576,6 +577,7 @@ export const disk: DiskPort = {
         expect: opts.expect,
         // verify decodes every part within the limits restore applies, keeping none.
         check: (bytes) => verifyRecord(bytes, archive, scanArchive),
+        ...ringKeys(),
       });
     } catch (e) {
       await dev.close();
@@ -586,7 +588,7 @@ export const disk: DiskPort = {
     const dev = closeOnSignal(await openFileDevice(path));
     try {
       // intent 'reinitialise' only from a confirmed -i or a VDI just created (core's openOrFormat).
-      return await Ring.format(dev, id);
+      return await Ring.format(dev, { ...id, ...ringKeys() });
     } catch (e) {
       await dev.close();
       throw e;

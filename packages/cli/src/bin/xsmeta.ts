@@ -1,5 +1,6 @@
 import { cmdBackup, cmdHistory, cmdList, cmdRestore, cmdVerify } from '../commands.js';
 import { UsageError } from '../config.js';
+import { cmdKeys, KEYS_HELP } from '../keys.js';
 import { errorLine, exitCodeOf, type Io, stdio } from '../output.js';
 import { cmdRepair, REPAIR_HELP } from '../repair.js';
 import { cmdSchedule } from '../schedule.js';
@@ -26,6 +27,7 @@ Commands:
   history    show the recorded events
   legacy     list or convert the backups of the old xe-backup-metadata (ext3)
   repair     rebuild the backup disk's root (index) from its records
+  keys       create a key pair for signed backups (keys init)
   console    the console (Backup, Restore and Update)
 
 Run 'xsmeta <command> --help' for its options.
@@ -66,6 +68,7 @@ Ends with 'Restored N VM(s), and M error(s)'; exit status M (at most 125).`,
   --sr UUID   the SR (default: the pool's default SR)`,
   console: 'usage: xsmeta console\n  The console: arrow keys, Enter and Esc.',
   repair: REPAIR_HELP,
+  keys: KEYS_HELP,
 };
 
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
@@ -102,6 +105,8 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       }
       case 'repair':
         return await cmdRepair(rest, io);
+      case 'keys':
+        return await cmdKeys(rest, io);
       case 'console': {
         // A console on a terminal is interactive even inside a CI job: Ink must draw every frame.
         if (process.stdout.isTTY) process.env.CI = 'false';

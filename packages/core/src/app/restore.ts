@@ -122,6 +122,17 @@ const UNRESTORABLE = new Set([
   'BACKUP_DAMAGED',
   'BACKUP_INVALID',
   'BACKUP_FORMAT_UNSUPPORTED',
+  // With a verify key configured: not signed, or not by that key (the ring's codes).
+  'RING_UNSIGNED',
+  'RING_BAD_SIGNATURE',
+]);
+
+/** Unrestorable for a reason other than damage: a date asked for fails with its own code. */
+const REFUSED_AS_IS = new Set([
+  'BACKUP_FORMAT_UNSUPPORTED',
+  'ARCHIVE_LIMIT',
+  'RING_UNSIGNED',
+  'RING_BAD_SIGNATURE',
 ]);
 
 /**
@@ -155,7 +166,7 @@ export async function loadBackup(
         const code = errorCode(e);
         if (!code || !UNRESTORABLE.has(code)) throw e;
         if (date) {
-          if (code === 'BACKUP_FORMAT_UNSUPPORTED' || code === 'ARCHIVE_LIMIT') throw e;
+          if (REFUSED_AS_IS.has(code)) throw e;
           const good = all.find((x) => x.seq !== l.seq);
           throw new AppError(
             'BACKUP_DAMAGED',
