@@ -212,15 +212,6 @@ function decodeRoot(buf: Uint8Array, index: 0 | 1, deviceSize: number): RootResu
   if (dec.decode(buf.subarray(0, 8)) !== ROOT_MAGIC) {
     return { ok: false, code: 'RING_NOT_FORMATTED', message: 'no ring superblock' };
   }
-  const version = v.getUint16(8, true);
-  const compat = v.getUint16(10, true);
-  if (compat > RING_FORMAT_VERSION) {
-    return {
-      ok: false,
-      code: 'RING_VERSION_UNSUPPORTED',
-      message: `the backup disk was written by ring format version ${version} (readable from version ${compat}); this xsmeta reads format version ${RING_FORMAT_VERSION}: upgrade xsmeta`,
-    };
-  }
   const count = v.getUint16(14, true);
   if (v.getUint16(12, true) !== index)
     return { ok: false, code: 'RING_CORRUPT', message: `root copy ${index} is misplaced` };
@@ -230,6 +221,17 @@ function decodeRoot(buf: Uint8Array, index: 0 | 1, deviceSize: number): RootResu
   const crc = crc32(buf.subarray(252, end), crc32(buf.subarray(0, 248)));
   if (crc !== v.getUint32(248, true)) {
     return { ok: false, code: 'RING_CORRUPT', message: `root copy ${index}: checksum mismatch` };
+  }
+  // Versions are trusted only once the checksum holds (its place and coverage are fixed for
+  // every version, FORMAT.md): a flipped bit there is damage, not a newer format.
+  const version = v.getUint16(8, true);
+  const compat = v.getUint16(10, true);
+  if (compat > RING_FORMAT_VERSION) {
+    return {
+      ok: false,
+      code: 'RING_VERSION_UNSUPPORTED',
+      message: `the backup disk was written by ring format version ${version} (readable from version ${compat}); this xsmeta reads format version ${RING_FORMAT_VERSION}: upgrade xsmeta`,
+    };
   }
   const big = (o: number) => {
     const n = v.getBigUint64(o, true);
