@@ -22,7 +22,7 @@ import {
   UsageError,
 } from './config.js';
 import { type Io, progressLine } from './output.js';
-import { rootOf, warnRoot } from './repair.js';
+import { rootOf, warnRoot } from './ring-report.js';
 import {
   archive,
   connect,

@@ -6,8 +6,8 @@ import {
 } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import type { RingKeys } from '@xsmeta/vdi-store';
-import { parse } from './commands.js';
 import { resolveSettings } from './config.js';
 import type { Io } from './output.js';
 
@@ -92,7 +92,19 @@ export const KEYS_HELP = `usage: xsmeta keys init [--dir DIR]
 
 /** `xsmeta keys init [--dir DIR]`. */
 export async function cmdKeys(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(argv, { dir: { type: 'string' } });
+  let values: { dir?: string | undefined; 'state-dir'?: string | undefined };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      options: { dir: { type: 'string' }, 'state-dir': { type: 'string' } },
+      allowPositionals: true,
+      strict: true,
+    }));
+  } catch (e) {
+    io.err(`xsmeta: keys: ${(e as Error).message}`);
+    return 2;
+  }
   if (positionals[0] !== 'init' || positionals.length !== 1) {
     io.err(`xsmeta: keys: say 'xsmeta keys init [--dir DIR]'`);
     return 2;

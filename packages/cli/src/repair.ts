@@ -1,23 +1,9 @@
-import { backupVdiOf, decodeLabel, type RingPort } from '@xsmeta/core';
+import { backupVdiOf, decodeLabel } from '@xsmeta/core';
 import { openFileDevice, Ring } from '@xsmeta/vdi-store';
 import { parse, withPool } from './commands.js';
 import { connectionFlags, resolveSettings } from './config.js';
 import type { Io } from './output.js';
 import { closeOnSignal, lockSr } from './runtime.js';
-
-/** Prints what opening found wrong with the ring's root (a damaged copy, recovered records). */
-export function warnRoot(ring: RingPort, io: Io): void {
-  for (const w of ring.status?.warnings ?? []) io.err(`xsmeta: warning: backup disk root: ${w}`);
-}
-
-/** The root part of a verify report for --json: present only when the root is not whole. */
-export function rootOf(report: { root?: { ok: boolean; warnings: string[] } }): {
-  root?: { ok: boolean; warnings: string[] };
-} {
-  return report.root && !report.root.ok
-    ? { root: { ok: report.root.ok, warnings: report.root.warnings } }
-    : {};
-}
 
 export const REPAIR_HELP = `usage: xsmeta repair [--sr UUID] [--yes] [--json]
   Rebuild the root (the index) of the SR's backup disk from its records: the surviving root
