@@ -101,6 +101,7 @@ export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<Backup
             events,
             progress: progressLine(io),
             signal: controller.signal,
+            onNote: (line) => io.err(`xsmeta: ${line}`),
           },
           {
             ...(srUuid ? { srUuid } : {}),

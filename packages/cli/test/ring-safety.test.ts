@@ -59,9 +59,23 @@ it('a flipped bit in the current root copy: list warns and keeps the newest back
       const verify = capture();
       expect(await xsmeta(['verify'], verify)).toBe(1);
       expect(verify.stdout[0]).toMatch(/^root: root copy 0 is damaged/);
-      expect(await xsmeta(['backup'], capture())).toBe(0);
+      // The next backup says what it recovered, records it, and writes the root back.
+      const next = capture();
+      expect(await xsmeta(['backup'], next)).toBe(0);
+      expect(next.stderr.join('\n')).toMatch(/warning: backup disk root: root copy 0 is damaged/);
       expect(await seqs()).toEqual([4, 3, 2, 1]);
       expect(await xsmeta(['verify'], capture())).toBe(0);
+      const h = capture();
+      await xsmeta(['history', '--json'], h);
+      const written = (
+        JSON.parse(h.stdout[0]!) as {
+          type: string;
+          data: { seq: number; rootWarnings?: string[] };
+        }[]
+      ).filter((e) => e.type === 'BackupWritten');
+      expect(written.map((e) => e.data.seq)).toEqual([1, 2, 3, 4]);
+      expect(written[3]!.data.rootWarnings?.join(' ')).toMatch(/record\(s\) 3 were committed/);
+      expect(written[2]!.data.rootWarnings).toBeUndefined();
     });
   } finally {
     await p.close();

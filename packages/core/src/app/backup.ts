@@ -34,6 +34,8 @@ export interface BackupDeps {
   progress?: Progress;
   /** Aborts the capture (Ctrl-C); clean-up still runs. */
   signal?: AbortSignal;
+  /** One line per problem the ring found with its root (and recovered) when opened. */
+  onNote?: (line: string) => void;
 }
 
 export interface BackupOptions {
@@ -60,6 +62,8 @@ export interface BackupResult {
   rawBytes: number;
   storedBytes: number;
   evicted: number[];
+  /** What the ring found wrong with its root and recovered (also in the BackupWritten event). */
+  rootWarnings?: string[];
 }
 
 /** Runs `fn` over `items` with at most `limit` at once, results in order. */
@@ -228,6 +232,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     deps.progress?.({ phase: 'write', done: 0, total: 1, bytes: archived.storedBytes });
     const att = await pool.attach(vdiUuid, { readOnly: false });
     let written: { seq: number; evicted: number[]; storedBytes: number; date: string };
+    let rootWarnings: string[] = [];
     try {
       const ring = await openOrFormat(
         disk,
@@ -236,6 +241,8 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         // A VDI just created is ours whatever it holds (a thick LVM volume may hold old bytes).
         { reinit: (opts.reinit ?? false) || createdVdi, keep },
       );
+      rootWarnings = ring.status?.warnings ?? [];
+      for (const w of rootWarnings) deps.onNote?.(`warning: backup disk root: ${w}`);
       try {
         const taken = new Set(ring.list().map((r) => decodeLabel(r.label)?.date ?? ''));
         const date = uniqueDate(now, taken);
@@ -278,6 +285,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         storedBytes: written.storedBytes,
         formatVersion: BACKUP_FORMAT_VERSION,
         evicted: written.evicted,
+        ...(rootWarnings.length > 0 ? { rootWarnings } : {}),
       },
     });
     return {
@@ -289,6 +297,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       rawBytes: archived.rawBytes,
       storedBytes: written.storedBytes,
       evicted: written.evicted,
+      ...(rootWarnings.length > 0 ? { rootWarnings } : {}),
     };
   } catch (e) {
     if (rec.current.status === 'running') {
