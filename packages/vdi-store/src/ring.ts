@@ -797,6 +797,12 @@ async function inspect(
     salvaged.map((s) => s.nonce),
     notes,
   );
+  if (root.entries.length === 0 && opts.fullScan && blank) {
+    throw new RingError(
+      'RING_NOT_FORMATTED',
+      'the disk holds no xsmeta root and no xsmeta record: nothing to repair',
+    );
+  }
   if (root.entries.length === 0 && !opts.fullScan) {
     throw new RingError(
       blank ? 'RING_ROOT_LOST' : 'RING_CORRUPT',

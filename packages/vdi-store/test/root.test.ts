@@ -107,6 +107,14 @@ describe('a damaged or rolled-back root is detected and recovered', () => {
     expect(sha(dev.snapshot())).toBe(sha(image));
   });
 
+  it('repair refuses a disk with no root and no record (nothing to repair, nothing written)', async () => {
+    const dev = new MemoryDevice(DATA_START + 32 * BLOCK);
+    await expect(Ring.repair(dev, { apply: true, expect: ID })).rejects.toMatchObject({
+      code: 'RING_NOT_FORMATTED',
+    });
+    expect(dev.snapshot().every((b) => b === 0)).toBe(true);
+  });
+
   it('repair leaves out records of an earlier ring on the same disk', async () => {
     const { dev } = await ringOf(6);
     const ring = await Ring.format(dev, { ...ID, intent: 'reinitialise' });
