@@ -580,11 +580,11 @@ type Failure = Extract<RootResult, { ok: false }>;
  * Builds a root from the records alone, for when both copies are unusable. Keeps the records
  * of one ring: those whose header checksums agree with a nonce salvaged from a damaged copy, or,
  * when none does (the nonce is lost), the fingerprint of the newest record; within those, the
- * newest `maxRecords` by creation time, one per seq.
+ * newest `retain` by creation time, one per seq.
  */
 async function rebuild(
   dev: BlockDevice,
-  id: { vdiUuid: string; srUuid: string; maxRecords: number },
+  id: { vdiUuid: string; srUuid: string; maxRecords: number; retain: number },
   nonces: Uint8Array[],
   notes: string[],
   minSeq = 1,
@@ -623,16 +623,16 @@ async function rebuild(
     if (!had || r.entry.createdAt > had.createdAt) bySeq.set(r.entry.seq, r.entry);
   }
   let entries = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
-  if (entries.length > id.maxRecords) {
+  if (entries.length > id.retain) {
     const keep = new Set(
       entries
         .slice()
         .sort((a, b) => b.createdAt - a.createdAt || b.seq - a.seq)
-        .slice(0, id.maxRecords),
+        .slice(0, id.retain),
     );
     for (const e of entries)
       if (!keep.has(e))
-        notes.push(`record ${e.seq} is beyond the retention of ${id.maxRecords}: left out`);
+        notes.push(`record ${e.seq} is beyond the retention of ${id.retain}: left out`);
     entries = entries.filter((e) => keep.has(e));
   }
   return {
@@ -793,7 +793,13 @@ async function inspect(
   const notes: string[] = [];
   const root = await rebuild(
     dev,
-    { ...id, maxRecords: opts.maxRecords ?? id.maxRecords },
+    {
+      ...id,
+      maxRecords: opts.maxRecords ?? id.maxRecords,
+      // Without a copy to say the ring's retention, keep every intact record (nothing lost;
+      // the next backup's retention evicts the oldest again).
+      retain: opts.maxRecords ?? (salvaged[0] ? id.maxRecords : MAX_SLOTS),
+    },
     salvaged.map((s) => s.nonce),
     notes,
   );

@@ -178,3 +178,14 @@ describe('format versions', () => {
     expect((await again.verify()).ok).toBe(true);
   });
 });
+
+it('a zeroed root of a ring that kept more than 25: repair keeps every intact record', async () => {
+  const { dev, ring } = await freshRing(DATA_START + 128 * BLOCK, 40);
+  for (let i = 1; i <= 30; i++)
+    await ring.append({ label: label(`r${i}`), data: payload(i, 100), createdAt: i });
+  const img = dev.snapshot();
+  img.fill(0, 0, DATA_START);
+  const rep = await Ring.repair(new MemoryDevice(img), { apply: false, expect: ID });
+  expect(rep.records).toHaveLength(30);
+  expect(rep.ignored).toEqual([]);
+});
