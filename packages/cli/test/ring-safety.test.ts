@@ -156,3 +156,21 @@ it('verify decodes every part as restore would: a record restore refuses fails v
     await p.close();
   }
 });
+
+it('only -i (confirmed) starts a new ring over backups whose root is lost', async () => {
+  const p = await pool({ vms: 2 });
+  try {
+    await withEnv(p.env, async () => {
+      expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
+      expect(await xsmeta(['backup'], capture())).toBe(0);
+      const img = ringImage(p.dir);
+      await patch(img, 0, new Uint8Array(256 * 1024));
+      expect(await xeBackup([], capture())).not.toBe(0);
+      expect(await xeBackup(['-i', '-y'], capture())).toBe(0);
+      expect(await seqs()).toEqual([1]);
+      expect(await xsmeta(['verify'], capture())).toBe(0);
+    });
+  } finally {
+    await p.close();
+  }
+});
