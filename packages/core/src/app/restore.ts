@@ -66,11 +66,24 @@ export interface BackupContent {
   formatVersion: number;
   poolUuid: string;
   vmMap: VmMapEntry[];
-  vmExport(uuid: string): Uint8Array | undefined;
+  /**
+   * A VM's metadata export. A ring record hands them out as it decodes its archive again, in
+   * archive order (the vm-map's), so memory stays at a few parts, not the whole record.
+   */
+  vmExport(uuid: string): Uint8Array | undefined | Promise<Uint8Array | undefined>;
+  /** The VMs the restore will ask for, in order: the others are skipped, not held. */
+  select?(uuids: readonly string[]): void;
+  /** Ends the second decoding early (the restore asked for all it wanted). */
+  release?(): Promise<void>;
   srmeta: SrMeta[];
 }
 
-/** Reads and checks one ring record into memory: archive checksums, manifest, format version. */
+/**
+ * Reads and checks one ring record: archive checksums, manifest, format version, every part
+ * against the manifest, all before any change; keeps only the VM map and SRMETA. The VM
+ * exports are decoded again when asked for (see BackupContent.vmExport): memory is bounded by
+ * the restore's parallelism times the largest part, not by the record.
+ */
 export async function readRecord(
   archive: ArchivePort,
   bytes: Uint8Array,
@@ -86,7 +99,7 @@ export async function readRecord(
   const files = new Map<string, Uint8Array>();
   const sums = new Map<string, string>();
   for await (const p of archive.read(parts)) {
-    files.set(p.name, p.data);
+    if (p.name === PART.vmMap || p.name === PART.srmeta) files.set(p.name, p.data);
     sums.set(p.name, p.sha256);
   }
   for (const p of manifest.parts) {
@@ -104,11 +117,51 @@ export async function readRecord(
     formatVersion: manifest.formatVersion,
     poolUuid: manifest.poolUuid,
     vmMap,
-    vmExport: (uuid) => {
-      const e = vmMap.find((v) => v.uuid === uuid);
-      return e ? files.get(PART.vm(uuid, e.isTemplate)) : undefined;
-    },
+    ...exportsOnDemand(archive, parts, vmMap),
     srmeta: decodeSrMeta(text(PART.srmeta)),
+  };
+}
+
+/** The VM exports of a checked record, decoded again in archive order as they are asked for. */
+function exportsOnDemand(
+  archive: ArchivePort,
+  parts: Uint8Array,
+  vmMap: VmMapEntry[],
+): Pick<BackupContent, 'vmExport' | 'select' | 'release'> {
+  const byPart = new Map(vmMap.map((v) => [PART.vm(v.uuid, v.isTemplate), v.uuid]));
+  const held = new Map<string, Uint8Array>();
+  let wanted: Set<string> | null = null;
+  let stream: AsyncIterator<{ name: string; data: Uint8Array }> | null = null;
+  let queue: Promise<unknown> = Promise.resolve();
+  const pull = async (uuid: string): Promise<Uint8Array | undefined> => {
+    const have = held.get(uuid);
+    if (have) {
+      held.delete(uuid);
+      return have;
+    }
+    stream ??= archive.read(parts)[Symbol.asyncIterator]();
+    for (;;) {
+      const r = await stream.next();
+      if (r.done) return undefined;
+      const u = byPart.get(r.value.name);
+      if (u === uuid) return r.value.data;
+      // Asked for out of order by a parallel import: kept until then; never asked: dropped.
+      if (u !== undefined && (!wanted || wanted.has(u))) held.set(u, r.value.data);
+    }
+  };
+  return {
+    vmExport: (uuid) => {
+      const run = queue.then(() => pull(uuid));
+      queue = run.catch(() => {});
+      return run;
+    },
+    select: (uuids) => {
+      wanted = new Set(uuids);
+    },
+    release: async () => {
+      held.clear();
+      await stream?.return?.();
+    },
   };
 }
 
@@ -236,70 +289,73 @@ export async function runRestore(
   const chosen =
     opts.mode === 'sr' ? content.vmMap.filter((v) => v.srUuids.includes(id.srUuid)) : content.vmMap;
   let done = 0;
-  const vms = await mapLimit(chosen, opts.parallel ?? 8, async (vm): Promise<VmOutcome> => {
-    const body = content.vmExport(vm.uuid);
-    let out: VmOutcome;
-    if (!body) {
-      out = {
-        uuid: vm.uuid,
-        name: vm.name,
-        isTemplate: vm.isTemplate,
-        ok: false,
-        code: 'BACKUP_INVALID',
-        params: [],
-        message: 'the backup holds no metadata export for this VM',
-      };
-    } else {
-      try {
-        await deps.pool.importMetadata(body, { force: opts.force, dryRun: opts.dryRun });
-        out = { uuid: vm.uuid, name: vm.name, isTemplate: vm.isTemplate, ok: true };
-      } catch (e) {
-        const params = ((e as { params?: unknown }).params as string[] | undefined) ?? [];
+  content.select?.(chosen.map((v) => v.uuid));
+  const importAll = () =>
+    mapLimit(chosen, opts.parallel ?? 8, async (vm): Promise<VmOutcome> => {
+      const body = await content.vmExport(vm.uuid);
+      let out: VmOutcome;
+      if (!body) {
         out = {
           uuid: vm.uuid,
           name: vm.name,
           isTemplate: vm.isTemplate,
           ok: false,
-          code: errorCode(e) ?? 'ERROR',
-          params,
-          message: (e as Error).message,
+          code: 'BACKUP_INVALID',
+          params: [],
+          message: 'the backup holds no metadata export for this VM',
         };
+      } else {
+        try {
+          await deps.pool.importMetadata(body, { force: opts.force, dryRun: opts.dryRun });
+          out = { uuid: vm.uuid, name: vm.name, isTemplate: vm.isTemplate, ok: true };
+        } catch (e) {
+          const params = ((e as { params?: unknown }).params as string[] | undefined) ?? [];
+          out = {
+            uuid: vm.uuid,
+            name: vm.name,
+            isTemplate: vm.isTemplate,
+            ok: false,
+            code: errorCode(e) ?? 'ERROR',
+            params,
+            message: (e as Error).message,
+          };
+        }
       }
-    }
-    await rec.exec(
-      out.ok
-        ? {
-            type: 'RecordVmRestored',
-            data: {
-              runId,
-              vmUuid: vm.uuid,
-              name: vm.name,
-              isTemplate: vm.isTemplate,
-              dryRun: opts.dryRun,
+      await rec.exec(
+        out.ok
+          ? {
+              type: 'RecordVmRestored',
+              data: {
+                runId,
+                vmUuid: vm.uuid,
+                name: vm.name,
+                isTemplate: vm.isTemplate,
+                dryRun: opts.dryRun,
+              },
+            }
+          : {
+              type: 'RecordVmFailed',
+              data: {
+                runId,
+                vmUuid: vm.uuid,
+                name: vm.name,
+                code: out.code!,
+                params: out.params ?? [],
+                message: out.message ?? '',
+              },
             },
-          }
-        : {
-            type: 'RecordVmFailed',
-            data: {
-              runId,
-              vmUuid: vm.uuid,
-              name: vm.name,
-              code: out.code!,
-              params: out.params ?? [],
-              message: out.message ?? '',
-            },
-          },
-    );
-    deps.progress?.({
-      phase: 'restore',
-      done: ++done,
-      total: chosen.length,
-      bytes: body?.length ?? 0,
-      item: vm.name,
+      );
+      deps.progress?.({
+        phase: 'restore',
+        done: ++done,
+        total: chosen.length,
+        bytes: body?.length ?? 0,
+        item: vm.name,
+      });
+      deps.onVm?.(out);
+      return out;
     });
-    deps.onVm?.(out);
-    return out;
-  });
+  const vms = await importAll().finally(() => content.release?.());
   // SR and VDI names: an SR that is not in this pool is reported and skipped, never a stop.
   const present = new Map((await deps.pool.srs()).map((s) => [s.uuid, s]));
   const srs: RestoreResult['srs'] = [];
