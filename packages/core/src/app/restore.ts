@@ -290,72 +290,70 @@ export async function runRestore(
     opts.mode === 'sr' ? content.vmMap.filter((v) => v.srUuids.includes(id.srUuid)) : content.vmMap;
   let done = 0;
   content.select?.(chosen.map((v) => v.uuid));
-  const importAll = () =>
-    mapLimit(chosen, opts.parallel ?? 8, async (vm): Promise<VmOutcome> => {
-      const body = await content.vmExport(vm.uuid);
-      let out: VmOutcome;
-      if (!body) {
+  const vms = await mapLimit(chosen, opts.parallel ?? 8, async (vm): Promise<VmOutcome> => {
+    const body = await content.vmExport(vm.uuid);
+    let out: VmOutcome;
+    if (!body) {
+      out = {
+        uuid: vm.uuid,
+        name: vm.name,
+        isTemplate: vm.isTemplate,
+        ok: false,
+        code: 'BACKUP_INVALID',
+        params: [],
+        message: 'the backup holds no metadata export for this VM',
+      };
+    } else {
+      try {
+        await deps.pool.importMetadata(body, { force: opts.force, dryRun: opts.dryRun });
+        out = { uuid: vm.uuid, name: vm.name, isTemplate: vm.isTemplate, ok: true };
+      } catch (e) {
+        const params = ((e as { params?: unknown }).params as string[] | undefined) ?? [];
         out = {
           uuid: vm.uuid,
           name: vm.name,
           isTemplate: vm.isTemplate,
           ok: false,
-          code: 'BACKUP_INVALID',
-          params: [],
-          message: 'the backup holds no metadata export for this VM',
+          code: errorCode(e) ?? 'ERROR',
+          params,
+          message: (e as Error).message,
         };
-      } else {
-        try {
-          await deps.pool.importMetadata(body, { force: opts.force, dryRun: opts.dryRun });
-          out = { uuid: vm.uuid, name: vm.name, isTemplate: vm.isTemplate, ok: true };
-        } catch (e) {
-          const params = ((e as { params?: unknown }).params as string[] | undefined) ?? [];
-          out = {
-            uuid: vm.uuid,
-            name: vm.name,
-            isTemplate: vm.isTemplate,
-            ok: false,
-            code: errorCode(e) ?? 'ERROR',
-            params,
-            message: (e as Error).message,
-          };
-        }
       }
-      await rec.exec(
-        out.ok
-          ? {
-              type: 'RecordVmRestored',
-              data: {
-                runId,
-                vmUuid: vm.uuid,
-                name: vm.name,
-                isTemplate: vm.isTemplate,
-                dryRun: opts.dryRun,
-              },
-            }
-          : {
-              type: 'RecordVmFailed',
-              data: {
-                runId,
-                vmUuid: vm.uuid,
-                name: vm.name,
-                code: out.code!,
-                params: out.params ?? [],
-                message: out.message ?? '',
-              },
+    }
+    await rec.exec(
+      out.ok
+        ? {
+            type: 'RecordVmRestored',
+            data: {
+              runId,
+              vmUuid: vm.uuid,
+              name: vm.name,
+              isTemplate: vm.isTemplate,
+              dryRun: opts.dryRun,
             },
-      );
-      deps.progress?.({
-        phase: 'restore',
-        done: ++done,
-        total: chosen.length,
-        bytes: body?.length ?? 0,
-        item: vm.name,
-      });
-      deps.onVm?.(out);
-      return out;
+          }
+        : {
+            type: 'RecordVmFailed',
+            data: {
+              runId,
+              vmUuid: vm.uuid,
+              name: vm.name,
+              code: out.code!,
+              params: out.params ?? [],
+              message: out.message ?? '',
+            },
+          },
+    );
+    deps.progress?.({
+      phase: 'restore',
+      done: ++done,
+      total: chosen.length,
+      bytes: body?.length ?? 0,
+      item: vm.name,
     });
-  const vms = await importAll().finally(() => content.release?.());
+    deps.onVm?.(out);
+    return out;
+  }).finally(() => content.release?.());
   // SR and VDI names: an SR that is not in this pool is reported and skipped, never a stop.
   const present = new Map((await deps.pool.srs()).map((s) => [s.uuid, s]));
   const srs: RestoreResult['srs'] = [];
