@@ -24,6 +24,7 @@ import {
 } from './config.js';
 import { EXIT_PARTIAL, type Io, progressLine } from './output.js';
 import { lockSr } from './process/lock.js';
+import { rootOf, warnRoot } from './ring-report.js';
 import {
   archive,
   connect,
@@ -106,6 +107,7 @@ export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<Backup
               progress: progressLine(io),
               signal: controller.signal,
               sleep: (ms) => retryTiming.sleep(ms),
+              onNote: (line) => io.err(`xsmeta: ${line}`),
             },
             {
               ...(srUuid ? { srUuid } : {}),
@@ -177,9 +179,10 @@ export async function cmdBackup(argv: string[], io: Io): Promise<number> {
 export async function cmdList(argv: string[], io: Io): Promise<number> {
   const { values } = parse(argv, { sr: { type: 'string' }, json: { type: 'boolean' } });
   const s = resolveSettings(connectionFlags(values));
-  const rows = await withBackupRing(s, values.sr as string | undefined, async (ring) =>
-    listings(ring),
-  );
+  const rows = await withBackupRing(s, values.sr as string | undefined, async (ring) => {
+    warnRoot(ring, io);
+    return listings(ring);
+  });
   if (values.json) {
     io.out(JSON.stringify(rows.map(({ converted: _, ...r }) => r)));
   } else {
@@ -209,12 +212,14 @@ export async function cmdVerify(argv: string[], io: Io): Promise<number> {
     ...(r.ok ? {} : { error: r.error ?? r.code ?? 'damaged' }),
     ...(partial.get(r.seq) ? { skippedVms: partial.get(r.seq) } : {}),
   }));
-  if (values.json) io.out(JSON.stringify({ ok: report.ok, records }));
-  else
+  if (values.json) io.out(JSON.stringify({ ok: report.ok, ...rootOf(report), records }));
+  else {
+    for (const w of report.root?.warnings ?? []) io.out(`root: ${w}`);
     for (const r of records)
       io.out(
         `seq ${r.seq}: ${r.ok ? 'ok' : `DAMAGED: ${r.error}`}${r.skippedVms ? ` (partial: ${r.skippedVms} VM(s) left out)` : ''}`,
       );
+  }
   return report.ok ? 0 : 1;
 }
 
@@ -277,6 +282,7 @@ export function restoreOn(
           events,
           progress: progressLine(io),
           onVm: (v) => onVm?.(vmLine(v, a.dryRun)),
+          onNote: (line) => io.err(line),
         },
         {
           ...(a.srUuid ? { srUuid: a.srUuid } : {}),

@@ -14,8 +14,9 @@ import {
   type PoolPort,
   type SrInfo,
   type VmInfo,
+  verifyRecord,
 } from '@xsmeta/core';
-import { openFileDevice, Ring, readArchive, writeArchive } from '@xsmeta/vdi-store';
+import { openFileDevice, Ring, readArchive, scanArchive, writeArchive } from '@xsmeta/vdi-store';
 import {
   backupVdiUuid,
   ovaNetworks,
@@ -27,6 +28,7 @@ import {
 } from '@xsmeta/xapi';
 import { ClassicLevel } from 'classic-level';
 import { ConfigError, localSocket, readInventory, type Settings } from './config.js';
+import { ringKeys } from './keys.js';
 import { quietPipes } from './output.js';
 import { myOwner, ownerGone, parseOwner } from './process/owner.js';
 
@@ -632,7 +634,13 @@ export const disk: DiskPort = {
   async open(path, opts) {
     const dev = closeOnSignal(await openFileDevice(path, { readOnly: opts.readOnly }));
     try {
-      return await Ring.open(dev, { readOnly: opts.readOnly, expect: opts.expect });
+      return await Ring.open(dev, {
+        readOnly: opts.readOnly,
+        expect: opts.expect,
+        // verify decodes every part within the limits restore applies, keeping none.
+        check: (bytes) => verifyRecord(bytes, archive, scanArchive),
+        ...ringKeys(),
+      });
     } catch (e) {
       await dev.close();
       throw e;
@@ -641,7 +649,8 @@ export const disk: DiskPort = {
   async format(path, id) {
     const dev = closeOnSignal(await openFileDevice(path));
     try {
-      return await Ring.format(dev, id);
+      // intent 'reinitialise' only from a confirmed -i or a VDI just created (core's openOrFormat).
+      return await Ring.format(dev, { ...id, ...ringKeys() });
     } catch (e) {
       await dev.close();
       throw e;

@@ -347,3 +347,24 @@ it('converts the one date asked for, recorded as coming from format 1', async ()
     { data: { date: old[1], fromFormatVersion: 1, formatVersion: BACKUP_FORMAT_VERSION } },
   ]);
 });
+
+it('a legacy backup beyond the record limits restore applies is skipped, never written; the others convert', async () => {
+  const { ring, records } = memoryRing(1_000_000, 25, []);
+  const d = deps(ring, old, 10, 10_000_000, 3);
+  const write = d.archive.write;
+  let calls = 0;
+  // The real writer refuses an archive the reader would refuse (ARCHIVE_LIMIT): the second one.
+  d.archive.write = async (parts, opts) => {
+    if (++calls === 2)
+      throw Object.assign(new Error('the backup holds more than 100000 parts: ...'), {
+        code: 'ARCHIVE_LIMIT',
+      });
+    return write(parts, opts);
+  };
+  const r = await runConvert(d, { srUuid: 'sr', legacyVdiUuid: 'legacy' });
+  expect(r.skipped).toEqual([
+    { date: expect.any(String), reason: expect.stringMatching(/^ARCHIVE_LIMIT: .*100000 parts/) },
+  ]);
+  expect(r.converted).toHaveLength(2);
+  expect(records).toHaveLength(2);
+});

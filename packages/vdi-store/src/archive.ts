@@ -24,16 +24,38 @@ export interface ArchiveSummary {
 }
 
 export interface ArchiveLimits {
+  /** Parts in one archive. */
   maxParts: number;
+  /** Bytes of one part (what a reader holds in memory at once). */
   maxPartBytes: number;
+  /** Bytes the compressed stream expands to (parts plus framing). */
   maxTotalBytes: number;
+  /** Expansion: at most `maxExpansionRatio` × stored bytes + `expansionSlackBytes`. */
+  maxExpansionRatio: number;
+  expansionSlackBytes: number;
 }
 
-const DEFAULT_LIMITS: ArchiveLimits = {
+/**
+ * The one set of limits of a backup record, in one place: writeArchive refuses to produce an
+ * archive beyond them (before anything is committed), and readArchive / scanArchive (restore,
+ * verify) refuse one beyond them, so a record written is a record that reads. Real metadata
+ * compresses ~20×; 1000× leaves room for pools of near-identical VMs and stops a forged record
+ * (a few hundred KiB of Brotli expanding to GiB) after at most ~1000× its size.
+ */
+export const RECORD_LIMITS: Readonly<ArchiveLimits> = Object.freeze({
   maxParts: 100_000,
   maxPartBytes: 256 * 1024 * 1024,
   maxTotalBytes: 2 * 1024 * 1024 * 1024,
-};
+  maxExpansionRatio: 1000,
+  expansionSlackBytes: 64 * 1024 * 1024,
+});
+
+/** How many bytes an archive of `stored` bytes may expand to under `lim`. */
+function expansionBound(stored: number, lim: ArchiveLimits): number {
+  return Math.min(lim.maxTotalBytes, stored * lim.maxExpansionRatio + lim.expansionSlackBytes);
+}
+
+const MiB = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MiB`;
 
 function u32(n: number): Uint8Array {
   const b = new Uint8Array(4);
@@ -41,12 +63,21 @@ function u32(n: number): Uint8Array {
   return b;
 }
 
-/** Packs parts as they arrive; only the compressed output is kept in memory. */
+/**
+ * Packs parts as they arrive; only the compressed output is kept in memory. Refuses
+ * (ARCHIVE_LIMIT) an archive beyond `limits` (default RECORD_LIMITS), which no reader would read.
+ */
 export async function writeArchive(
   parts: AsyncIterable<ArchivePart> | Iterable<ArchivePart>,
-  opts: { maxStoredBytes?: number; quality?: number } = {},
+  opts: { maxStoredBytes?: number; quality?: number; limits?: Partial<ArchiveLimits> } = {},
 ): Promise<ArchiveSummary> {
   const max = opts.maxStoredBytes ?? Number.POSITIVE_INFINITY;
+  const lim: ArchiveLimits = { ...RECORD_LIMITS, ...opts.limits };
+  const refuse = (what: string) =>
+    new ArchiveError(
+      'ARCHIVE_LIMIT',
+      `${what}: no reader would restore it, so it is not written (the backup disk is unchanged)`,
+    );
   const z = createBrotliCompress({
     params: {
       [constants.BROTLI_PARAM_QUALITY]: opts.quality ?? 1,
@@ -96,9 +127,13 @@ export async function writeArchive(
     }
     if (failure) throw failure;
   };
+  let expanded = 0;
   const push = async (b: Uint8Array) => {
     batch.push(b);
     batched += b.length;
+    expanded += b.length;
+    if (expanded > lim.maxTotalBytes)
+      throw refuse(`the backup expands to more than ${MiB(lim.maxTotalBytes)}`);
     if (batched >= 256 * 1024) await drain();
   };
   const summary: ArchiveSummary['parts'] = [];
@@ -106,6 +141,8 @@ export async function writeArchive(
   try {
     await push(MAGIC);
     for await (const part of parts) {
+      if (summary.length >= lim.maxParts)
+        throw refuse(`the backup holds more than ${lim.maxParts} parts`);
       const name = enc.encode(part.name);
       if (name.length === 0 || name.length > 1024) {
         throw new ArchiveError('ARCHIVE_LIMIT', `bad part name ${JSON.stringify(part.name)}`);
@@ -119,6 +156,8 @@ export async function writeArchive(
         if (chunk.length === 0) continue;
         hash.update(chunk);
         size += chunk.length;
+        if (size > lim.maxPartBytes)
+          throw refuse(`part ${part.name} is larger than ${MiB(lim.maxPartBytes)}`);
         await push(Uint8Array.of(0x43));
         await push(u32(chunk.length));
         await push(chunk);
@@ -142,11 +181,16 @@ export async function writeArchive(
     throw failure ?? e;
   }
   if (failure) throw failure;
+  if (expanded > expansionBound(stored, lim)) {
+    throw refuse(
+      `the backup's ${stored} stored bytes expand to ${expanded}, more than ${lim.maxExpansionRatio}× (+${MiB(lim.expansionSlackBytes)})`,
+    );
+  }
   const bytes = new Uint8Array(Buffer.concat(out));
   return { bytes, rawBytes: raw, storedBytes: bytes.length, parts: summary };
 }
 
-async function* inflate(bytes: Uint8Array, maxTotal: number): AsyncIterable<Buffer> {
+async function* inflate(bytes: Uint8Array, maxTotal: number, why: string): AsyncIterable<Buffer> {
   const z = createBrotliDecompress();
   const queue: Buffer[] = [];
   let done = false;
@@ -160,7 +204,7 @@ async function* inflate(bytes: Uint8Array, maxTotal: number): AsyncIterable<Buff
   z.on('data', (c: Buffer) => {
     total += c.length;
     if (total > maxTotal) {
-      error = new ArchiveError('ARCHIVE_LIMIT', `archive expands past ${maxTotal} bytes`);
+      error = new ArchiveError('ARCHIVE_LIMIT', `archive expands past ${maxTotal} bytes (${why})`);
       z.destroy();
     } else {
       queue.push(c);
@@ -227,17 +271,47 @@ class Cursor {
   }
 }
 
-/** Unpacks parts one by one, checking each part's size and sha256; bounded by `limits`. */
-export async function* readArchive(
+/**
+ * Unpacks parts one by one, checking each part's size and sha256; bounded by `limits` (default
+ * RECORD_LIMITS, the writer's): memory by the largest part, time by the expansion bound.
+ */
+export function readArchive(
   bytes: Uint8Array,
   limits: Partial<ArchiveLimits> = {},
 ): AsyncIterable<{ name: string; data: Uint8Array; sha256: string }> {
-  const lim = { ...DEFAULT_LIMITS, ...limits };
+  return unpack(bytes, limits, true);
+}
+
+/**
+ * Decodes and checks every part as readArchive does, keeping none: memory stays at one
+ * decompressed chunk whatever the parts' sizes (verify). Yields each part's name, size and sha256.
+ */
+export async function* scanArchive(
+  bytes: Uint8Array,
+  limits: Partial<ArchiveLimits> = {},
+): AsyncIterable<{ name: string; rawBytes: number; sha256: string }> {
+  for await (const p of unpack(bytes, limits, false))
+    yield { name: p.name, rawBytes: p.size, sha256: p.sha256 };
+}
+
+async function* unpack(
+  bytes: Uint8Array,
+  limits: Partial<ArchiveLimits>,
+  retain: boolean,
+): AsyncIterable<{ name: string; data: Uint8Array; sha256: string; size: number }> {
+  const lim = { ...RECORD_LIMITS, ...limits };
   if (bytes.length < MAGIC.length || !MAGIC.every((b, i) => bytes[i] === b)) {
     throw new ArchiveError('ARCHIVE_CORRUPT', 'not an xsmeta archive (bad magic)');
   }
+  const bound = expansionBound(bytes.length, lim);
   const cur = new Cursor(
-    inflate(bytes.subarray(MAGIC.length), lim.maxTotalBytes)[Symbol.asyncIterator](),
+    inflate(
+      bytes.subarray(MAGIC.length),
+      bound,
+      bound < lim.maxTotalBytes
+        ? `more than ${lim.maxExpansionRatio}× its ${bytes.length} stored bytes: a forged or damaged record`
+        : 'the limit every xsmeta reader and writer applies',
+    )[Symbol.asyncIterator](),
   );
   const inner = await cur.take(MAGIC.length);
   if (!MAGIC.every((b, i) => inner[i] === b))
@@ -277,9 +351,13 @@ export async function* readArchive(
             `part ${name} is larger than ${lim.maxPartBytes} bytes`,
           );
         }
-        const c = Buffer.from(await cur.take(n));
-        hash.update(c);
-        chunks.push(c);
+        // Large chunks are taken piecewise: memory stays bounded when nothing is retained.
+        for (let left = n; left > 0; ) {
+          const c = await cur.take(Math.min(left, 1024 * 1024));
+          hash.update(c);
+          if (retain) chunks.push(Buffer.from(c));
+          left -= c.length;
+        }
         size += n;
       } else if (t === 0x45) {
         const tail = await cur.take(40);
@@ -290,8 +368,9 @@ export async function* readArchive(
         }
         yield {
           name,
-          data: new Uint8Array(Buffer.concat(chunks, size)),
+          data: retain ? new Uint8Array(Buffer.concat(chunks, size)) : new Uint8Array(0),
           sha256: sha.toString('hex'),
+          size,
         };
         break;
       } else {

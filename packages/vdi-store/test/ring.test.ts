@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { MemoryDevice, RING_FORMAT_VERSION, Ring, RingError } from '../src/index.js';
 import { DATA_START } from '../src/ring.js';
@@ -112,8 +113,17 @@ describe('Ring', () => {
   it('refuses a newer incompatible format, naming both versions', async () => {
     const { dev } = await freshRing(2 * MiB);
     const img = dev.snapshot();
-    for (const base of [0, 128 * 1024])
-      new DataView(img.buffer).setUint16(base + 10, RING_FORMAT_VERSION + 1, true);
+    for (const base of [0, 128 * 1024]) {
+      const v = new DataView(img.buffer);
+      v.setUint16(base + 10, RING_FORMAT_VERSION + 1, true);
+      // A real newer root: its checksum holds (a flipped version byte alone is damage).
+      const end = base + 256 + v.getUint16(base + 14, true) * 560;
+      v.setUint32(
+        base + 248,
+        crc32(img.subarray(base + 252, end), crc32(img.subarray(base, base + 248))),
+        true,
+      );
+    }
     const err = await Ring.open(new MemoryDevice(img)).catch((e) => e);
     expect(err.code).toBe('RING_VERSION_UNSUPPORTED');
     expect(err.message).toContain(`version ${RING_FORMAT_VERSION + 1}`);
@@ -130,7 +140,7 @@ describe('Ring', () => {
     expect(u.free).toBe(u.capacity - u.used);
   });
 
-  it('listing reads a constant number of bytes, whatever the ring holds', async () => {
+  it('listing reads the roots and one small header per possible place of a newer record', async () => {
     const { dev, ring } = await freshRing(8 * MiB);
     for (let i = 1; i <= 25; i++)
       await ring.append({ label: label(`${i}`), data: payload(i, 100_000) });
@@ -150,7 +160,10 @@ describe('Ring', () => {
     });
     const r = await Ring.open(counting);
     expect(r.list()).toHaveLength(25);
-    expect(reads).toBe(2);
-    expect(bytes).toBe(256 * 1024);
+    // Two root copies, then at most one 64-byte header per listed record's start and end, and
+    // the start of the data area (looking for committed records beyond the root).
+    expect(reads).toBeLessThanOrEqual(2 + 2 * 25 + 1);
+    expect(bytes).toBeLessThanOrEqual(2 * (256 + 128 * 560) + 64 * (2 * 25 + 1));
+    expect(r.status.ok).toBe(true);
   });
 });

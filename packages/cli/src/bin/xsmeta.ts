@@ -1,6 +1,8 @@
 import { cmdBackup, cmdHistory, cmdList, cmdRestore, cmdVerify } from '../commands.js';
 import { UsageError } from '../config.js';
+import { cmdKeys, KEYS_HELP } from '../keys.js';
 import { errorLine, exitCodeOf, type Io, stdio } from '../output.js';
+import { cmdRepair, REPAIR_HELP } from '../repair.js';
 import { cmdSchedule } from '../schedule.js';
 
 const CONNECTION = `Connection (flag / environment / default):
@@ -27,6 +29,8 @@ Commands:
   schedule   show or set the backup schedule (daily, weekly, monthly, never)
   history    show the recorded events
   legacy     list or convert the backups of the old xe-backup-metadata (ext3)
+  repair     rebuild the backup disk's root (index) from its records
+  keys       create a key pair for signed backups (keys init)
   console    the console (Backup, Restore and Update)
 
 Run 'xsmeta <command> --help' for its options.
@@ -67,6 +71,8 @@ Ends with 'Restored N VM(s), and M error(s)'; exit status M (at most 125).`,
             VDI itself, a verified copy of it is kept as a new VDI first.
   --sr UUID   the SR (default: the pool's default SR)`,
   console: 'usage: xsmeta console\n  The console: arrow keys, Enter and Esc.',
+  repair: REPAIR_HELP,
+  keys: KEYS_HELP,
 };
 
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
@@ -101,6 +107,10 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         const { cmdLegacy } = await import('../legacy.js');
         return await cmdLegacy(rest, io);
       }
+      case 'repair':
+        return await cmdRepair(rest, io);
+      case 'keys':
+        return await cmdKeys(rest, io);
       case 'console': {
         // A console on a terminal is interactive even inside a CI job: Ink must draw every frame.
         if (process.stdout.isTTY) process.env.CI = 'false';

@@ -37,6 +37,8 @@ export interface BackupDeps {
   signal?: AbortSignal;
   /** Waits between the retries of a refused export (tests pass one that needs no real time). */
   sleep?: (ms: number) => Promise<void>;
+  /** One line per problem the ring found with its root (and recovered) when opened. */
+  onNote?: (line: string) => void;
 }
 
 /**
@@ -93,6 +95,8 @@ export interface BackupResult {
   evicted: number[];
   /** VMs left out (xapi kept refusing their export): the backup is partial when any. */
   skipped: SkippedVm[];
+  /** What the ring found wrong with its root and recovered (also in the BackupWritten event). */
+  rootWarnings?: string[];
 }
 
 /** Runs `fn` over `items` with at most `limit` at once, results in order. */
@@ -113,7 +117,10 @@ export async function mapLimit<T, R>(
   return out;
 }
 
-/** Opens the ring on an attached backup VDI, formatting a blank one (never a foreign one). */
+/**
+ * Opens the ring on an attached backup VDI, formatting a blank one (never a foreign one, nor
+ * one whose root is lost but which holds records: the ring refuses and points to repair).
+ */
 export async function openOrFormat(
   disk: DiskPort,
   att: Attachment,
@@ -121,7 +128,11 @@ export async function openOrFormat(
   opts: { reinit: boolean; keep: number },
 ): Promise<RingPort> {
   if (opts.reinit)
-    return disk.format(att.devicePath, { ...id, maxRecords: Math.max(opts.keep, DEFAULT_KEEP) });
+    return disk.format(att.devicePath, {
+      ...id,
+      maxRecords: Math.max(opts.keep, DEFAULT_KEEP),
+      intent: 'reinitialise',
+    });
   try {
     return await disk.open(att.devicePath, { readOnly: false, expect: id });
   } catch (e) {
@@ -333,6 +344,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     deps.progress?.({ phase: 'write', done: 0, total: 1, bytes: archived.storedBytes });
     const att = await pool.attach(vdiUuid, { readOnly: false });
     let written: { seq: number; evicted: number[]; storedBytes: number; date: string };
+    let rootWarnings: string[] = [];
     try {
       const ring = await openOrFormat(
         disk,
@@ -341,6 +353,8 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         // A VDI just created is ours whatever it holds (a thick LVM volume may hold old bytes).
         { reinit: (opts.reinit ?? false) || createdVdi, keep },
       );
+      rootWarnings = ring.status?.warnings ?? [];
+      for (const w of rootWarnings) deps.onNote?.(`warning: backup disk root: ${w}`);
       try {
         const taken = new Set(ring.list().map((r) => decodeLabel(r.label)?.date ?? ''));
         const date = uniqueDate(now, taken);
@@ -384,6 +398,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         storedBytes: written.storedBytes,
         formatVersion: BACKUP_FORMAT_VERSION,
         evicted: written.evicted,
+        ...(rootWarnings.length > 0 ? { rootWarnings } : {}),
       },
     });
     return {
@@ -396,6 +411,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       storedBytes: written.storedBytes,
       evicted: written.evicted,
       skipped: skippedVms,
+      ...(rootWarnings.length > 0 ? { rootWarnings } : {}),
     };
   } catch (e) {
     if (rec.current.status === 'running') {

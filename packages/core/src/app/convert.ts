@@ -143,6 +143,9 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
           const code = errorCode(e) ?? '';
           if (code === 'ARCHIVE_TOO_LARGE')
             skipped.push({ date, reason: 'no room for it on the backup disk with the newer ones' });
+          // Beyond the record limits restore applies: never written, the others go on.
+          else if (code === 'ARCHIVE_LIMIT')
+            skipped.push({ date, reason: `${code}: ${(e as Error).message}` });
           // A backup the reader refuses (damaged, hostile): reported, the rest go on. A limit or
           // the time budget hit is the whole disk's problem: the run stops before any write.
           else if (

@@ -65,3 +65,4 @@ export {
   runRestore,
   type VmOutcome,
 } from './restore.js';
+export { type PartScanner, verifyRecord } from './verify-record.js';

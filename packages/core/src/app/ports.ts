@@ -99,8 +99,12 @@ export interface RingPort {
   readAll(seq: number): Promise<Uint8Array>;
   verify(): Promise<{
     ok: boolean;
+    /** The root's state: a damaged or rolled-back root makes `ok` false. */
+    root?: RingStatusPort;
     records: { seq: number; ok: boolean; code?: string; error?: string }[];
   }>;
+  /** What opening found about the ring's root (damage, recovery); absent in fakes = clean. */
+  readonly status?: RingStatusPort;
   usage(): {
     capacity: number;
     used: number;
@@ -111,15 +115,25 @@ export interface RingPort {
   close(): Promise<void>;
 }
 
+export interface RingStatusPort {
+  ok: boolean;
+  /** One line per finding: a damaged or rolled-back root copy, records recovered, truncation. */
+  warnings: string[];
+}
+
 export interface DiskPort {
   /** Opens the ring on a device; `RING_NOT_FORMATTED` (error code) when there is none. */
   open(
     devicePath: string,
     opts: { readOnly: boolean; expect: { vdiUuid: string; srUuid: string } },
   ): Promise<RingPort>;
+  /**
+   * Formats a ring. Without `intent` it refuses (`RING_NOT_EMPTY`) a disk that holds a ring
+   * root or record headers; `'reinitialise'` is the user's confirmed -i (or a VDI just created).
+   */
   format(
     devicePath: string,
-    identity: { vdiUuid: string; srUuid: string; maxRecords: number },
+    identity: { vdiUuid: string; srUuid: string; maxRecords: number; intent?: 'reinitialise' },
   ): Promise<RingPort>;
 }
 

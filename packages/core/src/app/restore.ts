@@ -24,6 +24,8 @@ export interface RestoreDeps {
   progress?: Progress;
   /** Called for each VM as it is restored (or would be) or fails. */
   onVm?: (r: VmOutcome) => void;
+  /** One line for each newer backup the default restore skips as unrestorable. */
+  onNote?: (line: string) => void;
 }
 
 export interface RestoreOptions {
@@ -67,13 +69,31 @@ export interface BackupContent {
   formatVersion: number;
   poolUuid: string;
   vmMap: VmMapEntry[];
-  vmExport(uuid: string): Uint8Array | undefined;
+  /**
+   * A VM's metadata export. A ring record hands them out as it decodes its archive again, in
+   * archive order (the vm-map's), so memory stays at a few parts, not the whole record.
+   */
+  vmExport(uuid: string): Uint8Array | undefined | Promise<Uint8Array | undefined>;
+  /** The VMs the restore will ask for, in order: the others are skipped, not held. */
+  select?(uuids: readonly string[]): void;
+  /** Ends the second decoding early (the restore asked for all it wanted). */
+  release?(): Promise<void>;
+  /**
+   * Starts handing out exports from the archive's start again, for the VMs named (another
+   * pass: an export is handed out once a pass, so that memory stays bounded).
+   */
+  rewind?(uuids: readonly string[]): Promise<void>;
   srmeta: SrMeta[];
   /** VMs the backup left out (a partial backup). */
   skipped?: SkippedVm[];
 }
 
-/** Reads and checks one ring record into memory: archive checksums, manifest, format version. */
+/**
+ * Reads and checks one ring record: archive checksums, manifest, format version, every part
+ * against the manifest, all before any change; keeps only the VM map and SRMETA. The VM
+ * exports are decoded again when asked for (see BackupContent.vmExport): memory is bounded by
+ * the restore's parallelism times the largest part, not by the record.
+ */
 export async function readRecord(
   archive: ArchivePort,
   bytes: Uint8Array,
@@ -89,7 +109,7 @@ export async function readRecord(
   const files = new Map<string, Uint8Array>();
   const sums = new Map<string, string>();
   for await (const p of archive.read(parts)) {
-    files.set(p.name, p.data);
+    if (p.name === PART.vmMap || p.name === PART.srmeta) files.set(p.name, p.data);
     sums.set(p.name, p.sha256);
   }
   for (const p of manifest.parts) {
@@ -107,18 +127,95 @@ export async function readRecord(
     formatVersion: manifest.formatVersion,
     poolUuid: manifest.poolUuid,
     vmMap,
-    vmExport: (uuid) => {
-      const e = vmMap.find((v) => v.uuid === uuid);
-      return e ? files.get(PART.vm(uuid, e.isTemplate)) : undefined;
-    },
+    ...exportsOnDemand(archive, parts, vmMap),
     srmeta: decodeSrMeta(text(PART.srmeta)),
     skipped: manifest.skipped ?? [],
   };
 }
 
-/** Chooses a record (by date, or the newest that verifies) and reads it, verified. */
+/** The VM exports of a checked record, decoded again in archive order as they are asked for. */
+function exportsOnDemand(
+  archive: ArchivePort,
+  parts: Uint8Array,
+  vmMap: VmMapEntry[],
+): Pick<BackupContent, 'vmExport' | 'select' | 'release' | 'rewind'> {
+  const byPart = new Map(vmMap.map((v) => [PART.vm(v.uuid, v.isTemplate), v.uuid]));
+  const held = new Map<string, Uint8Array>();
+  let wanted: Set<string> | null = null;
+  let stream: AsyncIterator<{ name: string; data: Uint8Array }> | null = null;
+  let queue: Promise<unknown> = Promise.resolve();
+  const pull = async (uuid: string): Promise<Uint8Array | undefined> => {
+    const have = held.get(uuid);
+    if (have) {
+      held.delete(uuid);
+      return have;
+    }
+    stream ??= archive.read(parts)[Symbol.asyncIterator]();
+    for (;;) {
+      const r = await stream.next();
+      if (r.done) return undefined;
+      const u = byPart.get(r.value.name);
+      if (u === uuid) return r.value.data;
+      // Asked for out of order by a parallel import: kept until then; never asked: dropped.
+      if (u !== undefined && (!wanted || wanted.has(u))) held.set(u, r.value.data);
+    }
+  };
+  return {
+    vmExport: (uuid) => {
+      const run = queue.then(() => pull(uuid));
+      queue = run.catch(() => {});
+      return run;
+    },
+    select: (uuids) => {
+      wanted = new Set(uuids);
+    },
+    release: async () => {
+      held.clear();
+      await stream?.return?.();
+    },
+    rewind: (uuids) => {
+      const run = queue.then(async () => {
+        held.clear();
+        await stream?.return?.();
+        stream = null;
+        wanted = new Set(uuids);
+      });
+      queue = run.catch(() => {});
+      return run;
+    },
+  };
+}
+
+/** Errors that make one record unrestorable (the next newest may still be restored). */
+const UNRESTORABLE = new Set([
+  'RING_CORRUPT',
+  'RING_TRUNCATED',
+  'RING_EVICTED',
+  'ARCHIVE_CORRUPT',
+  'ARCHIVE_LIMIT',
+  'BACKUP_DAMAGED',
+  'BACKUP_INVALID',
+  'BACKUP_FORMAT_UNSUPPORTED',
+  // With a verify key configured: not signed, or not by that key (the ring's codes).
+  'RING_UNSIGNED',
+  'RING_BAD_SIGNATURE',
+]);
+
+/** Unrestorable for a reason other than damage: a date asked for fails with its own code. */
+const REFUSED_AS_IS = new Set([
+  'BACKUP_FORMAT_UNSUPPORTED',
+  'ARCHIVE_LIMIT',
+  'RING_UNSIGNED',
+  'RING_BAD_SIGNATURE',
+]);
+
+/**
+ * Chooses a record (by date, or the newest restorable one) and reads it, verified. Without a
+ * date, a newer record that cannot be restored (damaged, beyond the shared record limits,
+ * written by a newer format) is skipped with one line through `onNote`, naming why.
+ */
 export async function loadBackup(
-  deps: Pick<RestoreDeps, 'pool' | 'disk' | 'archive'>,
+  deps: Pick<RestoreDeps, 'pool' | 'disk' | 'archive' | 'onNote'>,
   id: { srUuid: string; vdiUuid: string },
   date: string | undefined,
 ): Promise<BackupContent> {
@@ -133,7 +230,7 @@ export async function loadBackup(
         `no backup dated ${date} on SR ${id.srUuid}; available: ${all.map((l) => l.date).join(', ')}`,
       );
     }
-    let firstError: unknown = null;
+    const errors: unknown[] = [];
     for (const l of candidates) {
       try {
         checkFormatVersion(l.formatVersion);
@@ -141,15 +238,9 @@ export async function loadBackup(
         return await readRecord(deps.archive, bytes, l);
       } catch (e) {
         const code = errorCode(e);
-        if (code === 'BACKUP_FORMAT_UNSUPPORTED') throw e;
-        const damaged =
-          code === 'RING_CORRUPT' ||
-          code === 'ARCHIVE_CORRUPT' ||
-          code === 'BACKUP_DAMAGED' ||
-          code === 'BACKUP_INVALID';
-        if (!damaged) throw e;
-        firstError ??= e;
+        if (!code || !UNRESTORABLE.has(code)) throw e;
         if (date) {
+          if (REFUSED_AS_IS.has(code)) throw e;
           const good = all.find((x) => x.seq !== l.seq);
           throw new AppError(
             'BACKUP_DAMAGED',
@@ -157,12 +248,19 @@ export async function loadBackup(
             { cause: e },
           );
         }
+        errors.push(e);
+        deps.onNote?.(
+          `Skipping backup ${l.date} (seq ${l.seq}), which cannot be restored: ${code}: ${(e as Error).message}`,
+        );
       }
     }
+    const first = errors[0] as Error;
+    // Nothing restorable: every record of a newer format says so as such (upgrade xsmeta).
+    if (errors.every((e) => errorCode(e) === 'BACKUP_FORMAT_UNSUPPORTED')) throw first;
     throw new AppError(
       'BACKUP_DAMAGED',
-      `no backup on SR ${id.srUuid} verifies: ${(firstError as Error).message}`,
-      { cause: firstError },
+      `no backup on SR ${id.srUuid} can be restored: ${first.message}`,
+      { cause: first },
     );
   });
 }
@@ -185,6 +283,8 @@ async function importInOrder(
   importOne: (vm: VmMapEntry) => Promise<VmOutcome>,
 ): Promise<VmOutcome[]> {
   const parallel = opts.parallel ?? 8;
+  const all = chosen.map((v) => v.uuid);
+  content.select?.(all);
   if (opts.dryRun || !pool.networks || !pool.exportNetworks)
     return mapLimit(chosen, parallel, importOne);
   const present = await pool.networks();
@@ -192,8 +292,8 @@ async function importInOrder(
   const bridges = new Set(present.map((n) => n.bridge));
   // Keys of the networks still to be created: a name and a bridge each (xapi matches either).
   const unsettled = new Set<string>();
-  const keysOf = (vm: VmMapEntry): string[] => {
-    const body = content.vmExport(vm.uuid);
+  const keysOf = async (vm: VmMapEntry): Promise<string[]> => {
+    const body = await content.vmExport(vm.uuid);
     if (!body) return [];
     let nets: NetworkKey[];
     try {
@@ -209,12 +309,22 @@ async function importInOrder(
     }
     return keys;
   };
-  const needs = new Map(chosen.map((vm) => [vm.uuid, keysOf(vm)]));
+  // A first pass over the exports (in archive order, one at a time) finds the networks each VM
+  // needs; a record's exports are then read again from the start for the imports.
+  const needs = new Map<string, string[]>();
+  for (const vm of chosen) needs.set(vm.uuid, await keysOf(vm));
   for (const keys of needs.values()) for (const k of keys) unsettled.add(k);
+  if (unsettled.size === 0) {
+    await content.rewind?.(all);
+    return mapLimit(chosen, parallel, importOne);
+  }
+  // Those that may have to go alone are read in one pass (the others are not held meanwhile),
+  // the rest in another, in parallel.
   const outcomes = new Map<string, VmOutcome>();
   const later: VmMapEntry[] = [];
+  await content.rewind?.(chosen.filter((vm) => needs.get(vm.uuid)!.length > 0).map((v) => v.uuid));
   for (const vm of chosen) {
-    const mine = (needs.get(vm.uuid) ?? []).filter((k) => unsettled.has(k));
+    const mine = needs.get(vm.uuid)!.filter((k) => unsettled.has(k));
     if (mine.length === 0) {
       later.push(vm);
       continue;
@@ -223,6 +333,7 @@ async function importInOrder(
     outcomes.set(vm.uuid, out);
     if (out.ok) for (const k of mine) unsettled.delete(k);
   }
+  await content.rewind?.(later.map((v) => v.uuid));
   for (const out of await mapLimit(later, parallel, importOne)) outcomes.set(out.uuid, out);
   return chosen.map((vm) => outcomes.get(vm.uuid)!);
 }
@@ -273,7 +384,7 @@ export async function runRestore(
     opts.mode === 'sr' ? content.vmMap.filter((v) => v.srUuids.includes(id.srUuid)) : content.vmMap;
   let done = 0;
   const importOne = async (vm: VmMapEntry): Promise<VmOutcome> => {
-    const body = content.vmExport(vm.uuid);
+    const body = await content.vmExport(vm.uuid);
     let out: VmOutcome;
     if (!body) {
       out = {
@@ -336,7 +447,9 @@ export async function runRestore(
     deps.onVm?.(out);
     return out;
   };
-  const vms = await importInOrder(deps.pool, chosen, content, opts, importOne);
+  const vms = await importInOrder(deps.pool, chosen, content, opts, importOne).finally(() =>
+    content.release?.(),
+  );
   // SR and VDI names: an SR that is not in this pool is reported and skipped, never a stop.
   const present = new Map((await deps.pool.srs()).map((s) => [s.uuid, s]));
   const srs: RestoreResult['srs'] = [];

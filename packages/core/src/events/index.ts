@@ -43,6 +43,8 @@ export type BackupEvent =
         readonly storedBytes: number;
         readonly formatVersion: number;
         readonly evicted: readonly number[];
+        /** What opening the ring found wrong with its root, recovered before this append. */
+        readonly rootWarnings?: readonly string[];
       };
     }
   | {

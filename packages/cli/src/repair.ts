@@ -1,0 +1,65 @@
+import { backupVdiOf, decodeLabel } from '@xsmeta/core';
+import { openFileDevice, Ring } from '@xsmeta/vdi-store';
+import { parse, withPool } from './commands.js';
+import { connectionFlags, resolveSettings } from './config.js';
+import type { Io } from './output.js';
+import { lockSr } from './process/lock.js';
+import { closeOnSignal } from './runtime.js';
+
+export const REPAIR_HELP = `usage: xsmeta repair [--sr UUID] [--yes] [--json]
+  Rebuild the root (the index) of the SR's backup disk from its records: the surviving root
+  copy plus every committed record found beyond it, or, when both copies are gone, every
+  intact record of the ring (a full scan). A dry run by default: --yes writes the new root.
+  --sr UUID   the SR (default: the pool's default SR)
+  --yes       write the rebuilt root (takes the SR's backup lock)
+Exit 0 when the root is whole (or was rebuilt), 1 otherwise.`;
+
+/** `xsmeta repair`: dry run by default; with --yes writes the rebuilt root under the SR lock. */
+export async function cmdRepair(argv: string[], io: Io): Promise<number> {
+  const { values } = parse(argv, {
+    sr: { type: 'string' },
+    yes: { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  const s = resolveSettings(connectionFlags(values));
+  const apply = values.yes === true;
+  const report = await withPool(s, async (pool) => {
+    const id = await backupVdiOf(pool, values.sr as string | undefined);
+    const unlock = apply ? await lockSr(s.stateDir, id.srUuid, false) : () => {};
+    try {
+      const att = await pool.attach(id.vdiUuid, { readOnly: !apply });
+      try {
+        const dev = closeOnSignal(await openFileDevice(att.devicePath, { readOnly: !apply }));
+        try {
+          return await Ring.repair(dev, { apply, expect: id });
+        } finally {
+          await dev.close();
+        }
+      } finally {
+        await att.detach();
+      }
+    } finally {
+      unlock();
+    }
+  });
+  const records = report.records.map((r) => ({
+    seq: r.seq,
+    date: decodeLabel(r.label)?.date ?? `unknown-${r.seq}`,
+  }));
+  if (values.json) {
+    io.out(JSON.stringify({ ...report, records }));
+  } else {
+    for (const w of report.warnings) io.out(`found: ${w}`);
+    for (const w of report.ignored) io.out(`left out: ${w}`);
+    if (report.clean) io.out(`The root is whole: ${records.length} backup(s), nothing to repair.`);
+    else {
+      for (const r of records) io.out(`${r.date}  seq ${r.seq}`);
+      io.out(
+        report.written
+          ? `Rebuilt the root: it lists ${records.length} backup(s).`
+          : `Would rebuild the root to list ${records.length} backup(s): run again with --yes to write it.`,
+      );
+    }
+  }
+  return report.clean || report.written || !apply ? 0 : 1;
+}

@@ -1,0 +1,108 @@
+import { expect, it } from 'vitest';
+import { joinRecord } from '../src/app/backup.js';
+import {
+  type ArchivePort,
+  type DiskPort,
+  encodeLabel,
+  type PoolPort,
+  type RingPort,
+  runRestore,
+} from '../src/index.js';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const N = 60;
+
+/**
+ * A record of N VM exports restored with parallel 4: the exports are decoded again as the
+ * imports ask for them, so at no point do more than a few sit decoded and not yet imported,
+ * whatever N is (the record is never held decoded as a whole).
+ */
+it('restore holds a few parts at a time, not the record', async () => {
+  // A fake archive: JSON of [name, text]; it counts the parts it hands out.
+  let handedOut = 0;
+  const archive: ArchivePort = {
+    write: () => Promise.reject(new Error('unused')),
+    async *read(bytes) {
+      for (const [name, text] of JSON.parse(dec.decode(bytes)) as [string, string][]) {
+        handedOut++;
+        yield { name, data: enc.encode(text), sha256: `h${name}${text.length}` };
+      }
+    },
+  };
+  const vms = Array.from({ length: N }, (_, i) => ({
+    uuid: `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`,
+    name: `vm${i}`,
+    isTemplate: false,
+    srUuids: ['sr'],
+  }));
+  const parts: [string, string][] = [
+    ['pool-db.xml', '<db/>'],
+    ...vms.map((v): [string, string] => [`vms/${v.uuid}.ova.tar`, `export of ${v.name}`]),
+    ['srmeta.xml', '<meta></meta>'],
+    ['vm-map.json', JSON.stringify(vms)],
+  ];
+  const manifest = {
+    formatVersion: 1,
+    poolUuid: 'p',
+    parts: parts.map(([name, text]) => ({
+      name,
+      rawBytes: text.length,
+      sha256: `h${name}${text.length}`,
+    })),
+  };
+  const record = joinRecord(
+    enc.encode(JSON.stringify(parts)),
+    enc.encode(JSON.stringify([['manifest.json', JSON.stringify(manifest)]])),
+  );
+  const label = encodeLabel({
+    date: '2026-11-25-00-00-00',
+    createdAt: 0,
+    formatVersion: 1,
+    poolUuid: 'p',
+    srUuid: 'sr',
+    vmCount: N,
+    templateCount: 0,
+    rawBytes: 1,
+  });
+  const ring = {
+    list: () => [{ seq: 1, createdAt: 0, size: record.length, label }],
+    readAll: async () => record,
+    close: async () => {},
+  } as unknown as RingPort;
+  const disk = { open: async () => ring } as unknown as DiskPort;
+  let imported = 0;
+  let maxAhead = 0;
+  let firstPass = 0;
+  const pool = {
+    pool: async () => ({ uuid: 'p', defaultSrUuid: 'sr' }),
+    backupVdiUuid: () => 'vdi',
+    findVdi: async () => ({ uuid: 'vdi', srUuid: 'sr', name: '', virtualSize: 0, type: 'user' }),
+    attach: async () => ({ devicePath: '/dev/x', detach: async () => {} }),
+    srs: async () => [],
+    async importMetadata(body: Uint8Array) {
+      // Parts handed out in the second decoding but not imported yet.
+      maxAhead = Math.max(maxAhead, handedOut - firstPass - imported);
+      expect(dec.decode(body)).toMatch(/^export of vm/);
+      await Promise.resolve();
+      imported++;
+    },
+    setSrNames: async () => {},
+    setVdiNames: async () => {},
+  } as unknown as PoolPort;
+  const clock = { now: () => new Date(0) };
+  const origRead = archive.read.bind(archive);
+  let passes = 0;
+  archive.read = (bytes) => {
+    if (dec.decode(bytes).startsWith('[["pool-db.xml"') && ++passes === 2) firstPass = handedOut;
+    return origRead(bytes);
+  };
+  const r = await runRestore(
+    { pool, disk, archive, clock, events: null },
+    { mode: 'all', dryRun: true, force: false, parallel: 4 },
+  );
+  expect(r.vms.filter((v) => v.ok)).toHaveLength(N);
+  expect(passes).toBe(2);
+  // At most the parallel imports plus the part in hand (plus pool-db.xml passed over).
+  expect(maxAhead).toBeLessThanOrEqual(6);
+});
