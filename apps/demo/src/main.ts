@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const bin = (name: string) => join(root, 'node_modules', '.bin', name);
 const work = mkdtempSync(join(tmpdir(), 'xsmeta-demo-'));
 const state = join(work, 'pool');
+const cronDir = join(work, 'cron.d');
+mkdirSync(cronDir);
 let sim: ChildProcess | null = null;
 let env: Record<string, string> = {};
 
@@ -32,6 +34,7 @@ function startSim(extra: string[]): Promise<void> {
           readFileSync(join(state, 'env'), 'utf8')
             .trim()
             .split('\n')
+            .map((l) => l.replace(/^export\s+/, ''))
             .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
         );
         resolveStart();
@@ -60,7 +63,13 @@ function run(
   console.log(`$ ${cmd} ${args.join(' ')}`);
   return new Promise((ok, fail) => {
     const child = spawn(bin(cmd), args, {
-      env: { ...process.env, ...env, XSMETA_STATE_DIR: join(work, 'xsmeta-state') },
+      env: {
+        ...process.env,
+        ...env,
+        XSMETA_STATE_DIR: join(work, 'xsmeta-state'),
+        // The schedule's cron entry goes to the demo's own folder, never the system's.
+        XSMETA_CRON_DIR: cronDir,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

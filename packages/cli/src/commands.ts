@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import {
   type BackupResult,
@@ -22,6 +21,7 @@ import {
   UsageError,
 } from './config.js';
 import { type Io, progressLine } from './output.js';
+import { ABORTED, confirm as ask } from './process/confirm.js';
 import {
   archive,
   connect,
@@ -185,15 +185,9 @@ export async function cmdVerify(argv: string[], io: Io): Promise<number> {
   return report.ok ? 0 : 1;
 }
 
-export async function confirm(io: Io, question: string): Promise<boolean> {
-  if (!process.stdin.isTTY) return true;
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  const a = await new Promise<string>((r) =>
-    rl.question(`${question} Type 'yes' to continue: `, r),
-  );
-  rl.close();
-  void io;
-  return a.trim() === 'yes';
+/** Asks on stdin (terminal or pipe); only `yes` goes ahead. */
+export function confirm(_io: Io, question: string): Promise<boolean> {
+  return ask(question);
 }
 
 export interface RestoreArgs {
@@ -272,7 +266,7 @@ export async function cmdRestore(argv: string[], io: Io): Promise<number> {
   const s = resolveSettings(connectionFlags(values));
   const dryRun = values['dry-run'] === true;
   if (!dryRun && !values.yes && !(await confirm(io, 'This imports VM metadata into the pool.'))) {
-    io.err('Aborted: nothing was restored.');
+    io.err(ABORTED);
     return 1;
   }
   const r = await restore(

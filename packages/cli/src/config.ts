@@ -1,6 +1,6 @@
-import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 /**
  * Connection and storage settings, per CONTRACT.md: a flag wins over the environment, which
@@ -11,6 +11,8 @@ export interface Settings {
   url: string | null;
   username: string;
   password: string | null;
+  /** Where the password came from, when it was a file (a scheduled job reads it from there). */
+  passwordFile?: string;
   inventory: string;
   devDir: string;
   stateDir: string;
@@ -31,7 +33,12 @@ export class UsageError extends Error {
 
 export class ConfigError extends Error {
   constructor(
-    readonly code: 'NO_URL' | 'NO_PASSWORD' | 'BAD_PASSWORD_FILE' | 'NO_CONTROL_DOMAIN',
+    readonly code:
+      | 'NO_URL'
+      | 'NO_PASSWORD'
+      | 'BAD_PASSWORD_FILE'
+      | 'NO_CONTROL_DOMAIN'
+      | 'BAD_STATE_DIR',
     message: string,
   ) {
     super(message);
@@ -59,6 +66,24 @@ function defaultStateDir(env: NodeJS.ProcessEnv): string {
   }
 }
 
+/**
+ * The state folder must be a writable folder (created when missing), checked before a command
+ * changes anything: found only after a restore, the error would leave the run unrecorded.
+ */
+export function checkStateDir(path: string): string {
+  try {
+    mkdirSync(path, { recursive: true });
+    if (!statSync(path).isDirectory()) throw Object.assign(new Error(), { code: 'ENOTDIR' });
+    accessSync(path, constants.W_OK);
+    return path;
+  } catch (e) {
+    throw new ConfigError(
+      'BAD_STATE_DIR',
+      `the state folder ${path} is not a writable folder (${(e as NodeJS.ErrnoException).code ?? 'error'}): set --state-dir or XSMETA_STATE_DIR to one`,
+    );
+  }
+}
+
 export function resolveSettings(
   flags: SettingFlags,
   env: NodeJS.ProcessEnv = process.env,
@@ -68,9 +93,10 @@ export function resolveSettings(
     url: flags.url ?? env.XSMETA_URL ?? null,
     username: flags.username ?? env.XSMETA_USERNAME ?? 'root',
     password: passwordFile ? readPasswordFile(passwordFile) : (env.XSMETA_PASSWORD ?? null),
+    ...(passwordFile ? { passwordFile: resolve(passwordFile) } : {}),
     inventory: flags.inventory ?? env.XSMETA_INVENTORY ?? '/etc/xensource-inventory',
     devDir: flags.devDir ?? env.XSMETA_DEV_DIR ?? '/dev',
-    stateDir: flags.stateDir ?? env.XSMETA_STATE_DIR ?? defaultStateDir(env),
+    stateDir: checkStateDir(flags.stateDir ?? env.XSMETA_STATE_DIR ?? defaultStateDir(env)),
   };
 }
 

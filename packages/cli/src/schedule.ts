@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -39,13 +39,47 @@ async function decideSchedule(store: EventStore, cmd: ScheduleCommand): Promise<
     });
 }
 
-const cronDir = () => process.env.XSMETA_CRON_DIR ?? '/etc/cron.d';
+/** The folder cron reads; tests and the demo point XSMETA_CRON_DIR at a folder of their own. */
+const cronDir = () => process.env.XSMETA_CRON_DIR || '/etc/cron.d';
+
+/** The stored password a scheduled job reads, root-only, in the state folder. */
+export const cronPasswordFile = (s: Settings) => join(s.stateDir, 'schedule-password');
+
+/**
+ * The environment a scheduled run needs to reach this pool. A password given in
+ * XSMETA_PASSWORD is never written into the cron entry (world-readable): it is stored in a file
+ * only root can read, and the entry names that file.
+ */
+function cronEnv(s: Settings): string[] {
+  const env: Record<string, string | undefined> = {
+    XSMETA_URL: s.url ?? undefined,
+    XSMETA_USERNAME: s.url ? s.username : undefined,
+    XSMETA_INVENTORY: s.inventory,
+    XSMETA_DEV_DIR: s.devDir,
+    XSMETA_STATE_DIR: s.stateDir,
+    XSMETA_TLS_FINGERPRINT: process.env.XSMETA_TLS_FINGERPRINT,
+    XSMETA_TLS_INSECURE: process.env.XSMETA_TLS_INSECURE,
+    XSMETA_TIMEOUT_MS: process.env.XSMETA_TIMEOUT_MS,
+  };
+  const stored = cronPasswordFile(s);
+  if (s.passwordFile) env.XSMETA_PASSWORD_FILE = s.passwordFile;
+  else if (s.url && s.password !== null) {
+    writeFileSync(stored, s.password, { mode: 0o600 });
+    chmodSync(stored, 0o600);
+    env.XSMETA_PASSWORD_FILE = stored;
+  }
+  if (env.XSMETA_PASSWORD_FILE !== stored) rmSync(stored, { force: true });
+  return Object.entries(env)
+    .filter(([, v]) => v)
+    .map(([k, v]) => `${k}=${v}`);
+}
 
 /** The cron entry: hourly, `xsmeta schedule run` decides whether a slot is due. */
-function installCron(frequency: string, io: Io): void {
+function installCron(s: Settings, frequency: string, io: Io): void {
   const path = join(cronDir(), 'xsmeta');
   if (frequency === 'never') {
     rmSync(path, { force: true });
+    rmSync(cronPasswordFile(s), { force: true });
     return;
   }
   if (!existsSync(cronDir())) {
@@ -55,20 +89,12 @@ function installCron(frequency: string, io: Io): void {
     return;
   }
   const bin = process.argv[1] ?? 'xsmeta';
-  const envs = [
-    'XSMETA_URL',
-    'XSMETA_USERNAME',
-    'XSMETA_PASSWORD_FILE',
-    'XSMETA_INVENTORY',
-    'XSMETA_DEV_DIR',
-    'XSMETA_STATE_DIR',
-  ]
-    .filter((k) => process.env[k])
-    .map((k) => `${k}=${process.env[k]}`);
+  const envs = cronEnv(s);
   writeFileSync(
     path,
     `# Installed by 'xsmeta schedule ${frequency}'; 'xsmeta schedule never' removes it.\n${envs.join('\n')}${envs.length ? '\n' : ''}17 * * * * root ${process.execPath} ${bin} schedule run\n`,
   );
+  io.err(`Installed the cron entry ${path} (hourly; a run backs up when a slot is due)`);
 }
 
 function syslog(line: string): void {
@@ -96,7 +122,7 @@ export async function setFrequency(s: Settings, frequency: string, io: Io): Prom
   } finally {
     await store.close();
   }
-  installCron(frequency.toLowerCase(), io);
+  installCron(s, frequency.toLowerCase(), io);
 }
 
 /** `{frequency, srUuid, nextRunAt, lastRun}` as `xsmeta schedule --json` prints it. */
@@ -123,7 +149,7 @@ export async function cmdSchedule(argv: string[], io: Io): Promise<number> {
         by: userInfo().username,
         at: new Date().toISOString(),
       });
-      installCron(what.toLowerCase(), io);
+      installCron(s, what.toLowerCase(), io);
     }
     const sum = await summary(s, store);
     if (values.json) io.out(JSON.stringify(sum));

@@ -1,5 +1,6 @@
 import { backup, keepOf, parse } from '../commands.js';
 import { connectionFlags, resolveSettings, UsageError } from '../config.js';
+import { ABORTED, confirm } from '../process/confirm.js';
 import { errorLine, exitCodeOf, type Io, stdio } from '../output.js';
 
 const USAGE = `usage: xe-backup-metadata [-h] [-c] [-i] [-u SR_UUID] [-k N] [-n] [-f] [-v] [-y]
@@ -39,15 +40,21 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       io.err(
         'xe-backup-metadata: -f has no effect: the backup disk is a checksummed ring, never fsck-ed or mounted',
       );
-    if (values.d)
+    if (values.d) {
+      // Upstream's -d opens a shell on the mounted backup disk; xsmeta never mounts it.
       io.err(
-        'xe-backup-metadata: -d has no effect: xsmeta never mounts the backup disk, so there is nothing to keep mounted',
+        "xe-backup-metadata: -d is not supported: xsmeta never mounts the backup disk; use 'xsmeta list' or 'xsmeta verify' to look at the backups. Nothing was done.",
       );
-    if (values.i && !values.y && process.stdin.isTTY) {
-      const { confirm } = await import('../commands.js');
-      if (!(await confirm(io, 'Re-initialising destroys every backup on this disk.'))) return 1;
+      return 1;
     }
     const s = resolveSettings(connectionFlags({}));
+    if (values.i && !values.n && !values.y) {
+      const on = values.u ? `on SR ${String(values.u)}` : "on the pool's default SR";
+      if (!(await confirm(`Re-initialising destroys every backup ${on}.`))) {
+        io.err(ABORTED);
+        return 1;
+      }
+    }
     const r = await backup(
       s,
       {

@@ -4,6 +4,7 @@ import type { Settings } from '../config.js';
 import { connectionFlags, resolveSettings, UsageError } from '../config.js';
 import { legacyCandidates, readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from '../legacy.js';
 import { errorLine, type Io, stdio } from '../output.js';
+import { ABORTED } from '../process/confirm.js';
 import { disk } from '../runtime.js';
 
 const USAGE = `usage: xe-restore-metadata [-h] [-v] [-y] [-n] [-p] [-f] [-o] [-x VDI_UUID] [-u SR_UUID] [-m all|sr] [-l] [-d DATE]
@@ -91,7 +92,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
         `This restores ${mode === 'sr' ? 'the VMs on the SR' : 'every VM'} into the pool.`,
       ))
     ) {
-      io.err('Aborted: nothing was restored.');
+      io.err(ABORTED);
       return 1;
     }
     const r = await restore(
@@ -153,7 +154,7 @@ async function legacyRestore(
         'This restores VM metadata from a LEGACY backup, which any guest could have forged.',
       ))
     ) {
-      io.err('Aborted: nothing was restored.');
+      io.err(ABORTED);
       return 1;
     }
     const r = await restoreOn(
