@@ -1,62 +1,36 @@
-import { parseArgs } from 'node:util';
 import {
+  AppError,
   type BackupResult,
   backupVdiOf,
-  fmtBytes,
-  historyProjection,
-  listings,
   type RestoreResult,
   type RingPort,
-  rebuild,
   runBackup,
   runRestore,
   type VmOutcome,
   withRing,
 } from '@xsmeta/core';
-import {
-  CONNECTION_OPTIONS,
-  connectionFlags,
-  resolveSettings,
-  type Settings,
-  UsageError,
-} from './config.js';
+import type { Settings } from './config.js';
 import { type Io, progressLine } from './output.js';
-import { ABORTED, confirm as ask } from './process/confirm.js';
-import {
-  archive,
-  connect,
-  disk,
-  lockSr,
-  openEvents,
-  systemClock,
-  withEvents,
-  XapiPool,
-} from './runtime.js';
+import { archive, connect, disk, lockSr, systemClock, withEvents, XapiPool } from './runtime.js';
 
-type Values = Record<string, string | boolean | undefined>;
-
-export function parse(
-  argv: string[],
-  options: Record<string, { type: 'string' | 'boolean'; short?: string }>,
-): { values: Values; positionals: string[] } {
-  try {
-    const r = parseArgs({
-      args: argv,
-      options: { ...CONNECTION_OPTIONS, ...options },
-      allowPositionals: true,
-      strict: true,
-    });
-    return { values: r.values as Values, positionals: r.positionals };
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-}
-
-/** Connects, runs fn with the pool port, and always logs out. */
-export async function withPool<T>(s: Settings, fn: (pool: XapiPool) => Promise<T>): Promise<T> {
+/**
+ * Connects, checks that the SR named (if any) is one of the pool's, runs fn with the pool
+ * port, and always logs out.
+ */
+export async function withPool<T>(
+  s: Settings,
+  fn: (pool: XapiPool) => Promise<T>,
+  srUuid?: string,
+): Promise<T> {
   const xapi = await connect(s);
   try {
-    return await fn(new XapiPool(xapi, s));
+    const pool = new XapiPool(xapi, s);
+    if (srUuid !== undefined && !(await pool.srs()).some((sr) => sr.uuid === srUuid))
+      throw new AppError(
+        'SR_NOT_FOUND',
+        `there is no SR ${srUuid} in this pool: 'xe sr-list' shows the SRs`,
+      );
+    return await fn(pool);
   } finally {
     await xapi.logout();
   }
@@ -68,8 +42,10 @@ export function withBackupRing<T>(
   srUuid: string | undefined,
   fn: (ring: RingPort) => Promise<T>,
 ): Promise<T> {
-  return withPool(s, async (pool) =>
-    withRing(pool, disk, await backupVdiOf(pool, srUuid), true, fn),
+  return withPool(
+    s,
+    async (pool) => withRing(pool, disk, await backupVdiOf(pool, srUuid), true, fn),
+    srUuid,
   );
 }
 
@@ -85,109 +61,40 @@ export interface BackupArgs {
 
 /** The backup, as both front-ends run it: lock, capture, append, events persisted. */
 export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<BackupResult> {
-  return withPool(s, async (pool) => {
-    const srUuid = a.srUuid ?? (await pool.pool()).defaultSrUuid ?? undefined;
-    const unlock = srUuid ? await lockSr(s.stateDir, srUuid, a.wait) : () => {};
-    const controller = new AbortController();
-    try {
-      return await withEvents(s.stateDir, (events) =>
-        runBackup(
-          {
-            pool,
-            disk,
-            archive,
-            clock: systemClock,
-            events,
-            progress: progressLine(io),
-            signal: controller.signal,
-          },
-          {
-            ...(srUuid ? { srUuid } : {}),
-            create: a.create,
-            ...(a.keep ? { keep: a.keep } : {}),
-            reinit: a.reinit,
-            findOnly: a.findOnly,
-            trigger: a.trigger ?? 'manual',
-          },
-        ),
-      );
-    } finally {
-      unlock();
-    }
-  });
-}
-
-export function keepOf(v: string | boolean | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 100)
-    throw new UsageError(`the number of backups to keep must be 1..100, not ${String(v)}`);
-  return n;
-}
-
-export async function cmdBackup(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, {
-    sr: { type: 'string' },
-    create: { type: 'boolean' },
-    keep: { type: 'string' },
-    json: { type: 'boolean' },
-    wait: { type: 'boolean' },
-  });
-  const s = resolveSettings(connectionFlags(values));
-  const r = await backup(
+  return withPool(
     s,
-    {
-      srUuid: values.sr as string | undefined,
-      create: values.create === true,
-      keep: keepOf(values.keep),
-      reinit: false,
-      findOnly: false,
-      wait: values.wait === true,
+    async (pool) => {
+      const srUuid = a.srUuid ?? (await pool.pool()).defaultSrUuid ?? undefined;
+      const unlock = srUuid ? await lockSr(s.stateDir, srUuid, a.wait) : () => {};
+      const controller = new AbortController();
+      try {
+        return await withEvents(s.stateDir, (events) =>
+          runBackup(
+            {
+              pool,
+              disk,
+              archive,
+              clock: systemClock,
+              events,
+              progress: progressLine(io),
+              signal: controller.signal,
+            },
+            {
+              ...(srUuid ? { srUuid } : {}),
+              create: a.create,
+              ...(a.keep ? { keep: a.keep } : {}),
+              reinit: a.reinit,
+              findOnly: a.findOnly,
+              trigger: a.trigger ?? 'manual',
+            },
+          ),
+        );
+      } finally {
+        unlock();
+      }
     },
-    io,
+    a.srUuid,
   );
-  if (values.json) io.out(JSON.stringify(r));
-  else
-    io.err(
-      `Backed up ${r.vmCount} VM(s) and ${r.templateCount} template(s) to SR ${r.srUuid} as ${r.date} (seq ${r.seq}): ${fmtBytes(r.rawBytes)} stored in ${fmtBytes(r.storedBytes)}`,
-    );
-  return 0;
-}
-
-export async function cmdList(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, { sr: { type: 'string' }, json: { type: 'boolean' } });
-  const s = resolveSettings(connectionFlags(values));
-  const rows = await withBackupRing(s, values.sr as string | undefined, async (ring) =>
-    listings(ring),
-  );
-  if (values.json) {
-    io.out(JSON.stringify(rows.map(({ converted: _, ...r }) => r)));
-  } else {
-    for (const r of rows)
-      io.out(
-        `${r.date}  seq ${r.seq}  ${r.vmCount} VM(s), ${r.templateCount} template(s)  ${fmtBytes(r.storedBytes)}  format ${r.formatVersion}${r.converted ? ' (converted from a legacy backup)' : ''}`,
-      );
-  }
-  return 0;
-}
-
-export async function cmdVerify(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, { sr: { type: 'string' }, json: { type: 'boolean' } });
-  const s = resolveSettings(connectionFlags(values));
-  const report = await withBackupRing(s, values.sr as string | undefined, (ring) => ring.verify());
-  const records = report.records.map((r) => ({
-    seq: r.seq,
-    ok: r.ok,
-    ...(r.ok ? {} : { error: r.error ?? r.code ?? 'damaged' }),
-  }));
-  if (values.json) io.out(JSON.stringify({ ok: report.ok, records }));
-  else for (const r of records) io.out(`seq ${r.seq}: ${r.ok ? 'ok' : `DAMAGED: ${r.error}`}`);
-  return report.ok ? 0 : 1;
-}
-
-/** Asks on stdin (terminal or pipe); only `yes` goes ahead. */
-export function confirm(_io: Io, question: string): Promise<boolean> {
-  return ask(question);
 }
 
 export interface RestoreArgs {
@@ -211,7 +118,7 @@ export function restore(
   io: Io,
   onVm?: (line: string) => void,
 ): Promise<RestoreResult> {
-  return withPool(s, (pool) => restoreOn(pool, s, a, io, onVm));
+  return withPool(s, (pool) => restoreOn(pool, s, a, io, onVm), a.srUuid);
 }
 
 /** The restore on a connected pool, its events persisted; `source` is a legacy backup. */
@@ -248,56 +155,4 @@ export function restoreOn(
 
 export function summaryLine(r: RestoreResult): string {
   return `Restored ${r.restored} VM(s), and ${r.errors} error(s)`;
-}
-
-export async function cmdRestore(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, {
-    sr: { type: 'string' },
-    date: { type: 'string' },
-    mode: { type: 'string' },
-    'dry-run': { type: 'boolean' },
-    force: { type: 'boolean' },
-    yes: { type: 'boolean' },
-    json: { type: 'boolean' },
-  });
-  const mode = (values.mode as string | undefined) ?? 'all';
-  if (mode !== 'sr' && mode !== 'all')
-    throw new UsageError(`--mode must be sr or all, not ${mode}`);
-  const s = resolveSettings(connectionFlags(values));
-  const dryRun = values['dry-run'] === true;
-  if (!dryRun && !values.yes && !(await confirm(io, 'This imports VM metadata into the pool.'))) {
-    io.err(ABORTED);
-    return 1;
-  }
-  const r = await restore(
-    s,
-    {
-      srUuid: values.sr as string | undefined,
-      date: values.date as string | undefined,
-      mode,
-      dryRun,
-      force: values.force === true,
-    },
-    io,
-    values.json ? undefined : io.out,
-  );
-  if (values.json) io.out(JSON.stringify(r));
-  else io.out(summaryLine(r));
-  return Math.min(r.errors, 125);
-}
-
-export async function cmdHistory(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, { json: { type: 'boolean' } });
-  const s = resolveSettings(connectionFlags(values));
-  const store = await openEvents(s.stateDir);
-  try {
-    const h = await rebuild(store, historyProjection);
-    if (values.json) io.out(JSON.stringify(h));
-    else
-      for (const e of h)
-        io.out(`${e.position}\t${e.at}\t${e.stream}\t${e.type}\t${JSON.stringify(e.data)}`);
-  } finally {
-    await store.close();
-  }
-  return 0;
 }

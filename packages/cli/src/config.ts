@@ -38,7 +38,8 @@ export class ConfigError extends Error {
       | 'NO_PASSWORD'
       | 'BAD_PASSWORD_FILE'
       | 'NO_CONTROL_DOMAIN'
-      | 'BAD_STATE_DIR',
+      | 'BAD_STATE_DIR'
+      | 'BAD_TIMEOUT',
     message: string,
   ) {
     super(message);
@@ -118,16 +119,6 @@ export function readInventory(path: string): Record<string, string> {
   }
   return out;
 }
-
-/** The options every command shares, for node:util parseArgs. */
-export const CONNECTION_OPTIONS = {
-  url: { type: 'string' },
-  username: { type: 'string' },
-  'password-file': { type: 'string' },
-  inventory: { type: 'string' },
-  'dev-dir': { type: 'string' },
-  'state-dir': { type: 'string' },
-} as const;
 
 export function connectionFlags(v: Record<string, unknown>): SettingFlags {
   const s = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);

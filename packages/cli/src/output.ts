@@ -27,11 +27,16 @@ export function exitCodeOf(e: unknown): number {
   return typeof code === 'string' ? (EXIT[code] ?? 1) : 1;
 }
 
+/** `CODE: message`, with the code once (XAPI's messages often start with it already). */
+export function withCode(code: string | undefined, message: string): string {
+  return code && !message.startsWith(code) ? `${code}: ${message}` : message;
+}
+
 /** One clear line, prefixed by the program and the error code when there is one. */
 export function errorLine(prog: string, e: unknown): string {
   const code = (e as { code?: unknown })?.code;
-  const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-  return `${prog}: ${typeof code === 'string' && code !== 'USAGE' ? `${code}: ` : ''}${msg}`;
+  const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
+  return `${prog}: ${withCode(typeof code === 'string' && code !== 'USAGE' ? code : undefined, msg)}`;
 }
 
 /** A progress line on a terminal (rewritten in place); silent otherwise. */

@@ -13,8 +13,8 @@ import {
   scheduleSummary,
   type UtcOffset,
 } from '@xsmeta/core';
-import { backup, parse, withPool } from './commands.js';
-import { connectionFlags, resolveSettings, type Settings } from './config.js';
+import { backup, withPool } from './commands.js';
+import type { Settings } from './config.js';
 import type { Io } from './output.js';
 import { openEvents } from './runtime.js';
 
@@ -135,11 +135,14 @@ export async function scheduleStatus(s: Settings) {
   }
 }
 
-export async function cmdSchedule(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: 'boolean' } });
-  const s = resolveSettings(connectionFlags(values));
-  const [what] = positionals;
-  if (what === 'run') return runDue(s, io);
+/** `xsmeta schedule [FREQUENCY|run] [--json]` on parsed arguments. */
+export async function cmdSchedule(
+  what: string | undefined,
+  json: boolean,
+  s: Settings,
+  io: Io,
+): Promise<number> {
+  if (what === 'run') return runDue(s, io, () => new Date(), json);
   const store = await openEvents(s.stateDir);
   try {
     if (what !== undefined) {
@@ -152,7 +155,7 @@ export async function cmdSchedule(argv: string[], io: Io): Promise<number> {
       installCron(s, what.toLowerCase(), io);
     }
     const sum = await summary(s, store);
-    if (values.json) io.out(JSON.stringify(sum));
+    if (json) io.out(JSON.stringify(sum));
     else
       io.out(
         `Backups: ${sum.frequency}${sum.nextRunAt ? `, next at ${sum.nextRunAt}` : ''}${sum.srUuid ? ` to the default SR ${sum.srUuid}` : ''}${sum.lastRun ? `; last run ${sum.lastRun.at}: ${sum.lastRun.outcome}${sum.lastRun.error ? ` (${sum.lastRun.error})` : ''}` : ''}`,
@@ -172,8 +175,12 @@ export async function runDue(
   s: Settings,
   io: Io,
   now: () => Date = () => new Date(),
+  json = false,
 ): Promise<number> {
-  let slot: string | null;
+  const report = (r: Record<string, unknown>) => {
+    if (json) io.out(JSON.stringify(r));
+  };
+  let slot: string | null = null;
   const runId = `sched-${Date.now().toString(36)}`;
   {
     const store = await openEvents(s.stateDir);
@@ -182,6 +189,7 @@ export async function runDue(
       slot = dueSlot(view.frequency, view.lastSlot, now(), localOffset, view.since);
       if (!slot) {
         io.err('xsmeta: no scheduled backup is due');
+        report({ due: false, slot: null, outcome: null });
         return 0;
       }
       await decideSchedule(store, { type: 'StartScheduledRun', slot, runId });
@@ -191,6 +199,7 @@ export async function runDue(
         (e as { code?: string }).code === 'WRONG_EXPECTED_VERSION'
       ) {
         io.err('xsmeta: this slot is already being backed up');
+        report({ due: true, slot, outcome: 'running' });
         return 0;
       }
       throw e;
@@ -229,8 +238,10 @@ export async function runDue(
   if (!outcome.ok) {
     syslog(`scheduled metadata backup failed: ${outcome.error}`);
     io.err(`xsmeta: scheduled backup failed: ${outcome.error}`);
+    report({ due: true, slot, outcome: 'failure', srUuid: outcome.srUuid, error: outcome.error });
     return 1;
   }
   io.err(`xsmeta: scheduled backup of slot ${slot} written to SR ${outcome.srUuid}`);
+  report({ due: true, slot, outcome: 'success', srUuid: outcome.srUuid });
   return 0;
 }

@@ -43,7 +43,5 @@ export function bin(
   child.stderr!.on('data', (d) => {
     stderr += d;
   });
-  return new Promise((resolve) =>
-    child.once('close', (code) => resolve({ code, stdout, stderr })),
-  );
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
 }

@@ -112,7 +112,9 @@ it.skipIf(!built)(
     ] as const) {
       const r = await bin(name, [...args], env);
       expect(r.code, `${name} ${args.join(' ')}`).toBe(1);
-      expect(r.stderr).toContain(`BAD_STATE_DIR: the state folder ${file} is not a writable folder`);
+      expect(r.stderr).toContain(
+        `BAD_STATE_DIR: the state folder ${file} is not a writable folder`,
+      );
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
     expect(p.logins()).toBe(before);

@@ -13,7 +13,7 @@ it('the scheduler backs up to the default SR when its slot comes, once; a failur
   const cron = await mkdtemp(join(tmpdir(), 'xsmeta-cron-'));
   await withEnv({ ...p.env, XSMETA_CRON_DIR: cron }, async () => {
     const bad = capture();
-    expect(await xsmeta(['schedule', 'hourly'], bad)).toBe(1);
+    expect(await xsmeta(['schedule', 'hourly'], bad)).toBe(2);
     expect(bad.stderr[0]).toContain('use one of daily, weekly, monthly, never');
     const set = capture();
     expect(await xsmeta(['schedule', 'daily', '--json'], set)).toBe(0);

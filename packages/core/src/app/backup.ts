@@ -125,7 +125,8 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     if (vdi && vdi.srUuid !== srUuid)
       throw new AppError('UNTRUSTED_VDI', `VDI ${vdiUuid} is not on SR ${srUuid}`);
     if (!vdi) {
-      if (!opts.create || opts.findOnly) {
+      // With -n too, -c creates the VDI, as upstream's scripts/xe-backup-metadata does.
+      if (!opts.create) {
         throw new AppError(
           'BACKUP_VDI_MISSING',
           `SR ${srUuid} has no Pool Metadata Backup VDI (${vdiUuid}): run again with -c to create it (xsmeta: --create)`,

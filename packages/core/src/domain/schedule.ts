@@ -178,8 +178,7 @@ export const scheduleDecider: Decider<ScheduleCommand, ScheduleEvent, ScheduleSt
         return {
           ...s,
           // A failed slot is owed again: the next trigger (cron runs hourly) retries it.
-          lastSlot:
-            e.data.outcome === 'failure' && s.lastSlot === e.data.slot ? null : s.lastSlot,
+          lastSlot: e.data.outcome === 'failure' && s.lastSlot === e.data.slot ? null : s.lastSlot,
           running: s.running === e.data.slot ? null : s.running,
           lastRun: {
             at: e.data.slot,
