@@ -10,7 +10,8 @@ import {
   withRing,
 } from '@xsmeta/core';
 import type { Settings } from './config.js';
-import { type Io, progressLine } from './output.js';
+import type { Io } from './output.js';
+import type { Tick } from './process/progress.js';
 import { archive, connect, disk, lockSr, systemClock, withEvents, XapiPool } from './runtime.js';
 
 /**
@@ -57,6 +58,8 @@ export interface BackupArgs {
   findOnly: boolean;
   wait: boolean;
   trigger?: 'manual' | 'schedule';
+  /** Where the run reports its progress (a terminal's bar), if anywhere. */
+  progress?: ((t: Tick) => void) | undefined;
 }
 
 /** The backup, as both front-ends run it: lock, capture, append, events persisted. */
@@ -76,7 +79,7 @@ export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<Backup
               archive,
               clock: systemClock,
               events,
-              progress: progressLine(io),
+              ...(a.progress ? { progress: a.progress } : {}),
               signal: controller.signal,
             },
             {
@@ -103,6 +106,8 @@ export interface RestoreArgs {
   mode: 'sr' | 'all';
   dryRun: boolean;
   force: boolean;
+  /** Where the run reports its progress (a terminal's bar), if anywhere. */
+  progress?: ((t: Tick) => void) | undefined;
 }
 
 /** One line per VM of a restore, as both restore commands print it. */
@@ -138,7 +143,7 @@ export function restoreOn(
         archive,
         clock: systemClock,
         events,
-        progress: progressLine(io),
+        ...(a.progress ? { progress: a.progress } : {}),
         onVm: (v) => onVm?.(vmLine(v, a.dryRun)),
       },
       {

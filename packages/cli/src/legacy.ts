@@ -21,7 +21,8 @@ import {
 import { decodeValue } from '@xsmeta/xapi';
 import { withPool } from './commands.js';
 import { type Settings, UsageError } from './config.js';
-import { type Io, progressLine } from './output.js';
+import type { Io } from './output.js';
+import { progressBar } from './process/progress.js';
 import {
   archive,
   closeOnSignal,
@@ -351,6 +352,7 @@ export async function cmdLegacy(
       const date = o.date;
       let notes: string[] = [];
       const unlock = await lockSr(s.stateDir, srUuid, false);
+      const bar = progressBar(io, { enabled: io.isTTY && !json });
       try {
         const r = await withEvents(s.stateDir, (events) =>
           runConvert(
@@ -363,11 +365,12 @@ export async function cmdLegacy(
               }),
               clock: systemClock,
               events,
-              progress: progressLine(io),
+              progress: bar.tick,
             },
             { srUuid, legacyVdiUuid: vdiUuid, ...(date ? { dates: [date] } : {}) },
           ),
         );
+        bar.end();
         if (json) io.out(JSON.stringify({ ...r, notes }));
         else {
           for (const n of notes) io.err(n);
@@ -386,6 +389,7 @@ export async function cmdLegacy(
         }
         return 0;
       } finally {
+        bar.end();
         unlock();
       }
     },

@@ -38,19 +38,3 @@ export function errorLine(prog: string, e: unknown): string {
   const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
   return `${prog}: ${withCode(typeof code === 'string' && code !== 'USAGE' ? code : undefined, msg)}`;
 }
-
-/** A progress line on a terminal (rewritten in place); silent otherwise. */
-export function progressLine(
-  io: Io,
-): (p: { phase: string; done: number; total: number; bytes: number }) => void {
-  let last = 0;
-  return (p) => {
-    if (!io.isTTY) return;
-    const now = Date.now();
-    if (now - last < 100 && p.done !== p.total) return;
-    last = now;
-    process.stderr.write(
-      `\r\u001b[K${p.phase}: ${p.done}/${p.total} (${(p.bytes / 1024 / 1024).toFixed(1)} MiB)${p.done === p.total ? '\n' : ''}`,
-    );
-  };
-}

@@ -1,6 +1,7 @@
 import { fmtBytes } from '@xsmeta/core';
 import { Command, Option } from 'commander';
 import { backup } from '../commands.js';
+import { progressBar } from '../process/progress.js';
 import { type Declare, keep, once, settingsOf, uuid, withConnection } from './options.js';
 
 /** `xsmeta backup`: one backup of the pool's metadata; its result goes to stdout. */
@@ -29,6 +30,7 @@ export const backupCommand: Declare = (ctx) =>
     )
     .action(async (o: { sr?: string; create?: true; keep?: number; wait?: true; json?: true }) => {
       const s = settingsOf(o);
+      const bar = progressBar(ctx.io, { enabled: ctx.io.isTTY && !o.json });
       const r = await backup(
         s,
         {
@@ -38,9 +40,10 @@ export const backupCommand: Declare = (ctx) =>
           reinit: false,
           findOnly: false,
           wait: o.wait === true,
+          progress: bar.tick,
         },
-        ctx.io,
-      );
+        bar.io,
+      ).finally(bar.end);
       ctx.io.out(
         o.json
           ? JSON.stringify(r)

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { restore, summaryLine } from '../commands.js';
 import { ABORTED, confirm } from '../process/confirm.js';
+import { progressBar } from '../process/progress.js';
 import { type Declare, date, once, oneOf, settingsOf, uuid, withConnection } from './options.js';
 
 /** `xsmeta restore`: VM metadata from a backup; asks first unless -y/--yes or --dry-run. */
@@ -55,12 +56,20 @@ export const restoreCommand: Declare = (ctx) =>
           ctx.exit(1);
           return;
         }
+        const bar = progressBar(ctx.io, { enabled: ctx.io.isTTY && !o.json });
         const r = await restore(
           s,
-          { srUuid: o.sr, date: o.date, mode: o.mode ?? 'all', dryRun, force: o.force === true },
-          ctx.io,
-          o.json ? undefined : ctx.io.out,
-        );
+          {
+            srUuid: o.sr,
+            date: o.date,
+            mode: o.mode ?? 'all',
+            dryRun,
+            force: o.force === true,
+            progress: bar.tick,
+          },
+          bar.io,
+          o.json ? undefined : bar.io.out,
+        ).finally(bar.end);
         ctx.io.out(o.json ? JSON.stringify(r) : summaryLine(r));
         ctx.exit(Math.min(r.errors, 125));
       },

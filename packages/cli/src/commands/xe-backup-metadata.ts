@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { backup } from '../commands.js';
 import { ABORTED, confirm } from '../process/confirm.js';
+import { progressBar } from '../process/progress.js';
 import { type Declare, ENVIRONMENT, keep, once, settingsOf, uuid } from './options.js';
 
 /**
@@ -77,6 +78,7 @@ error, 1 otherwise.`,
             return;
           }
         }
+        const bar = progressBar(io, { enabled: io.isTTY });
         const r = await backup(
           s,
           {
@@ -86,9 +88,10 @@ error, 1 otherwise.`,
             reinit: o.i === true,
             findOnly: o.n === true,
             wait: false,
+            progress: bar.tick,
           },
-          io,
-        );
+          bar.io,
+        ).finally(bar.end);
         if (o.n) {
           io.out(r.vdiUuid);
           ctx.exit(0);

@@ -5,6 +5,7 @@ import { type Settings, UsageError } from '../config.js';
 import { legacyCandidates, readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from '../legacy.js';
 import type { Io } from '../output.js';
 import { ABORTED, confirm } from '../process/confirm.js';
+import { progressBar } from '../process/progress.js';
 import { disk } from '../runtime.js';
 import { type Declare, date, ENVIRONMENT, once, oneOf, settingsOf, uuid } from './options.js';
 
@@ -134,12 +135,13 @@ async function restoreMain(values: Flags, io: Io): Promise<number> {
     io.err(ABORTED);
     return 1;
   }
+  const bar = progressBar(io, { enabled: io.isTTY });
   const r = await restore(
     s,
-    { srUuid, date: values.d, mode, dryRun, force: values.f === true },
-    io,
-    io.out,
-  );
+    { srUuid, date: values.d, mode, dryRun, force: values.f === true, progress: bar.tick },
+    bar.io,
+    bar.io.out,
+  ).finally(bar.end);
   if (values.v)
     for (const sr of r.srs)
       io.err(

@@ -172,18 +172,20 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       isTemplate: v.isTemplate,
       srUuids: v.srUuids,
     }));
-    const total = vms.length + 2;
+    // done/total count the VMs and templates (what the summary counts); the pool database and
+    // the SR metadata add bytes only.
+    const total = vms.length;
     let done = 0;
     let bytes = 0;
-    const tick = (n: number, item?: string) => {
-      done++;
+    const tick = (n: number, item?: string, counts = true) => {
+      if (counts) done++;
       bytes += n;
       deps.progress?.({ phase: 'capture', done, total, bytes, ...(item ? { item } : {}) });
     };
     const parallel = opts.parallel ?? 8;
     async function* parts(): AsyncIterable<ArchivePart> {
       const db = await pool.dumpDatabase();
-      tick(db.length, 'pool database');
+      tick(db.length, 'pool database', false);
       yield { name: PART.poolDb, data: db };
       // Exports run ahead of the archive by at most `parallel` requests, in order.
       const inflight: Promise<Uint8Array>[] = [];
@@ -206,7 +208,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         yield { name: PART.vm(vm.uuid, vm.isTemplate), data };
       }
       const srmeta = new TextEncoder().encode(encodeSrMeta(srs));
-      tick(srmeta.length, 'SR metadata');
+      tick(srmeta.length, 'SR metadata', false);
       yield { name: PART.srmeta, data: srmeta };
       yield { name: PART.vmMap, data: new TextEncoder().encode(JSON.stringify(map)) };
     }

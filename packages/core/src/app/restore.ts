@@ -206,6 +206,7 @@ export async function runRestore(
   const chosen =
     opts.mode === 'sr' ? content.vmMap.filter((v) => v.srUuids.includes(id.srUuid)) : content.vmMap;
   let done = 0;
+  let bytesDone = 0;
   const vms = await mapLimit(chosen, opts.parallel ?? 8, async (vm): Promise<VmOutcome> => {
     const body = content.vmExport(vm.uuid);
     let out: VmOutcome;
@@ -260,11 +261,12 @@ export async function runRestore(
             },
           },
     );
+    bytesDone += body?.length ?? 0;
     deps.progress?.({
       phase: 'restore',
       done: ++done,
       total: chosen.length,
-      bytes: body?.length ?? 0,
+      bytes: bytesDone,
       item: vm.name,
     });
     deps.onVm?.(out);
