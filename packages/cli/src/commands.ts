@@ -2,6 +2,8 @@ import {
   AppError,
   type BackupResult,
   backupVdiOf,
+  listings,
+  loadBackup,
   type RestoreResult,
   type RingPort,
   runBackup,
@@ -160,4 +162,61 @@ export function restoreOn(
 
 export function summaryLine(r: RestoreResult): string {
   return `Restored ${r.restored} VM(s), and ${r.errors} error(s)`;
+}
+
+/** The backup a restore is about to use, as it is announced and confirmed. */
+export interface ChosenBackup {
+  date: string;
+  seq: number | null;
+  formatVersion: number;
+  srUuid: string;
+  vdiUuid: string;
+}
+
+/** `the backup of DATE (seq N, format F) on SR X`: how a restore names its backup. */
+export function backupName(b: ChosenBackup): string {
+  return `the backup of ${b.date} (seq ${b.seq ?? '-'}, format ${b.formatVersion}) on SR ${b.srUuid}`;
+}
+
+/**
+ * A restore that first says which backup it uses (and, when the newest does not verify, that an
+ * older one is taken), then asks `ask` about that backup (unless a dry run), then restores it.
+ * Resolves null when the answer was no: nothing was changed. A backup that cannot be used is
+ * refused by the restore itself, so that the refusal is recorded as always.
+ */
+export function restoreAsking(
+  s: Settings,
+  a: RestoreArgs,
+  io: Io,
+  onVm: ((line: string) => void) | undefined,
+  ask: (b: ChosenBackup) => Promise<boolean>,
+): Promise<RestoreResult | null> {
+  return withPool(
+    s,
+    async (pool) => {
+      let source: Parameters<typeof restoreOn>[5];
+      let all: ReturnType<typeof listings> = [];
+      try {
+        const id = await backupVdiOf(pool, a.srUuid);
+        all = await withRing(pool, disk, id, true, async (r) => listings(r));
+        const content = await loadBackup({ pool, disk, archive }, id, a.date);
+        source = { id, content, legacy: false };
+      } catch (e) {
+        // Met again by a dry run, the refusal is recorded in the history; a backup that reads
+        // this time is still not restored unasked.
+        await restoreOn(pool, s, { ...a, dryRun: true }, io, undefined);
+        throw e;
+      }
+      const b: ChosenBackup = { ...source.content, ...source.id };
+      io.err(`Using ${backupName(b)}, VDI ${b.vdiUuid}.`);
+      const newest = all[0];
+      if (a.date === undefined && newest && newest.seq !== b.seq)
+        io.err(
+          `The newest backup, ${newest.date} (seq ${newest.seq}), does not verify: the newest one that does is used.`,
+        );
+      if (!a.dryRun && !(await ask(b))) return null;
+      return restoreOn(pool, s, a, io, onVm, source);
+    },
+    a.srUuid,
+  );
 }

@@ -46,11 +46,17 @@ it.skipIf(!built)(
 );
 
 it.skipIf(!built)(
-  'a restore without -y/--yes asks; any answer but yes, or nothing to read, aborts before connecting (needs dist)',
+  'a restore names its backup, then asks: any answer but yes, or nothing to read, aborts with nothing restored (needs dist)',
   async () => {
     const p = await watched();
     expect((await bin('xsmeta', ['backup', '--create'], p.env)).code).toBe(0);
-    const before = p.logins();
+    const list = JSON.parse((await bin('xsmeta', ['list', '--json'], p.env)).stdout) as {
+      date: string;
+      seq: number;
+      srUuid: string;
+    }[];
+    const b = list[0]!;
+    const named = `the backup of ${b.date} (seq ${b.seq}, format 1) on SR ${b.srUuid}`;
     const runs = [
       await bin('xsmeta', ['restore', '--force'], p.env, 'no\n'),
       await bin('xsmeta', ['restore', '--force'], p.env, 'n\n'),
@@ -60,11 +66,21 @@ it.skipIf(!built)(
     ];
     for (const r of runs) {
       expect(r.code).toBe(1);
-      expect(r.stderr).toContain("Type 'yes' to continue");
+      // Which backup, before anything starts; the question names it too.
+      expect(r.stderr).toContain(`Using ${named}, VDI `);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `from ${named.replace(/[()]/g, '\\$&')} into the pool\\. Type 'yes' to continue`,
+        ),
+      );
       expect(r.stderr).toContain('Aborted: nothing was changed');
       expect(r.stdout).not.toMatch(/Restored/);
     }
-    expect(p.logins()).toBe(before);
+    // Nothing was restored: the history holds no restore.
+    const h = await bin('xsmeta', ['history', '--json'], p.env);
+    expect(
+      (JSON.parse(h.stdout) as { type: string }[]).filter((e) => /^Restore/.test(e.type)),
+    ).toEqual([]);
     // A dry run changes nothing, so it does not ask; yes on a pipe is an answer, as upstream's
     // `read` takes it.
     expect((await bin('xe-restore-metadata', ['-n', '-f'], p.env, 'null')).code).toBe(0);

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { restore, summaryLine } from '../commands.js';
+import { backupName, restoreAsking, summaryLine } from '../commands.js';
 import { ABORTED, confirm } from '../process/confirm.js';
 import { progressBar } from '../process/progress.js';
 import { type Declare, date, once, oneOf, settingsOf, uuid, withConnection } from './options.js';
@@ -51,25 +51,24 @@ export const restoreCommand: Declare = (ctx) =>
       }) => {
         const s = settingsOf(o);
         const dryRun = o.dryRun === true;
-        if (!dryRun && !o.yes && !(await confirm('This imports VM metadata into the pool.'))) {
+        const mode = o.mode ?? 'all';
+        const bar = progressBar(ctx.io, { enabled: ctx.io.isTTY && !o.json });
+        const r = await restoreAsking(
+          s,
+          { srUuid: o.sr, date: o.date, mode, dryRun, force: o.force === true, progress: bar.tick },
+          bar.io,
+          o.json ? undefined : bar.io.out,
+          async (b) =>
+            o.yes === true ||
+            confirm(
+              `This imports ${mode === 'sr' ? `the VMs on SR ${b.srUuid}` : 'every VM and custom template'} from ${backupName(b)} into the pool.`,
+            ),
+        ).finally(bar.end);
+        if (r === null) {
           ctx.io.err(ABORTED);
           ctx.exit(1);
           return;
         }
-        const bar = progressBar(ctx.io, { enabled: ctx.io.isTTY && !o.json });
-        const r = await restore(
-          s,
-          {
-            srUuid: o.sr,
-            date: o.date,
-            mode: o.mode ?? 'all',
-            dryRun,
-            force: o.force === true,
-            progress: bar.tick,
-          },
-          bar.io,
-          o.json ? undefined : bar.io.out,
-        ).finally(bar.end);
         ctx.io.out(o.json ? JSON.stringify(r) : summaryLine(r));
         ctx.exit(Math.min(r.errors, 125));
       },

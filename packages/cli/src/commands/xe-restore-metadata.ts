@@ -1,6 +1,6 @@
 import { AppError, backupVdiOf, listings, withRing } from '@xsmeta/core';
 import { Command, Option } from 'commander';
-import { restore, restoreOn, summaryLine, withPool } from '../commands.js';
+import { backupName, restoreAsking, restoreOn, summaryLine, withPool } from '../commands.js';
 import { type Settings, UsageError } from '../config.js';
 import { legacyCandidates, readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from '../legacy.js';
 import type { Io } from '../output.js';
@@ -125,23 +125,22 @@ async function restoreMain(values: Flags, io: Io): Promise<number> {
     return 0;
   }
   const dryRun = values.n === true;
-  if (
-    !dryRun &&
-    !values.y &&
-    !(await confirm(
-      `This restores ${mode === 'sr' ? 'the VMs on the SR' : 'every VM'} into the pool.`,
-    ))
-  ) {
-    io.err(ABORTED);
-    return 1;
-  }
   const bar = progressBar(io, { enabled: io.isTTY });
-  const r = await restore(
+  const r = await restoreAsking(
     s,
     { srUuid, date: values.d, mode, dryRun, force: values.f === true, progress: bar.tick },
     bar.io,
     bar.io.out,
+    async (b) =>
+      values.y === true ||
+      confirm(
+        `This restores ${mode === 'sr' ? `the VMs on SR ${b.srUuid}` : 'every VM and custom template'} from ${backupName(b)} into the pool.`,
+      ),
   ).finally(bar.end);
+  if (r === null) {
+    io.err(ABORTED);
+    return 1;
+  }
   if (values.v)
     for (const sr of r.srs)
       io.err(
@@ -188,7 +187,7 @@ async function legacyRestore(
         !a.dryRun &&
         !a.yes &&
         !(await confirm(
-          'This restores VM metadata from a LEGACY backup, which any guest could have forged.',
+          `This restores VM metadata from the LEGACY backup of ${content.date} on VDI ${vdiUuid} (SR ${srUuid}), which any guest could have forged.`,
         ))
       ) {
         io.err(ABORTED);
