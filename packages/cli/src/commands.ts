@@ -65,7 +65,7 @@ export interface BackupArgs {
 }
 
 /** The backup, as both front-ends run it: lock, capture, append, events persisted. */
-export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<BackupResult> {
+export async function backup(s: Settings, a: BackupArgs, _io: Io): Promise<BackupResult> {
   return withPool(
     s,
     async (pool) => {
@@ -133,7 +133,7 @@ export function restoreOn(
   pool: XapiPool,
   s: Settings,
   a: RestoreArgs,
-  io: Io,
+  _io: Io,
   onVm?: (line: string) => void,
   source?: Parameters<typeof runRestore>[2],
 ): Promise<RestoreResult> {

@@ -8,12 +8,15 @@ import { capture, pool, withEnv } from './support.js';
 /** What a terminal shows after these writes: `\r\x1b[K` erases the current line. */
 function screen(writes: string[]): string[] {
   const lines: string[] = [''];
+  const erase = '\r\u001b[K';
   for (const w of writes)
-    for (const part of w.split(/(\r\u001b\[K|\n)/)) {
-      if (part === '\r\u001b[K') lines[lines.length - 1] = '';
-      else if (part === '\n') lines.push('');
-      else lines[lines.length - 1] += part;
-    }
+    w.split(erase).forEach((chunk, i) => {
+      if (i > 0) lines[lines.length - 1] = '';
+      chunk.split('\n').forEach((text, j) => {
+        if (j > 0) lines.push('');
+        lines[lines.length - 1] += text;
+      });
+    });
   return lines;
 }
 
