@@ -76,7 +76,9 @@ function run(
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
     });
-    child.stderr.on('data', (d: Buffer) => process.stderr.write(`  ${d.toString()}`));
+    child.stderr.on('data', (d: Buffer) =>
+      process.stderr.write(d.toString().replace(/^(?=.)/gm, '  ')),
+    );
     child.once('exit', (code) => {
       if (!opts.quiet)
         for (const line of out.trimEnd().split('\n').filter(Boolean)) console.log(`  ${line}`);

@@ -4,7 +4,7 @@ import { type FaultOptions, startSimulator } from './server.js';
 const USAGE =
   'usage: xapi-sim --state DIR [--port N] [--vms N] [--srs N] [--seed N] [--password P] [--fresh-pool] [--faults JSON]';
 
-/** `xapi-sim`: serves a simulated pool until SIGTERM or SIGINT (CONTRACT.md). */
+/** `xapi-sim`: serves a simulated pool until SIGTERM or SIGINT (see the README). */
 export async function main(argv: string[]): Promise<void> {
   let values: Record<string, string | boolean | undefined>;
   try {

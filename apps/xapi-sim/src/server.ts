@@ -849,7 +849,7 @@ function sessionOf(req: http.IncomingMessage, url: URL): string {
   return '';
 }
 
-/** Starts a simulated pool on 127.0.0.1; see the README and CONTRACT.md. */
+/** Starts a simulated pool on 127.0.0.1; see the README. */
 export async function startSimulator(opts: SimulatorOptions): Promise<Simulator> {
   const dir = opts.stateDir;
   mkdirSync(join(dir, 'sr'), { recursive: true });

@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 /**
- * Connection and storage settings, per CONTRACT.md: a flag wins over the environment, which
+ * Connection and storage settings: a flag wins over the environment, which
  * wins over the default. The password never travels in argv; it comes from a file, the
  * environment, or a prompt on a terminal.
  */

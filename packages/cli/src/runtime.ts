@@ -264,7 +264,7 @@ function operatorHint(e: unknown): unknown {
 
 type R = Record<string, unknown>;
 
-/** PoolPort over XAPI: the calls of reference/xapi.md. */
+/** PoolPort over XAPI (the classes and calls of xen-api's ocaml/idl/datamodel*.ml). */
 export class XapiPool implements PoolPort {
   constructor(
     readonly xapi: XapiClient,
