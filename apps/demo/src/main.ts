@@ -35,7 +35,10 @@ function startSim(extra: string[]): Promise<void> {
             .trim()
             .split('\n')
             .map((l) => l.replace(/^export\s+/, ''))
-            .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+            .map((l) => [
+              l.slice(0, l.indexOf('=')),
+              l.slice(l.indexOf('=') + 1).replace(/^'(.*)'$/, '$1'),
+            ]),
         );
         resolveStart();
       }
