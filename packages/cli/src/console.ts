@@ -149,7 +149,13 @@ export function consoleServices(s: Settings): ConsoleServices {
       );
       const r = await restore(
         s,
-        { srUuid: req.srUuid, date, mode: req.mode, dryRun: req.dryRun, force: false },
+        {
+          srUuid: req.srUuid,
+          date,
+          mode: req.mode,
+          dryRun: req.dryRun,
+          force: req.force === true,
+        },
         silent,
       );
       return summarise(r, onVm);

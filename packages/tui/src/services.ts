@@ -91,6 +91,8 @@ export interface RestoreRequest {
   readonly mode: RestoreMode;
   /** Every check, no change to the pool. */
   readonly dryRun: boolean;
+  /** Replace VMs that already exist in the pool (vm-import's force); default false. */
+  readonly force?: boolean;
 }
 
 export interface LegacyRestoreRequest {
