@@ -10,11 +10,11 @@ it("the console's restore replaces existing VMs when asked to (force), and only 
     expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
     const list = capture();
     await xsmeta(['list', '--json'], list);
-    const [{ seq, srUuid }] = JSON.parse(list.stdout[0]!) as { seq: number; srUuid: string }[];
+    const { seq, srUuid } = (JSON.parse(list.stdout[0]!) as { seq: number; srUuid: string }[])[0]!;
     const services = consoleServices(resolveSettings({}));
     const run = (force: boolean) =>
       services.restore(
-        { srUuid: srUuid!, seq: seq!, mode: 'all', dryRun: false, ...(force ? { force } : {}) },
+        { srUuid, seq, mode: 'all', dryRun: false, ...(force ? { force } : {}) },
         () => {},
         new AbortController().signal,
       );
