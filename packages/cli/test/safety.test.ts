@@ -35,9 +35,23 @@ it.skipIf(!built)(
     // Refused before connecting: the pool saw no login at all.
     expect(p.logins()).toBe(before);
     expect(await backups(p.env)).toBe(2);
+    const before2 = JSON.parse((await bin('xsmeta', ['list', '--json'], p.env)).stdout) as {
+      seq: number;
+      date: string;
+    }[];
     const yes = await bin('xe-backup-metadata', ['-i'], p.env, 'yes\n');
     expect(yes.code).toBe(0);
     expect(await backups(p.env)).toBe(1);
+    // The history records what the re-initialisation destroyed.
+    const h = JSON.parse((await bin('xsmeta', ['history', '--json'], p.env)).stdout) as {
+      type: string;
+      data: { reinitialised?: { destroyed: { seq: number; date: string }[] } };
+    }[];
+    const reinit = h.filter((e) => e.type === 'BackupWritten' && e.data.reinitialised);
+    expect(reinit).toHaveLength(1);
+    expect(reinit[0]!.data.reinitialised!.destroyed).toEqual(
+      before2.map((b) => ({ seq: b.seq, date: b.date })),
+    );
     // -y answers for the operator.
     expect((await bin('xe-backup-metadata', ['-i', '-y'], p.env)).code).toBe(0);
     await p.close();

@@ -98,6 +98,25 @@ export async function openOrFormat(
   }
 }
 
+/** The backups a ring holds (none when the disk holds no ring of this VDI), before `-i`. */
+async function backupsOn(
+  disk: DiskPort,
+  att: Attachment,
+  id: { vdiUuid: string; srUuid: string },
+): Promise<{ seq: number; date: string }[]> {
+  let ring: RingPort;
+  try {
+    ring = await disk.open(att.devicePath, { readOnly: true, expect: id });
+  } catch {
+    return [];
+  }
+  try {
+    return ring.list().map((r) => ({ seq: r.seq, date: decodeLabel(r.label)?.date ?? '' }));
+  } finally {
+    await ring.close();
+  }
+}
+
 /**
  * Backs up the pool's metadata to the Pool Metadata Backup VDI of an SR: capture (bounded
  * parallel, streamed into the compressed archive), then attach the VDI, append one record,
@@ -224,7 +243,10 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     deps.progress?.({ phase: 'write', done: 0, total: 1, bytes: archived.storedBytes });
     const att = await pool.attach(vdiUuid, { readOnly: false });
     let written: { seq: number; evicted: number[]; storedBytes: number; date: string };
+    // A re-initialisation destroys the backups on the disk: the history says which.
+    let destroyed: { seq: number; date: string }[] | null = null;
     try {
+      if (opts.reinit && !createdVdi) destroyed = await backupsOn(disk, att, { vdiUuid, srUuid });
       const ring = await openOrFormat(
         disk,
         att,
@@ -274,6 +296,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         storedBytes: written.storedBytes,
         formatVersion: BACKUP_FORMAT_VERSION,
         evicted: written.evicted,
+        ...(destroyed ? { reinitialised: { destroyed } } : {}),
       },
     });
     return {

@@ -43,6 +43,8 @@ export type BackupEvent =
         readonly storedBytes: number;
         readonly formatVersion: number;
         readonly evicted: readonly number[];
+        /** Present when the run re-initialised the ring (`-i`): the backups it destroyed. */
+        readonly reinitialised?: { readonly destroyed: readonly { seq: number; date: string }[] };
       };
     }
   | {
