@@ -192,9 +192,17 @@ export function consoleServices(s: Settings): ConsoleServices {
       }),
     async getSchedule() {
       const sum = await scheduleStatus(s);
+      // The screen names the SR scheduled backups go to, not only its uuid.
+      const srName = sum.srUuid
+        ? await withPool(
+            s,
+            async (pool) => (await pool.srs()).find((sr) => sr.uuid === sum.srUuid)?.name ?? null,
+          ).catch(() => null)
+        : null;
       return {
         frequency: sum.frequency,
         srUuid: sum.srUuid,
+        srName,
         nextRunAt: sum.nextRunAt,
         lastRun: sum.lastRun
           ? {

@@ -28,3 +28,18 @@ it("the console's restore replaces existing VMs when asked to (force), and only 
   });
   await p.close();
 }, 60_000);
+
+it("the console's schedule screen gets the default SR's name as well as its uuid", async () => {
+  const p = await pool({ vms: 2 });
+  await withEnv(p.env, async () => {
+    const services = consoleServices(resolveSettings({}));
+    await services.setSchedule('weekly');
+    const st = await services.getSchedule();
+    const srs = await services.listSrs();
+    const def = srs.find((sr) => sr.isDefault)!;
+    expect(st.srUuid).toBe(def.uuid);
+    expect(st.srName).toBe(def.name);
+    expect(def.name).not.toBe('');
+  });
+  await p.close();
+}, 60_000);
