@@ -221,3 +221,43 @@ it.skipIf(!built)(
   },
   120_000,
 );
+
+it.skipIf(!built)(
+  'a self-signed pool certificate: the error prints its fingerprint and says to set XSMETA_TLS_FINGERPRINT, which then works (needs dist)',
+  async () => {
+    const { createServer } = await import('node:https');
+    const { X509Certificate } = await import('node:crypto');
+    const { readFileSync } = await import('node:fs');
+    const fx = new URL('../../xapi/test/fixtures/', import.meta.url);
+    const pem = {
+      key: readFileSync(new URL('tls-key.pem', fx), 'utf8'),
+      cert: readFileSync(new URL('tls-cert.pem', fx), 'utf8'),
+    };
+    const fp = new X509Certificate(pem.cert).fingerprint256;
+    // A pool that refuses every login: enough to see that TLS was passed.
+    const server = createServer(pem, (_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          error: { code: 1, message: 'SESSION_AUTHENTICATION_FAILED', data: ['root', 'no'] },
+        }),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const env = { XSMETA_URL: url, XSMETA_PASSWORD: 'x', XSMETA_TLS_FINGERPRINT: undefined };
+    const r = await bin('xsmeta', ['list'], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^xsmeta: XAPI_TLS: the pool's certificate is not trusted \(/);
+    expect(r.stderr).toContain(`set XSMETA_TLS_FINGERPRINT=${fp}`);
+    const pinned = await bin('xsmeta', ['list'], { ...env, XSMETA_TLS_FINGERPRINT: fp });
+    server.closeAllConnections();
+    server.close();
+    expect(pinned.code).toBe(1);
+    expect(pinned.stderr).toMatch(/SESSION_AUTHENTICATION_FAILED/);
+  },
+  60_000,
+);
