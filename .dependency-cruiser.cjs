@@ -1,5 +1,5 @@
 /**
- * The layer rules of DESIGN.md, enforced in CI (`pnpm lint`).
+ * The layer rules the README states (its package section), enforced in CI (`pnpm lint`).
  * Arrows point down the table: front-ends -> domain/adapters. No cycles.
  * A violation fails the build; scripts/check-layers.test.mjs proves that it does.
  */
@@ -19,7 +19,7 @@ const allowed = {
 
 const layerRules = Object.entries(allowed).map(([from, to]) => ({
   name: `layer-${from}`,
-  comment: `packages/${from} may import only: ${to.length ? to.join(', ') : 'nothing of ours'} (DESIGN.md)`,
+  comment: `packages/${from} may import only: ${to.length ? to.join(', ') : 'nothing of ours'} (the README's layer rules)`,
   severity: 'error',
   from: { path: src(from) },
   to: {
@@ -41,7 +41,7 @@ module.exports = {
     {
       name: 'no-circular',
       severity: 'error',
-      comment: 'A cycle between modules is a bug (DESIGN.md).',
+      comment: 'A cycle between modules is a bug.',
       from: {},
       to: { circular: true },
     },

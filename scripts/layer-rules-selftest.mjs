@@ -84,7 +84,7 @@ for (const [name, files, shouldFail] of cases) {
 }
 if (failures > 0) {
   console.error(
-    `${failures} layer-rule self-test(s) failed: .dependency-cruiser.cjs does not enforce DESIGN.md`,
+    `${failures} layer-rule self-test(s) failed: .dependency-cruiser.cjs does not enforce the layer rules`,
   );
   process.exit(1);
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const bin = (name: string) => join(root, 'node_modules', '.bin', name);
 const work = mkdtempSync(join(tmpdir(), 'xsmeta-demo-'));
 const state = join(work, 'pool');
+const cronDir = join(work, 'cron.d');
+mkdirSync(cronDir);
 let sim: ChildProcess | null = null;
 let env: Record<string, string> = {};
 
@@ -32,8 +34,11 @@ function startSim(extra: string[]): Promise<void> {
           readFileSync(join(state, 'env'), 'utf8')
             .trim()
             .split('\n')
-            .map((l) => l.replace(/^export /, ''))
-            .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+            .map((l) => l.replace(/^export\s+/, ''))
+            .map((l) => [
+              l.slice(0, l.indexOf('=')),
+              l.slice(l.indexOf('=') + 1).replace(/^'(.*)'$/, '$1'),
+            ]),
         );
         resolveStart();
       }
@@ -61,14 +66,22 @@ function run(
   console.log(`$ ${cmd} ${args.join(' ')}`);
   return new Promise((ok, fail) => {
     const child = spawn(bin(cmd), args, {
-      env: { ...process.env, ...env, XSMETA_STATE_DIR: join(work, 'xsmeta-state') },
+      env: {
+        ...process.env,
+        ...env,
+        XSMETA_STATE_DIR: join(work, 'xsmeta-state'),
+        // The schedule's cron entry goes to the demo's own folder, never the system's.
+        XSMETA_CRON_DIR: cronDir,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
     });
-    child.stderr.on('data', (d: Buffer) => process.stderr.write(`  ${d.toString()}`));
+    child.stderr.on('data', (d: Buffer) =>
+      process.stderr.write(d.toString().replace(/^(?=.)/gm, '  ')),
+    );
     child.once('exit', (code) => {
       if (!opts.quiet)
         for (const line of out.trimEnd().split('\n').filter(Boolean)) console.log(`  ${line}`);

@@ -1,3 +1,5 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FaultOptions } from './faults.js';
 import { startSimulator } from './server.js';
@@ -5,7 +7,7 @@ import { startSimulator } from './server.js';
 const USAGE =
   'usage: xapi-sim --state DIR [--port N] [--socket PATH] [--vms N] [--srs N] [--seed N] [--password P] [--fresh-pool] [--faults JSON]';
 
-/** `xapi-sim`: serves a simulated pool until SIGTERM or SIGINT (CONTRACT.md). */
+/** `xapi-sim`: serves a simulated pool until SIGTERM or SIGINT (see the README). */
 export async function main(argv: string[]): Promise<void> {
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -44,9 +46,26 @@ export async function main(argv: string[]): Promise<void> {
     }
     return n;
   };
+  const state = values.state;
+  if (existsSync(state) && !statSync(state).isDirectory()) {
+    console.error(
+      `xapi-sim: --state ${state} is not a folder: name a folder (created when missing)`,
+    );
+    process.exit(2);
+  }
+  // A fresh pool keeps the storage already in DIR and starts with no VMs: say so when asked
+  // for VMs or SRs that it will not create (on an empty DIR it seeds them as usual).
+  const given = (k: string) => argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`));
+  const hasStorage =
+    existsSync(join(state, 'pool.json')) ||
+    (existsSync(join(state, 'sr')) && readdirSync(join(state, 'sr')).length > 0);
+  if (values['fresh-pool'] === true && hasStorage && (given('vms') || given('srs')))
+    console.error(
+      'xapi-sim: --fresh-pool keeps the SRs in the state folder and starts a pool with no VMs: --vms and --srs are ignored',
+    );
   const faultsText = (values.faults as string | undefined) ?? process.env.XAPI_SIM_FAULTS;
   const sim = await startSimulator({
-    stateDir: values.state,
+    stateDir: state,
     port: int('port'),
     vms: int('vms'),
     srs: int('srs'),
@@ -59,12 +78,17 @@ export async function main(argv: string[]): Promise<void> {
     freshPool: values['fresh-pool'] === true,
     ...(typeof values.socket === 'string' ? { socket: values.socket } : {}),
     ...(faultsText ? { faults: JSON.parse(faultsText) as FaultOptions } : {}),
+  }).catch((e: unknown) => {
+    console.error(`xapi-sim: ${(e as Error).message.split('\n')[0]}`);
+    process.exit(1);
   });
-  console.log(`XAPI simulator listening on ${sim.url}`);
-  await new Promise<void>((resolve) => {
+  // Listen for the stop signals before saying it is ready: a supervisor may stop it at once.
+  const stopped = new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  console.log(`XAPI simulator listening on ${sim.url}`);
+  await stopped;
   await sim.close();
   process.exit(0);
 }

@@ -47,7 +47,7 @@ export interface Simulator {
   close(): Promise<void>;
 }
 
-/** Starts a simulated pool on 127.0.0.1; see the README and CONTRACT.md. */
+/** Starts a simulated pool on 127.0.0.1; see the README. */
 export async function startSimulator(opts: SimulatorOptions): Promise<Simulator> {
   const dir = opts.stateDir;
   const socketPath = opts.socket ?? join(dir, 'xapi.sock');

@@ -1,66 +1,50 @@
-import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import {
+  AppError,
   type BackupResult,
   backupVdiOf,
   escapeText,
-  fmtBytes,
-  historyProjection,
   listings,
+  loadBackup,
   type RestoreResult,
   type RingPort,
-  rebuild,
   runBackup,
   runRestore,
   type VmOutcome,
   withRing,
 } from '@xsmeta/core';
-import {
-  CONNECTION_OPTIONS,
-  connectionFlags,
-  resolveSettings,
-  type Settings,
-  UsageError,
-} from './config.js';
-import { EXIT_PARTIAL, type Io, progressLine } from './output.js';
+import type { Settings } from './config.js';
+import { EXIT_PARTIAL, type Io } from './output.js';
 import { lockSr } from './process/lock.js';
-import { rootOf, warnRoot } from './ring-report.js';
+import type { Tick } from './process/progress.js';
 import {
   archive,
   connect,
   disk,
   historyLostLine,
-  openEvents,
   retryTiming,
   systemClock,
   withEvents,
   XapiPool,
 } from './runtime.js';
 
-type Values = Record<string, string | boolean | undefined>;
-
-export function parse(
-  argv: string[],
-  options: Record<string, { type: 'string' | 'boolean'; short?: string }>,
-): { values: Values; positionals: string[] } {
-  try {
-    const r = parseArgs({
-      args: argv,
-      options: { ...CONNECTION_OPTIONS, ...options },
-      allowPositionals: true,
-      strict: true,
-    });
-    return { values: r.values as Values, positionals: r.positionals };
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-}
-
-/** Connects, runs fn with the pool port, and always logs out. */
-export async function withPool<T>(s: Settings, fn: (pool: XapiPool) => Promise<T>): Promise<T> {
+/**
+ * Connects, checks that the SR named (if any) is one of the pool's, runs fn with the pool
+ * port, and always logs out.
+ */
+export async function withPool<T>(
+  s: Settings,
+  fn: (pool: XapiPool) => Promise<T>,
+  srUuid?: string,
+): Promise<T> {
   const xapi = await connect(s);
   try {
-    return await fn(new XapiPool(xapi, s));
+    const pool = new XapiPool(xapi, s);
+    if (srUuid !== undefined && !(await pool.srs()).some((sr) => sr.uuid === srUuid))
+      throw new AppError(
+        'SR_NOT_FOUND',
+        `there is no SR ${srUuid} in this pool: 'xe sr-list' shows the SRs`,
+      );
+    return await fn(pool);
   } finally {
     await xapi.logout();
   }
@@ -72,8 +56,10 @@ export function withBackupRing<T>(
   srUuid: string | undefined,
   fn: (ring: RingPort) => Promise<T>,
 ): Promise<T> {
-  return withPool(s, async (pool) =>
-    withRing(pool, disk, await backupVdiOf(pool, srUuid), true, fn),
+  return withPool(
+    s,
+    async (pool) => withRing(pool, disk, await backupVdiOf(pool, srUuid), true, fn),
+    srUuid,
   );
 }
 
@@ -85,52 +71,58 @@ export interface BackupArgs {
   findOnly: boolean;
   wait: boolean;
   trigger?: 'manual' | 'schedule';
+  /** Where the run reports its progress (a terminal's bar), if anywhere. */
+  progress?: ((t: Tick) => void) | undefined;
 }
 
 /** The backup, as both front-ends run it: lock, capture, append, events persisted. */
 export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<BackupResult> {
-  return withPool(s, async (pool) => {
-    const srUuid = a.srUuid ?? (await pool.pool()).defaultSrUuid ?? undefined;
-    const unlock = srUuid ? await lockSr(s.stateDir, srUuid, a.wait) : () => {};
-    const controller = new AbortController();
-    try {
-      return await withEvents(
-        s.stateDir,
-        (events) =>
-          runBackup(
-            {
-              pool,
-              disk,
-              archive,
-              clock: systemClock,
-              events,
-              progress: progressLine(io),
-              signal: controller.signal,
-              sleep: (ms) => retryTiming.sleep(ms),
-              onNote: (line) => io.err(`xsmeta: ${line}`),
-            },
-            {
-              ...(srUuid ? { srUuid } : {}),
-              create: a.create,
-              ...(a.keep ? { keep: a.keep } : {}),
-              reinit: a.reinit,
-              findOnly: a.findOnly,
-              trigger: a.trigger ?? 'manual',
-            },
-          ),
-        (e) => io.err(historyLostLine('backup', e)),
-      );
-    } finally {
-      unlock();
-    }
-  });
+  return withPool(
+    s,
+    async (pool) => {
+      const srUuid = a.srUuid ?? (await pool.pool()).defaultSrUuid ?? undefined;
+      const unlock = srUuid ? await lockSr(s.stateDir, srUuid, a.wait) : () => {};
+      const controller = new AbortController();
+      try {
+        return await withEvents(
+          s.stateDir,
+          (events) =>
+            runBackup(
+              {
+                pool,
+                disk,
+                archive,
+                clock: systemClock,
+                events,
+                ...(a.progress ? { progress: a.progress } : {}),
+                signal: controller.signal,
+                sleep: (ms) => retryTiming.sleep(ms),
+                onNote: (line) => io.err(`xsmeta: ${line}`),
+              },
+              {
+                ...(srUuid ? { srUuid } : {}),
+                create: a.create,
+                ...(a.keep ? { keep: a.keep } : {}),
+                reinit: a.reinit,
+                findOnly: a.findOnly,
+                trigger: a.trigger ?? 'manual',
+              },
+            ),
+          (e) => io.err(historyLostLine('backup', e)),
+        );
+      } finally {
+        unlock();
+      }
+    },
+    a.srUuid,
+  );
 }
 
 /** A partial backup's lines for stderr (one per VM left out), and its exit status. */
 export function partialBackup(r: BackupResult, io: Io): number {
   for (const v of r.skipped)
     io.err(
-      `Left out ${v.isTemplate ? 'template' : 'VM'} ${v.name} (${v.uuid}): xapi kept refusing its export (${v.code})`,
+      `Left out ${v.isTemplate ? 'template' : 'VM'} ${escapeText(v.name)} (${v.uuid}): xapi kept refusing its export (${v.code})`,
     );
   if (r.skipped.length === 0) return 0;
   io.err(
@@ -139,107 +131,14 @@ export function partialBackup(r: BackupResult, io: Io): number {
   return EXIT_PARTIAL;
 }
 
-export function keepOf(v: string | boolean | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 100)
-    throw new UsageError(`the number of backups to keep must be 1..100, not ${String(v)}`);
-  return n;
-}
-
-export async function cmdBackup(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, {
-    sr: { type: 'string' },
-    create: { type: 'boolean' },
-    keep: { type: 'string' },
-    json: { type: 'boolean' },
-    wait: { type: 'boolean' },
-  });
-  const s = resolveSettings(connectionFlags(values));
-  const r = await backup(
-    s,
-    {
-      srUuid: values.sr as string | undefined,
-      create: values.create === true,
-      keep: keepOf(values.keep),
-      reinit: false,
-      findOnly: false,
-      wait: values.wait === true,
-    },
-    io,
-  );
-  if (values.json) io.out(JSON.stringify(r));
-  else
-    io.err(
-      `Backed up ${r.vmCount} VM(s) and ${r.templateCount} template(s) to SR ${r.srUuid} as ${r.date} (seq ${r.seq}): ${fmtBytes(r.rawBytes)} stored in ${fmtBytes(r.storedBytes)}`,
-    );
-  return partialBackup(r, io);
-}
-
-export async function cmdList(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, { sr: { type: 'string' }, json: { type: 'boolean' } });
-  const s = resolveSettings(connectionFlags(values));
-  const rows = await withBackupRing(s, values.sr as string | undefined, async (ring) => {
-    warnRoot(ring, io);
-    return listings(ring);
-  });
-  if (values.json) {
-    io.out(JSON.stringify(rows.map(({ converted: _, ...r }) => r)));
-  } else {
-    for (const r of rows)
-      io.out(
-        `${r.date}  seq ${r.seq}  ${r.vmCount} VM(s), ${r.templateCount} template(s)  ${fmtBytes(r.storedBytes)}  format ${r.formatVersion}${r.converted ? ' (converted from a legacy backup)' : ''}${r.skippedVms ? `  PARTIAL: ${r.skippedVms} VM(s) left out` : ''}`,
-      );
-  }
-  return 0;
-}
-
-export async function cmdVerify(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, { sr: { type: 'string' }, json: { type: 'boolean' } });
-  const s = resolveSettings(connectionFlags(values));
-  const { report, partial } = await withBackupRing(
-    s,
-    values.sr as string | undefined,
-    async (ring) => ({
-      report: await ring.verify(),
-      partial: new Map(listings(ring).map((l) => [l.seq, l.skippedVms ?? 0])),
-    }),
-  );
-  // A partial backup verifies (its checksums hold) but is marked: it lacks VMs.
-  const records = report.records.map((r) => ({
-    seq: r.seq,
-    ok: r.ok,
-    ...(r.ok ? {} : { error: r.error ?? r.code ?? 'damaged' }),
-    ...(partial.get(r.seq) ? { skippedVms: partial.get(r.seq) } : {}),
-  }));
-  if (values.json) io.out(JSON.stringify({ ok: report.ok, ...rootOf(report), records }));
-  else {
-    for (const w of report.root?.warnings ?? []) io.out(`root: ${w}`);
-    for (const r of records)
-      io.out(
-        `seq ${r.seq}: ${r.ok ? 'ok' : `DAMAGED: ${r.error}`}${r.skippedVms ? ` (partial: ${r.skippedVms} VM(s) left out)` : ''}`,
-      );
-  }
-  return report.ok ? 0 : 1;
-}
-
-export async function confirm(io: Io, question: string): Promise<boolean> {
-  if (!process.stdin.isTTY) return true;
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  const a = await new Promise<string>((r) =>
-    rl.question(`${question} Type 'yes' to continue: `, r),
-  );
-  rl.close();
-  void io;
-  return a.trim() === 'yes';
-}
-
 export interface RestoreArgs {
   srUuid?: string | undefined;
   date?: string | undefined;
   mode: 'sr' | 'all';
   dryRun: boolean;
   force: boolean;
+  /** Where the run reports its progress (a terminal's bar), if anywhere. */
+  progress?: ((t: Tick) => void) | undefined;
 }
 
 /** One line per VM of a restore, as both restore commands print it. */
@@ -258,7 +157,7 @@ export function restore(
   io: Io,
   onVm?: (line: string) => void,
 ): Promise<RestoreResult> {
-  return withPool(s, (pool) => restoreOn(pool, s, a, io, onVm));
+  return withPool(s, (pool) => restoreOn(pool, s, a, io, onVm), a.srUuid);
 }
 
 /** The restore on a connected pool, its events persisted; `source` is a legacy backup. */
@@ -280,7 +179,7 @@ export function restoreOn(
           archive,
           clock: systemClock,
           events,
-          progress: progressLine(io),
+          ...(a.progress ? { progress: a.progress } : {}),
           onVm: (v) => onVm?.(vmLine(v, a.dryRun)),
           onNote: (line) => io.err(line),
         },
@@ -296,7 +195,7 @@ export function restoreOn(
       // A partial backup: say which VMs it cannot bring back.
       for (const v of r.missing)
         io.err(
-          `This backup does not hold ${v.isTemplate ? 'template' : 'VM'} ${v.name} (${v.uuid}): it was left out when the backup was taken (${v.code})`,
+          `This backup does not hold ${v.isTemplate ? 'template' : 'VM'} ${escapeText(v.name)} (${v.uuid}): it was left out when the backup was taken (${v.code})`,
         );
       return r;
     },
@@ -308,54 +207,63 @@ export function summaryLine(r: RestoreResult): string {
   return `Restored ${r.restored} VM(s), and ${r.errors} error(s)`;
 }
 
-export async function cmdRestore(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, {
-    sr: { type: 'string' },
-    date: { type: 'string' },
-    mode: { type: 'string' },
-    'dry-run': { type: 'boolean' },
-    force: { type: 'boolean' },
-    yes: { type: 'boolean' },
-    json: { type: 'boolean' },
-  });
-  const mode = (values.mode as string | undefined) ?? 'all';
-  if (mode !== 'sr' && mode !== 'all')
-    throw new UsageError(`--mode must be sr or all, not ${mode}`);
-  const s = resolveSettings(connectionFlags(values));
-  const dryRun = values['dry-run'] === true;
-  if (!dryRun && !values.yes && !(await confirm(io, 'This imports VM metadata into the pool.'))) {
-    io.err('Aborted: nothing was restored.');
-    return 1;
-  }
-  const r = await restore(
-    s,
-    {
-      srUuid: values.sr as string | undefined,
-      date: values.date as string | undefined,
-      mode,
-      dryRun,
-      force: values.force === true,
-    },
-    io,
-    values.json ? undefined : io.out,
-  );
-  if (values.json) io.out(JSON.stringify(r));
-  else io.out(summaryLine(r));
-  return Math.min(r.errors, 125);
+/** The backup a restore is about to use, as it is announced and confirmed. */
+export interface ChosenBackup {
+  date: string;
+  seq: number | null;
+  formatVersion: number;
+  srUuid: string;
+  vdiUuid: string;
 }
 
-export async function cmdHistory(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, { json: { type: 'boolean' } });
-  const s = resolveSettings(connectionFlags(values));
-  const store = await openEvents(s.stateDir);
-  try {
-    const h = await rebuild(store, historyProjection);
-    if (values.json) io.out(JSON.stringify(h));
-    else
-      for (const e of h)
-        io.out(`${e.position}\t${e.at}\t${e.stream}\t${e.type}\t${JSON.stringify(e.data)}`);
-  } finally {
-    await store.close();
-  }
-  return 0;
+/** `the backup of DATE (seq N, format F) on SR X`: how a restore names its backup. */
+export function backupName(b: ChosenBackup): string {
+  return `the backup of ${b.date} (seq ${b.seq ?? '-'}, format ${b.formatVersion}) on SR ${b.srUuid}`;
+}
+
+/**
+ * A restore that first says which backup it uses (and, when the newest does not verify, that an
+ * older one is taken), then asks `ask` about that backup (unless a dry run), then restores it.
+ * Resolves null when the answer was no: nothing was changed. A backup that cannot be used is
+ * refused by the restore itself, so that the refusal is recorded as always.
+ */
+export function restoreAsking(
+  s: Settings,
+  a: RestoreArgs,
+  io: Io,
+  onVm: ((line: string) => void) | undefined,
+  ask: (b: ChosenBackup) => Promise<boolean>,
+): Promise<RestoreResult | null> {
+  return withPool(
+    s,
+    async (pool) => {
+      let source: Parameters<typeof restoreOn>[5];
+      let all: ReturnType<typeof listings> = [];
+      try {
+        const id = await backupVdiOf(pool, a.srUuid);
+        all = await withRing(pool, disk, id, true, async (r) => listings(r));
+        const content = await loadBackup(
+          { pool, disk, archive, onNote: (line) => io.err(line) },
+          id,
+          a.date,
+        );
+        source = { id, content, legacy: false };
+      } catch (e) {
+        // Met again by a dry run, the refusal is recorded in the history; a backup that reads
+        // this time is still not restored unasked.
+        await restoreOn(pool, s, { ...a, dryRun: true }, io, undefined);
+        throw e;
+      }
+      const b: ChosenBackup = { ...source.content, ...source.id };
+      io.err(`Using ${backupName(b)}, VDI ${b.vdiUuid}.`);
+      const newest = all[0];
+      if (a.date === undefined && newest && newest.seq !== b.seq)
+        io.err(
+          `The newest backup, ${newest.date} (seq ${newest.seq}), does not verify: the newest one that does is used.`,
+        );
+      if (!a.dryRun && !(await ask(b))) return null;
+      return restoreOn(pool, s, a, io, onVm, source);
+    },
+    a.srUuid,
+  );
 }

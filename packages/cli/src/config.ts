@@ -1,10 +1,10 @@
 import { accessSync, constants, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { stdio } from './output.js';
 
 /**
- * Connection and storage settings, per CONTRACT.md: a flag wins over the environment, which
+ * Connection and storage settings: a flag wins over the environment, which
  * wins over the default. The password never travels in argv; it comes from a file, the
  * environment, or a prompt on a terminal.
  */
@@ -12,6 +12,8 @@ export interface Settings {
   url: string | null;
   username: string;
   password: string | null;
+  /** Where the password came from, when it was a file (a scheduled job reads it from there). */
+  passwordFile?: string;
   inventory: string;
   devDir: string;
   stateDir: string;
@@ -41,7 +43,13 @@ export class UsageError extends Error {
 
 export class ConfigError extends Error {
   constructor(
-    readonly code: 'NO_URL' | 'NO_PASSWORD' | 'BAD_PASSWORD_FILE' | 'NO_CONTROL_DOMAIN',
+    readonly code:
+      | 'NO_URL'
+      | 'NO_PASSWORD'
+      | 'BAD_PASSWORD_FILE'
+      | 'NO_CONTROL_DOMAIN'
+      | 'BAD_STATE_DIR'
+      | 'BAD_TIMEOUT',
     message: string,
   ) {
     super(message);
@@ -80,6 +88,24 @@ function defaultStateDir(env: NodeJS.ProcessEnv): string {
   }
 }
 
+/**
+ * The state folder must be a writable folder (created when missing), checked before a command
+ * changes anything: found only after a restore, the error would leave the run unrecorded.
+ */
+export function checkStateDir(path: string): string {
+  try {
+    mkdirSync(path, { recursive: true });
+    if (!statSync(path).isDirectory()) throw Object.assign(new Error(), { code: 'ENOTDIR' });
+    accessSync(path, constants.W_OK);
+    return path;
+  } catch (e) {
+    throw new ConfigError(
+      'BAD_STATE_DIR',
+      `the state folder ${path} is not a writable folder (${(e as NodeJS.ErrnoException).code ?? 'error'}): set --state-dir or XSMETA_STATE_DIR to one`,
+    );
+  }
+}
+
 export function resolveSettings(
   flags: SettingFlags,
   env: NodeJS.ProcessEnv = process.env,
@@ -89,9 +115,10 @@ export function resolveSettings(
     url: flags.url ?? env.XSMETA_URL ?? null,
     username: flags.username ?? env.XSMETA_USERNAME ?? 'root',
     password: passwordFile ? readPasswordFile(passwordFile) : (env.XSMETA_PASSWORD ?? null),
+    ...(passwordFile ? { passwordFile: resolve(passwordFile) } : {}),
     inventory: flags.inventory ?? env.XSMETA_INVENTORY ?? '/etc/xensource-inventory',
     devDir: flags.devDir ?? env.XSMETA_DEV_DIR ?? '/dev',
-    stateDir: flags.stateDir ?? env.XSMETA_STATE_DIR ?? defaultStateDir(env),
+    stateDir: checkStateDir(flags.stateDir ?? env.XSMETA_STATE_DIR ?? defaultStateDir(env)),
     socket: flags.socket || env.XSMETA_SOCKET || DEFAULT_SOCKET,
   };
 }
@@ -127,17 +154,6 @@ export function readInventory(path: string): Record<string, string> {
   }
   return out;
 }
-
-/** The options every command shares, for node:util parseArgs. */
-export const CONNECTION_OPTIONS = {
-  url: { type: 'string' },
-  username: { type: 'string' },
-  'password-file': { type: 'string' },
-  inventory: { type: 'string' },
-  'dev-dir': { type: 'string' },
-  'state-dir': { type: 'string' },
-  socket: { type: 'string' },
-} as const;
 
 export function connectionFlags(v: Record<string, unknown>): SettingFlags {
   const s = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);

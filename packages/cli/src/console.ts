@@ -13,17 +13,17 @@ import {
   type Frequency,
   runConsole,
 } from '@xsmeta/tui';
-import { backup, parse, restore, restoreOn, withBackupRing, withPool } from './commands.js';
-import { connectionFlags, resolveSettings, type Settings } from './config.js';
+import { backup, restore, restoreOn, withBackupRing, withPool } from './commands.js';
+import type { Settings } from './config.js';
 import { legacyListing, readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from './legacy.js';
-import type { Io } from './output.js';
+import { type Io, withCode } from './output.js';
 import { connect, disk } from './runtime.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
 
 /** Reports each VM to the console, then the summary it shows. */
 function summarise(r: RestoreResult, onVm: (ev: ConsoleVmOutcome) => void) {
   let done = 0;
-  const message = (v: RestoreResult['vms'][number]) => `${v.code}: ${v.message}`;
+  const message = (v: RestoreResult['vms'][number]) => withCode(v.code, v.message ?? '');
   for (const v of r.vms) {
     onVm({
       vmUuid: v.uuid,
@@ -160,7 +160,13 @@ export function consoleServices(s: Settings): ConsoleServices {
       );
       const r = await restore(
         s,
-        { srUuid: req.srUuid, date, mode: req.mode, dryRun: req.dryRun, force: false },
+        {
+          srUuid: req.srUuid,
+          date,
+          mode: req.mode,
+          dryRun: req.dryRun,
+          force: req.force === true,
+        },
         silent,
       );
       return summarise(r, onVm);
@@ -197,9 +203,17 @@ export function consoleServices(s: Settings): ConsoleServices {
       }),
     async getSchedule() {
       const sum = await scheduleStatus(s);
+      // The screen names the SR scheduled backups go to, not only its uuid.
+      const srName = sum.srUuid
+        ? await withPool(
+            s,
+            async (pool) => (await pool.srs()).find((sr) => sr.uuid === sum.srUuid)?.name ?? null,
+          ).catch(() => null)
+        : null;
       return {
         frequency: sum.frequency,
         srUuid: sum.srUuid,
+        srName,
         nextRunAt: sum.nextRunAt,
         lastRun: sum.lastRun
           ? {
@@ -215,10 +229,7 @@ export function consoleServices(s: Settings): ConsoleServices {
 }
 
 /** `xsmeta console`: the TUI over the real services; the terminal is always given back. */
-export async function cmdConsole(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, {});
-  const s = resolveSettings(connectionFlags(values));
+export async function cmdConsole(s: Settings): Promise<number> {
   const end = await runConsole(consoleServices(s), { title: 'xsmeta' });
-  void io;
   return end.reason === 'signal' ? 128 + (constants.signals[end.signal] ?? 0) : 0;
 }

@@ -6,9 +6,7 @@ import {
 } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { RingKeys } from '@xsmeta/vdi-store';
-import { resolveSettings } from './config.js';
 import type { Io } from './output.js';
 
 class KeyError extends Error {
@@ -21,8 +19,8 @@ class KeyError extends Error {
 }
 
 /** File names `xsmeta keys init` writes. */
-const SIGNING_FILE = 'xsmeta-signing-key.pem';
-const VERIFY_FILE = 'xsmeta-verify-key.pem';
+export const SIGNING_FILE = 'xsmeta-signing-key.pem';
+export const VERIFY_FILE = 'xsmeta-verify-key.pem';
 
 function readKey(path: string, what: string, variable: string): string {
   try {
@@ -82,40 +80,8 @@ function parseKey(make: () => KeyObject, path: string, kind: 'private' | 'public
   return key;
 }
 
-export const KEYS_HELP = `usage: xsmeta keys init [--dir DIR]
-  Create an Ed25519 key pair for signed backups: DIR/${SIGNING_FILE} (mode 0600, keep it
-  on the hosts that back up) and DIR/${VERIFY_FILE} (give it to whoever restores).
-  Default DIR: <state dir>/keys. Existing keys are never overwritten.
-  Then: XSMETA_SIGNING_KEY=DIR/${SIGNING_FILE} signs every backup, and
-  XSMETA_VERIFY_KEY=DIR/${VERIFY_FILE} makes verify and restore refuse unsigned or
-  badly signed backups.`;
-
-/** `xsmeta keys init [--dir DIR]`. */
-export async function cmdKeys(argv: string[], io: Io): Promise<number> {
-  let values: { dir?: string | undefined; 'state-dir'?: string | undefined };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      options: { dir: { type: 'string' }, 'state-dir': { type: 'string' } },
-      allowPositionals: true,
-      strict: true,
-    }));
-  } catch (e) {
-    io.err(`xsmeta: keys: ${(e as Error).message}`);
-    return 2;
-  }
-  if (positionals[0] !== 'init' || positionals.length !== 1) {
-    io.err(`xsmeta: keys: say 'xsmeta keys init [--dir DIR]'`);
-    return 2;
-  }
-  const dir =
-    typeof values.dir === 'string'
-      ? values.dir
-      : join(
-          resolveSettings({ stateDir: values['state-dir'] as string | undefined }).stateDir,
-          'keys',
-        );
+/** `xsmeta keys init`: a new Ed25519 key pair in `dir`; existing keys are never overwritten. */
+export function initKeys(dir: string, io: Io): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const priv = join(dir, SIGNING_FILE);
@@ -136,5 +102,4 @@ export async function cmdKeys(argv: string[], io: Io): Promise<number> {
   io.out(`Verify key (give it to whoever restores): ${pub}`);
   io.out(`Sign backups: XSMETA_SIGNING_KEY=${priv}`);
   io.out(`Refuse unsigned backups on verify and restore: XSMETA_VERIFY_KEY=${pub}`);
-  return 0;
 }

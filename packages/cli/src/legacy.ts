@@ -19,10 +19,11 @@ import {
   openLegacyDisk,
 } from '@xsmeta/legacy-compat';
 import { decodeValue } from '@xsmeta/xapi';
-import { parse, withPool } from './commands.js';
-import { connectionFlags, resolveSettings, UsageError } from './config.js';
-import { type Io, progressLine } from './output.js';
+import { withPool } from './commands.js';
+import { type Settings, UsageError } from './config.js';
+import type { Io } from './output.js';
 import { lockSr } from './process/lock.js';
+import { progressBar } from './process/progress.js';
 import {
   archive,
   closeOnSignal,
@@ -319,97 +320,103 @@ function legacyNotes(disk: LegacyDisk, date?: string): string[] {
  * `xsmeta legacy list|convert`: running this command is the opt-in to reading legacy disks.
  * The disk is chosen by core's `legacyAccess` (`--vdi` names one; see resolveLegacyVdi).
  */
-export async function cmdLegacy(argv: string[], io: Io): Promise<number> {
-  const [sub = '', ...rest] = argv;
-  const { values, positionals } = parse(rest, {
-    sr: { type: 'string' },
-    vdi: { type: 'string' },
-    date: { type: 'string' },
-    json: { type: 'boolean' },
-  });
-  if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}`);
-  if (sub !== 'list' && sub !== 'convert')
-    throw new UsageError(`xsmeta legacy takes list or convert, not '${sub}'`);
-  const s = resolveSettings(connectionFlags(values));
-  const named = values.vdi as string | undefined;
-  const json = values.json === true;
-  return withPool(s, async (pool) => {
-    const srUuid = (values.sr as string | undefined) ?? (await pool.pool()).defaultSrUuid;
-    if (!srUuid) throw new UsageError('the pool has no default SR: name one with --sr UUID');
-    const { vdiUuid, how } = await resolveLegacyVdi(pool, srUuid, named);
-    if (sub === 'list') {
-      const report = await withLegacyDisk(pool, vdiUuid, async (d) => ({
-        srUuid,
-        vdiUuid,
-        ...(await legacyListing(d)),
-        warnings: d.warnings,
-      }));
-      if (json) io.out(JSON.stringify(report));
-      else {
-        io.err(`Legacy backup VDI ${vdiUuid} on SR ${srUuid} (read, never mounted):`);
-        for (const b of report.backups)
-          io.out(
-            b.damaged
-              ? `${b.date}  DAMAGED (${b.damaged})`
-              : `${b.date}  ${b.vmCount} VM(s) and template(s)`,
-          );
-        for (const k of report.skipped) io.err(`skipped ${k.path}: ${k.reason}`);
-        for (const w of report.warnings) io.err(`warning: ${w}`);
+export async function cmdLegacy(
+  sub: 'list' | 'convert',
+  o: {
+    sr?: string | undefined;
+    vdi?: string | undefined;
+    date?: string | undefined;
+    json?: boolean;
+  },
+  s: Settings,
+  io: Io,
+): Promise<number> {
+  const named = o.vdi;
+  const json = o.json === true;
+  return withPool(
+    s,
+    async (pool) => {
+      const srUuid = o.sr ?? (await pool.pool()).defaultSrUuid;
+      if (!srUuid) throw new UsageError('the pool has no default SR: name one with --sr UUID');
+      const { vdiUuid, how } = await resolveLegacyVdi(pool, srUuid, named);
+      if (sub === 'list') {
+        const report = await withLegacyDisk(pool, vdiUuid, async (d) => ({
+          srUuid,
+          vdiUuid,
+          ...(await legacyListing(d)),
+          warnings: d.warnings,
+        }));
+        if (json) io.out(JSON.stringify(report));
+        else {
+          io.err(`Legacy backup VDI ${vdiUuid} on SR ${srUuid} (read, never mounted):`);
+          for (const b of report.backups)
+            io.out(
+              b.damaged
+                ? `${b.date}  DAMAGED (${b.damaged})`
+                : `${b.date}  ${b.vmCount} VM(s) and template(s)`,
+            );
+          for (const k of report.skipped) io.err(`skipped ${k.path}: ${k.reason}`);
+          for (const w of report.warnings) io.err(`warning: ${w}`);
+        }
+        return 0;
       }
-      return 0;
-    }
-    // Converting makes a legacy disk's content the SR's trusted backups (restored without -o):
-    // only from the SR's own backup VDI (a guest cannot choose its uuid) or one named on purpose.
-    if (how === 'scan')
-      throw new LegacyRefused(
-        'LEGACY_UNAVAILABLE',
-        `converting makes VDI ${vdiUuid}'s backups trusted ones, and any guest can forge such a disk: name it with --vdi ${vdiUuid} if it is the old scripts' disk`,
-      );
-    const date = values.date as string | undefined;
-    let notes: string[] = [];
-    const unlock = await lockSr(s.stateDir, srUuid, false);
-    try {
-      // What a killed conversion of this SR left (under this lock, so no live run's).
-      for (const gone of await pool.removeDeadCopies(srUuid))
-        io.err(`Removed VDI ${gone}, an unfinished copy a conversion that died left behind.`);
-      const r = await withEvents(
-        s.stateDir,
-        (events) =>
-          runConvert(
-            {
-              pool,
-              disk: ringDisk,
-              archive,
-              legacy: legacyReader(pool, (n) => {
-                notes = n;
-              }),
-              clock: systemClock,
-              events,
-              progress: progressLine(io),
-            },
-            { srUuid, legacyVdiUuid: vdiUuid, ...(date ? { dates: [date] } : {}) },
-          ),
-        (e) => io.err(historyLostLine('conversion', e)),
-      );
-      if (json) io.out(JSON.stringify({ ...r, notes }));
-      else {
-        for (const n of notes) io.err(n);
-        if (r.keptCopyVdiUuid)
-          io.err(
-            `The legacy disk was the backup VDI itself: a verified copy of it is kept as VDI ${r.keptCopyVdiUuid}.`,
-          );
-        for (const c of r.converted)
-          io.out(
-            `Converted ${c.date}: ${c.vmCount} VM(s), ${c.templateCount} template(s) (seq ${c.seq})`,
-          );
-        for (const k of r.skipped) io.out(`Skipped ${k.date}: ${k.reason}`);
-        io.out(
-          `Converted ${r.converted.length} legacy backup(s) into the ring on VDI ${r.vdiUuid}, skipped ${r.skipped.length}`,
+      // Converting makes a legacy disk's content the SR's trusted backups (restored without -o):
+      // only from the SR's own backup VDI (a guest cannot choose its uuid) or one named on purpose.
+      if (how === 'scan')
+        throw new LegacyRefused(
+          'LEGACY_UNAVAILABLE',
+          `converting makes VDI ${vdiUuid}'s backups trusted ones, and any guest can forge such a disk: name it with --vdi ${vdiUuid} if it is the old scripts' disk`,
         );
+      const date = o.date;
+      let notes: string[] = [];
+      const unlock = await lockSr(s.stateDir, srUuid, false);
+      const bar = progressBar(io, { enabled: io.isTTY && !json });
+      try {
+        // What a killed conversion of this SR left (under this lock, so no live run's).
+        for (const gone of await pool.removeDeadCopies(srUuid))
+          io.err(`Removed VDI ${gone}, an unfinished copy a conversion that died left behind.`);
+        const r = await withEvents(
+          s.stateDir,
+          (events) =>
+            runConvert(
+              {
+                pool,
+                disk: ringDisk,
+                archive,
+                legacy: legacyReader(pool, (n) => {
+                  notes = n;
+                }),
+                clock: systemClock,
+                events,
+                progress: bar.tick,
+              },
+              { srUuid, legacyVdiUuid: vdiUuid, ...(date ? { dates: [date] } : {}) },
+            ),
+          (e) => io.err(historyLostLine('conversion', e)),
+        );
+        bar.end();
+        if (json) io.out(JSON.stringify({ ...r, notes }));
+        else {
+          for (const n of notes) io.err(n);
+          if (r.keptCopyVdiUuid)
+            io.err(
+              `The legacy disk was the backup VDI itself: a verified copy of it is kept as VDI ${r.keptCopyVdiUuid}.`,
+            );
+          for (const c of r.converted)
+            io.out(
+              `Converted ${c.date}: ${c.vmCount} VM(s), ${c.templateCount} template(s) (seq ${c.seq})`,
+            );
+          for (const k of r.skipped) io.out(`Skipped ${k.date}: ${k.reason}`);
+          io.out(
+            `Converted ${r.converted.length} legacy backup(s) into the ring on VDI ${r.vdiUuid}, skipped ${r.skipped.length}`,
+          );
+        }
+        return 0;
+      } finally {
+        bar.end();
+        unlock();
       }
-      return 0;
-    } finally {
-      unlock();
-    }
-  });
+    },
+    o.sr,
+  );
 }

@@ -63,26 +63,14 @@ export function exitCodeOf(e: unknown): number {
   return typeof code === 'string' ? (EXIT[code] ?? 1) : 1;
 }
 
+/** `CODE: message`, with the code once (XAPI's messages often start with it already). */
+export function withCode(code: string | undefined, message: string): string {
+  return code && !message.startsWith(code) ? `${code}: ${message}` : message;
+}
+
 /** One clear line, prefixed by the program and the error code when there is one. */
 export function errorLine(prog: string, e: unknown): string {
   const code = (e as { code?: unknown })?.code;
   const msg = escapeText((e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '');
-  return `${prog}: ${typeof code === 'string' && code !== 'USAGE' ? `${code}: ` : ''}${msg}`;
-}
-
-/** A progress line on a terminal (rewritten in place); silent otherwise. */
-export function progressLine(
-  io: Io,
-): (p: { phase: string; done: number; total: number; bytes: number }) => void {
-  let last = 0;
-  return (p) => {
-    if (!io.isTTY) return;
-    const now = Date.now();
-    if (now - last < 100 && p.done !== p.total) return;
-    last = now;
-    write(
-      process.stderr,
-      `\r\u001b[K${p.phase}: ${p.done}/${p.total} (${(p.bytes / 1024 / 1024).toFixed(1)} MiB)${p.done === p.total ? '\n' : ''}`,
-    );
-  };
+  return `${prog}: ${withCode(typeof code === 'string' && code !== 'USAGE' ? code : undefined, msg)}`;
 }

@@ -1,47 +1,41 @@
 import { backupVdiOf, decodeLabel } from '@xsmeta/core';
 import { openFileDevice, Ring } from '@xsmeta/vdi-store';
-import { parse, withPool } from './commands.js';
-import { connectionFlags, resolveSettings } from './config.js';
+import { withPool } from './commands.js';
+import type { Settings } from './config.js';
 import type { Io } from './output.js';
 import { lockSr } from './process/lock.js';
 import { closeOnSignal } from './runtime.js';
 
-export const REPAIR_HELP = `usage: xsmeta repair [--sr UUID] [--yes] [--json]
-  Rebuild the root (the index) of the SR's backup disk from its records: the surviving root
-  copy plus every committed record found beyond it, or, when both copies are gone, every
-  intact record of the ring (a full scan). A dry run by default: --yes writes the new root.
-  --sr UUID   the SR (default: the pool's default SR)
-  --yes       write the rebuilt root (takes the SR's backup lock)
-Exit 0 when the root is whole (or was rebuilt), 1 otherwise.`;
-
 /** `xsmeta repair`: dry run by default; with --yes writes the rebuilt root under the SR lock. */
-export async function cmdRepair(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, {
-    sr: { type: 'string' },
-    yes: { type: 'boolean' },
-    json: { type: 'boolean' },
-  });
-  const s = resolveSettings(connectionFlags(values));
+export async function repair(
+  s: Settings,
+  values: { sr?: string | undefined; yes?: boolean | undefined; json?: boolean | undefined },
+  io: Io,
+): Promise<number> {
   const apply = values.yes === true;
-  const report = await withPool(s, async (pool) => {
-    const id = await backupVdiOf(pool, values.sr as string | undefined);
-    const unlock = apply ? await lockSr(s.stateDir, id.srUuid, false) : () => {};
-    try {
-      const att = await pool.attach(id.vdiUuid, { readOnly: !apply });
+  const report = await withPool(
+    s,
+    async (pool) => {
+      const id = await backupVdiOf(pool, values.sr);
+      const unlock = apply ? await lockSr(s.stateDir, id.srUuid, false) : () => {};
       try {
-        const dev = closeOnSignal(await openFileDevice(att.devicePath, { readOnly: !apply }));
+        const att = await pool.attach(id.vdiUuid, { readOnly: !apply });
         try {
-          return await Ring.repair(dev, { apply, expect: id });
+          const dev = closeOnSignal(await openFileDevice(att.devicePath, { readOnly: !apply }));
+          try {
+            return await Ring.repair(dev, { apply, expect: id });
+          } finally {
+            await dev.close();
+          }
         } finally {
-          await dev.close();
+          await att.detach();
         }
       } finally {
-        await att.detach();
+        unlock();
       }
-    } finally {
-      unlock();
-    }
-  });
+    },
+    values.sr,
+  );
   const records = report.records.map((r) => ({
     seq: r.seq,
     date: decodeLabel(r.label)?.date ?? `unknown-${r.seq}`,

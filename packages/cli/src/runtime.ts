@@ -155,6 +155,7 @@ export async function connect(s: Settings): Promise<XapiClient> {
     url: s.url,
     username: s.username,
     password,
+    timeoutMs: timeoutMs(),
     ...(insecure || fingerprint
       ? {
           tls: {
@@ -163,7 +164,39 @@ export async function connect(s: Settings): Promise<XapiClient> {
           },
         }
       : {}),
+  }).catch((e: unknown) => {
+    throw operatorHint(e);
   });
+}
+
+/** The deadline of the connection and of each call: XSMETA_TIMEOUT_MS, else 60 s. */
+function timeoutMs(): number {
+  const v = process.env.XSMETA_TIMEOUT_MS;
+  if (v === undefined || v === '') return 60_000;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1)
+    throw new ConfigError('BAD_TIMEOUT', `XSMETA_TIMEOUT_MS must be a number of ms, not '${v}'`);
+  return n;
+}
+
+/** A connection error an operator can act on says how: a certificate to pin, a deadline to raise. */
+function operatorHint(e: unknown): unknown {
+  if (!(e instanceof XapiError)) return e;
+  if (e.code === 'XAPI_TLS' && e.params[1])
+    return new XapiError(
+      'XAPI_TLS',
+      e.params,
+      `the pool's certificate is not trusted (${e.params[0]}); if its sha256 fingerprint ${e.params[1]} is the pool's (on the master: openssl x509 -noout -fingerprint -sha256 -in /etc/xensource/xapi-ssl.pem), set XSMETA_TLS_FINGERPRINT=${e.params[1]}`,
+      { cause: e },
+    );
+  if (e.code === 'XAPI_TIMEOUT')
+    return new XapiError(
+      'XAPI_TIMEOUT',
+      e.params,
+      `${e.message} (XSMETA_TIMEOUT_MS sets the deadline)`,
+      { cause: e },
+    );
+  return e;
 }
 
 type R = Record<string, unknown>;
@@ -202,7 +235,7 @@ export class VbdLeftError extends Error {
   }
 }
 
-/** PoolPort over XAPI: the calls of reference/xapi.md. */
+/** PoolPort over XAPI (the classes and calls of xen-api's ocaml/idl/datamodel*.ml). */
 export class XapiPool implements PoolPort {
   constructor(
     readonly xapi: XapiClient,

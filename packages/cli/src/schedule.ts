@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -14,8 +14,8 @@ import {
   scheduleSummary,
   type UtcOffset,
 } from '@xsmeta/core';
-import { backup, parse, partialBackup, withPool } from './commands.js';
-import { connectionFlags, resolveSettings, type Settings } from './config.js';
+import { backup, partialBackup, withPool } from './commands.js';
+import type { Settings } from './config.js';
 import type { Io } from './output.js';
 import { openEvents } from './runtime.js';
 
@@ -40,13 +40,49 @@ async function decideSchedule(store: EventStore, cmd: ScheduleCommand): Promise<
     });
 }
 
-const cronDir = () => process.env.XSMETA_CRON_DIR ?? '/etc/cron.d';
+/** The folder cron reads; tests and the demo point XSMETA_CRON_DIR at a folder of their own. */
+const cronDir = () => process.env.XSMETA_CRON_DIR || '/etc/cron.d';
+
+/** The stored password a scheduled job reads, root-only, in the state folder. */
+export const cronPasswordFile = (s: Settings) => join(s.stateDir, 'schedule-password');
+
+/**
+ * The environment a scheduled run needs to reach this pool. A password given in
+ * XSMETA_PASSWORD is never written into the cron entry (world-readable): it is stored in a file
+ * only root can read, and the entry names that file.
+ */
+function cronEnv(s: Settings): string[] {
+  const env: Record<string, string | undefined> = {
+    XSMETA_URL: s.url ?? undefined,
+    XSMETA_USERNAME: s.url ? s.username : undefined,
+    XSMETA_INVENTORY: s.inventory,
+    XSMETA_DEV_DIR: s.devDir,
+    XSMETA_STATE_DIR: s.stateDir,
+    XSMETA_TLS_FINGERPRINT: process.env.XSMETA_TLS_FINGERPRINT,
+    XSMETA_TLS_INSECURE: process.env.XSMETA_TLS_INSECURE,
+    XSMETA_TIMEOUT_MS: process.env.XSMETA_TIMEOUT_MS,
+    XSMETA_SOCKET: process.env.XSMETA_SOCKET,
+    XSMETA_SIGNING_KEY: process.env.XSMETA_SIGNING_KEY,
+  };
+  const stored = cronPasswordFile(s);
+  if (s.passwordFile) env.XSMETA_PASSWORD_FILE = s.passwordFile;
+  else if (s.url && s.password !== null) {
+    writeFileSync(stored, s.password, { mode: 0o600 });
+    chmodSync(stored, 0o600);
+    env.XSMETA_PASSWORD_FILE = stored;
+  }
+  if (env.XSMETA_PASSWORD_FILE !== stored) rmSync(stored, { force: true });
+  return Object.entries(env)
+    .filter(([, v]) => v)
+    .map(([k, v]) => `${k}=${v}`);
+}
 
 /** The cron entry: hourly, `xsmeta schedule run` decides whether a slot is due. */
-function installCron(frequency: string, io: Io): void {
+function installCron(s: Settings, frequency: string, io: Io): void {
   const path = join(cronDir(), 'xsmeta');
   if (frequency === 'never') {
     rmSync(path, { force: true });
+    rmSync(cronPasswordFile(s), { force: true });
     return;
   }
   if (!existsSync(cronDir())) {
@@ -56,21 +92,12 @@ function installCron(frequency: string, io: Io): void {
     return;
   }
   const bin = process.argv[1] ?? 'xsmeta';
-  const envs = [
-    'XSMETA_URL',
-    'XSMETA_USERNAME',
-    'XSMETA_PASSWORD_FILE',
-    'XSMETA_INVENTORY',
-    'XSMETA_DEV_DIR',
-    'XSMETA_STATE_DIR',
-    'XSMETA_SOCKET',
-  ]
-    .filter((k) => process.env[k])
-    .map((k) => `${k}=${process.env[k]}`);
+  const envs = cronEnv(s);
   writeFileSync(
     path,
     `# Installed by 'xsmeta schedule ${frequency}'; 'xsmeta schedule never' removes it.\n${envs.join('\n')}${envs.length ? '\n' : ''}17 * * * * root ${process.execPath} ${bin} schedule run\n`,
   );
+  io.err(`Installed the cron entry ${path} (hourly; a run backs up when a slot is due)`);
 }
 
 function syslog(line: string): void {
@@ -98,7 +125,7 @@ export async function setFrequency(s: Settings, frequency: string, io: Io): Prom
   } finally {
     await store.close();
   }
-  installCron(frequency.toLowerCase(), io);
+  installCron(s, frequency.toLowerCase(), io);
 }
 
 /** `{frequency, srUuid, nextRunAt, lastRun}` as `xsmeta schedule --json` prints it. */
@@ -111,11 +138,14 @@ export async function scheduleStatus(s: Settings) {
   }
 }
 
-export async function cmdSchedule(argv: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(argv, { json: { type: 'boolean' } });
-  const s = resolveSettings(connectionFlags(values));
-  const [what] = positionals;
-  if (what === 'run') return runDue(s, io);
+/** `xsmeta schedule [FREQUENCY|run] [--json]` on parsed arguments. */
+export async function cmdSchedule(
+  what: string | undefined,
+  json: boolean,
+  s: Settings,
+  io: Io,
+): Promise<number> {
+  if (what === 'run') return runDue(s, io, () => new Date(), json);
   const store = await openEvents(s.stateDir);
   try {
     if (what !== undefined) {
@@ -125,10 +155,10 @@ export async function cmdSchedule(argv: string[], io: Io): Promise<number> {
         by: userInfo().username,
         at: new Date().toISOString(),
       });
-      installCron(what.toLowerCase(), io);
+      installCron(s, what.toLowerCase(), io);
     }
     const sum = await summary(s, store);
-    if (values.json) io.out(JSON.stringify(sum));
+    if (json) io.out(JSON.stringify(sum));
     else
       io.out(
         `Backups: ${sum.frequency}${sum.nextRunAt ? `, next at ${sum.nextRunAt}` : ''}${sum.srUuid ? ` to the default SR ${sum.srUuid}` : ''}${sum.lastRun ? `; last run ${sum.lastRun.at}: ${sum.lastRun.outcome}${sum.lastRun.error ? ` (${sum.lastRun.error})` : ''}` : ''}`,
@@ -148,8 +178,12 @@ export async function runDue(
   s: Settings,
   io: Io,
   now: () => Date = () => new Date(),
+  json = false,
 ): Promise<number> {
-  let slot: string | null;
+  const report = (r: Record<string, unknown>) => {
+    if (json) io.out(JSON.stringify(r));
+  };
+  let slot: string | null = null;
   const runId = `sched-${Date.now().toString(36)}`;
   {
     const store = await openEvents(s.stateDir);
@@ -158,6 +192,7 @@ export async function runDue(
       slot = dueSlot(view.frequency, view.lastSlot, now(), localOffset, view.since);
       if (!slot) {
         io.err('xsmeta: no scheduled backup is due');
+        report({ due: false, slot: null, outcome: null });
         return 0;
       }
       await decideSchedule(store, { type: 'StartScheduledRun', slot, runId });
@@ -167,6 +202,7 @@ export async function runDue(
         (e as { code?: string }).code === 'WRONG_EXPECTED_VERSION'
       ) {
         io.err('xsmeta: this slot is already being backed up');
+        report({ due: true, slot, outcome: 'running' });
         return 0;
       }
       throw e;
@@ -207,6 +243,7 @@ export async function runDue(
   if (!outcome.ok) {
     syslog(`scheduled metadata backup failed: ${outcome.error}`);
     io.err(`xsmeta: scheduled backup failed: ${outcome.error}`);
+    report({ due: true, slot, outcome: 'failure', srUuid: outcome.srUuid, error: outcome.error });
     return 1;
   }
   io.err(`xsmeta: scheduled backup of slot ${slot} written to SR ${outcome.srUuid}`);
@@ -216,5 +253,12 @@ export async function runDue(
     syslog(
       `scheduled metadata backup is partial: ${left.length} VM(s) left out (${left.map((v) => v.name).join(', ')})`,
     );
+  report({
+    due: true,
+    slot,
+    outcome: left.length > 0 ? 'partial' : 'success',
+    srUuid: outcome.srUuid,
+    ...(left.length > 0 ? { skippedVms: left.length } : {}),
+  });
   return partialBackup(outcome.result, io);
 }

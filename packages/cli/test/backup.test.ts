@@ -187,7 +187,10 @@ describe('backup, end to end against the simulator', () => {
       const bad = capture();
       expect(await xsmeta(['backup', '--bogus'], bad)).toBe(2);
       const k = capture();
-      expect(await xeBackup(['-k', 'zero'], k)).toBe(1);
+      expect(await xeBackup(['-k', 'zero'], k)).toBe(2);
+      expect(k.stderr).toEqual([
+        "xe-backup-metadata: option '-k <N>' argument 'zero' is invalid. the number of backups to keep must be 1..100, not zero (see 'xe-backup-metadata --help')",
+      ]);
     });
   });
 });

@@ -1,11 +1,11 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { resolveSettings } from '../src/config.js';
-import { runDue } from '../src/schedule.js';
+import { runDue, scheduleStatus } from '../src/schedule.js';
 import { capture, pool, withEnv } from './support.js';
 
 it('the scheduler backs up to the default SR when its slot comes, once; a failure shows in lastRun', async () => {
@@ -13,7 +13,7 @@ it('the scheduler backs up to the default SR when its slot comes, once; a failur
   const cron = await mkdtemp(join(tmpdir(), 'xsmeta-cron-'));
   await withEnv({ ...p.env, XSMETA_CRON_DIR: cron }, async () => {
     const bad = capture();
-    expect(await xsmeta(['schedule', 'hourly'], bad)).toBe(1);
+    expect(await xsmeta(['schedule', 'hourly'], bad)).toBe(2);
     expect(bad.stderr[0]).toContain('use one of daily, weekly, monthly, never');
     const set = capture();
     expect(await xsmeta(['schedule', 'daily', '--json'], set)).toBe(0);
@@ -55,18 +55,69 @@ it('the scheduler backs up to the default SR when its slot comes, once; a failur
       1,
     );
     expect(failed.stderr.join('\n')).toMatch(/scheduled backup failed: SR_BACKEND_FAILURE/);
-    p.sim.faults.clear();
-    expect(
-      await runDue(s, capture(), () => new Date(slot.getTime() + 3 * 86_400_000 + 120_000)),
-    ).toBe(0);
-    const shown = capture();
+    let shown = capture();
     await xsmeta(['schedule', '--json'], shown);
-    const after = JSON.parse(shown.stdout[0]!) as { lastRun: { outcome: string; error?: string } };
-    expect(after.lastRun.outcome).toBe('failure');
-    expect(after.lastRun.error).toMatch(/SR_BACKEND_FAILURE/);
+    const failedRun = JSON.parse(shown.stdout[0]!) as {
+      lastRun: { outcome: string; error?: string };
+    };
+    expect(failedRun.lastRun.outcome).toBe('failure');
+    expect(failedRun.lastRun.error).toMatch(/SR_BACKEND_FAILURE/);
+    // The failed slot is owed: the next trigger (an hour later) retries it and backs up.
+    p.sim.faults.clear();
+    const retry = capture();
+    expect(
+      await runDue(s, retry, () => new Date(slot.getTime() + 3 * 86_400_000 + 3_660_000)),
+    ).toBe(0);
+    expect(retry.stderr.join('\n')).toMatch(/scheduled backup of slot .* written to SR/);
+    list = capture();
+    await xsmeta(['list', '--json'], list);
+    expect(JSON.parse(list.stdout[0]!)).toHaveLength(2);
+    shown = capture();
+    await xsmeta(['schedule', '--json'], shown);
+    expect((JSON.parse(shown.stdout[0]!) as { lastRun: { outcome: string } }).lastRun.outcome).toBe(
+      'success',
+    );
+    // Once done, the slot is not run again.
+    expect(
+      await runDue(s, capture(), () => new Date(slot.getTime() + 3 * 86_400_000 + 7_260_000)),
+    ).toBe(0);
+    list = capture();
+    await xsmeta(['list', '--json'], list);
+    expect(JSON.parse(list.stdout[0]!)).toHaveLength(2);
     expect(await xsmeta(['schedule', 'never'], capture())).toBe(0);
     expect(existsSync(join(cron, 'xsmeta'))).toBe(false);
   });
   await rm(cron, { recursive: true, force: true });
+  await p.close();
+}, 60_000);
+
+it('a schedule set with XSMETA_PASSWORD stores it root-only for the job; the cron entry never holds it and the job logs in with it', async () => {
+  const p = await pool({ vms: 3 });
+  const cron = p.env.XSMETA_CRON_DIR!;
+  await withEnv(p.env, async () => {
+    expect(p.env.XSMETA_PASSWORD).toBeTruthy();
+    expect(await xsmeta(['schedule', 'daily'], capture())).toBe(0);
+    const entry = await readFile(join(cron, 'xsmeta'), 'utf8');
+    expect(entry).not.toMatch(/^XSMETA_PASSWORD=/m);
+    const env = Object.fromEntries(
+      entry
+        .split('\n')
+        .filter((l) => /^[A-Z_]+=/.test(l))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    expect(env.XSMETA_URL).toBe(p.env.XSMETA_URL);
+    const file = env.XSMETA_PASSWORD_FILE!;
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(await readFile(file, 'utf8')).toBe(p.env.XSMETA_PASSWORD);
+    // What cron runs has only the entry's environment: it logs in and backs up.
+    const status = await scheduleStatus(resolveSettings({}));
+    const due = () => new Date(new Date(status.nextRunAt!).getTime() + 60_000);
+    const done = await runDue(resolveSettings({}, { ...env }), capture(), due);
+    expect(done).toBe(0);
+    // `never` removes the entry and the stored password.
+    expect(await xsmeta(['schedule', 'never'], capture())).toBe(0);
+    expect(existsSync(file)).toBe(false);
+    expect(existsSync(join(cron, 'xsmeta'))).toBe(false);
+  });
   await p.close();
 }, 60_000);

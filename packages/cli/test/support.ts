@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Simulator, startSimulator } from '@xsmeta/xapi-sim';
@@ -31,7 +31,13 @@ export async function pool(
     seed: 3,
     ...(opts.log ? { log: opts.log } : {}),
   });
-  const env = { ...sim.env, XSMETA_STATE_DIR: join(dir, 'state') };
+  // The cron folder is the test's own: no test ever writes the machine's /etc/cron.d.
+  const env = {
+    ...sim.env,
+    XSMETA_STATE_DIR: join(dir, 'state'),
+    XSMETA_CRON_DIR: join(dir, 'cron.d'),
+  };
+  await mkdir(env.XSMETA_CRON_DIR);
   const close = async () => {
     leftOpen.delete(close);
     try {

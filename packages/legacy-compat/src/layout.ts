@@ -11,7 +11,7 @@ import {
 } from './ext.js';
 
 /**
- * The layout the old xe-backup-metadata wrote (reference/legacy-format.md), and nothing else:
+ * The layout the old xe-backup-metadata wrote (xen-api's scripts/xe-backup-metadata), and nothing else:
  * `/.ctxs-metadata-backup` (content `1`), `/<pool-uuid>.db[.N]`,
  * `/metadata/<YYYY-MM-DD-HH-MM-SS>/{SRMETA.xml, all/<uuid>.vmmeta, by-sr/<sr>/<uuid>.vmmeta}`.
  * A by-sr entry counts only when it is a symlink whose target is exactly

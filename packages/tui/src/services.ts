@@ -91,6 +91,8 @@ export interface RestoreRequest {
   readonly mode: RestoreMode;
   /** Every check, no change to the pool. */
   readonly dryRun: boolean;
+  /** Replace VMs that already exist in the pool (vm-import's force); default false. */
+  readonly force?: boolean;
 }
 
 export interface LegacyRestoreRequest {
@@ -146,6 +148,8 @@ export interface ScheduleStatus {
   readonly frequency: Frequency;
   /** The SR scheduled backups go to (the pool's default SR), when known. */
   readonly srUuid: string | null;
+  /** That SR's name, when known: the schedule screen names it. */
+  readonly srName?: string | null;
   /** ISO 8601 instant of the next scheduled backup, or null when none is due. */
   readonly nextRunAt: string | null;
   readonly lastRun: {

@@ -266,7 +266,7 @@ describe('xsmeta console in a real terminal', () => {
       });
       const tmux = await launchConsole(dir, env, cleanups);
 
-      // The menu, as CONTRACT.md names it.
+      // The menu, as xsconsole names it.
       const menu = await tmux.waitFor('Restore Virtual Machine Metadata from Legacy Backup');
       expect(menu).toContain('Schedule Virtual Machine Metadata');
 

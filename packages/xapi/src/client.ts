@@ -9,10 +9,12 @@ import {
   type Exchange,
   makeEndpoint,
   normaliseFingerprint,
+  peerFingerprint,
   readBody,
   send,
   type TlsSettings,
   toXapiError,
+  UNTRUSTED_CERT_RE,
 } from './http.js';
 import { INT_FIELDS, type TaskRecord, type XapiRef } from './records.js';
 import {
@@ -181,6 +183,28 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
+/**
+ * A certificate the client does not trust (a pool's self-signed one, mostly): the error gains
+ * the certificate's sha256 fingerprint, as `params[1]`, so the caller can say what to pin.
+ */
+async function withFingerprint(e: unknown, s: ClientState): Promise<unknown> {
+  if (
+    !(e instanceof XapiError) ||
+    e.code !== 'XAPI_TLS' ||
+    s.tls?.fingerprint !== undefined ||
+    !UNTRUSTED_CERT_RE.test(e.params[0] ?? '')
+  )
+    return e;
+  const fp = await peerFingerprint(s.base, Math.min(s.timeoutMs, 10_000));
+  if (fp === null) return e;
+  return new XapiError(
+    'XAPI_TLS',
+    [e.params[0] ?? '', fp],
+    `the certificate of ${s.base.host} is not trusted (${e.params[0]}); its sha256 fingerprint is ${fp}: if that is the pool's certificate, pin it (tls.fingerprint)`,
+    { cause: e },
+  );
+}
+
 interface ClientState {
   base: URL;
   socketPath: string | undefined;
@@ -279,7 +303,10 @@ export class XapiClient {
     const login: Login = async (s) => {
       const params = [s.username, password, '1.0', s.originator];
       try {
-        return String(await rpc(s, 'session.login_with_password', params, {}));
+        // The login has the deadline of every call: a silent server must not hang the caller.
+        return String(
+          await rpc(s, 'session.login_with_password', params, { timeoutMs: s.timeoutMs }),
+        );
       } catch (e) {
         throw redact(e, password);
       }
@@ -315,7 +342,7 @@ export class XapiClient {
           state.base = masterUrl(state.base, e.params[0] ?? '');
           continue;
         }
-        throw e;
+        throw await withFingerprint(e, state);
       }
     }
   }

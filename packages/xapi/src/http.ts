@@ -164,6 +164,8 @@ export interface SendOptions {
   deadlineMs?: number | undefined;
   /** Longest silence on the socket, ms (for long transfers). */
   idleMs?: number | undefined;
+  /** What the exchange is for, in errors (an RPC method name); default the HTTP method. */
+  what?: string | undefined;
 }
 
 /**
@@ -184,7 +186,8 @@ export interface Exchange {
 }
 
 export function send(endpoint: Endpoint, opts: SendOptions): Exchange {
-  const where = `${opts.method} ${opts.url.pathname}`;
+  // Errors name the host and what was asked of it (never the query: it may hold a session).
+  const where = `${opts.what ?? opts.method} ${opts.url.protocol}//${opts.url.host}${opts.url.pathname}`;
   const mod = endpoint.secure ? https : http;
   const headers: http.OutgoingHttpHeaders = { ...opts.headers };
   const body = opts.body;
@@ -240,7 +243,11 @@ export function send(endpoint: Endpoint, opts: SendOptions): Exchange {
       timer = setTimeout(
         () =>
           fail(
-            new XapiError('XAPI_TIMEOUT', [where, String(opts.deadlineMs)], `${where}: timed out`),
+            new XapiError(
+              'XAPI_TIMEOUT',
+              [where, String(opts.deadlineMs)],
+              `${where}: no answer within ${opts.deadlineMs} ms`,
+            ),
           ),
         opts.deadlineMs,
       );
@@ -254,7 +261,13 @@ export function send(endpoint: Endpoint, opts: SendOptions): Exchange {
     });
     if (opts.idleMs !== undefined) {
       req.setTimeout(opts.idleMs, () =>
-        fail(new XapiError('XAPI_TIMEOUT', [where, String(opts.idleMs)], `${where}: idle timeout`)),
+        fail(
+          new XapiError(
+            'XAPI_TIMEOUT',
+            [where, String(opts.idleMs)],
+            `${where}: nothing received for ${opts.idleMs} ms`,
+          ),
+        ),
       );
     }
     req.on('error', (e: NodeJS.ErrnoException) => {
@@ -389,4 +402,31 @@ export async function discardBody(ex: Exchange, res: http.IncomingMessage): Prom
     // the exchange already failed; nothing to reuse
   }
   ex.done();
+}
+
+/** Certificate errors that pinning the pool's own (self-signed) certificate would cure. */
+export const UNTRUSTED_CERT_RE = /SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED/;
+
+/**
+ * The sha256 fingerprint of the certificate a TLS server presents (AA:BB:.. form), read without
+ * trusting it and without sending anything; null when it cannot be had within `timeoutMs`.
+ */
+export function peerFingerprint(url: URL, timeoutMs: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(url.port || 443),
+      rejectUnauthorized: false,
+      ...(/^[\d.]+$|:/.test(url.hostname) ? {} : { servername: url.hostname }),
+    });
+    const done = (fp: string | null) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(fp);
+    };
+    const timer = setTimeout(() => done(null), timeoutMs);
+    timer.unref?.();
+    socket.once('secureConnect', () => done(socket.getPeerCertificate()?.fingerprint256 ?? null));
+    socket.once('error', () => done(null));
+  });
 }

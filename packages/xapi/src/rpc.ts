@@ -69,6 +69,7 @@ async function post(
       body,
       signal: opts.signal,
       deadlineMs: opts.timeoutMs,
+      what: method,
     });
     try {
       return { ex, res: await ex.response };

@@ -142,6 +142,25 @@ export async function openOrFormat(
   }
 }
 
+/** The backups a ring holds (none when the disk holds no ring of this VDI), before `-i`. */
+async function backupsOn(
+  disk: DiskPort,
+  att: Attachment,
+  id: { vdiUuid: string; srUuid: string },
+): Promise<{ seq: number; date: string }[]> {
+  let ring: RingPort;
+  try {
+    ring = await disk.open(att.devicePath, { readOnly: true, expect: id });
+  } catch {
+    return [];
+  }
+  try {
+    return ring.list().map((r) => ({ seq: r.seq, date: decodeLabel(r.label)?.date ?? '' }));
+  } finally {
+    await ring.close();
+  }
+}
+
 /**
  * Backs up the pool's metadata to the Pool Metadata Backup VDI of an SR: capture (bounded
  * parallel, streamed into the compressed archive), then attach the VDI, append one record,
@@ -219,11 +238,13 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       isTemplate: v.isTemplate,
       srUuids: v.srUuids,
     }));
-    const total = vms.length + 2;
+    // done/total count the VMs and templates (what the summary counts); the pool database and
+    // the SR metadata add bytes only.
+    const total = vms.length;
     let done = 0;
     let bytes = 0;
-    const tick = (n: number, item?: string) => {
-      done++;
+    const tick = (n: number, item?: string, counts = true) => {
+      if (counts) done++;
       bytes += n;
       deps.progress?.({ phase: 'capture', done, total, bytes, ...(item ? { item } : {}) });
     };
@@ -269,7 +290,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     };
     async function* parts(): AsyncIterable<ArchivePart> {
       const db = await pool.dumpDatabase();
-      tick(db.length, 'pool database');
+      tick(db.length, 'pool database', false);
       yield { name: PART.poolDb, data: db };
       // The fast path: one request for every VM. Refused (a busy VM: xapi locks them all,
       // ocaml/xapi/export.ml metadata_handler) or failed, the per-VM exports below do the
@@ -309,7 +330,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         yield { name: PART.vm(vm.uuid, vm.isTemplate), data };
       }
       const srmeta = new TextEncoder().encode(encodeSrMeta(srs));
-      tick(srmeta.length, 'SR metadata');
+      tick(srmeta.length, 'SR metadata', false);
       yield { name: PART.srmeta, data: srmeta };
       // The map lists what the record holds: a VM left out is named in the manifest instead.
       const out = new Set(skipped.map((v) => v.uuid));
@@ -345,7 +366,10 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     const att = await pool.attach(vdiUuid, { readOnly: false });
     let written: { seq: number; evicted: number[]; storedBytes: number; date: string };
     let rootWarnings: string[] = [];
+    // A re-initialisation destroys the backups on the disk: the history says which.
+    let destroyed: { seq: number; date: string }[] | null = null;
     try {
+      if (opts.reinit && !createdVdi) destroyed = await backupsOn(disk, att, { vdiUuid, srUuid });
       const ring = await openOrFormat(
         disk,
         att,
@@ -399,6 +423,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         formatVersion: BACKUP_FORMAT_VERSION,
         evicted: written.evicted,
         ...(rootWarnings.length > 0 ? { rootWarnings } : {}),
+        ...(destroyed ? { reinitialised: { destroyed } } : {}),
       },
     });
     return {

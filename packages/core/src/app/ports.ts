@@ -155,6 +155,10 @@ export interface ArchivePort {
   read(bytes: Uint8Array): AsyncIterable<{ name: string; data: Uint8Array; sha256: string }>;
 }
 
+/**
+ * Progress of a run: `done`/`total` count VMs and custom templates (capture, restore) or
+ * backups (convert); `bytes` is the running total of the phase.
+ */
 export type Progress = (p: {
   phase: 'capture' | 'write' | 'read' | 'restore' | 'srmeta';
   done: number;

@@ -383,6 +383,7 @@ export async function runRestore(
   const chosen =
     opts.mode === 'sr' ? content.vmMap.filter((v) => v.srUuids.includes(id.srUuid)) : content.vmMap;
   let done = 0;
+  let bytesDone = 0;
   const importOne = async (vm: VmMapEntry): Promise<VmOutcome> => {
     const body = await content.vmExport(vm.uuid);
     let out: VmOutcome;
@@ -437,11 +438,12 @@ export async function runRestore(
             },
           },
     );
+    bytesDone += body?.length ?? 0;
     deps.progress?.({
       phase: 'restore',
       done: ++done,
       total: chosen.length,
-      bytes: body?.length ?? 0,
+      bytes: bytesDone,
       item: vm.name,
     });
     deps.onVm?.(out);

@@ -177,6 +177,8 @@ export const scheduleDecider: Decider<ScheduleCommand, ScheduleEvent, ScheduleSt
       case 'ScheduledRunFinished':
         return {
           ...s,
+          // A failed slot is owed again: the next trigger (cron runs hourly) retries it.
+          lastSlot: e.data.outcome === 'failure' && s.lastSlot === e.data.slot ? null : s.lastSlot,
           running: s.running === e.data.slot ? null : s.running,
           lastRun: {
             at: e.data.slot,

@@ -45,6 +45,8 @@ export type BackupEvent =
         readonly evicted: readonly number[];
         /** What opening the ring found wrong with its root, recovered before this append. */
         readonly rootWarnings?: readonly string[];
+        /** Present when the run re-initialised the ring (`-i`): the backups it destroyed. */
+        readonly reinitialised?: { readonly destroyed: readonly { seq: number; date: string }[] };
       };
     }
   | {

@@ -6,7 +6,7 @@ export type FeatureKind = 'schedule' | 'backup' | 'restore' | 'legacy';
 
 export interface MenuEntry {
   readonly id: FeatureKind | 'quit';
-  /** The entry's text, exactly as CONTRACT.md names it. */
+  /** The entry's text, exactly as xsconsole names it. */
   readonly label: string;
   /** The status pane: a title, what the entry does, and its keys. */
   readonly title: string;

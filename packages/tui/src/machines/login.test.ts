@@ -42,6 +42,22 @@ describe('login machine', () => {
     expect(s).toMatchObject({ field: 'username', username: 'rox' });
   });
 
+  it('When a password is pasted with its line end, Then it submits it without the line end', () => {
+    for (const paste of ['secret\n', 'secret\r', 'secret\r\n'])
+      expect(when(initialLogin(), type(paste))).toEqual({
+        kind: 'submitting',
+        req: 1,
+        username: 'root',
+        password: 'secret',
+      });
+    // On the user name, the line end moves to the password, as Enter does.
+    expect(when(initialLogin(), press('tab'), type('admin\n'))).toMatchObject({
+      kind: 'edit',
+      field: 'password',
+      username: 'rootadmin',
+    });
+  });
+
   it('cuts a paste longer than the limit', () => {
     const s = when(initialLogin(), type('p'.repeat(MAX_FIELD + 10)));
     expect(s.kind === 'edit' && s.password.length).toBe(MAX_FIELD);

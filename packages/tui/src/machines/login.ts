@@ -88,6 +88,16 @@ export function loginReducer(state: LoginState, action: LoginAction): LoginState
         case 'backspace':
           return value === '' ? state : set(Array.from(value).slice(0, -1).join(''));
         case 'char': {
+          // A paste that carries its line end (a password copied with it): the text, then
+          // Enter, as if typed; anything after the line end is dropped.
+          const end = k.char.search(/[\r\n]/);
+          if (end >= 0) {
+            const typed = loginReducer(state, {
+              type: 'key',
+              key: { name: 'char', char: k.char.slice(0, end) },
+            });
+            return loginReducer(typed, { type: 'key', key: { name: 'enter' } });
+          }
           const add = printable(k.char);
           if (add === '') return state;
           return set(

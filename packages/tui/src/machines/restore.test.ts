@@ -8,6 +8,7 @@ import {
   initialRestore,
   pointFromLegacy,
   RECENT_VMS,
+  RESTORE_CHOICES,
   type RestoreAction,
   type RestorePoint,
   type RestoreState,
@@ -107,6 +108,21 @@ describe('restore machine (ring)', () => {
       point: POINTS[0],
       mode: 'sr',
       dryRun: true,
+      force: false,
+    });
+  });
+
+  it("offers to replace existing VMs (force) after xsconsole's four choices, and passes it on", () => {
+    const last = when(ringPoints, press('enter'), press('end'));
+    expect(last).toMatchObject({ kind: 'pickMode', modeCursor: RESTORE_CHOICES.length - 1 });
+    expect(RESTORE_CHOICES.slice(0, 4).every((c) => !c.force)).toBe(true);
+    const confirm = when(last, press('enter'));
+    expect(confirm).toMatchObject({ kind: 'confirm', mode: 'all', dryRun: false, force: true });
+    expect(restoreWork(when(confirm, press('enter')))).toMatchObject({
+      kind: 'restore',
+      mode: 'all',
+      dryRun: false,
+      force: true,
     });
   });
 
@@ -136,11 +152,20 @@ describe('restore machine (ring)', () => {
   });
 
   it('Given a dry run summary, When Enter, Then it is back to the choices to run it for real', () => {
-    const s = when(ringPoints, press('enter'), press('end'), press('enter'), press('enter'), {
-      type: 'restoreDone',
-      req: 3,
-      summary: { restored: 5, errors: [] },
-    });
+    const s = when(
+      ringPoints,
+      press('enter'),
+      press('down'),
+      press('down'),
+      press('down'),
+      press('enter'),
+      press('enter'),
+      {
+        type: 'restoreDone',
+        req: 3,
+        summary: { restored: 5, errors: [] },
+      },
+    );
     expect(s).toMatchObject({ kind: 'summary', dryRun: true, mode: 'all' });
     expect(when(s, press('enter'))).toMatchObject({ kind: 'pickMode', modeCursor: 3 });
     expect(when(s, press('escape')).kind).toBe('closed');

@@ -50,16 +50,22 @@ export function pointFromLegacy(b: LegacyBackupChoice): RestorePoint {
   };
 }
 
-/** The four choices, in xsconsole's order. */
+/**
+ * xsconsole's four choices, in its order, then the two that replace VMs already in the pool
+ * (`xe-restore-metadata -f`, vm-import's force), which xsconsole lacks.
+ */
 export const RESTORE_CHOICES: readonly {
   readonly label: string;
   readonly mode: RestoreMode;
   readonly dryRun: boolean;
+  readonly force: boolean;
 }[] = [
-  { label: 'Only VMs on This SR', mode: 'sr', dryRun: false },
-  { label: 'All VM Metadata', mode: 'all', dryRun: false },
-  { label: 'Only VMs on This SR (Dry Run)', mode: 'sr', dryRun: true },
-  { label: 'All VM Metadata (Dry Run)', mode: 'all', dryRun: true },
+  { label: 'Only VMs on This SR', mode: 'sr', dryRun: false, force: false },
+  { label: 'All VM Metadata', mode: 'all', dryRun: false, force: false },
+  { label: 'Only VMs on This SR (Dry Run)', mode: 'sr', dryRun: true, force: false },
+  { label: 'All VM Metadata (Dry Run)', mode: 'all', dryRun: true, force: false },
+  { label: 'Only VMs on This SR, Replacing Existing VMs', mode: 'sr', dryRun: false, force: true },
+  { label: 'All VM Metadata, Replacing Existing VMs', mode: 'all', dryRun: false, force: true },
 ];
 
 /** How many finished VMs the progress view keeps (the newest). */
@@ -86,6 +92,8 @@ interface ModeStep extends PointStep {
 interface Chosen extends ModeStep {
   readonly mode: RestoreMode;
   readonly dryRun: boolean;
+  /** Replace VMs that already exist (vm-import's force). */
+  readonly force: boolean;
 }
 
 export type RestoreState =
@@ -171,6 +179,7 @@ export type RestoreWork =
       readonly point: RestorePoint;
       readonly mode: RestoreMode;
       readonly dryRun: boolean;
+      readonly force: boolean;
     };
 
 export function initialRestore(variant: RestoreVariant): RestoreState {
@@ -194,7 +203,7 @@ function modeStep(s: ModeStep): ModeStep {
   return { ...pointStep(s), point: s.point, modeCursor: s.modeCursor };
 }
 function chosen(s: Chosen): Chosen {
-  return { ...modeStep(s), mode: s.mode, dryRun: s.dryRun };
+  return { ...modeStep(s), mode: s.mode, dryRun: s.dryRun, force: s.force };
 }
 
 function backToSrs(
@@ -260,6 +269,7 @@ function onKey(s: RestoreState, k: Keypress): RestoreState {
         ...modeStep(s),
         mode: choice.mode,
         dryRun: choice.dryRun,
+        force: choice.force,
       };
     }
     case 'confirm':
@@ -381,6 +391,7 @@ export function restoreWork(s: RestoreState): RestoreWork | null {
         point: s.point,
         mode: s.mode,
         dryRun: s.dryRun,
+        force: s.force,
       };
     default:
       return null;

@@ -178,6 +178,7 @@ export class FakeConsoleServices implements ConsoleServices {
     this.#schedule = {
       frequency,
       srUuid: 'sr-nfs',
+      srName: 'NFS shared storage',
       nextRunAt: frequency === 'never' ? null : this.#next(frequency),
       lastRun: { at: '2025-02-28T02:00:00.000Z', outcome: 'success' },
     };

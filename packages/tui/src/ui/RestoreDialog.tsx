@@ -73,7 +73,12 @@ async function performRestore(
       case 'restore': {
         const onVm = (outcome: Parameters<Parameters<ConsoleServices['restore']>[1]>[0]) =>
           dispatch({ type: 'vm', req, outcome });
-        const base = { srUuid: work.srUuid, mode: work.mode, dryRun: work.dryRun };
+        const base = {
+          srUuid: work.srUuid,
+          mode: work.mode,
+          dryRun: work.dryRun,
+          ...(work.force ? { force: true } : {}),
+        };
         const summary =
           work.variant === 'ring' && work.point.seq !== null
             ? await services.restore({ ...base, seq: work.point.seq }, onVm, signal)
@@ -115,17 +120,22 @@ function pointItems(points: readonly RestorePoint[], width: number): ListItem[] 
 function modeHelp(
   mode: RestoreMode,
   dryRun: boolean,
+  force: boolean,
   s: { sr: { name: string }; point: RestorePoint },
 ): string {
   const what =
     mode === 'sr'
       ? `Only the VMs whose disks are on ${s.sr.name}.`
       : `Every VM and custom template of the backup (${s.point.vmCount} VM(s)).`;
+  if (force) return `${what} A VM that already exists in the pool is replaced by the backup's.`;
   return dryRun ? `${what} Dry run: every check, no change to the pool.` : what;
 }
 
-function choiceLabel(mode: RestoreMode, dryRun: boolean): string {
-  return RESTORE_CHOICES.find((c) => c.mode === mode && c.dryRun === dryRun)?.label ?? mode;
+function choiceLabel(mode: RestoreMode, dryRun: boolean, force: boolean): string {
+  return (
+    RESTORE_CHOICES.find((c) => c.mode === mode && c.dryRun === dryRun && c.force === force)
+      ?.label ?? mode
+  );
 }
 
 /** The reader's notes shown under a restore's summary; the CLI prints them all. */
@@ -230,7 +240,9 @@ function Body(props: { state: RestoreState; width: number; height: number }): Re
             width={inner}
           />
           <Text> </Text>
-          {choice ? <Text color="gray">{modeHelp(choice.mode, choice.dryRun, s)}</Text> : null}
+          {choice ? (
+            <Text color="gray">{modeHelp(choice.mode, choice.dryRun, choice.force, s)}</Text>
+          ) : null}
         </Box>
       );
     }
@@ -239,7 +251,7 @@ function Body(props: { state: RestoreState; width: number; height: number }): Re
         <Box flexDirection="column">
           <Text>
             {s.dryRun ? 'Dry run: ' : 'Restore: '}
-            <Text bold>{choiceLabel(s.mode, s.dryRun)}</Text> from the backup of{' '}
+            <Text bold>{choiceLabel(s.mode, s.dryRun, s.force)}</Text> from the backup of{' '}
             {formatBackupDate(s.point.date)} on {s.sr.name}.
           </Text>
           <Text> </Text>

@@ -51,7 +51,9 @@ function Current(props: { view: ScheduleStatus }): ReactNode {
       {v.frequency !== 'never' ? (
         <Text>
           Next run: {v.nextRunAt ? formatInstant(v.nextRunAt) : 'not planned yet'}
-          {v.srUuid ? `, to SR ${v.srUuid}` : ", to the pool's default SR"}
+          {v.srUuid
+            ? `, to SR ${v.srName ? `${v.srName} (${v.srUuid})` : v.srUuid}`
+            : ", to the pool's default SR"}
         </Text>
       ) : null}
       {v.lastRun ? (

@@ -293,7 +293,7 @@ describe('schedule', () => {
     await keys(KEYS.enter);
     const pick = await screen('Please select the desired frequency');
     expect(pick).toContain('Scheduled metadata backups are currently set to occur weekly.');
-    expect(pick).toContain('Next run: 2025-03-08 10:00 UTC, to SR sr-nfs');
+    expect(pick).toContain('Next run: 2025-03-08 10:00 UTC, to SR NFS shared storage (sr-nfs)');
     expect(pick).toContain('Last run: 2025-02-28 02:00 UTC, succeeded');
     expect(pick).toMatch(/› Weekly\s+\(current\)/);
     await keys(KEYS.down, KEYS.enter);
