@@ -14,6 +14,7 @@ import {
   type VmOutcome,
   withRing,
 } from '@xsmeta/core';
+import { openEvents, withEvents } from './adapters/event-log.js';
 import {
   CONNECTION_OPTIONS,
   connectionFlags,
@@ -22,16 +23,7 @@ import {
   UsageError,
 } from './config.js';
 import { type Io, progressLine } from './output.js';
-import {
-  archive,
-  connect,
-  disk,
-  lockSr,
-  openEvents,
-  systemClock,
-  withEvents,
-  XapiPool,
-} from './runtime.js';
+import { archive, connect, disk, lockSr, systemClock, XapiPool } from './runtime.js';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -295,7 +287,7 @@ export async function cmdRestore(argv: string[], io: Io): Promise<number> {
 export async function cmdHistory(argv: string[], io: Io): Promise<number> {
   const { values } = parse(argv, { json: { type: 'boolean' } });
   const s = resolveSettings(connectionFlags(values));
-  const store = await openEvents(s.stateDir);
+  const store = openEvents(s.stateDir);
   try {
     const h = await rebuild(store, historyProjection);
     if (values.json) io.out(JSON.stringify(h));

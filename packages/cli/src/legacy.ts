@@ -19,6 +19,7 @@ import {
   openLegacyDisk,
 } from '@xsmeta/legacy-compat';
 import { decodeValue } from '@xsmeta/xapi';
+import { withEvents } from './adapters/event-log.js';
 import { parse, withPool } from './commands.js';
 import { connectionFlags, resolveSettings, UsageError } from './config.js';
 import { type Io, progressLine } from './output.js';
@@ -28,7 +29,6 @@ import {
   lockSr,
   disk as ringDisk,
   systemClock,
-  withEvents,
   type XapiPool,
 } from './runtime.js';
 

@@ -3,22 +3,9 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import {
-  type ArchivePort,
-  type Attachment,
-  type DiskPort,
-  type EventLevel,
-  errorCode,
-  interruptedRunEvents,
-  LevelEventStore,
-  MemoryEventStore,
-  type PoolPort,
-  type SrInfo,
-  type VmInfo,
-} from '@xsmeta/core';
+import type { ArchivePort, Attachment, DiskPort, PoolPort, SrInfo, VmInfo } from '@xsmeta/core';
 import { openFileDevice, Ring, readArchive, writeArchive } from '@xsmeta/vdi-store';
 import { backupVdiUuid, XapiClient, XapiError } from '@xsmeta/xapi';
-import { ClassicLevel } from 'classic-level';
 import { ConfigError, readInventory, type Settings } from './config.js';
 
 /** Work that must run however the process ends (VBD unplug/destroy, lock release). */
@@ -28,6 +15,8 @@ let signalsHooked = false;
 let exiting = false;
 /** The signal that set `exiting`. */
 let signalled: string | undefined;
+/** The signal that ended this process's work, if one arrived (nothing more is recorded then). */
+export const signalReceived = (): string | undefined => signalled;
 /** A signal's clean-up is under way (and was announced). */
 let cleaning = false;
 /** How long a signal's clean-up may take in all before the process exits anyway. */
@@ -142,7 +131,7 @@ function thisBoot(): string | null {
  * (`xsmeta-owner`), so that a later run can tell a stale one. JSON: this host, its boot, the
  * process and when it started.
  */
-interface Owner {
+export interface Owner {
   host: string;
   pid: number;
   boot?: string | null;
@@ -151,7 +140,7 @@ interface Owner {
 
 let me: string | undefined;
 /** This process as an Owner, written when first needed (not at start-up). */
-function myOwner(): string {
+export function myOwner(): string {
   me ??= JSON.stringify({
     host: hostname(),
     boot: thisBoot(),
@@ -162,7 +151,7 @@ function myOwner(): string {
 }
 
 /** An owner as recorded; a lock file of an older xsmeta holds `PID HOST`. */
-function parseOwner(text: string): Owner | null {
+export function parseOwner(text: string): Owner | null {
   try {
     const o = JSON.parse(text) as Partial<Owner> | null;
     return typeof o?.host === 'string' && typeof o.pid === 'number' ? (o as Owner) : null;
@@ -177,7 +166,7 @@ function parseOwner(text: string): Owner | null {
  * rebooted since, or no such process runs, or the pid now belongs to a later process.
  * Another host's (or an owner that cannot be read) is not ours to judge: false.
  */
-function ownerGone(o: Owner | null): boolean {
+export function ownerGone(o: Owner | null): boolean {
   if (!o || o.host !== hostname()) return false;
   const boot = thisBoot();
   if (o.boot && boot !== null && o.boot !== boot) return true;
@@ -593,84 +582,6 @@ export const archive: ArchivePort = {
 };
 
 export const systemClock = { now: () => new Date() };
-
-/** Opens the LevelDB event store, waiting while another xsmeta holds it (up to waitMs). */
-export async function openEvents(stateDir: string, waitMs = 30_000): Promise<LevelEventStore> {
-  const dir = join(stateDir, 'events');
-  mkdirSync(dir, { recursive: true });
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    try {
-      return await LevelEventStore.open(
-        new ClassicLevel<string, Uint8Array>(dir, {
-          keyEncoding: 'utf8',
-          valueEncoding: 'view',
-        }) as unknown as EventLevel,
-        { location: dir },
-      );
-    } catch (e) {
-      if (errorCode(e) !== 'STORE_LOCKED' || Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-/**
- * Runs `fn` with an in-memory event log, then appends what it recorded to the LevelDB store
- * (whatever the outcome). The LevelDB is held only for that moment, so a long backup never
- * locks `xsmeta history` or another SR's backup out.
- */
-/**
- * A run's events, in memory until the run ends. Once a signal arrived nothing more is
- * recorded: what the run does then is its reaction to the clean-up (a closed device, a
- * destroyed VBD), not its outcome, which is INTERRUPTED.
- */
-class RunEvents extends MemoryEventStore {
-  override appendToStream(...args: Parameters<MemoryEventStore['appendToStream']>) {
-    if (exiting) return Promise.reject(new Error('interrupted: the run is being cleaned up'));
-    return super.appendToStream(...args);
-  }
-}
-
-export async function withEvents<T>(
-  stateDir: string,
-  fn: (events: MemoryEventStore) => Promise<T>,
-): Promise<T> {
-  const mem = new RunEvents();
-  let persisting: Promise<void> | undefined;
-  const persist = (signal?: string) => {
-    persisting ??= (async () => {
-      const recorded: { stream: string; type: string; data: unknown }[] = [];
-      for await (const e of mem.readAll()) recorded.push(e);
-      // A signal cut the run short: its backup or conversion is recorded as interrupted.
-      if (signal !== undefined)
-        recorded.push(...interruptedRunEvents(recorded, `interrupted by ${signal}`));
-      if (recorded.length === 0) return;
-      const store = await openEvents(stateDir);
-      try {
-        const byStream = new Map<string, { type: string; data: unknown }[]>();
-        for (const e of recorded)
-          byStream.set(e.stream, [
-            ...(byStream.get(e.stream) ?? []),
-            { type: e.type, data: e.data },
-          ]);
-        for (const [stream, evs] of byStream) await store.appendToStream(stream, evs);
-      } finally {
-        await store.close();
-      }
-    })();
-    return persisting;
-  };
-  // Registered before the run attaches anything: on a signal, the run's events are written
-  // after its VBDs are gone and before its lock is released.
-  const drop = onCleanup(() => persist(signalled ?? 'a signal'));
-  try {
-    return await fn(mem);
-  } finally {
-    drop();
-    await persist(signalled);
-  }
-}
 
 export class LockError extends Error {
   readonly code = 'BACKUP_LOCKED';

@@ -5,38 +5,24 @@ import { join } from 'node:path';
 import {
   dueSlot,
   type EventStore,
-  rebuild,
+  handleCommand,
   type ScheduleCommand,
-  type ScheduleState,
   scheduleDecider,
   scheduleProjection,
   scheduleSummary,
   type UtcOffset,
 } from '@xsmeta/core';
+import { openEvents, ownerMetadata } from './adapters/event-log.js';
 import { backup, parse, withPool } from './commands.js';
 import { connectionFlags, resolveSettings, type Settings } from './config.js';
 import type { Io } from './output.js';
-import { openEvents } from './runtime.js';
 
 /** The local time zone's offset in minutes at an instant (from the runtime's Intl data). */
 export const localOffset: UtcOffset = (at) => -at.getTimezoneOffset();
 
-/** Folds the schedule stream and appends the decided events at the version read. */
-async function decideSchedule(store: EventStore, cmd: ScheduleCommand): Promise<void> {
-  let state: ScheduleState = scheduleDecider.initialState;
-  let version = -1;
-  for await (const e of store.readStream('schedule')) {
-    state = scheduleDecider.evolve(
-      state,
-      e as unknown as Parameters<typeof scheduleDecider.evolve>[1],
-    );
-    version = e.version;
-  }
-  const events = scheduleDecider.decide(cmd, state);
-  if (events.length)
-    await store.appendToStream('schedule', events, {
-      expectedVersion: version === -1 ? 'no_stream' : version,
-    });
+/** A schedule command through the event-sourced command handler, with this process's owner. */
+function scheduleCommand(store: EventStore, cmd: ScheduleCommand) {
+  return handleCommand(store, 'schedule', scheduleDecider, cmd, { metadata: ownerMetadata() });
 }
 
 const cronDir = () => process.env.XSMETA_CRON_DIR ?? '/etc/cron.d';
@@ -75,8 +61,15 @@ function syslog(line: string): void {
   spawnSync('logger', ['-t', 'xsmeta', line], { stdio: 'ignore' });
 }
 
+/** The schedule's view, folded from the `schedule` stream alone (not the whole log). */
+async function scheduleView(store: EventStore) {
+  let view = structuredClone(scheduleProjection.initial);
+  for await (const e of store.readStream('schedule')) view = scheduleProjection.apply(view, e);
+  return view;
+}
+
 async function summary(s: Settings, store: EventStore) {
-  const view = await rebuild(store, scheduleProjection);
+  const view = await scheduleView(store);
   let defaultSr: string | null = null;
   if (s.url && view.frequency !== 'never')
     defaultSr = await withPool(s, async (p) => (await p.pool()).defaultSrUuid).catch(() => null);
@@ -85,9 +78,9 @@ async function summary(s: Settings, store: EventStore) {
 
 /** Sets the frequency (an event) and installs or removes the cron entry. */
 export async function setFrequency(s: Settings, frequency: string, io: Io): Promise<void> {
-  const store = await openEvents(s.stateDir);
+  const store = openEvents(s.stateDir);
   try {
-    await decideSchedule(store, {
+    await scheduleCommand(store, {
       type: 'SetSchedule',
       to: frequency,
       by: userInfo().username,
@@ -101,7 +94,7 @@ export async function setFrequency(s: Settings, frequency: string, io: Io): Prom
 
 /** `{frequency, srUuid, nextRunAt, lastRun}` as `xsmeta schedule --json` prints it. */
 export async function scheduleStatus(s: Settings) {
-  const store = await openEvents(s.stateDir);
+  const store = openEvents(s.stateDir);
   try {
     return await summary(s, store);
   } finally {
@@ -114,10 +107,10 @@ export async function cmdSchedule(argv: string[], io: Io): Promise<number> {
   const s = resolveSettings(connectionFlags(values));
   const [what] = positionals;
   if (what === 'run') return runDue(s, io);
-  const store = await openEvents(s.stateDir);
+  const store = openEvents(s.stateDir);
   try {
     if (what !== undefined) {
-      await decideSchedule(store, {
+      await scheduleCommand(store, {
         type: 'SetSchedule',
         to: what,
         by: userInfo().username,
@@ -150,15 +143,15 @@ export async function runDue(
   let slot: string | null;
   const runId = `sched-${Date.now().toString(36)}`;
   {
-    const store = await openEvents(s.stateDir);
+    const store = openEvents(s.stateDir);
     try {
-      const view = await rebuild(store, scheduleProjection);
+      const view = await scheduleView(store);
       slot = dueSlot(view.frequency, view.lastSlot, now(), localOffset, view.since);
       if (!slot) {
         io.err('xsmeta: no scheduled backup is due');
         return 0;
       }
-      await decideSchedule(store, { type: 'StartScheduledRun', slot, runId });
+      await scheduleCommand(store, { type: 'StartScheduledRun', slot, runId });
     } catch (e) {
       if (
         (e as { code?: string }).code === 'RUN_ALREADY_STARTED' ||
@@ -187,9 +180,9 @@ export async function runDue(
       error: `${(e as { code?: string }).code ?? 'ERROR'}: ${(e as Error).message}`,
     };
   }
-  const store = await openEvents(s.stateDir);
+  const store = openEvents(s.stateDir);
   try {
-    await decideSchedule(store, {
+    await scheduleCommand(store, {
       type: 'FinishScheduledRun',
       slot,
       runId,

@@ -40,12 +40,13 @@ function runtimeChild(
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; stderr: string }> {
   const runtime = new URL('../dist/runtime.js', import.meta.url).href;
+  const eventLog = new URL('../dist/adapters/event-log.js', import.meta.url).href;
   const child = spawn(
     process.execPath,
     [
       '--input-type=module',
       '-e',
-      `import { lockSr, onCleanup, withEvents } from '${runtime}';\n${script}`,
+      `import { lockSr, onCleanup } from '${runtime}';\nimport { withEvents } from '${eventLog}';\n${script}`,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } },
   );

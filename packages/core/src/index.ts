@@ -44,12 +44,7 @@ export {
   type UtcOffset,
 } from './domain/schedule.js';
 export * from './events/index.js';
-export {
-  EVENT_SCHEMA_VERSION,
-  type EventLevel,
-  LevelEventStore,
-  type Upcaster,
-} from './store/level.js';
+export { type AppendOutcome, BaseEventStore } from './store/base.js';
 export { MemoryEventStore } from './store/memory.js';
 export * from './store/types.js';
 export { BACKUP_FORMAT_VERSION, TOOL_VERSION } from './version.js';

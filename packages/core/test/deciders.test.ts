@@ -148,7 +148,7 @@ describe('schedule decider', () => {
     expect(() =>
       scheduleDecider.decide(
         { type: 'SetSchedule', to: 'hourly', by: 'root', at: 't' },
-        scheduleDecider.initialState,
+        scheduleDecider.initialState(),
       ),
     ).toThrow(/daily, weekly, monthly, never/);
   });

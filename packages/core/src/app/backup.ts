@@ -2,6 +2,7 @@ import { backupDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
 import { AppError, errorCode, legacyOnBackupVdi } from './errors.js';
+import { newRunId, runStream } from './handle.js';
 import type {
   ArchivePart,
   ArchivePort,
@@ -20,7 +21,6 @@ import {
   uniqueDate,
   type VmMapEntry,
 } from './record.js';
-import { newRunId, StreamRecorder } from './recorder.js';
 
 export const DEFAULT_VDI_SIZE = 500 * 1024 * 1024;
 export const DEFAULT_KEEP = 25;
@@ -107,7 +107,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
   const { pool, disk, archive, clock } = deps;
   const now = clock.now();
   const runId = newRunId(now);
-  const rec = new StreamRecorder(deps.events, `backup-${runId}`, backupDecider);
+  const rec = runStream(deps.events, `backup-${runId}`, backupDecider, { runId });
   const keep = opts.keep ?? DEFAULT_KEEP;
   let srUuid: string | null = opts.srUuid ?? null;
   try {
@@ -284,7 +284,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       evicted: written.evicted,
     };
   } catch (e) {
-    if (rec.current.status === 'running') {
+    if (rec.state().status === 'running') {
       await rec
         .exec({
           type: 'FailBackup',

@@ -3,9 +3,9 @@ import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
 import { appendRecord, DEFAULT_KEEP, DEFAULT_VDI_SIZE, openOrFormat } from './backup.js';
 import { AppError, errorCode } from './errors.js';
+import { newRunId, runStream } from './handle.js';
 import type { ArchivePart, ArchivePort, DiskPort, PoolPort, Progress } from './ports.js';
 import { decodeLabel, PART, parseBackupDate, type VmMapEntry } from './record.js';
-import { newRunId, StreamRecorder } from './recorder.js';
 
 /** The legacy format version (the `/.ctxs-metadata-backup` marker's content). */
 export const LEGACY_FORMAT_VERSION = 1;
@@ -80,7 +80,7 @@ export const KEPT_LEGACY_NAME = 'Pool Metadata Backup (legacy ext3, kept by xsme
 export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promise<ConvertResult> {
   const { pool, disk, archive, clock } = deps;
   const runId = newRunId(clock.now());
-  const rec = new StreamRecorder(deps.events, `legacy-${runId}`, convertDecider);
+  const rec = runStream(deps.events, `legacy-${runId}`, convertDecider, { runId });
   const srUuid = opts.srUuid;
   const vdiUuid = pool.backupVdiUuid(srUuid);
   let keptCopyVdiUuid: string | null = null;
@@ -303,7 +303,7 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
           { cause: caught },
         )
       : caught;
-    if (rec.current.status === 'running') {
+    if (rec.state().status === 'running') {
       await rec
         .exec({
           type: 'FailConvert',

@@ -25,6 +25,13 @@ export {
   runConvert,
 } from './convert.js';
 export { AppError, type AppErrorCode, errorCode } from './errors.js';
+export {
+  type Handled,
+  type HandleOptions,
+  handleCommand,
+  interruptRun,
+  newRunId,
+} from './handle.js';
 export type {
   ArchivePart,
   ArchivePort,

@@ -20,7 +20,7 @@ export type BackupCommand =
 
 /** One backup run: started once, then written or failed once; nothing after that. */
 export const backupDecider: Decider<BackupCommand, BackupEvent, BackupRunState> = {
-  initialState: { status: 'idle', runId: null, srUuid: null },
+  initialState: () => ({ status: 'idle', runId: null, srUuid: null }),
   decide(cmd, s) {
     if (cmd.type === 'StartBackup') {
       if (s.status !== 'idle')
@@ -75,7 +75,7 @@ export type RestoreCommand =
  * the counts in RestoreFinished are those of the VmRestored / VmRestoreFailed events.
  */
 export const restoreDecider: Decider<RestoreCommand, RestoreEvent, RestoreRunState> = {
-  initialState: { status: 'idle', runId: null, dryRun: false, restored: 0, failed: [] },
+  initialState: () => ({ status: 'idle', runId: null, dryRun: false, restored: 0, failed: [] }),
   decide(cmd, s) {
     switch (cmd.type) {
       case 'RequestRestore':
@@ -153,7 +153,7 @@ export type ConvertCommand =
 
 /** One conversion: each date converted at most once; the count in Finished is the state's. */
 export const convertDecider: Decider<ConvertCommand, ConvertEvent, ConvertRunState> = {
-  initialState: { status: 'idle', runId: null, converted: [] },
+  initialState: () => ({ status: 'idle', runId: null, converted: [] }),
   decide(cmd, s) {
     switch (cmd.type) {
       case 'StartConvert':
@@ -221,7 +221,7 @@ export function interruptedRunEvents(
     decider: Decider<C, E, S>,
     fail: (s: S) => C,
   ) => {
-    const s = evs.reduce((st, e) => decider.evolve(st, e as unknown as E), decider.initialState);
+    const s = evs.reduce((st, e) => decider.evolve(st, e as unknown as E), decider.initialState());
     if (s.status !== 'running') return;
     for (const e of decider.decide(fail(s), s)) out.push({ stream, type: e.type, data: e.data });
   };
