@@ -4,11 +4,9 @@ import {
   type BackupResult,
   backupVdiOf,
   fmtBytes,
-  historyProjection,
   listings,
   type RestoreResult,
   type RingPort,
-  rebuild,
   runBackup,
   runRestore,
   type VmOutcome,
@@ -22,6 +20,7 @@ import {
   type Settings,
   UsageError,
 } from './config.js';
+import { abandonedBackups, type HistoryQuery, printHistory } from './history.js';
 import { type Io, progressLine } from './output.js';
 import { archive, connect, disk, lockSr, systemClock, XapiPool } from './runtime.js';
 
@@ -159,6 +158,8 @@ export async function cmdList(argv: string[], io: Io): Promise<number> {
       io.out(
         `${r.date}  seq ${r.seq}  ${r.vmCount} VM(s), ${r.templateCount} template(s)  ${fmtBytes(r.storedBytes)}  format ${r.formatVersion}${r.converted ? ' (converted from a legacy backup)' : ''}`,
       );
+    const sr = (values.sr as string | undefined) ?? rows[0]?.srUuid ?? null;
+    for (const l of await abandonedBackups(openEvents(s.stateDir), s.stateDir, sr)) io.out(l);
   }
   return 0;
 }
@@ -285,17 +286,13 @@ export async function cmdRestore(argv: string[], io: Io): Promise<number> {
 }
 
 export async function cmdHistory(argv: string[], io: Io): Promise<number> {
-  const { values } = parse(argv, { json: { type: 'boolean' } });
+  const { values } = parse(argv, {
+    json: { type: 'boolean' },
+    run: { type: 'string' },
+    since: { type: 'string' },
+    kind: { type: 'string' },
+  });
   const s = resolveSettings(connectionFlags(values));
-  const store = openEvents(s.stateDir);
-  try {
-    const h = await rebuild(store, historyProjection);
-    if (values.json) io.out(JSON.stringify(h));
-    else
-      for (const e of h)
-        io.out(`${e.position}\t${e.at}\t${e.stream}\t${e.type}\t${JSON.stringify(e.data)}`);
-  } finally {
-    await store.close();
-  }
-  return 0;
+  const q = { json: values.json === true, run: values.run, since: values.since, kind: values.kind };
+  return printHistory(openEvents(s.stateDir), s.stateDir, q as HistoryQuery, io.out);
 }

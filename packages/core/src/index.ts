@@ -21,6 +21,16 @@ export {
   scheduleSummary,
 } from './domain/projections.js';
 export {
+  RUN_HISTORY_VERSION,
+  type RunHistoryState,
+  type RunKind,
+  type RunOutcome,
+  type RunOwner,
+  type RunSummary,
+  runHistory,
+  runHistoryProjection,
+} from './domain/run-history.js';
+export {
   type BackupCommand,
   type BackupRunState,
   backupDecider,

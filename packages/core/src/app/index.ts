@@ -14,6 +14,7 @@ export {
   listings,
   withRing,
 } from './catalogue.js';
+export { type Checkpoint, type CheckpointPort, readProjection } from './checkpoint.js';
 export {
   type ConvertDeps,
   type ConvertOptions,
