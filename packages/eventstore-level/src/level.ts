@@ -7,8 +7,8 @@ import {
   type EventMetadata,
   EventStoreError,
   type ExpectedVersion,
+  type IdentifiedEvent,
   idempotentRetry,
-  type NewEvent,
   type ReadStreamOptions,
   type RecordedEvent,
 } from '@xsmeta/core';
@@ -29,6 +29,11 @@ export type Upcaster = (data: unknown) => unknown;
 
 /** How stored events are read back. */
 export interface DecodeOptions {
+  /**
+   * Appends wait for the operating system to put the write-ahead log on disk (fsync), so an
+   * append that returned survives a power cut, not only a killed process.
+   */
+  readonly sync?: boolean | undefined;
   /** The event types the reader knows; another type read from the log is EVENT_UNKNOWN_TYPE. */
   readonly knownTypes?: ReadonlySet<string> | undefined;
   readonly upcasters?: Readonly<Record<string, Upcaster>> | undefined;
@@ -48,7 +53,8 @@ const posKey = (p: number) => `e!${pad(p, POS_W)}`;
  *                                m: metadata, x: schema }
  * - `s!<stream>!<ver:10>`   -> position (number)
  * - `h!<stream>`            -> head version of the stream (number)
- * - `i!<id>`                -> position (number)
+ * - `i!<id>`                -> position (number), for ids the writer gave (the store's own
+ *                              are random UUIDs: no look-up needed)
  * Stream names never hold `!` (the port's alphabet), so `s!a!` is no prefix of stream `a!b`'s
  * keys. One append is one atomic batch: its events, their stream and id index entries, the
  * head and `last`. Events written before ids existed read back with id `p<position>`.
@@ -177,17 +183,28 @@ async function readAt(
   return v === undefined ? undefined : decode(position, v, opts);
 }
 
+/**
+ * What a process that holds the LevelDB alone may remember between appends: the last position
+ * and stream heads (a shared log is re-read on every append instead).
+ */
+export interface HeadCache {
+  last: number | undefined;
+  readonly heads: Map<string, number>;
+}
+
 /** One append as one atomic batch over an opened LevelDB (see the key layout above). */
 export async function appendLevel(
   db: EventLevel,
   clock: Clock,
   stream: string,
-  events: readonly (NewEvent & { id: string })[],
+  events: readonly IdentifiedEvent[],
   expected: ExpectedVersion | undefined,
   opts: DecodeOptions = {},
+  cache?: HeadCache,
 ): Promise<AppendOutcome> {
   const stored = await Promise.all(
     events.map(async (e) => {
+      if (!e.idGiven) return undefined;
       const p = await getNumber(db, `i!${e.id}`);
       return p === undefined ? undefined : readAt(db, p, opts);
     }),
@@ -200,11 +217,11 @@ export async function appendLevel(
       result: { nextExpectedVersion: last.version, lastPosition: last.position },
     };
   }
-  const head = (await getNumber(db, `h!${stream}`)) ?? -1;
+  const head = cache?.heads.get(stream) ?? (await getNumber(db, `h!${stream}`)) ?? -1;
   checkExpected(stream, expected, head);
   if (events.length === 0)
     return { recorded: [], result: { nextExpectedVersion: head, lastPosition: 0 } };
-  const lastPos = (await getNumber(db, '!meta!last')) ?? 0;
+  const lastPos = cache?.last ?? (await getNumber(db, '!meta!last')) ?? 0;
   const at = clock.now().toISOString();
   const ops: { type: 'put'; key: string; value: Uint8Array }[] = [];
   const recorded: RecordedEvent[] = events.map((e, i) => {
@@ -230,13 +247,19 @@ export async function appendLevel(
       key: `s!${stream}!${pad(version, VER_W)}`,
       value: packr.pack(position),
     });
-    ops.push({ type: 'put', key: `i!${e.id}`, value: packr.pack(position) });
+    if (e.idGiven) ops.push({ type: 'put', key: `i!${e.id}`, value: packr.pack(position) });
     return { id: e.id, position, stream, version, type: e.type, at, data: e.data, metadata };
   });
   const last = recorded[recorded.length - 1]!;
   ops.push({ type: 'put', key: `h!${stream}`, value: packr.pack(last.version) });
   ops.push({ type: 'put', key: '!meta!last', value: packr.pack(last.position) });
-  await db.batch(ops);
+  // classic-level takes `sync` (fsync the write-ahead log); other LevelDBs ignore it.
+  await db.batch(ops, { sync: opts.sync ?? false } as { keyEncoding?: string });
+  if (cache) {
+    cache.last = last.position;
+    if (cache.heads.size > 10_000) cache.heads.clear();
+    cache.heads.set(stream, last.version);
+  }
   return {
     recorded,
     result: { nextExpectedVersion: last.version, lastPosition: last.position },
@@ -309,6 +332,7 @@ export interface LevelStoreOptions extends DecodeOptions {
  * benchmarks, one long-lived writer). Processes that share a log use SharedLevelEventStore.
  */
 export class LevelEventStore extends BaseEventStore {
+  private readonly cache: HeadCache = { last: undefined, heads: new Map() };
   private constructor(
     private readonly db: EventLevel,
     private readonly opts: LevelStoreOptions,
@@ -324,7 +348,7 @@ export class LevelEventStore extends BaseEventStore {
 
   protected doAppend(
     stream: string,
-    events: readonly (NewEvent & { id: string })[],
+    events: readonly IdentifiedEvent[],
     expected: ExpectedVersion | undefined,
   ): Promise<AppendOutcome> {
     return appendLevel(
@@ -334,6 +358,7 @@ export class LevelEventStore extends BaseEventStore {
       events,
       expected,
       this.opts,
+      this.cache,
     );
   }
 

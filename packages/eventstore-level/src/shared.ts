@@ -4,7 +4,7 @@ import {
   BaseEventStore,
   type EventStoreError,
   type ExpectedVersion,
-  type NewEvent,
+  type IdentifiedEvent,
   type ReadStreamOptions,
   type RecordedEvent,
 } from '@xsmeta/core';
@@ -42,7 +42,8 @@ const classic = (location: string) =>
  * a LevelDB, so each operation opens the folder, does its work, and closes it again. An open
  * refused because another process holds the folder is retried (with a short, growing pause)
  * until `waitMs`, then fails with STORE_LOCKED. Within a process, operations on one folder take
- * turns. An append is durable (LevelDB's write-ahead log) when its promise resolves: the
+ * turns. An append is durable (LevelDB's write-ahead log, fsync-ed unless `sync: false`) when
+ * its promise resolves: the
  * console and a scheduled backup at the same time both record everything.
  */
 export class SharedLevelEventStore extends BaseEventStore {
@@ -88,18 +89,14 @@ export class SharedLevelEventStore extends BaseEventStore {
 
   protected doAppend(
     stream: string,
-    events: readonly (NewEvent & { id: string })[],
+    events: readonly IdentifiedEvent[],
     expected: ExpectedVersion | undefined,
   ): Promise<AppendOutcome> {
     return this.withDb((db) =>
-      appendLevel(
-        db,
-        this.opts.clock ?? { now: () => new Date() },
-        stream,
-        events,
-        expected,
-        this.opts,
-      ),
+      appendLevel(db, this.opts.clock ?? { now: () => new Date() }, stream, events, expected, {
+        ...this.opts,
+        sync: this.opts.sync ?? true,
+      }),
     );
   }
 

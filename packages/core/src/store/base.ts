@@ -2,6 +2,7 @@ import type {
   AppendResult,
   EventStore,
   ExpectedVersion,
+  IdentifiedEvent,
   NewEvent,
   ReadStreamOptions,
   RecordedEvent,
@@ -26,12 +27,13 @@ export abstract class BaseEventStore implements EventStore {
   protected closed = false;
 
   /**
-   * Appends `events` (ids already given) after checking `expected`; an append whose ids are
-   * all stored, in order, in this stream returns the first append's result and writes nothing.
+   * Appends `events` after checking `expected`. Ids the writer gave are looked up first: an
+   * append whose given ids are all stored, in order, in this stream returns the first append's
+   * result and writes nothing. Ids the store made (random UUIDs) need no look-up.
    */
   protected abstract doAppend(
     stream: string,
-    events: readonly (NewEvent & { id: string })[],
+    events: readonly IdentifiedEvent[],
     expected: ExpectedVersion | undefined,
   ): Promise<AppendOutcome>;
   abstract readStream(stream: string, opts?: ReadStreamOptions): AsyncIterable<RecordedEvent>;
@@ -55,7 +57,7 @@ export abstract class BaseEventStore implements EventStore {
       checkStreamName(stream);
       const withIds = events.map((e) => {
         if (e.id !== undefined) checkEventId(e.id);
-        return { ...e, id: e.id ?? globalThis.crypto.randomUUID() };
+        return { ...e, id: e.id ?? globalThis.crypto.randomUUID(), idGiven: e.id !== undefined };
       });
       if (new Set(withIds.map((e) => e.id)).size !== withIds.length)
         throw new EventStoreError('EVENT_ID_CONFLICT', 'an append names one event id twice');

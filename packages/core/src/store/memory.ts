@@ -2,7 +2,7 @@ import { type AppendOutcome, BaseEventStore } from './base.js';
 import type {
   Clock,
   ExpectedVersion,
-  NewEvent,
+  IdentifiedEvent,
   ReadStreamOptions,
   RecordedEvent,
 } from './types.js';
@@ -20,14 +20,14 @@ export class MemoryEventStore extends BaseEventStore {
 
   protected async doAppend(
     stream: string,
-    events: readonly (NewEvent & { id: string })[],
+    events: readonly IdentifiedEvent[],
     expected: ExpectedVersion | undefined,
   ): Promise<AppendOutcome> {
     const list = this.streams.get(stream) ?? [];
     const retry = idempotentRetry(
       stream,
       events,
-      events.map((e) => this.ids.get(e.id)),
+      events.map((e) => (e.idGiven ? this.ids.get(e.id) : undefined)),
     );
     if (retry !== 'new') {
       const last = retry[retry.length - 1]!;

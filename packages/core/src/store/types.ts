@@ -41,6 +41,12 @@ export interface NewEvent {
   readonly metadata?: EventMetadata;
 }
 
+/** A new event with its id: given by the writer (then checked for a retry) or made by the store. */
+export interface IdentifiedEvent extends NewEvent {
+  readonly id: string;
+  readonly idGiven: boolean;
+}
+
 /** 'no_stream': the stream must not exist; 'any': no check; a number: its current version. */
 export type ExpectedVersion = number | 'no_stream' | 'any';
 
