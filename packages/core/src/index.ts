@@ -20,6 +20,7 @@ export {
   scheduleProjection,
   scheduleSummary,
 } from './domain/projections.js';
+export { chooseSr, type RingFound, ringAction, type SrChoice } from './domain/rules.js';
 export {
   RUN_HISTORY_VERSION,
   type RunHistoryState,
@@ -36,6 +37,7 @@ export {
   backupDecider,
   type ConvertCommand,
   type ConvertRunState,
+  chooseConvertDates,
   convertDecider,
   interruptedRunEvents,
   type RestoreCommand,

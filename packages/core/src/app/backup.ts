@@ -1,3 +1,4 @@
+import { chooseSr, ringAction } from '../domain/rules.js';
 import { backupDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
@@ -85,16 +86,21 @@ export async function openOrFormat(
   disk: DiskPort,
   att: Attachment,
   id: { vdiUuid: string; srUuid: string },
-  opts: { reinit: boolean; keep: number },
+  opts: { reinit: boolean; justCreated?: boolean; keep: number },
 ): Promise<RingPort> {
-  if (opts.reinit)
-    return disk.format(att.devicePath, { ...id, maxRecords: Math.max(opts.keep, DEFAULT_KEEP) });
+  const format = () =>
+    disk.format(att.devicePath, { ...id, maxRecords: Math.max(opts.keep, DEFAULT_KEEP) });
+  const rule = { reinit: opts.reinit, justCreated: opts.justCreated ?? false };
+  if (ringAction({ ...rule, found: null }) === 'format') return format();
   try {
     return await disk.open(att.devicePath, { readOnly: false, expect: id });
   } catch (e) {
-    if (errorCode(e) === 'RING_FOREIGN') throw legacyOnBackupVdi(id, e);
-    if (errorCode(e) !== 'RING_NOT_FORMATTED') throw e;
-    return disk.format(att.devicePath, { ...id, maxRecords: Math.max(opts.keep, DEFAULT_KEEP) });
+    const code = errorCode(e);
+    const found =
+      code === 'RING_FOREIGN' ? 'foreign' : code === 'RING_NOT_FORMATTED' ? 'not-formatted' : null;
+    if (found === null) throw e;
+    if (ringAction({ ...rule, found }) === 'refuse') throw legacyOnBackupVdi(id, e);
+    return format();
   }
 }
 
@@ -112,13 +118,9 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
   let srUuid: string | null = opts.srUuid ?? null;
   try {
     const info = await pool.pool();
-    srUuid = srUuid ?? info.defaultSrUuid;
-    if (!srUuid) {
-      throw new AppError(
-        'NO_DEFAULT_SR',
-        'the pool has no default SR: name one with -u SR_UUID (xsmeta: --sr)',
-      );
-    }
+    const sr = chooseSr(srUuid, info.defaultSrUuid);
+    if ('code' in sr) throw new AppError(sr.code, sr.reason);
+    srUuid = sr.srUuid;
     const vdiUuid = pool.backupVdiUuid(srUuid);
     let vdi = await pool.findVdi(vdiUuid);
     let createdVdi = false;
@@ -226,8 +228,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         disk,
         att,
         { vdiUuid, srUuid },
-        // A VDI just created is ours whatever it holds (a thick LVM volume may hold old bytes).
-        { reinit: (opts.reinit ?? false) || createdVdi, keep },
+        { reinit: opts.reinit ?? false, justCreated: createdVdi, keep },
       );
       try {
         const taken = new Set(ring.list().map((r) => decodeLabel(r.label)?.date ?? ''));

@@ -106,30 +106,24 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
             'BACKUP_NOT_FOUND',
             `no legacy backup dated ${d}; available: ${src.dates.slice(0, 30).join(', ') || 'none'}`,
           );
-      // A date in the future would list (and restore by default) before every real backup.
-      const wanted: string[] = [];
-      for (const d of all) {
-        if ((parseBackupDate(d)?.getTime() ?? Number.POSITIVE_INFINITY) > now)
-          skipped.push({ date: d, reason: 'dated in the future' });
-        else if (wanted.length >= DEFAULT_KEEP)
-          skipped.push({
-            date: d,
-            reason: `older than the ${DEFAULT_KEEP} newest, which the ring keeps`,
-          });
-        else wanted.push(d);
-      }
-      await rec.exec({
+      // Which dates are taken and why the others are left: the decider's rule, recorded.
+      const [started] = await rec.exec({
         type: 'StartConvert',
         data: {
           runId,
           srUuid,
           vdiUuid,
           legacyVdiUuid: opts.legacyVdiUuid,
-          dates: wanted,
           toolVersion: TOOL_VERSION,
           formatVersion: BACKUP_FORMAT_VERSION,
+          candidates: all,
+          now: new Date(now).toISOString(),
+          keep: DEFAULT_KEEP,
         },
       });
+      const decided = started?.type === 'LegacyConvertStarted' ? started.data : null;
+      const wanted = [...(decided?.dates ?? [])];
+      for (const s of decided?.skipped ?? []) skipped.push(s);
       const out: Converted[] = [];
       let used = 0;
       for (const [i, date] of wanted.entries()) {
