@@ -45,20 +45,23 @@ interface Run {
 it.skipIf(!built)(
   'a backup and a restore killed part-way (SIGKILL) show as ABANDONED with what they had done (needs dist)',
   async () => {
-    // The child is frozen (SIGSTOP) at a pool call that comes after the event under test was
-    // appended and while it appends nothing; the test then waits to see that event in the log
-    // and kills the child (SIGKILL): no timer decides anything.
+    // At a pool call that comes after the event under test was appended, the simulator stops
+    // answering (every later call waits far longer than the test): the child can record
+    // nothing more. The test then waits to see that event in the log and kills the child
+    // (SIGKILL): no timer decides anything.
     let freezeOn: string | null = null;
     let child: ChildProcess | null = null;
+    let hold: (() => void) | null = null;
     const p = await pool({
       vms: 12,
       log: (line) => {
         if (freezeOn && line.startsWith(freezeOn) && child) {
           freezeOn = null;
-          child.kill('SIGSTOP');
+          hold?.();
         }
       },
     });
+    hold = () => p.sim.faults.set({ latencyMs: 600_000 });
     const state = p.env.XSMETA_STATE_DIR!;
     await withEnv(p.env, async () => {
       expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
@@ -75,6 +78,7 @@ it.skipIf(!built)(
       );
       child.kill('SIGKILL');
       expect(await backupDone).toBe('SIGKILL');
+      p.sim.faults.clear();
       expect(seen.at(-1)).toMatchObject({ type: 'BackupStarted' });
 
       // A restore, killed after every VM's outcome, before the SR names: each outcome was
@@ -102,6 +106,7 @@ it.skipIf(!built)(
       const all = await untilLogged(state, (ev) => outcomes(ev) === n);
       child.kill('SIGKILL');
       expect(await restoreDone).toBe('SIGKILL');
+      p.sim.faults.clear();
       expect(all.some((e) => e.type === 'RestoreFinished' && e.metadata.pid === child!.pid)).toBe(
         false,
       );

@@ -54,6 +54,8 @@ it('an open held by this process is waited for, and STORE_LOCKED after the bound
     const events = join(dir, 'events');
     const seed = new SharedLevelEventStore(events);
     await seed.appendToStream('s', [{ type: 'Step', data: {} }]);
+    // This process holds the folder a moment after its last operation; close() lets go now.
+    await seed.close();
     const holder = new ClassicLevel(events);
     await holder.open();
     const quick = new SharedLevelEventStore(events, { waitMs: 50 });
@@ -65,6 +67,24 @@ it('an open held by this process is waited for, and STORE_LOCKED after the bound
     const pending = patient.appendToStream('s', [{ type: 'Step', data: {} }]);
     await holder.close();
     expect(await pending).toMatchObject({ nextExpectedVersion: 1 });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('a knock left by a process that is gone is removed, not obeyed', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'xsmeta-shared-'));
+  try {
+    const events = join(dir, 'events');
+    const s = new SharedLevelEventStore(events);
+    await s.appendToStream('s', [{ type: 'Step', data: {} }]);
+    const { spawnSync } = await import('node:child_process');
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const { writeFileSync, existsSync: exists } = await import('node:fs');
+    writeFileSync(`${events}.waiting`, `${gone}\n`);
+    await s.appendToStream('s', [{ type: 'Step', data: {} }]);
+    expect(exists(`${events}.waiting`)).toBe(false);
+    await s.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
