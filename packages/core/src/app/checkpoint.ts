@@ -45,23 +45,45 @@ export async function readProjection<S>(
   at: { readonly name: string; readonly version: number; readonly checkpoints: CheckpointPort },
 ): Promise<S> {
   const stored = await at.checkpoints.load(at.name);
+  const usable = valid(stored, at.version) && stored.position > 0;
   let state = structuredClone(projection.initial);
   let position = 0;
   let lastId: string | null = null;
-  if (valid(stored, at.version) && stored.position > 0) {
-    for await (const e of store.readAll({ fromPosition: stored.position, maxCount: 1 }))
-      if (e.id === stored.lastId) {
+  let from = 0;
+  // One read from the checkpoint's own event: it must still be the one folded (same id),
+  // then the events after it are folded in. Anything else: a fold of the whole log.
+  if (usable) {
+    let first = true;
+    let stale = false;
+    for await (const e of store.readAll({ fromPosition: stored.position })) {
+      if (first) {
+        first = false;
+        if (e.position !== stored.position || e.id !== stored.lastId) {
+          stale = true;
+          break;
+        }
         state = stored.state as S;
-        position = stored.position;
+        position = from = stored.position;
         lastId = stored.lastId;
+        continue;
       }
+      state = projection.apply(state, e);
+      position = e.position;
+      lastId = e.id;
+    }
+    if (first) stale = true;
+    if (stale) {
+      state = structuredClone(projection.initial);
+      position = from = 0;
+      lastId = null;
+    }
   }
-  const from = position;
-  for await (const e of store.readAll({ fromPosition: position + 1 })) {
-    state = projection.apply(state, e);
-    position = e.position;
-    lastId = e.id;
-  }
+  if (position === 0)
+    for await (const e of store.readAll({ fromPosition: 1 })) {
+      state = projection.apply(state, e);
+      position = e.position;
+      lastId = e.id;
+    }
   if (position !== from || !valid(stored, at.version) || stored.position !== position)
     await at.checkpoints.save(at.name, { version: at.version, position, lastId, state });
   return state;
