@@ -252,28 +252,29 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
           keep,
         );
         written = { ...r, date };
+        // Recorded as soon as the ring has committed it, before the disk is let go.
+        await rec.exec({
+          type: 'RecordWritten',
+          data: {
+            runId,
+            srUuid,
+            vdiUuid,
+            seq: written.seq,
+            date: written.date,
+            vmCount,
+            templateCount,
+            rawBytes: archived.rawBytes,
+            storedBytes: written.storedBytes,
+            formatVersion: BACKUP_FORMAT_VERSION,
+            evicted: written.evicted,
+          },
+        });
       } finally {
         await ring.close();
       }
     } finally {
       await att.detach();
     }
-    await rec.exec({
-      type: 'RecordWritten',
-      data: {
-        runId,
-        srUuid,
-        vdiUuid,
-        seq: written.seq,
-        date: written.date,
-        vmCount,
-        templateCount,
-        rawBytes: archived.rawBytes,
-        storedBytes: written.storedBytes,
-        formatVersion: BACKUP_FORMAT_VERSION,
-        evicted: written.evicted,
-      },
-    });
     return {
       ...base,
       seq: written.seq,
