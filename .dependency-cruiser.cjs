@@ -12,9 +12,10 @@ const allowed = {
   core: [],
   'vdi-store': [],
   xapi: [],
+  'eventstore-level': ['core'],
   'legacy-compat': ['core', 'vdi-store'],
   tui: ['core', 'vdi-store', 'xapi', 'legacy-compat'],
-  cli: ['core', 'vdi-store', 'xapi', 'legacy-compat', 'tui'],
+  cli: ['core', 'eventstore-level', 'vdi-store', 'xapi', 'legacy-compat', 'tui'],
 };
 
 const layerRules = Object.entries(allowed).map(([from, to]) => ({

@@ -1,18 +1,25 @@
 // LevelEventStore against raw classic-level writes of the same msgpack-packed events, in the
 // same run (issue 4): append throughput with batches of 1 and of 100, and the time to rebuild
-// the history projection from 100,000 stored events.
+// the history projection from 100,000 stored events. Issue 18: the cost per event of appending
+// at decision time through the shared store (open, append, close), and a command's start-up
+// with 100,000 events in the log against an empty log.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { historyProjection, LevelEventStore, rebuild } from '../packages/core/dist/index.js';
+import { historyProjection, rebuild } from '../packages/core/dist/index.js';
+import { LevelEventStore, SharedLevelEventStore } from '../packages/eventstore-level/dist/index.js';
 import { row, runIfMain, timeMs } from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const requireCore = createRequire(join(here, '..', 'packages/core/package.json'));
-const { ClassicLevel } = requireCore('classic-level');
-const { Packr } = requireCore('msgpackr');
+const requireStore = createRequire(join(here, '..', 'packages/eventstore-level/package.json'));
+const { ClassicLevel } = requireStore('classic-level');
+const { Packr } = requireStore('msgpackr');
+const XSMETA = join(here, '..', 'packages/cli/bin/xsmeta.js');
+const SHARED = 300;
+const STARTS = 15;
 
 const SINGLE = 20_000;
 const BATCH = 100;
@@ -122,6 +129,7 @@ export async function run() {
       await store.close();
     }
     if (count !== REBUILD) throw new Error(`rebuild saw ${count} events, not ${REBUILD}`);
+    rows.push(...(await decisionTime(scratch)), ...(await startUp(scratch)));
     rows.push(
       row({
         bench,
@@ -137,6 +145,125 @@ export async function run() {
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * Append at decision time: one event per append, each through the shared store (the LevelDB
+ * opened, appended to and closed), as a run records its steps; against the same appends to a
+ * store held open (what one process alone could do).
+ */
+async function decisionTime(scratch) {
+  const bench = 'event store (issue 18)';
+  const shared = new SharedLevelEventStore(join(scratch, 'shared'));
+  const sharedMs = await timeMs(async () => {
+    for (let i = 0; i < SHARED; i++)
+      await shared.appendToStream(`backup-${Math.floor(i / 4)}`, [event(i)], {
+        expectedVersion: i % 4 === 0 ? 'no_stream' : (i % 4) - 1,
+      });
+  });
+  const dir = join(scratch, 'held');
+  const held = await LevelEventStore.open(open(dir), { location: dir });
+  const heldMs = await timeMs(async () => {
+    for (let i = 0; i < SHARED; i++)
+      await held.appendToStream(`backup-${Math.floor(i / 4)}`, [event(i)]);
+  });
+  await held.close();
+  return [
+    row({
+      bench,
+      metric: `append at decision time, shared store (open, append, close), per event (${SHARED} events)`,
+      ours: sharedMs / SHARED,
+      baseline: heldMs / SHARED,
+      unit: 'ms',
+      better: 'lower',
+      goal: 'informative: the price of sharing the log between processes',
+    }),
+  ];
+}
+
+/** Wall time of `xsmeta <args>` as a new process. */
+function once(args, stateDir) {
+  const t0 = process.hrtime.bigint();
+  execFileSync(process.execPath, [XSMETA, ...args], {
+    env: { ...process.env, XSMETA_STATE_DIR: stateDir, XSMETA_URL: '' },
+    stdio: 'ignore',
+  });
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/** Medians of STARTS runs on each state folder, taken in turns (the machine's load is shared). */
+function medians(args, a, b) {
+  const ta = [];
+  const tb = [];
+  for (let i = 0; i < STARTS; i++) {
+    ta.push(once(args, a));
+    tb.push(once(args, b));
+  }
+  const mid = (t) => t.sort((x, y) => x - y)[Math.floor(STARTS / 2)];
+  return [mid(ta), mid(tb)];
+}
+
+/**
+ * A command's start-up with 100,000 events in the log (backups of 3 events and restores of 22,
+ * about 13,000 runs) against an empty log: `schedule --json` (the schedule's stream only) and
+ * `history --since` a future date (the run-history checkpoint plus the events after it; the
+ * first run, not timed, writes the checkpoint).
+ */
+async function startUp(scratch) {
+  const bench = 'event store (issue 18)';
+  const empty = join(scratch, 'state-empty');
+  const full = join(scratch, 'state-full');
+  const store = await LevelEventStore.open(open(join(full, 'events')));
+  let n = 0;
+  for (let run = 0; n < REBUILD; run++) {
+    const runId = `r${run}`;
+    if (run % 4 === 3) {
+      const vms = Array.from({ length: 20 }, (_, i) => ({
+        type: 'VmRestored',
+        data: { runId, vmUuid: `vm-${i}`, name: `vm ${i}`, isTemplate: false, dryRun: false },
+      }));
+      const evs = [
+        { type: 'RestoreRequested', data: { runId, srUuid: 'sr', seq: 1, dryRun: false } },
+        ...vms,
+        { type: 'RestoreFinished', data: { runId, restored: 20, errors: 0, dryRun: false } },
+      ];
+      await store.appendToStream(`restore-${runId}`, evs.slice(0, REBUILD - n));
+      n += Math.min(evs.length, REBUILD - n);
+    } else {
+      const evs = [
+        { type: 'BackupStarted', data: { runId, srUuid: 'sr', trigger: 'manual' } },
+        { type: 'BackupPartsCaptured', data: { runId, vmCount: 1000, templateCount: 5 } },
+        event(run),
+      ];
+      await store.appendToStream(`backup-${runId}`, evs.slice(0, REBUILD - n));
+      n += Math.min(evs.length, REBUILD - n);
+    }
+  }
+  await store.close();
+  const rows = [];
+  for (const [what, args] of [
+    ['schedule --json', ['schedule', '--json']],
+    ['history --since 2999-01-01', ['history', '--since', '2999-01-01']],
+  ]) {
+    // Warm-up (not timed): the first open of the full log folds LevelDB's journal into a table,
+    // and the first history writes the run-history checkpoint.
+    once(args, empty);
+    once(['history', '--since', '2999-01-01'], full);
+    const [emptyMs, fullMs] = medians(args, empty, full);
+    rows.push(
+      row({
+        bench,
+        metric: `start-up of xsmeta ${what}, ${REBUILD} events vs an empty log, median of ${STARTS}`,
+        ours: fullMs,
+        baseline: emptyMs,
+        unit: 'ms',
+        better: 'lower',
+        goal: 'within 10% of an empty log',
+        pass: fullMs <= emptyMs * 1.1,
+      }),
+    );
+  }
+  return rows;
 }
 
 await runIfMain(import.meta.url, run);

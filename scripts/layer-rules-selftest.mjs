@@ -24,6 +24,21 @@ const cases = [
     { 'packages/core/src/a.ts': "import '@xsmeta/xapi';\n" },
     true,
   ],
+  [
+    'core imports the LevelDB event store',
+    { 'packages/core/src/a.ts': "import '../../eventstore-level/src/index.js';\n" },
+    true,
+  ],
+  [
+    'legal: eventstore-level imports core',
+    { 'packages/eventstore-level/src/a.ts': "import '../../core/src/index.js';\n" },
+    false,
+  ],
+  [
+    'eventstore-level imports cli',
+    { 'packages/eventstore-level/src/a.ts': "import '../../cli/src/index.js';\n" },
+    true,
+  ],
   ['core imports node:fs', { 'packages/core/src/a.ts': "import 'node:fs';\n" }, true],
   [
     'vdi-store imports xapi',

@@ -196,7 +196,7 @@ async function main(): Promise<void> {
     `  ${before.size - missing.length} of ${before.size} VMs and templates back with their uuid and name${missing.length ? `; MISSING: ${missing.map(([u]) => u).join(', ')}` : ''}`,
   );
   await run('xsmeta', ['history'], { quiet: true }).then((o) =>
-    console.log(`  ${o.trim().split('\n').length} events recorded (xsmeta history)`),
+    console.log(`  ${o.trim().split('\n').length} runs recorded (xsmeta history)`),
   );
   console.log(`\n${final.trim().split('\n').at(-1)}`);
   if (missing.length > 0 || !/and 0 error\(s\)$/.test(final.trim())) process.exitCode = 1;

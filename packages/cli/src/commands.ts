@@ -12,6 +12,7 @@ import {
   type VmOutcome,
   withRing,
 } from '@xsmeta/core';
+import { withEvents } from './adapters/event-log.js';
 import type { Settings } from './config.js';
 import { EXIT_PARTIAL, type Io } from './output.js';
 import { lockSr } from './process/lock.js';
@@ -23,7 +24,6 @@ import {
   historyLostLine,
   retryTiming,
   systemClock,
-  withEvents,
   XapiPool,
 } from './runtime.js';
 

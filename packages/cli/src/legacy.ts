@@ -19,6 +19,7 @@ import {
   openLegacyDisk,
 } from '@xsmeta/legacy-compat';
 import { decodeValue } from '@xsmeta/xapi';
+import { withEvents } from './adapters/event-log.js';
 import { withPool } from './commands.js';
 import { type Settings, UsageError } from './config.js';
 import type { Io } from './output.js';
@@ -30,7 +31,6 @@ import {
   historyLostLine,
   disk as ringDisk,
   systemClock,
-  withEvents,
   type XapiPool,
 } from './runtime.js';
 

@@ -1,16 +1,11 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
   type ArchivePort,
   type Attachment,
   type DiskPort,
-  type EventLevel,
   errorCode,
-  interruptedRunEvents,
-  LevelEventStore,
-  MemoryEventStore,
   type PoolPort,
   type SrInfo,
   type VmInfo,
@@ -26,7 +21,6 @@ import {
   XapiClient,
   XapiError,
 } from '@xsmeta/xapi';
-import { ClassicLevel } from 'classic-level';
 import { ConfigError, localSocket, readInventory, type Settings } from './config.js';
 import { ringKeys } from './keys.js';
 import { quietPipes } from './output.js';
@@ -39,6 +33,8 @@ let signalsHooked = false;
 let exiting = false;
 /** The signal that set `exiting`. */
 let signalled: string | undefined;
+/** The signal that ended this process's work, if one arrived (nothing more is recorded then). */
+export const signalReceived = (): string | undefined => signalled;
 /** A signal's clean-up is under way (and was announced). */
 let cleaning = false;
 /** How long a signal's clean-up may take in all before the process exits anyway. */
@@ -706,100 +702,7 @@ export const retryTiming = {
   sleep: (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms)),
 };
 
-/** Opens the LevelDB event store, waiting while another xsmeta holds it (up to waitMs). */
-export async function openEvents(stateDir: string, waitMs = 30_000): Promise<LevelEventStore> {
-  const dir = join(stateDir, 'events');
-  mkdirSync(dir, { recursive: true });
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    try {
-      return await LevelEventStore.open(
-        new ClassicLevel<string, Uint8Array>(dir, {
-          keyEncoding: 'utf8',
-          valueEncoding: 'view',
-        }) as unknown as EventLevel,
-        { location: dir },
-      );
-    } catch (e) {
-      if (errorCode(e) !== 'STORE_LOCKED' || Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-/**
- * Runs `fn` with an in-memory event log, then appends what it recorded to the LevelDB store
- * (whatever the outcome). The LevelDB is held only for that moment, so a long backup never
- * locks `xsmeta history` or another SR's backup out.
- */
-/**
- * A run's events, in memory until the run ends. Once a signal arrived nothing more is
- * recorded: what the run does then is its reaction to the clean-up (a closed device, a
- * destroyed VBD), not its outcome, which is INTERRUPTED.
- */
-class RunEvents extends MemoryEventStore {
-  override appendToStream(...args: Parameters<MemoryEventStore['appendToStream']>) {
-    if (exiting) return Promise.reject(new Error('interrupted: the run is being cleaned up'));
-    return super.appendToStream(...args);
-  }
-}
-
-export async function withEvents<T>(
-  stateDir: string,
-  fn: (events: MemoryEventStore) => Promise<T>,
-  historyLost?: (e: unknown) => void,
-): Promise<T> {
-  const mem = new RunEvents();
-  let persisting: Promise<void> | undefined;
-  const persist = (signal?: string) => {
-    persisting ??= (async () => {
-      const recorded: { stream: string; type: string; data: unknown }[] = [];
-      for await (const e of mem.readAll()) recorded.push(e);
-      // A signal cut the run short: its backup or conversion is recorded as interrupted.
-      if (signal !== undefined)
-        recorded.push(...interruptedRunEvents(recorded, `interrupted by ${signal}`));
-      if (recorded.length === 0) return;
-      const store = await openEvents(stateDir);
-      try {
-        const byStream = new Map<string, { type: string; data: unknown }[]>();
-        for (const e of recorded)
-          byStream.set(e.stream, [
-            ...(byStream.get(e.stream) ?? []),
-            { type: e.type, data: e.data },
-          ]);
-        for (const [stream, evs] of byStream) await store.appendToStream(stream, evs);
-      } finally {
-        await store.close();
-      }
-    })();
-    return persisting;
-  };
-  // Registered before the run attaches anything: on a signal, the run's events are written
-  // after its VBDs are gone and before its lock is released.
-  const drop = onCleanup(() => persist(signalled ?? 'a signal'));
-  let result: T;
-  try {
-    result = await fn(mem);
-  } catch (e) {
-    drop();
-    // The run's own failure is its outcome, whether or not its history could be written.
-    await persist(signalled).catch((h: unknown) => historyLost?.(h));
-    throw e;
-  }
-  drop();
-  // What was done is what is reported: a run that did its work (a backup committed to the
-  // ring) succeeded, even when its history cannot be written (a full disk, the store
-  // broken); `historyLost` says so. Without it, the store's error is the run's.
-  try {
-    await persist(signalled);
-  } catch (h) {
-    if (!historyLost) throw h;
-    historyLost(h);
-  }
-  return result;
-}
-
-/** The warning line of a run whose history could not be written (see withEvents). */
+/** The warning line of a run whose history could not be written (see adapters/event-log.ts). */
 export function historyLostLine(what: string, e: unknown): string {
   const why = `${errorCode(e) ?? 'error'}: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
   return `warning: the history of this ${what} could not be written (${why}): 'xsmeta history' will not show it; the ${what} itself is reported as it happened`;

@@ -6,38 +6,24 @@ import {
   type BackupResult,
   dueSlot,
   type EventStore,
-  rebuild,
+  handleCommand,
   type ScheduleCommand,
-  type ScheduleState,
   scheduleDecider,
   scheduleProjection,
   scheduleSummary,
   type UtcOffset,
 } from '@xsmeta/core';
+import { openEvents, ownerMetadata } from './adapters/event-log.js';
 import { backup, partialBackup, withPool } from './commands.js';
 import type { Settings } from './config.js';
 import type { Io } from './output.js';
-import { openEvents } from './runtime.js';
 
 /** The local time zone's offset in minutes at an instant (from the runtime's Intl data). */
 export const localOffset: UtcOffset = (at) => -at.getTimezoneOffset();
 
-/** Folds the schedule stream and appends the decided events at the version read. */
-async function decideSchedule(store: EventStore, cmd: ScheduleCommand): Promise<void> {
-  let state: ScheduleState = scheduleDecider.initialState;
-  let version = -1;
-  for await (const e of store.readStream('schedule')) {
-    state = scheduleDecider.evolve(
-      state,
-      e as unknown as Parameters<typeof scheduleDecider.evolve>[1],
-    );
-    version = e.version;
-  }
-  const events = scheduleDecider.decide(cmd, state);
-  if (events.length)
-    await store.appendToStream('schedule', events, {
-      expectedVersion: version === -1 ? 'no_stream' : version,
-    });
+/** A schedule command through the event-sourced command handler, with this process's owner. */
+function scheduleCommand(store: EventStore, cmd: ScheduleCommand) {
+  return handleCommand(store, 'schedule', scheduleDecider, cmd, { metadata: ownerMetadata() });
 }
 
 /** The folder cron reads; tests and the demo point XSMETA_CRON_DIR at a folder of their own. */
@@ -104,8 +90,15 @@ function syslog(line: string): void {
   spawnSync('logger', ['-t', 'xsmeta', line], { stdio: 'ignore' });
 }
 
+/** The schedule's view, folded from the `schedule` stream alone (not the whole log). */
+async function scheduleView(store: EventStore) {
+  let view = structuredClone(scheduleProjection.initial);
+  for await (const e of store.readStream('schedule')) view = scheduleProjection.apply(view, e);
+  return view;
+}
+
 async function summary(s: Settings, store: EventStore) {
-  const view = await rebuild(store, scheduleProjection);
+  const view = await scheduleView(store);
   let defaultSr: string | null = null;
   if (s.url && view.frequency !== 'never')
     defaultSr = await withPool(s, async (p) => (await p.pool()).defaultSrUuid).catch(() => null);
@@ -114,9 +107,9 @@ async function summary(s: Settings, store: EventStore) {
 
 /** Sets the frequency (an event) and installs or removes the cron entry. */
 export async function setFrequency(s: Settings, frequency: string, io: Io): Promise<void> {
-  const store = await openEvents(s.stateDir);
+  const store = openEvents(s.stateDir);
   try {
-    await decideSchedule(store, {
+    await scheduleCommand(store, {
       type: 'SetSchedule',
       to: frequency,
       by: userInfo().username,
@@ -130,7 +123,7 @@ export async function setFrequency(s: Settings, frequency: string, io: Io): Prom
 
 /** `{frequency, srUuid, nextRunAt, lastRun}` as `xsmeta schedule --json` prints it. */
 export async function scheduleStatus(s: Settings) {
-  const store = await openEvents(s.stateDir);
+  const store = openEvents(s.stateDir);
   try {
     return await summary(s, store);
   } finally {
@@ -146,10 +139,10 @@ export async function cmdSchedule(
   io: Io,
 ): Promise<number> {
   if (what === 'run') return runDue(s, io, () => new Date(), json);
-  const store = await openEvents(s.stateDir);
+  const store = openEvents(s.stateDir);
   try {
     if (what !== undefined) {
-      await decideSchedule(store, {
+      await scheduleCommand(store, {
         type: 'SetSchedule',
         to: what,
         by: userInfo().username,
@@ -186,16 +179,16 @@ export async function runDue(
   let slot: string | null = null;
   const runId = `sched-${Date.now().toString(36)}`;
   {
-    const store = await openEvents(s.stateDir);
+    const store = openEvents(s.stateDir);
     try {
-      const view = await rebuild(store, scheduleProjection);
+      const view = await scheduleView(store);
       slot = dueSlot(view.frequency, view.lastSlot, now(), localOffset, view.since);
       if (!slot) {
         io.err('xsmeta: no scheduled backup is due');
         report({ due: false, slot: null, outcome: null });
         return 0;
       }
-      await decideSchedule(store, { type: 'StartScheduledRun', slot, runId });
+      await scheduleCommand(store, { type: 'StartScheduledRun', slot, runId });
     } catch (e) {
       if (
         (e as { code?: string }).code === 'RUN_ALREADY_STARTED' ||
@@ -227,9 +220,9 @@ export async function runDue(
       error: `${(e as { code?: string }).code ?? 'ERROR'}: ${(e as Error).message}`,
     };
   }
-  const store = await openEvents(s.stateDir);
+  const store = openEvents(s.stateDir);
   try {
-    await decideSchedule(store, {
+    await scheduleCommand(store, {
       type: 'FinishScheduledRun',
       slot,
       runId,

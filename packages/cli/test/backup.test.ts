@@ -149,12 +149,13 @@ describe('backup, end to end against the simulator', () => {
       await xapi.logout();
       const h = capture();
       expect(await xsmeta(['history', '--json'], h)).toBe(0);
-      const events = JSON.parse(h.stdout[0]!) as { type: string; data: { code?: string } }[];
-      expect(events.filter((e) => e.type === 'BackupFailed').map((e) => e.data.code)).toEqual([
-        'INTERNAL_ERROR',
+      // Newest first, one entry per run.
+      const runs = JSON.parse(h.stdout[0]!) as { outcome: string; code: string | null }[];
+      expect(runs.filter((r) => r.outcome === 'FAILED').map((r) => r.code)).toEqual([
         'SR_BACKEND_FAILURE_47',
+        'INTERNAL_ERROR',
       ]);
-      expect(events.filter((e) => e.type === 'BackupWritten')).toHaveLength(1);
+      expect(runs.filter((r) => r.outcome === 'SUCCESS')).toHaveLength(1);
       expect(existsSync(join(p.env.XSMETA_STATE_DIR!, 'locks', 'x'))).toBe(false);
     });
     await p.close();

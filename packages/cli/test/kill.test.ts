@@ -40,9 +40,14 @@ function runtimeChild(
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; stderr: string }> {
   const runtime = new URL('../dist/runtime.js', import.meta.url).href;
+  const eventLog = new URL('../dist/adapters/event-log.js', import.meta.url).href;
   const child = spawn(
     process.execPath,
-    ['--input-type=module', '-e', `import { onCleanup, withEvents } from '${runtime}';\n${script}`],
+    [
+      '--input-type=module',
+      '-e',
+      `import { onCleanup } from '${runtime}';\nimport { withEvents } from '${eventLog}';\n${script}`,
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } },
   );
   let stderr = '';
@@ -222,11 +227,12 @@ it.skipIf(!built)(
       sim.faults.clear();
       expect(await ourVbds(sim.url)).toBe(0);
       const h = capture();
-      expect(await xsmeta(['history', '--json'], h)).toBe(0);
-      const events = JSON.parse(h.stdout[0]!) as { stream: string; type: string; data: never }[];
-      const runs = [...new Set(events.map((e) => e.stream))].filter((s) => s.startsWith('backup-'));
-      expect(runs).toHaveLength(2);
-      expect(events.filter((e) => e.stream === runs[1])).toMatchObject([
+      expect(await xsmeta(['history', '--kind', 'backup', '--json'], h)).toBe(0);
+      const runs = JSON.parse(h.stdout[0]!) as { runId: string; outcome: string }[];
+      expect(runs.map((r) => r.outcome)).toEqual(['INTERRUPTED', 'SUCCESS']);
+      const one = capture();
+      expect(await xsmeta(['history', '--run', runs[0]!.runId, '--json'], one)).toBe(0);
+      expect(JSON.parse(one.stdout[0]!)).toMatchObject([
         { type: 'BackupStarted' },
         {
           type: 'BackupFailed',
@@ -259,7 +265,7 @@ it.skipIf(!built)(
     expect(child.code).toBe(143);
     await withEnv({ XSMETA_STATE_DIR: dir }, async () => {
       const h = capture();
-      expect(await xsmeta(['history', '--json'], h)).toBe(0);
+      expect(await xsmeta(['history', '--run', 'x', '--json'], h)).toBe(0);
       expect(JSON.parse(h.stdout[0]!)).toMatchObject([
         { stream: 'backup-x', type: 'BackupStarted' },
         { stream: 'backup-x', type: 'BackupFailed', data: { code: 'INTERRUPTED' } },

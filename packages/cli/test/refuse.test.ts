@@ -93,11 +93,12 @@ it('refuses a backup of a newer format, naming both versions, and one with a fli
     expect(await vmCount(p.sim.url)).toBe(before);
     // The events say why.
     const h = capture();
-    await xsmeta(['history', '--json'], h);
-    const refused = (JSON.parse(h.stdout[0]!) as { type: string; data: { code: string } }[])
-      .filter((e) => e.type === 'RestoreRefused')
-      .map((e) => e.data.code);
-    expect(refused).toEqual(['BACKUP_FORMAT_UNSUPPORTED', 'BACKUP_DAMAGED']);
+    await xsmeta(['history', '--kind', 'restore', '--json'], h);
+    const refused = (JSON.parse(h.stdout[0]!) as { outcome: string; code: string }[])
+      .filter((r) => r.outcome === 'REFUSED')
+      .map((r) => r.code);
+    // Newest first.
+    expect(refused).toEqual(['BACKUP_DAMAGED', 'BACKUP_FORMAT_UNSUPPORTED']);
   });
   await p.close();
 }, 60_000);

@@ -20,12 +20,24 @@ export {
   scheduleProjection,
   scheduleSummary,
 } from './domain/projections.js';
+export { chooseSr, type RingFound, ringAction, type SrChoice } from './domain/rules.js';
+export {
+  RUN_HISTORY_VERSION,
+  type RunHistoryState,
+  type RunKind,
+  type RunOutcome,
+  type RunOwner,
+  type RunSummary,
+  runHistory,
+  runHistoryProjection,
+} from './domain/run-history.js';
 export {
   type BackupCommand,
   type BackupRunState,
   backupDecider,
   type ConvertCommand,
   type ConvertRunState,
+  chooseConvertDates,
   convertDecider,
   interruptedRunEvents,
   type RestoreCommand,
@@ -45,12 +57,7 @@ export {
 } from './domain/schedule.js';
 export { escapeStrings, escapeText } from './domain/text.js';
 export * from './events/index.js';
-export {
-  EVENT_SCHEMA_VERSION,
-  type EventLevel,
-  LevelEventStore,
-  type Upcaster,
-} from './store/level.js';
+export { type AppendOutcome, BaseEventStore } from './store/base.js';
 export { MemoryEventStore } from './store/memory.js';
 export * from './store/types.js';
 export { BACKUP_FORMAT_VERSION, TOOL_VERSION } from './version.js';

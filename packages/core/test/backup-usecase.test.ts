@@ -77,3 +77,47 @@ it('an export failing while others are in flight fails the run once, with no unh
     process.off('unhandledRejection', on);
   }
 });
+
+it('each event is in the log before the step it records goes further', async () => {
+  const events = new MemoryEventStore();
+  const logged = async () => {
+    const types: string[] = [];
+    for await (const e of events.readAll()) types.push(e.type);
+    return types;
+  };
+  const seen: Record<string, string[]> = {};
+  const ring = {
+    list: () => [],
+    append: async () => ({ seq: 1, createdAt: 0, size: 1, label: new Uint8Array() }),
+    readAll: async () => new Uint8Array(),
+    verify: async () => ({ ok: true, records: [] }),
+    usage: () => ({ capacity: 1e9, used: 0, free: 1e9, maxRecords: 25, records: [] }),
+    close: async () => {
+      seen.ringClose = await logged();
+    },
+  };
+  const p: PoolPort = {
+    ...pool(),
+    vms: async () => {
+      seen.capture = await logged();
+      return [];
+    },
+    attach: async () => {
+      seen.attach = await logged();
+      return {
+        devicePath: '/dev/x',
+        detach: async () => {
+          seen.detach = await logged();
+        },
+      };
+    },
+  };
+  const diskOk: DiskPort = { open: async () => ring, format: async () => ring };
+  await runBackup({ pool: p, disk: diskOk, archive, clock: { now: () => new Date(0) }, events });
+  // Started before the pool is read or the disk touched; written once the ring committed,
+  // before the ring is closed and the disk let go.
+  expect(seen.capture).toEqual(['BackupStarted']);
+  expect(seen.attach).toEqual(['BackupStarted', 'BackupPartsCaptured']);
+  expect(seen.ringClose).toEqual(['BackupStarted', 'BackupPartsCaptured', 'BackupWritten']);
+  expect(seen.detach).toEqual(['BackupStarted', 'BackupPartsCaptured', 'BackupWritten']);
+});

@@ -148,7 +148,7 @@ describe('schedule decider', () => {
     expect(() =>
       scheduleDecider.decide(
         { type: 'SetSchedule', to: 'hourly', by: 'root', at: 't' },
-        scheduleDecider.initialState,
+        scheduleDecider.initialState(),
       ),
     ).toThrow(/daily, weekly, monthly, never/);
   });
@@ -223,8 +223,12 @@ describe('convertDecider', () => {
     given(convertDecider, [start, failed])
       .when({ type: 'FailConvert', data: failed.data })
       .thenFails('RUN_FINISHED');
+    const { dates, ...again } = start.data;
     given(convertDecider, [start])
-      .when({ type: 'StartConvert', data: start.data })
+      .when({
+        type: 'StartConvert',
+        data: { ...again, candidates: dates, now: '2026-01-01T00:00:00Z', keep: 25 },
+      })
       .thenFails('RUN_ALREADY_STARTED');
   });
 });

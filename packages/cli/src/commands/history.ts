@@ -1,24 +1,46 @@
-import { historyProjection, rebuild } from '@xsmeta/core';
-import { Command } from 'commander';
-import { openEvents } from '../runtime.js';
-import { type Declare, settingsOf, withConnection } from './options.js';
+import { Command, Option } from 'commander';
+import { openEvents } from '../adapters/event-log.js';
+import { printHistory } from '../history.js';
+import { type Declare, once, settingsOf, withConnection } from './options.js';
 
-/** `xsmeta history`: the recorded events. */
+/** `xsmeta history`: one line per run, newest first; `--run ID` for that run's events. */
 export const historyCommand: Declare = (ctx) =>
   withConnection(
     new Command('history')
-      .description('show the recorded events (backups, restores, schedule changes)')
-      .option('--json', 'print the events as one JSON document'),
-  ).action(async (o: { json?: true }) => {
-    const store = await openEvents(settingsOf(o).stateDir);
-    try {
-      const h = await rebuild(store, historyProjection);
-      if (o.json) ctx.io.out(JSON.stringify(h));
-      else
-        for (const e of h)
-          ctx.io.out(`${e.position}\t${e.at}\t${e.stream}\t${e.type}\t${JSON.stringify(e.data)}`);
-    } finally {
-      await store.close();
-    }
-    ctx.exit(0);
-  });
+      .description(
+        'show the recorded runs (backups, restores, conversions, schedule), newest first',
+      )
+      .addOption(
+        new Option('--run <ID>', "that run's events, oldest first").argParser(
+          once('--run', String),
+        ),
+      )
+      .addOption(
+        new Option(
+          '--since <DATE>',
+          'only runs started at or after DATE (e.g. 2026-11-30)',
+        ).argParser(once('--since', String)),
+      )
+      .addOption(
+        new Option(
+          '--kind <KIND>',
+          'only runs of KIND: backup, restore, convert, schedule',
+        ).argParser(once('--kind', String)),
+      )
+      .option('--json', 'print one JSON document'),
+  )
+    .addHelpText(
+      'after',
+      '\nA run whose process died before it ended shows as ABANDONED, with what it had done.',
+    )
+    .action(async (o: { run?: string; since?: string; kind?: string; json?: true }) => {
+      const s = settingsOf(o);
+      ctx.exit(
+        await printHistory(
+          openEvents(s.stateDir),
+          s.stateDir,
+          { json: o.json === true, run: o.run, since: o.since, kind: o.kind },
+          ctx.io.out,
+        ),
+      );
+    });

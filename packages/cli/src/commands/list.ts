@@ -1,6 +1,8 @@
 import { fmtBytes, listings } from '@xsmeta/core';
 import { Command, Option } from 'commander';
+import { openEvents } from '../adapters/event-log.js';
 import { withBackupRing } from '../commands.js';
+import { abandonedBackups } from '../history.js';
 import { warnRoot } from '../ring-report.js';
 import { type Declare, once, settingsOf, uuid, withConnection } from './options.js';
 
@@ -18,7 +20,8 @@ export const listCommand: Declare = (ctx) =>
   )
     .addHelpText('after', '\nExit 0; 3 when the SR has no backup VDI; 1 on any other failure.')
     .action(async (o: { sr?: string; json?: true }) => {
-      const rows = await withBackupRing(settingsOf(o), o.sr, async (ring) => {
+      const s = settingsOf(o);
+      const rows = await withBackupRing(s, o.sr, async (ring) => {
         warnRoot(ring, ctx.io);
         return listings(ring);
       });
@@ -28,5 +31,11 @@ export const listCommand: Declare = (ctx) =>
           ctx.io.out(
             `${r.date}  seq ${r.seq}  ${r.vmCount} VM(s), ${r.templateCount} template(s)  ${fmtBytes(r.storedBytes)}  format ${r.formatVersion}${r.converted ? ' (converted from a legacy backup)' : ''}${r.skippedVms ? `  PARTIAL: ${r.skippedVms} VM(s) left out` : ''}`,
           );
+      if (!o.json) {
+        // Backups whose process died part-way: the history has what they had done.
+        const sr = o.sr ?? rows[0]?.srUuid ?? null;
+        for (const l of await abandonedBackups(openEvents(s.stateDir), s.stateDir, sr))
+          ctx.io.out(l);
+      }
       ctx.exit(0);
     });

@@ -1,7 +1,9 @@
+import { chooseSr, ringAction } from '../domain/rules.js';
 import { backupDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
 import { AppError, errorCode, legacyOnBackupVdi } from './errors.js';
+import { newRunId, runStream } from './handle.js';
 import type {
   ArchivePart,
   ArchivePort,
@@ -21,7 +23,6 @@ import {
   uniqueDate,
   type VmMapEntry,
 } from './record.js';
-import { newRunId, StreamRecorder } from './recorder.js';
 
 export const DEFAULT_VDI_SIZE = 500 * 1024 * 1024;
 export const DEFAULT_KEEP = 25;
@@ -125,20 +126,27 @@ export async function openOrFormat(
   disk: DiskPort,
   att: Attachment,
   id: { vdiUuid: string; srUuid: string },
-  opts: { reinit: boolean; keep: number },
+  opts: { reinit: boolean; justCreated?: boolean; keep: number },
 ): Promise<RingPort> {
-  if (opts.reinit)
-    return disk.format(att.devicePath, {
+  // A confirmed -i, or a VDI just created (ours whatever it holds: a thick LVM volume may hold
+  // old bytes), is formatted whatever it holds; a blank one only when it holds no records.
+  const format = (intent?: 'reinitialise') =>
+    disk.format(att.devicePath, {
       ...id,
       maxRecords: Math.max(opts.keep, DEFAULT_KEEP),
-      intent: 'reinitialise',
+      ...(intent ? { intent } : {}),
     });
+  const rule = { reinit: opts.reinit, justCreated: opts.justCreated ?? false };
+  if (ringAction({ ...rule, found: null }) === 'format') return format('reinitialise');
   try {
     return await disk.open(att.devicePath, { readOnly: false, expect: id });
   } catch (e) {
-    if (errorCode(e) === 'RING_FOREIGN') throw legacyOnBackupVdi(id, e);
-    if (errorCode(e) !== 'RING_NOT_FORMATTED') throw e;
-    return disk.format(att.devicePath, { ...id, maxRecords: Math.max(opts.keep, DEFAULT_KEEP) });
+    const code = errorCode(e);
+    const found =
+      code === 'RING_FOREIGN' ? 'foreign' : code === 'RING_NOT_FORMATTED' ? 'not-formatted' : null;
+    if (found === null) throw e;
+    if (ringAction({ ...rule, found }) === 'refuse') throw legacyOnBackupVdi(id, e);
+    return format();
   }
 }
 
@@ -171,18 +179,14 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
   const { pool, disk, archive, clock } = deps;
   const now = clock.now();
   const runId = newRunId(now);
-  const rec = new StreamRecorder(deps.events, `backup-${runId}`, backupDecider);
+  const rec = runStream(deps.events, `backup-${runId}`, backupDecider, { runId });
   const keep = opts.keep ?? DEFAULT_KEEP;
   let srUuid: string | null = opts.srUuid ?? null;
   try {
     const info = await pool.pool();
-    srUuid = srUuid ?? info.defaultSrUuid;
-    if (!srUuid) {
-      throw new AppError(
-        'NO_DEFAULT_SR',
-        'the pool has no default SR: name one with -u SR_UUID (xsmeta: --sr)',
-      );
-    }
+    const sr = chooseSr(srUuid, info.defaultSrUuid);
+    if ('code' in sr) throw new AppError(sr.code, sr.reason);
+    srUuid = sr.srUuid;
     const vdiUuid = pool.backupVdiUuid(srUuid);
     let vdi = await pool.findVdi(vdiUuid);
     let createdVdi = false;
@@ -374,8 +378,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         disk,
         att,
         { vdiUuid, srUuid },
-        // A VDI just created is ours whatever it holds (a thick LVM volume may hold old bytes).
-        { reinit: (opts.reinit ?? false) || createdVdi, keep },
+        { reinit: opts.reinit ?? false, justCreated: createdVdi, keep },
       );
       rootWarnings = ring.status?.warnings ?? [];
       for (const w of rootWarnings) deps.onNote?.(`warning: backup disk root: ${w}`);
@@ -402,30 +405,31 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
           keep,
         );
         written = { ...r, date };
+        // Recorded as soon as the ring has committed it, before the disk is let go.
+        await rec.exec({
+          type: 'RecordWritten',
+          data: {
+            runId,
+            srUuid,
+            vdiUuid,
+            seq: written.seq,
+            date: written.date,
+            vmCount,
+            templateCount,
+            rawBytes: archived.rawBytes,
+            storedBytes: written.storedBytes,
+            formatVersion: BACKUP_FORMAT_VERSION,
+            evicted: written.evicted,
+            ...(rootWarnings.length > 0 ? { rootWarnings } : {}),
+            ...(destroyed ? { reinitialised: { destroyed } } : {}),
+          },
+        });
       } finally {
         await ring.close();
       }
     } finally {
       await att.detach();
     }
-    await rec.exec({
-      type: 'RecordWritten',
-      data: {
-        runId,
-        srUuid,
-        vdiUuid,
-        seq: written.seq,
-        date: written.date,
-        vmCount,
-        templateCount,
-        rawBytes: archived.rawBytes,
-        storedBytes: written.storedBytes,
-        formatVersion: BACKUP_FORMAT_VERSION,
-        evicted: written.evicted,
-        ...(rootWarnings.length > 0 ? { rootWarnings } : {}),
-        ...(destroyed ? { reinitialised: { destroyed } } : {}),
-      },
-    });
     return {
       ...base,
       seq: written.seq,
@@ -439,7 +443,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       ...(rootWarnings.length > 0 ? { rootWarnings } : {}),
     };
   } catch (e) {
-    if (rec.current.status === 'running') {
+    if (rec.state().status === 'running') {
       await rec
         .exec({
           type: 'FailBackup',

@@ -1,4 +1,5 @@
 import type { BackupVdiContent } from '../domain/legacy.js';
+import { chooseSr } from '../domain/rules.js';
 import { AppError, errorCode, legacyOnBackupVdi } from './errors.js';
 import type { DiskPort, PoolPort, RingPort } from './ports.js';
 import { decodeLabel } from './record.js';
@@ -24,12 +25,11 @@ export async function backupVdiOf(
   pool: PoolPort,
   srUuid: string | undefined,
 ): Promise<{ srUuid: string; vdiUuid: string }> {
-  const sr = srUuid ?? (await pool.pool()).defaultSrUuid;
-  if (!sr)
-    throw new AppError(
-      'NO_DEFAULT_SR',
-      'the pool has no default SR: name one with -u SR_UUID (xsmeta: --sr)',
-    );
+  const choice = srUuid
+    ? chooseSr(srUuid, null)
+    : chooseSr(null, (await pool.pool()).defaultSrUuid);
+  if ('code' in choice) throw new AppError(choice.code, choice.reason);
+  const sr = choice.srUuid;
   const vdiUuid = pool.backupVdiUuid(sr);
   const vdi = await pool.findVdi(vdiUuid);
   if (!vdi || vdi.srUuid !== sr) {

@@ -3,9 +3,9 @@ import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
 import { appendRecord, DEFAULT_KEEP, DEFAULT_VDI_SIZE, openOrFormat } from './backup.js';
 import { AppError, errorCode } from './errors.js';
+import { newRunId, runStream } from './handle.js';
 import type { ArchivePart, ArchivePort, DiskPort, PoolPort, Progress } from './ports.js';
 import { decodeLabel, PART, parseBackupDate, type VmMapEntry } from './record.js';
-import { newRunId, StreamRecorder } from './recorder.js';
 
 /** The legacy format version (the `/.ctxs-metadata-backup` marker's content). */
 export const LEGACY_FORMAT_VERSION = 1;
@@ -80,7 +80,7 @@ export const KEPT_LEGACY_NAME = 'Pool Metadata Backup (legacy ext3, kept by xsme
 export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promise<ConvertResult> {
   const { pool, disk, archive, clock } = deps;
   const runId = newRunId(clock.now());
-  const rec = new StreamRecorder(deps.events, `legacy-${runId}`, convertDecider);
+  const rec = runStream(deps.events, `legacy-${runId}`, convertDecider, { runId });
   const srUuid = opts.srUuid;
   const vdiUuid = pool.backupVdiUuid(srUuid);
   let keptCopyVdiUuid: string | null = null;
@@ -106,30 +106,24 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
             'BACKUP_NOT_FOUND',
             `no legacy backup dated ${d}; available: ${src.dates.slice(0, 30).join(', ') || 'none'}`,
           );
-      // A date in the future would list (and restore by default) before every real backup.
-      const wanted: string[] = [];
-      for (const d of all) {
-        if ((parseBackupDate(d)?.getTime() ?? Number.POSITIVE_INFINITY) > now)
-          skipped.push({ date: d, reason: 'dated in the future' });
-        else if (wanted.length >= DEFAULT_KEEP)
-          skipped.push({
-            date: d,
-            reason: `older than the ${DEFAULT_KEEP} newest, which the ring keeps`,
-          });
-        else wanted.push(d);
-      }
-      await rec.exec({
+      // Which dates are taken and why the others are left: the decider's rule, recorded.
+      const [started] = await rec.exec({
         type: 'StartConvert',
         data: {
           runId,
           srUuid,
           vdiUuid,
           legacyVdiUuid: opts.legacyVdiUuid,
-          dates: wanted,
           toolVersion: TOOL_VERSION,
           formatVersion: BACKUP_FORMAT_VERSION,
+          candidates: all,
+          now: new Date(now).toISOString(),
+          keep: DEFAULT_KEEP,
         },
       });
+      const decided = started?.type === 'LegacyConvertStarted' ? started.data : null;
+      const wanted = [...(decided?.dates ?? [])];
+      for (const s of decided?.skipped ?? []) skipped.push(s);
       const out: Converted[] = [];
       let used = 0;
       for (const [i, date] of wanted.entries()) {
@@ -306,7 +300,7 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
           { cause: caught },
         )
       : caught;
-    if (rec.current.status === 'running') {
+    if (rec.state().status === 'running') {
       await rec
         .exec({
           type: 'FailConvert',

@@ -15,6 +15,7 @@ export {
   listings,
   withRing,
 } from './catalogue.js';
+export { type Checkpoint, type CheckpointPort, readProjection } from './checkpoint.js';
 export {
   type ConvertDeps,
   type ConvertOptions,
@@ -26,6 +27,13 @@ export {
   runConvert,
 } from './convert.js';
 export { AppError, type AppErrorCode, errorCode } from './errors.js';
+export {
+  type Handled,
+  type HandleOptions,
+  handleCommand,
+  interruptRun,
+  newRunId,
+} from './handle.js';
 export type {
   ArchivePart,
   ArchivePort,

@@ -3,6 +3,7 @@ import type { Clock, EventStore } from '../store/types.js';
 import { mapLimit, splitRecord } from './backup.js';
 import { type BackupListing, backupVdiOf, listings, withRing } from './catalogue.js';
 import { AppError, errorCode } from './errors.js';
+import { newRunId, runStream } from './handle.js';
 import type { ArchivePort, DiskPort, NetworkKey, PoolPort, Progress } from './ports.js';
 import {
   checkFormatVersion,
@@ -13,7 +14,6 @@ import {
   type SrMeta,
   type VmMapEntry,
 } from './record.js';
-import { newRunId, StreamRecorder } from './recorder.js';
 
 export interface RestoreDeps {
   pool: PoolPort;
@@ -349,7 +349,7 @@ export async function runRestore(
 ): Promise<RestoreResult> {
   const now = deps.clock.now();
   const runId = newRunId(now);
-  const rec = new StreamRecorder(deps.events, `restore-${runId}`, restoreDecider);
+  const rec = runStream(deps.events, `restore-${runId}`, restoreDecider, { runId });
   const info = await deps.pool.pool();
   const id = source?.id ?? (await backupVdiOf(deps.pool, opts.srUuid));
   let content: BackupContent;

@@ -97,7 +97,7 @@ export interface ScheduleView extends ScheduleState {
 
 /** The schedule's state from the `schedule` stream's events. */
 export const scheduleProjection: Projection<ScheduleView> = {
-  initial: { ...scheduleDecider.initialState, lastRunAt: null },
+  initial: { ...scheduleDecider.initialState(), lastRunAt: null },
   apply: (s, e) => {
     if (e.stream !== 'schedule') return s;
     const next = scheduleDecider.evolve(

@@ -1,3 +1,4 @@
+import { parseBackupDate } from '../app/record.js';
 import type { BackupEvent, ConvertEvent, RestoreEvent } from '../events/index.js';
 import { type Decider, DomainError } from './decider.js';
 
@@ -21,7 +22,7 @@ export type BackupCommand =
 
 /** One backup run: started once, then written or failed once; nothing after that. */
 export const backupDecider: Decider<BackupCommand, BackupEvent, BackupRunState> = {
-  initialState: { status: 'idle', runId: null, srUuid: null },
+  initialState: () => ({ status: 'idle', runId: null, srUuid: null }),
   decide(cmd, s) {
     if (cmd.type === 'StartBackup') {
       if (s.status !== 'idle')
@@ -78,7 +79,7 @@ export type RestoreCommand =
  * the counts in RestoreFinished are those of the VmRestored / VmRestoreFailed events.
  */
 export const restoreDecider: Decider<RestoreCommand, RestoreEvent, RestoreRunState> = {
-  initialState: { status: 'idle', runId: null, dryRun: false, restored: 0, failed: [] },
+  initialState: () => ({ status: 'idle', runId: null, dryRun: false, restored: 0, failed: [] }),
   decide(cmd, s) {
     switch (cmd.type) {
       case 'RequestRestore':
@@ -148,21 +149,59 @@ export interface ConvertRunState {
   converted: string[];
 }
 
+/**
+ * Which legacy dates a conversion takes and why it leaves the others: newest first, a date in
+ * the future is left (it would list, and restore by default, before every real backup), and
+ * so is every date beyond the `keep` newest (the ring keeps no more: converting them would
+ * only evict what was just converted). A date that cannot be read as one counts as future.
+ */
+export function chooseConvertDates(
+  candidates: readonly string[],
+  now: Date,
+  keep: number,
+): { take: string[]; skip: { date: string; reason: string }[] } {
+  const take: string[] = [];
+  const skip: { date: string; reason: string }[] = [];
+  for (const d of [...new Set(candidates)].sort().reverse()) {
+    if ((parseBackupDate(d)?.getTime() ?? Number.POSITIVE_INFINITY) > now.getTime())
+      skip.push({ date: d, reason: 'dated in the future' });
+    else if (take.length >= keep)
+      skip.push({ date: d, reason: `older than the ${keep} newest, which the ring keeps` });
+    else take.push(d);
+  }
+  return { take, skip };
+}
+
+type StartData = Data<ConvertEvent, 'LegacyConvertStarted'>;
+
 export type ConvertCommand =
-  | { type: 'StartConvert'; data: Data<ConvertEvent, 'LegacyConvertStarted'> }
+  | {
+      type: 'StartConvert';
+      data: Omit<StartData, 'dates' | 'skipped'> & {
+        /** The dates asked for (or all on the disk). */
+        candidates: readonly string[];
+        /** The time of the decision (ISO). */
+        now: string;
+        keep: number;
+      };
+    }
   | { type: 'RecordConverted'; data: Data<ConvertEvent, 'LegacyBackupConverted'> }
   | { type: 'FinishConvert'; data: Omit<Data<ConvertEvent, 'LegacyConvertFinished'>, 'converted'> }
   | { type: 'FailConvert'; data: Data<ConvertEvent, 'LegacyConvertFailed'> };
 
 /** One conversion: each date converted at most once; the count in Finished is the state's. */
 export const convertDecider: Decider<ConvertCommand, ConvertEvent, ConvertRunState> = {
-  initialState: { status: 'idle', runId: null, converted: [] },
+  initialState: () => ({ status: 'idle', runId: null, converted: [] }),
   decide(cmd, s) {
     switch (cmd.type) {
       case 'StartConvert':
         if (s.status !== 'idle')
           throw new DomainError('RUN_ALREADY_STARTED', `conversion ${s.runId} has already started`);
-        return [{ type: 'LegacyConvertStarted', data: cmd.data }];
+        {
+          const { candidates, now, keep, ...rest } = cmd.data;
+          const { take, skip } = chooseConvertDates(candidates, new Date(now), keep);
+          return [{ type: 'LegacyConvertStarted', data: { ...rest, dates: take, skipped: skip } }];
+        }
       case 'FailConvert':
         if (s.status === 'finished' || s.status === 'failed')
           throw new DomainError('RUN_FINISHED', 'the conversion has finished');
@@ -224,7 +263,7 @@ export function interruptedRunEvents(
     decider: Decider<C, E, S>,
     fail: (s: S) => C,
   ) => {
-    const s = evs.reduce((st, e) => decider.evolve(st, e as unknown as E), decider.initialState);
+    const s = evs.reduce((st, e) => decider.evolve(st, e as unknown as E), decider.initialState());
     if (s.status !== 'running') return;
     for (const e of decider.decide(fail(s), s)) out.push({ stream, type: e.type, data: e.data });
   };

@@ -132,7 +132,13 @@ export type ScheduleCommand =
     };
 
 export const scheduleDecider: Decider<ScheduleCommand, ScheduleEvent, ScheduleState> = {
-  initialState: { frequency: 'never', since: null, lastSlot: null, running: null, lastRun: null },
+  initialState: () => ({
+    frequency: 'never',
+    since: null,
+    lastSlot: null,
+    running: null,
+    lastRun: null,
+  }),
   decide(cmd, s) {
     switch (cmd.type) {
       case 'SetSchedule': {

@@ -185,7 +185,10 @@ export type ConvertEvent =
         readonly srUuid: string;
         readonly vdiUuid: string;
         readonly legacyVdiUuid: string;
+        /** The dates this run converts, newest first. */
         readonly dates: readonly string[];
+        /** The dates it leaves, and why (the decider's rule; absent in older logs). */
+        readonly skipped?: readonly { readonly date: string; readonly reason: string }[];
         readonly toolVersion: string;
         readonly formatVersion: number;
       };

@@ -1,5 +1,22 @@
+/**
+ * What an event says about where it came from, for correlation: the run, the host and the
+ * process (pid and its start time, which tell a reused pid). Free-form beyond these keys.
+ */
+export interface EventMetadata {
+  readonly runId?: string;
+  readonly host?: string;
+  readonly pid?: number;
+  /** When the process started (an opaque token: Linux clock ticks since boot). */
+  readonly processStart?: string | null;
+  /** This boot of the host (Linux boot_id): a pid of an earlier boot is gone. */
+  readonly boot?: string | null;
+  readonly [key: string]: unknown;
+}
+
 /** A recorded event: what was appended plus where and when the store put it. */
 export interface RecordedEvent<T extends string = string, D = unknown> {
+  /** Unique in the log: given by the writer (a retried append is a no-op) or by the store. */
+  readonly id: string;
   /** Global position, 1-based, gap-free, in append order. */
   readonly position: number;
   readonly stream: string;
@@ -9,11 +26,25 @@ export interface RecordedEvent<T extends string = string, D = unknown> {
   /** ISO 8601 time the store recorded it. */
   readonly at: string;
   readonly data: D;
+  readonly metadata: EventMetadata;
 }
 
 export interface NewEvent {
   readonly type: string;
   readonly data: unknown;
+  /**
+   * Optional id (1..100 printable ASCII characters). An append whose events' ids are already in
+   * the stream, in the same order, is a retry: it returns the first append's result and writes
+   * nothing. An id found elsewhere is refused (EVENT_ID_CONFLICT).
+   */
+  readonly id?: string;
+  readonly metadata?: EventMetadata;
+}
+
+/** A new event with its id: given by the writer (then checked for a retry) or made by the store. */
+export interface IdentifiedEvent extends NewEvent {
+  readonly id: string;
+  readonly idGiven: boolean;
 }
 
 /** 'no_stream': the stream must not exist; 'any': no check; a number: its current version. */
@@ -32,10 +63,21 @@ export interface ReadStreamOptions {
 }
 
 export interface Subscription {
+  /** Stops delivery; `done` then resolves with null. */
   close(): void;
+  /**
+   * Resolves (never rejects) once delivery has stopped: null after close(), or the error that
+   * stopped it (the handler threw or rejected, or the catch-up read failed). Nothing is
+   * delivered after an error.
+   */
+  readonly done: Promise<Error | null>;
 }
 
-/** The event-store port. Implementations run the shared behaviour suite (test-support). */
+/**
+ * The event-store port. Implementations run the shared behaviour suite that
+ * `@xsmeta/eventstore-level/test-suite` exports. Stream names: 1..200 characters of
+ * `A-Z a-z 0-9 . _ : @ -`, starting with a letter or digit (STREAM_NAME_INVALID otherwise).
+ */
 export interface EventStore {
   appendToStream(
     stream: string,
@@ -63,7 +105,9 @@ export type EventStoreErrorCode =
   | 'EVENT_UNKNOWN_TYPE'
   | 'STORE_LOCKED'
   | 'STORE_CLOSED'
-  | 'STORE_SCHEMA_UNSUPPORTED';
+  | 'STORE_SCHEMA_UNSUPPORTED'
+  | 'STREAM_NAME_INVALID'
+  | 'EVENT_ID_CONFLICT';
 
 export class EventStoreError extends Error {
   override readonly name: string = 'EventStoreError';
@@ -105,23 +149,46 @@ export function checkExpected(
     throw new ConcurrencyError(stream, expected, head === -1 ? 'no_stream' : head);
 }
 
+const STREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$/;
+
+/** Refuses a stream name outside the port's alphabet (so no name is a key prefix of another). */
+export function checkStreamName(stream: string): void {
+  if (typeof stream !== 'string' || !STREAM_NAME.test(stream))
+    throw new EventStoreError(
+      'STREAM_NAME_INVALID',
+      `bad stream name ${JSON.stringify(stream)}: use 1..200 of A-Z a-z 0-9 . _ : @ -`,
+    );
+}
+
+const EVENT_ID = /^[\x21-\x7e]{1,100}$/;
+
+/** Refuses an event id that is not 1..100 printable ASCII characters. */
+export function checkEventId(id: string): void {
+  if (!EVENT_ID.test(id))
+    throw new EventStoreError('EVENT_ID_CONFLICT', `bad event id ${JSON.stringify(id)}`);
+}
+
 /**
- * Maps the error of opening a LevelDB directory that another process holds (classic-level's
- * LEVEL_LOCKED, possibly wrapped in LEVEL_DATABASE_NOT_OPEN) to STORE_LOCKED, naming the folder.
+ * Decides what an append with writer-given ids is, given a lookup of the ids already stored:
+ * 'new' (none stored), or the stored events when all are, in order, in this stream (a retry).
+ * Anything in between is a conflict.
  */
-export function storeOpenError(err: unknown, location: string): Error {
-  let e: unknown = err;
-  for (let depth = 0; e && depth < 5; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (code === 'LEVEL_LOCKED') {
-      return new EventStoreError(
-        'STORE_LOCKED',
-        `the event store ${location} is in use by another xsmeta process; wait for it to finish, or use --state-dir`,
-        undefined,
-        { cause: err },
-      );
-    }
-    e = (e as { cause?: unknown }).cause;
-  }
-  return err instanceof Error ? err : new Error(String(err));
+export function idempotentRetry(
+  stream: string,
+  events: readonly NewEvent[],
+  stored: readonly (RecordedEvent | undefined)[],
+): 'new' | RecordedEvent[] {
+  if (events.length === 0 || stored.every((e) => e === undefined)) return 'new';
+  const found = stored.filter((e): e is RecordedEvent => e !== undefined);
+  const ordered =
+    found.length === events.length &&
+    found.every(
+      (e, i) => e.stream === stream && (i === 0 || e.version === found[i - 1]!.version + 1),
+    );
+  if (!ordered)
+    throw new EventStoreError(
+      'EVENT_ID_CONFLICT',
+      `stream ${stream}: some of these event ids are already stored elsewhere or in another order`,
+    );
+  return found;
 }

@@ -1,12 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KNOWN_EVENT_TYPES, MemoryEventStore } from '@xsmeta/core';
 import { ClassicLevel } from 'classic-level';
 import { MemoryLevel } from 'memory-level';
 import { Packr } from 'msgpackr';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type EventLevel, LevelEventStore, MemoryEventStore } from '../src/index.js';
-import { eventStoreSuite } from './behaviour.js';
+import { type EventLevel, LevelEventStore, SharedLevelEventStore } from '../src/index.js';
+import { eventStoreSuite } from '../src/test-suite.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -34,6 +35,10 @@ eventStoreSuite('LevelEventStore on memory-level', async () =>
 );
 eventStoreSuite('LevelEventStore on classic-level', async () =>
   LevelEventStore.open(classic(await tmp())),
+);
+eventStoreSuite(
+  'SharedLevelEventStore (open-append-close)',
+  async () => new SharedLevelEventStore(join(await tmp(), 'events')),
 );
 
 describe('LevelEventStore specifics', () => {
@@ -68,7 +73,7 @@ describe('LevelEventStore specifics', () => {
       keyEncoding: 'utf8',
       valueEncoding: 'view',
     }) as unknown as EventLevel;
-    const s = await LevelEventStore.open(db);
+    const s = await LevelEventStore.open(db, { knownTypes: KNOWN_EVENT_TYPES });
     await s.appendToStream('a', [
       { type: 'BackupFailed', data: { runId: 'r', srUuid: null, code: 'X', reason: 'y' } },
     ]);
