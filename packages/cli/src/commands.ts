@@ -238,10 +238,8 @@ export function restoreAsking(
     s,
     async (pool) => {
       let source: Parameters<typeof restoreOn>[5];
-      let all: ReturnType<typeof listings> = [];
       try {
         const id = await backupVdiOf(pool, a.srUuid);
-        all = await withRing(pool, disk, id, true, async (r) => listings(r));
         const content = await loadBackup(
           { pool, disk, archive, onNote: (line) => io.err(line) },
           id,
@@ -256,11 +254,6 @@ export function restoreAsking(
       }
       const b: ChosenBackup = { ...source.content, ...source.id };
       io.err(`Using ${backupName(b)}, VDI ${b.vdiUuid}.`);
-      const newest = all[0];
-      if (a.date === undefined && newest && newest.seq !== b.seq)
-        io.err(
-          `The newest backup, ${newest.date} (seq ${newest.seq}), does not verify: the newest one that does is used.`,
-        );
       if (!a.dryRun && !(await ask(b))) return null;
       return restoreOn(pool, s, a, io, onVm, source);
     },

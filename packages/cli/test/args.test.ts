@@ -166,7 +166,8 @@ it.skipIf(!built)(
         ],
         { encoding: 'utf8' },
       ).stdout.trim();
-    expect(complete('xsmeta re')).toBe('restore');
+    expect(complete('xsmeta res')).toBe('restore');
+    expect(complete('xsmeta re')).toBe('restore repair');
     expect(complete('xsmeta restore --d')).toBe('--date --dry-run --dev-dir');
     expect(complete('xsmeta schedule w')).toBe('weekly');
     expect(complete('xe-restore-metadata -')).toContain('-x');

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { bin, built } from './bins.js';
-import { pool } from './support.js';
+import { allEvents, pool } from './support.js';
 
 /** A pool whose simulator records every call, and the number of logins seen so far. */
 async function watched(vms = 4) {
@@ -43,7 +43,7 @@ it.skipIf(!built)(
     expect(yes.code).toBe(0);
     expect(await backups(p.env)).toBe(1);
     // The history records what the re-initialisation destroyed.
-    const h = JSON.parse((await bin('xsmeta', ['history', '--json'], p.env)).stdout) as {
+    const h = (await allEvents(p.env.XSMETA_STATE_DIR!)) as unknown as {
       type: string;
       data: { reinitialised?: { destroyed: { seq: number; date: string }[] } };
     }[];
@@ -91,9 +91,8 @@ it.skipIf(!built)(
       expect(r.stdout).not.toMatch(/Restored/);
     }
     // Nothing was restored: the history holds no restore.
-    const h = await bin('xsmeta', ['history', '--json'], p.env);
     expect(
-      (JSON.parse(h.stdout) as { type: string }[]).filter((e) => /^Restore/.test(e.type)),
+      (await allEvents(p.env.XSMETA_STATE_DIR!)).filter((e) => /^Restore/.test(e.type)),
     ).toEqual([]);
     // A dry run changes nothing, so it does not ask; yes on a pipe is an answer, as upstream's
     // `read` takes it.

@@ -71,3 +71,19 @@ export function devicesLeft(devDir: string): string[] {
     .filter((e) => !e.isDirectory())
     .map((e) => e.name);
 }
+
+/** Every event of the state folder's log, oldest first (what `history --run` shows, all runs). */
+export async function allEvents(
+  stateDir: string,
+): Promise<{ stream: string; type: string; data: Record<string, unknown> }[]> {
+  const { openEvents } = await import('../src/adapters/event-log.js');
+  const log = openEvents(stateDir);
+  const out: { stream: string; type: string; data: Record<string, unknown> }[] = [];
+  try {
+    for await (const e of log.readAll())
+      out.push({ stream: e.stream, type: e.type, data: e.data as Record<string, unknown> });
+  } finally {
+    await log.close();
+  }
+  return out;
+}
