@@ -3,7 +3,6 @@ import {
   type BackupResult,
   backupVdiOf,
   escapeText,
-  listings,
   loadBackup,
   type RestoreResult,
   type RingPort,

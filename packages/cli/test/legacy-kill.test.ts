@@ -125,7 +125,6 @@ it.skipIf(!built)(
     expect(vbds).toEqual([]);
     expect(devicesLeft(p.env.XSMETA_DEV_DIR!)).toEqual([]);
     await withEnv(p.env, async () => {
-      const h = capture();
       const types = (await allEvents(p.env.XSMETA_STATE_DIR!)).map((e) => e.type);
       expect(types).toContain('RestoreInterrupted');
     });

@@ -65,7 +65,6 @@ it('a flipped bit in the current root copy: list warns and keeps the newest back
       expect(next.stderr.join('\n')).toMatch(/warning: backup disk root: root copy 0 is damaged/);
       expect(await seqs()).toEqual([4, 3, 2, 1]);
       expect(await xsmeta(['verify'], capture())).toBe(0);
-      const h = capture();
       const written = (
         (await allEvents(p.env.XSMETA_STATE_DIR!)) as unknown as {
           type: string;
