@@ -258,7 +258,8 @@ describe('hostile legacy images end typed, bounded, and unchanged', () => {
           writeFileSync(work, b);
           const t0 = Date.now();
           await readAll(work);
-          expect(Date.now() - t0).toBeLessThan(5_000);
+          // Generous, for a busy machine: it guards against a read that never ends.
+          expect(Date.now() - t0).toBeLessThan(30_000);
         },
       ),
       { numRuns: 150 },
