@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { ConcurrencyError, type EventStore, type RecordedEvent } from '../src/index.js';
 
+/** Polls `ok` until it is true; fails after a bound generous for a busy machine. */
+async function until(ok: () => boolean, what: string, boundMs = 30_000): Promise<void> {
+  const end = Date.now() + boundMs;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out after ${boundMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 async function collect(it: AsyncIterable<RecordedEvent>): Promise<RecordedEvent[]> {
   const out: RecordedEvent[] = [];
   for await (const e of it) out.push(e);
@@ -87,13 +96,21 @@ export function eventStoreSuite(name: string, make: () => Promise<EventStore>): 
       const sub = s.subscribe(2, (e) => {
         seen.push(e.position);
       });
+      // A second subscription, opened after the first, tells when an event has been handed out.
+      const probed: number[] = [];
+      const probe = s.subscribe(1, (e) => {
+        probed.push(e.position);
+      });
       await s.appendToStream('b', [ev(3)]);
       await s.appendToStream('a', [ev(4)]);
-      await new Promise((r) => setTimeout(r, 50));
+      await until(() => seen.length >= 3, 'the first subscription to see position 4');
       sub.close();
       await s.appendToStream('a', [ev(5)]);
-      await new Promise((r) => setTimeout(r, 20));
+      await until(() => probed.includes(5), 'the probe to see position 5');
+      await new Promise((r) => setImmediate(r));
+      probe.close();
       expect(seen).toEqual([2, 3, 4]);
+      expect(probed).toEqual([1, 2, 3, 4, 5]);
       await s.close();
     });
 
