@@ -57,19 +57,40 @@ const report = (passed, failed, files = []) => ({
   testResults: files,
 });
 
-check('all passed', run([['a', report(3, 0)], ['b', report(2, 0)]]), {
-  status: 0,
-  last: '5 passed, 0 failed, 0 skipped',
-});
-check('a failed test', run([['a', report(3, 1)], ['b', report(2, 0)]]), {
-  status: 1,
-  last: '5 passed, 1 failed, 0 skipped',
-});
-check('a missing report', run([['a', report(3, 0)], ['b', undefined]]), {
-  status: 1,
-  last: '3 passed, 1 failed, 0 skipped',
-  mentions: ['packages/b: FAILED: no test report (missing)'],
-});
+check(
+  'all passed',
+  run([
+    ['a', report(3, 0)],
+    ['b', report(2, 0)],
+  ]),
+  {
+    status: 0,
+    last: '5 passed, 0 failed, 0 skipped',
+  },
+);
+check(
+  'a failed test',
+  run([
+    ['a', report(3, 1)],
+    ['b', report(2, 0)],
+  ]),
+  {
+    status: 1,
+    last: '5 passed, 1 failed, 0 skipped',
+  },
+);
+check(
+  'a missing report',
+  run([
+    ['a', report(3, 0)],
+    ['b', undefined],
+  ]),
+  {
+    status: 1,
+    last: '3 passed, 1 failed, 0 skipped',
+    mentions: ['packages/b: FAILED: no test report (missing)'],
+  },
+);
 check('an unreadable report', run([['a', '{"numPassed']]), {
   status: 1,
   last: '0 passed, 1 failed, 0 skipped',

@@ -21,6 +21,8 @@ import { openImage, openLegacyDisk } from '@xsmeta/legacy-compat';
 import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
 import { startSimulator } from '@xsmeta/xapi-sim';
 import { expect, it } from 'vitest';
+import { requireTools } from '../../../test-support/tools.js';
+import { until } from '../../../test-support/wait.js';
 import { main as xeBackup } from '../src/bin/xe-backup-metadata.js';
 import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
@@ -28,6 +30,9 @@ import { connectionFlags, resolveSettings } from '../src/config.js';
 import { consoleServices } from '../src/console.js';
 import { legacyListing } from '../src/legacy.js';
 import { capture, pool, withEnv } from './support.js';
+
+// The old scripts' disks are made with mke2fs -d and looked into with debugfs.
+requireTools('mke2fs', 'debugfs');
 
 type Vm = {
   uuid: string;
@@ -463,9 +468,7 @@ it.skipIf(!existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url)))(
           if (line.startsWith('VDI.create')) child.kill('SIGTERM');
         };
       } else {
-        // Polled, with a bound generous for a busy machine.
-        for (const end = Date.now() + 60_000; Date.now() < end && !(await unfinished()); )
-          await new Promise((r) => setTimeout(r, 10));
+        await until(unfinished, 'the unfinished copy');
         expect(await unfinished()).toBe(true);
         child.kill('SIGTERM');
       }

@@ -107,12 +107,3 @@ export async function relay(
     },
   };
 }
-
-/** Polls `ok` until it is true; fails after `boundMs` (generous: the machine may be busy). */
-export async function until(ok: () => boolean, what: string, boundMs = 60_000): Promise<void> {
-  const end = Date.now() + boundMs;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out after ${boundMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -1,4 +1,5 @@
 import { expect, it } from 'vitest';
+import { until } from '../../../test-support/wait.js';
 import {
   type ArchivePort,
   type DiskPort,
@@ -88,10 +89,7 @@ it('an export failing while others are in flight fails the run once, with no unh
     ).rejects.toMatchObject({ code: 'INTERNAL_ERROR' });
     // Every export still in flight ends, then a turn of the event loop for Node to report any
     // rejection nobody handled.
-    for (const end = Date.now() + 30_000; inFlight.settled < inFlight.started; ) {
-      if (Date.now() > end) throw new Error('the exports in flight never ended');
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await until(() => inFlight.settled >= inFlight.started, 'the exports in flight to end');
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
     expect(inFlight.started).toBeGreaterThan(0);

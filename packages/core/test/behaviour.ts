@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { until } from '../../../test-support/wait.js';
 import { ConcurrencyError, type EventStore, type RecordedEvent } from '../src/index.js';
-
-/** Polls `ok` until it is true; fails after a bound generous for a busy machine. */
-async function until(ok: () => boolean, what: string, boundMs = 30_000): Promise<void> {
-  const end = Date.now() + boundMs;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out after ${boundMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 async function collect(it: AsyncIterable<RecordedEvent>): Promise<RecordedEvent[]> {
   const out: RecordedEvent[] = [];

@@ -17,16 +17,13 @@ import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { requireTools } from '../../../test-support/tools.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const CLI_BIN = join(ROOT, 'packages/cli/bin/xsmeta.js');
 const CLI_DIST = join(ROOT, 'packages/cli/dist/bin/xsmeta.js');
 const SIM_BIN = join(ROOT, 'apps/xapi-sim/bin/xapi-sim.js');
 const SIM_DIST = join(ROOT, 'apps/xapi-sim/dist/main.js');
-
-function hasTmux(): boolean {
-  return spawnSync('tmux', ['-V'], { stdio: 'ignore' }).status === 0;
-}
 
 /** `xsmeta --help` lists `console`. */
 function hasConsoleCommand(): boolean {
@@ -40,17 +37,6 @@ function hasConsoleCommand(): boolean {
 }
 
 const BUILT = existsSync(SIM_DIST) && hasConsoleCommand();
-const HAS_TMUX = hasTmux();
-const HAS_MKE2FS = spawnSync('mke2fs', ['-V'], { stdio: 'ignore' }).status === 0;
-
-/** A tool the test needs is missing: say what to install instead of failing with ENOENT. */
-function need(has: boolean, tool: string, pkg: string): void {
-  if (!has) {
-    throw new Error(
-      `${tool} is missing: install the ${pkg} package (apt-get install -y ${pkg}); .ci/run installs it`,
-    );
-  }
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -368,7 +354,7 @@ describe('xsmeta console in a real terminal', () => {
   it.skipIf(!BUILT)(
     'backs up, restores with a dry run, quits, and gives the terminal back',
     async () => {
-      need(HAS_TMUX, 'tmux', 'tmux');
+      requireTools('tmux');
       const dir = await mkdtemp(join(tmpdir(), 'xsmeta-tui-e2e-'));
       left.dir(dir);
       const { env } = await startSimulator(dir, left);
@@ -431,8 +417,7 @@ describe('xsmeta console in a real terminal', () => {
   it.skipIf(!BUILT)(
     'restores from a disk of the old scripts after the disaster: dry run, then for real, every VM back with its uuid',
     async () => {
-      need(HAS_TMUX, 'tmux', 'tmux');
-      need(HAS_MKE2FS, 'mke2fs', 'e2fsprogs');
+      requireTools('tmux', 'mke2fs');
       const dir = await mkdtemp(join(tmpdir(), 'xsmeta-tui-e2e-'));
       left.dir(dir);
       const date = '2023-11-05-02-00-00';
