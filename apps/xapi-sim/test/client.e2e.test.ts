@@ -103,6 +103,9 @@ describe.each(['jsonrpc', 'xmlrpc'] as const)('connector over %s', (transport) =
     expect(Array.isArray(vm.VIFs)).toBe(true);
     expect(typeof vm.other_config).toBe('object');
     expect(typeof vm.memory_static_max).toBe('number');
+    // Non-empty, so the checks below check something.
+    expect(vm.VBDs.length).toBeGreaterThan(0);
+    expect(vm.VIFs.length).toBeGreaterThan(0);
     for (const ref of vm.VBDs) expect(vbds.has(ref)).toBe(true);
     const nets = await c.getAllRecords<NetworkRecord>('network');
     const vifs = await c.getAllRecords<VifRecord>('VIF');
