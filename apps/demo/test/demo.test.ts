@@ -8,11 +8,11 @@ const main = new URL('../dist/main.js', import.meta.url).pathname;
 it.skipIf(!existsSync(main))(
   'the walkthrough restores every VM with 0 errors and leaves nothing behind (needs dist)',
   async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, [main], { timeout: 90_000 });
+    const { stdout } = await promisify(execFile)(process.execPath, [main], { timeout: 280_000 });
     const lines = stdout.trim().split('\n');
     expect(lines.at(-1)).toBe('Restored 34 VM(s), and 0 error(s)');
     expect(stdout).toContain('34 of 34 VMs and templates back with their uuid and name');
     expect(stdout).toContain('VMs in the pool after the dry run: 0');
   },
-  120_000,
+  300_000,
 );

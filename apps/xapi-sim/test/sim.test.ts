@@ -254,5 +254,5 @@ print(s.session.login_with_password('root', 'nope')['ErrorDescription'][0])
     expect(bytes / 1000).toBeGreaterThan(10_000);
     await c.logout();
     await s.close();
-  }, 120_000);
+  }, 300_000);
 });

@@ -70,7 +70,7 @@ describe('backup, end to end against the simulator', () => {
       await xapi.logout();
     });
     await p.close();
-  }, 120_000);
+  }, 300_000);
 
   it('verify is clean, then names the one record whose byte was flipped', async () => {
     const p = await pool();
@@ -112,7 +112,7 @@ describe('backup, end to end against the simulator', () => {
       expect(rep.records.find((r) => r.seq === 2)!.error).toMatch(/checksum/);
     });
     await p.close();
-  }, 60_000);
+  }, 300_000);
 
   it('a call failing mid-backup: clear error, disk unchanged, VBD cleaned up, failure event recorded', async () => {
     const p = await pool();
@@ -157,7 +157,7 @@ describe('backup, end to end against the simulator', () => {
       expect(readdirSync(join(p.env.XSMETA_STATE_DIR!, 'locks'))).toEqual([]);
     });
     await p.close();
-  }, 60_000);
+  }, 300_000);
 
   it('a second backup of the same SR while one runs fails at once', async () => {
     const p = await pool({ vms: 40 });
@@ -181,7 +181,7 @@ describe('backup, end to end against the simulator', () => {
     });
     await hold.close();
     await p.close();
-  }, 60_000);
+  }, 300_000);
 
   it('clear one-line errors for a missing URL and bad usage', async () => {
     await withEnv({ XSMETA_URL: '', XSMETA_STATE_DIR: '/tmp/xsmeta-unused' }, async () => {

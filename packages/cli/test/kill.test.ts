@@ -182,7 +182,7 @@ it.skipIf(!built)(
     });
     await p.close();
   },
-  120_000,
+  300_000,
 );
 
 it('a VBD left by a process that is gone is removed by the next run, reader or writer; a live one is left alone', async () => {
@@ -272,7 +272,7 @@ it.skipIf(!built)(
     });
     await p.close();
   },
-  60_000,
+  300_000,
 );
 
 it.skipIf(!built)(

@@ -228,7 +228,7 @@ it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidat
   await sim.close();
   rmSync(tree, { recursive: true, force: true });
   await p.close();
-}, 90_000);
+}, 300_000);
 
 it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it; legacy convert keeps a verified copy, then fills the ring with the old dates", async () => {
   const p = await pool({ vms: 4, srs: 1 });
@@ -387,7 +387,7 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
   await sim.close();
   rmSync(tree, { recursive: true, force: true });
   await p.close();
-}, 90_000);
+}, 300_000);
 
 it('a legacy backup that cannot be read is listed as damaged; the others stay listed', async () => {
   const tree = mkdtempSync(join(tmpdir(), 'legacy-tree-'));
@@ -483,5 +483,5 @@ it.skipIf(!existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url)))(
     rmSync(tree, { recursive: true, force: true });
     await p.close();
   },
-  60_000,
+  300_000,
 );

@@ -98,4 +98,4 @@ it('refuses a backup of a newer format, naming both versions, and one with a fli
     ]);
   });
   await p.close();
-}, 60_000);
+}, 300_000);

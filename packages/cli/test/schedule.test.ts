@@ -69,4 +69,4 @@ it('the scheduler backs up to the default SR when its slot comes, once; a failur
   });
   await rm(cron, { recursive: true, force: true });
   await p.close();
-}, 60_000);
+}, 300_000);

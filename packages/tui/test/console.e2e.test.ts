@@ -392,7 +392,7 @@ describe('xsmeta console in a real terminal', () => {
       await tmux.keys('Enter');
       const summary = await tmux.waitFor(
         /Restored \d+ VM\(s\), and \d+ error\(s\)|Metadata Restore failed/,
-        60_000,
+        300_000,
       );
       const m = /Restored (\d+) VM\(s\), and (\d+) error\(s\)/.exec(summary);
       expect(m, summary).not.toBeNull();
