@@ -1,0 +1,4 @@
+/** Test support for implementors of core's ports (source condition only; not built). */
+export { eventStoreSuite } from '../../test/behaviour.js';
+export { FakePool } from './fake-pool.js';
+export { type PoolPortUnderTest, poolPortSuite } from './pool-port-suite.js';
