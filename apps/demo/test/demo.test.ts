@@ -11,7 +11,7 @@ it.skipIf(!existsSync(main))(
     const env = { ...process.env };
     delete env.XSMETA_CRON_DIR;
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [main], {
-      timeout: 90_000,
+      timeout: 280_000,
       env,
     });
     // The schedule's cron entry went to the demo's temporary folder, not the machine's.
@@ -22,5 +22,5 @@ it.skipIf(!existsSync(main))(
     expect(stdout).toContain('34 of 34 VMs and templates back with their uuid and name');
     expect(stdout).toContain('VMs in the pool after the dry run: 0');
   },
-  120_000,
+  300_000,
 );

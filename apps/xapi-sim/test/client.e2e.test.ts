@@ -103,6 +103,9 @@ describe.each(['jsonrpc', 'xmlrpc'] as const)('connector over %s', (transport) =
     expect(Array.isArray(vm.VIFs)).toBe(true);
     expect(typeof vm.other_config).toBe('object');
     expect(typeof vm.memory_static_max).toBe('number');
+    // Non-empty, so the checks below check something.
+    expect(vm.VBDs.length).toBeGreaterThan(0);
+    expect(vm.VIFs.length).toBeGreaterThan(0);
     for (const ref of vm.VBDs) expect(vbds.has(ref)).toBe(true);
     const nets = await c.getAllRecords<NetworkRecord>('network');
     const vifs = await c.getAllRecords<VifRecord>('VIF');
@@ -272,10 +275,11 @@ describe('connector with the fault knobs', () => {
       sim.faults.set({ fail: [{ match: '/export_metadata', code: 'VM_BAD_POWER_STATE' }] });
       const [[ref]] = guests(await c.getAllRecords<VmRecord>('VM')) as [[string, VmRecord]];
       expect((await failure(c.exportMetadata({ ref }))).code).toBe('VM_BAD_POWER_STATE');
-      sim.faults.set({ latencyMs: 1_000 });
+      // The answer would take 20 s; the 300 ms timeout ends it long before, even under load.
+      sim.faults.set({ latencyMs: 20_000 });
       const t0 = Date.now();
       expect((await failure(c.call('VM.get_all_records'))).code).toBe('XAPI_TIMEOUT');
-      expect(Date.now() - t0).toBeLessThan(900);
+      expect(Date.now() - t0).toBeLessThan(10_000);
     } finally {
       sim.faults.clear();
     }
@@ -284,14 +288,15 @@ describe('connector with the fault knobs', () => {
 
   it('cancels a transfer through its AbortSignal', async () => {
     const c = await connect();
-    sim.faults.set({ latencyMs: 2_000 });
+    // The answer would take 20 s; the abort ends the transfer long before, even under load.
+    sim.faults.set({ latencyMs: 20_000 });
     try {
       const ac = new AbortController();
       setTimeout(() => ac.abort(), 100);
       const t0 = Date.now();
       const e = await failure(c.dumpDatabase({ signal: ac.signal }));
       expect(e.code).toBe('XAPI_CANCELLED');
-      expect(Date.now() - t0).toBeLessThan(1_500);
+      expect(Date.now() - t0).toBeLessThan(10_000);
     } finally {
       sim.faults.clear();
     }
@@ -312,7 +317,8 @@ describe('connector with the fault knobs', () => {
       }),
     );
     expect(v.code).toBe('HANDLE_INVALID');
-    expect(Date.now() - t0).toBeLessThan(1_000);
+    // Reported at once, not after a call timeout: a generous bound still tells them apart.
+    expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
   it('serves 16 exports in parallel over bounded keep-alive sockets', async () => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { backupVdiUuid, XapiClient, XapiError } from '@xsmeta/xapi';
 import { afterAll, describe, expect, it } from 'vitest';
+import { requireTools } from '../../../test-support/tools.js';
 import { type Simulator, startSimulator } from '../src/index.js';
 
 const dirs: string[] = [];
@@ -218,6 +219,7 @@ describe('xapi-sim', () => {
   });
 
   it("answers Python's standard xmlrpc.client", async () => {
+    requireTools('python3');
     const s = await sim();
     const { stdout } = await promisify(execFile)('python3', [
       '-c',
@@ -254,5 +256,5 @@ print(s.session.login_with_password('root', 'nope')['ErrorDescription'][0])
     expect(bytes / 1000).toBeGreaterThan(10_000);
     await c.logout();
     await s.close();
-  }, 120_000);
+  }, 300_000);
 });

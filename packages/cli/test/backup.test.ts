@@ -6,7 +6,7 @@ import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
 import { describe, expect, it } from 'vitest';
 import { main as xeBackup } from '../src/bin/xe-backup-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
-import { capture, devicesLeft, pool, withEnv } from './support.js';
+import { capture, devicesLeft, pool, relay, withEnv } from './support.js';
 
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 
@@ -70,7 +70,7 @@ describe('backup, end to end against the simulator', () => {
       await xapi.logout();
     });
     await p.close();
-  }, 120_000);
+  }, 300_000);
 
   it('verify is clean, then names the one record whose byte was flipped', async () => {
     const p = await pool();
@@ -112,7 +112,7 @@ describe('backup, end to end against the simulator', () => {
       expect(rep.records.find((r) => r.seq === 2)!.error).toMatch(/checksum/);
     });
     await p.close();
-  }, 60_000);
+  }, 300_000);
 
   it('a call failing mid-backup: clear error, disk unchanged, VBD cleaned up, failure event recorded', async () => {
     const p = await pool();
@@ -156,26 +156,35 @@ describe('backup, end to end against the simulator', () => {
         'INTERNAL_ERROR',
       ]);
       expect(runs.filter((r) => r.outcome === 'SUCCESS')).toHaveLength(1);
-      expect(existsSync(join(p.env.XSMETA_STATE_DIR!, 'locks', 'x'))).toBe(false);
+      // Both failed runs took the SR's lock (the folder exists) and gave it back.
+      expect(readdirSync(join(p.env.XSMETA_STATE_DIR!, 'locks'))).toEqual([]);
     });
     await p.close();
-  }, 60_000);
+  }, 300_000);
 
   it('a second backup of the same SR while one runs fails at once', async () => {
     const p = await pool({ vms: 40 });
+    const locks = join(p.env.XSMETA_STATE_DIR!, 'locks');
+    const locked = () => existsSync(locks) && readdirSync(locks).length > 0;
+    // The first run talks to the pool through a relay that holds it still once it has the lock.
+    const hold = await relay(p.env.XSMETA_URL!, locked);
     await withEnv(p.env, async () => {
       expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
-      p.sim.faults.set({ latencyMs: 20 });
+      expect(locked()).toBe(false);
+      process.env.XSMETA_URL = hold.url;
       const first = xsmeta(['backup'], capture());
-      await new Promise((r) => setTimeout(r, 150));
+      await hold.held;
+      process.env.XSMETA_URL = p.env.XSMETA_URL!;
       const second = capture();
       expect(await xsmeta(['backup'], second)).toBe(1);
       expect(second.stderr[0]).toMatch(/BACKUP_LOCKED: another backup of SR .* is running/);
+      hold.release();
       expect(await first).toBe(0);
-      p.sim.faults.clear();
+      expect(locked()).toBe(false);
     });
+    await hold.close();
     await p.close();
-  }, 60_000);
+  }, 300_000);
 
   it('clear one-line errors for a missing URL and bad usage', async () => {
     await withEnv({ XSMETA_URL: '', XSMETA_STATE_DIR: '/tmp/xsmeta-unused' }, async () => {

@@ -1,5 +1,13 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  type FSWatcher,
+  readdirSync,
+  readFileSync,
+  statSync,
+  watch,
+  writeFileSync,
+} from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,7 +70,7 @@ it.skipIf(!built)(
   async () => {
     const pending = await runtimeChild(
       `onCleanup(async () => { process.stderr.write('unplugged\\n'); });
-       process.kill(process.pid, 'SIGTERM'); setTimeout(() => {}, 5000);`,
+       process.kill(process.pid, 'SIGTERM'); setInterval(() => {}, 1000);`,
     );
     expect(pending.code).toBe(143);
     expect(pending.stderr).toBe(
@@ -70,7 +78,7 @@ it.skipIf(!built)(
     );
     const done = await runtimeChild(
       `const off = onCleanup(async () => {}); off();
-       process.kill(process.pid, 'SIGINT'); setTimeout(() => {}, 5000);`,
+       process.kill(process.pid, 'SIGINT'); setInterval(() => {}, 1000);`,
     );
     expect(done).toEqual({ code: 130, stderr: '' });
     // Clean-ups run last registered first (a device closes before its VBD is unplugged), and
@@ -80,7 +88,7 @@ it.skipIf(!built)(
        onCleanup(say('lock')); onCleanup(say('dropped'))();
        onCleanup(async () => { await say('vbd')(); onCleanup(say('late copy')); });
        onCleanup(say('device'));
-       process.kill(process.pid, 'SIGTERM'); setTimeout(() => {}, 5000);`,
+       process.kill(process.pid, 'SIGTERM'); setInterval(() => {}, 1000);`,
     );
     expect(order.stderr.split('\n').slice(2)).toEqual(['device', 'vbd', 'late copy', 'lock', '']);
     // A clean-up that hangs (a dead pool master) does not keep the process for good.
@@ -96,9 +104,13 @@ it.skipIf(!built)(
     );
     // A second Ctrl-C while the clean-up runs does not cut it short.
     const twice = await runtimeChild(
-      `onCleanup(() => new Promise((r) => setTimeout(r, 400)).then(() => { process.stderr.write('unplugged\\n'); }));
-       process.kill(process.pid, 'SIGINT');
-       setTimeout(() => process.kill(process.pid, 'SIGINT'), 100); setTimeout(() => {}, 5000);`,
+      // The clean-up sends the second Ctrl-C itself and ends only once it has been handled.
+      `onCleanup(() => {
+         const second = new Promise((r) => process.once('SIGINT', () => setImmediate(r)));
+         process.kill(process.pid, 'SIGINT');
+         return second.then(() => { process.stderr.write('unplugged\\n'); });
+       });
+       process.kill(process.pid, 'SIGINT'); setInterval(() => {}, 1000);`,
     );
     expect(twice).toEqual({
       code: 130,
@@ -111,9 +123,15 @@ it.skipIf(!built)(
 it.skipIf(!built)(
   'killing backups at random points never damages earlier backups; SIGINT/SIGTERM unplug, the next run cleans up after SIGKILL (needs dist)',
   async () => {
-    const p = await pool({ vms: 60 });
+    // The kill points are events, not times: the k-th call the pool answers (a backup of 60
+    // VMs makes about 155), or the m-th change to the backup disk (the write itself).
+    let onCall = () => {};
+    const p = await pool({ vms: 60, log: () => onCall() });
     await withEnv(p.env, async () => {
       expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
+      const image = readdirSync(join(p.dir, 'sim', 'sr'), { recursive: true })
+        .map((f) => join(p.dir, 'sim', 'sr', String(f)))
+        .find((f) => f.endsWith('.img') && statSync(f).size === 500 * 1024 * 1024)!;
       p.sim.faults.set({ latencyMs: 3 });
       let rnd = 12345;
       const next = () => {
@@ -124,9 +142,23 @@ it.skipIf(!built)(
         const sig: NodeJS.Signals =
           round % 3 === 0 ? 'SIGKILL' : round % 3 === 1 ? 'SIGTERM' : 'SIGINT';
         const c = backupChild(p.env);
-        await new Promise((r) => setTimeout(r, 150 + (next() % 900)));
-        c.kill(sig);
+        let watcher: FSWatcher | undefined;
+        if (round % 2 === 0) {
+          let calls = 0;
+          const k = 1 + (next() % 155);
+          onCall = () => {
+            if (++calls === k) c.kill(sig);
+          };
+        } else {
+          let changes = 0;
+          const m = 1 + (next() % 3);
+          watcher = watch(image, () => {
+            if (++changes === m) c.kill(sig);
+          });
+        }
         const code = await c.done;
+        onCall = () => {};
+        watcher?.close();
         if (sig !== 'SIGKILL' && code !== 0) {
           // A signal handled mid-run: the VBD is gone and no device is left behind.
           expect(await ourVbds(p.sim.url)).toBe(0);
@@ -151,7 +183,7 @@ it.skipIf(!built)(
     });
     await p.close();
   },
-  120_000,
+  300_000,
 );
 
 it('a VBD left by a process that is gone is removed by the next run, reader or writer; a live one is left alone', async () => {
@@ -242,7 +274,7 @@ it.skipIf(!built)(
     });
     await p.close();
   },
-  60_000,
+  300_000,
 );
 
 it.skipIf(!built)(
@@ -250,16 +282,21 @@ it.skipIf(!built)(
   async () => {
     const dir = await mkdtemp(join(tmpdir(), 'xsmeta-cli-'));
     const child = await runtimeChild(
-      `await withEvents(process.env.XSMETA_STATE_DIR, async (ev) => {
+      `// A detach registered after the events (so it runs first), that ends only once the run
+       // has reacted and finished: the reaction surely comes while the clean-up is under way.
+       let started, reacted;
+       const cleaning = new Promise((r) => { started = r; });
+       const reaction = new Promise((r) => { reacted = r; });
+       await withEvents(process.env.XSMETA_STATE_DIR, async (ev) => {
          await ev.appendToStream('backup-x', [{ type: 'BackupStarted', data: { runId: 'x', srUuid: 's' } }]);
-         // A detach that takes a while, registered after the events (so it runs first).
-         onCleanup(() => new Promise((r) => setTimeout(r, 300)));
+         onCleanup(() => { started(); return reaction; });
          process.kill(process.pid, 'SIGTERM');
-         await new Promise((r) => setTimeout(r, 50));
+         await cleaning;
          // The run reacts to its closed device, while the clean-up is still under way.
          await ev.appendToStream('backup-x', [{ type: 'BackupFailed', data: { runId: 'x', srUuid: 's', code: 'EBADF', reason: 'closed' } }]);
        }).catch(() => {}); // as the CLI does: the error is reported, the clean-up goes on
-       setTimeout(() => {}, 5000);`,
+       reacted();
+       setInterval(() => {}, 1000);`,
       { XSMETA_STATE_DIR: dir },
     );
     expect(child.code).toBe(143);

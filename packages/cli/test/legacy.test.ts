@@ -21,6 +21,8 @@ import { openImage, openLegacyDisk } from '@xsmeta/legacy-compat';
 import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
 import { startSimulator } from '@xsmeta/xapi-sim';
 import { expect, it } from 'vitest';
+import { requireTools } from '../../../test-support/tools.js';
+import { until } from '../../../test-support/wait.js';
 import { main as xeBackup } from '../src/bin/xe-backup-metadata.js';
 import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
@@ -28,6 +30,9 @@ import { connectionFlags, resolveSettings } from '../src/config.js';
 import { consoleServices } from '../src/console.js';
 import { legacyListing } from '../src/legacy.js';
 import { capture, pool, withEnv } from './support.js';
+
+// The old scripts' disks are made with mke2fs -d and looked into with debugfs.
+requireTools('mke2fs', 'debugfs');
 
 type Vm = {
   uuid: string;
@@ -225,7 +230,7 @@ it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidat
   await sim.close();
   rmSync(tree, { recursive: true, force: true });
   await p.close();
-}, 90_000);
+}, 300_000);
 
 it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it; legacy convert keeps a verified copy, then fills the ring with the old dates", async () => {
   const p = await pool({ vms: 4, srs: 1 });
@@ -391,7 +396,7 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
   await sim.close();
   rmSync(tree, { recursive: true, force: true });
   await p.close();
-}, 90_000);
+}, 300_000);
 
 it('a legacy backup that cannot be read is listed as damaged; the others stay listed', async () => {
   const tree = mkdtempSync(join(tmpdir(), 'legacy-tree-'));
@@ -472,8 +477,7 @@ it.skipIf(!existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url)))(
           if (line.startsWith('VDI.create')) child.kill('SIGTERM');
         };
       } else {
-        for (let k = 0; k < 400 && !(await unfinished()); k++)
-          await new Promise((r) => setTimeout(r, 10));
+        await until(unfinished, 'the unfinished copy');
         expect(await unfinished()).toBe(true);
         child.kill('SIGTERM');
       }
@@ -488,5 +492,5 @@ it.skipIf(!existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url)))(
     rmSync(tree, { recursive: true, force: true });
     await p.close();
   },
-  60_000,
+  300_000,
 );

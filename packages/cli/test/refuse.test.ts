@@ -101,4 +101,4 @@ it('refuses a backup of a newer format, naming both versions, and one with a fli
     expect(refused).toEqual(['BACKUP_DAMAGED', 'BACKUP_FORMAT_UNSUPPORTED']);
   });
   await p.close();
-}, 60_000);
+}, 300_000);

@@ -103,7 +103,7 @@ describe('restore after the disaster (--fresh-pool)', () => {
       );
     });
     await sim.close();
-  }, 120_000);
+  }, 300_000);
 
   it('a VM whose disk is missing fails alone with VDI_LOCATION_MISSING; -x other VDI is refused; -l lists dates', async () => {
     const p = await pool({ vms: 6 });
@@ -141,5 +141,5 @@ describe('restore after the disaster (--fresh-pool)', () => {
       expect(unknown.stderr[0]).toContain(`available: ${l.stdout[0]}`);
     });
     await p.close();
-  }, 60_000);
+  }, 300_000);
 });

@@ -89,7 +89,7 @@ it('the scheduler backs up to the default SR when its slot comes, once; a failur
   });
   await rm(cron, { recursive: true, force: true });
   await p.close();
-}, 60_000);
+}, 300_000);
 
 it('a schedule set with XSMETA_PASSWORD stores it root-only for the job; the cron entry never holds it and the job logs in with it', async () => {
   const p = await pool({ vms: 3 });
@@ -120,4 +120,4 @@ it('a schedule set with XSMETA_PASSWORD stores it root-only for the job; the cro
     expect(existsSync(join(cron, 'xsmeta'))).toBe(false);
   });
   await p.close();
-}, 60_000);
+}, 300_000);

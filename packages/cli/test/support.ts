@@ -1,5 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Simulator, startSimulator } from '@xsmeta/xapi-sim';
@@ -86,4 +87,56 @@ export async function allEvents(
     await log.close();
   }
   return out;
+}
+
+/**
+ * A TCP relay to the pool at `url` that passes bytes until `holdWhen()` is true (asked on every
+ * chunk, both ways), then holds them until `release()`: a run that talks to the pool through it
+ * stops at a known point, with no timer. `held` resolves when the first chunk is held.
+ */
+export async function relay(
+  url: string,
+  holdWhen: () => boolean,
+): Promise<{ url: string; held: Promise<void>; release(): void; close(): Promise<void> }> {
+  const target = new URL(url);
+  let holding = false;
+  let released = false;
+  let onHeld = () => {};
+  const held = new Promise<void>((r) => {
+    onHeld = r;
+  });
+  const queue: (() => void)[] = [];
+  const sockets = new Set<Socket>();
+  const pass = (from: Socket, to: Socket) => {
+    from.on('data', (b: Buffer) => {
+      if (!released && (holding || holdWhen())) {
+        holding = true;
+        onHeld();
+        queue.push(() => to.write(b));
+      } else to.write(b);
+    });
+    from.on('end', () => (holding && !released ? queue.push(() => to.end()) : to.end()));
+    from.on('error', () => to.destroy());
+    from.on('close', () => sockets.delete(from));
+  };
+  const server = createServer((client) => {
+    const pool = tcpConnect(Number(target.port), target.hostname);
+    sockets.add(client).add(pool);
+    pass(client, pool);
+    pass(pool, client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `${target.protocol}//127.0.0.1:${port}`,
+    held,
+    release() {
+      released = true;
+      for (const send of queue.splice(0)) send();
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }

@@ -1,4 +1,5 @@
 import { expect, it } from 'vitest';
+import { until } from '../../../test-support/wait.js';
 import {
   type ArchivePort,
   type DiskPort,
@@ -6,6 +7,12 @@ import {
   type PoolPort,
   runBackup,
 } from '../src/index.js';
+
+/**
+ * The exports still on their way when vm-1's fails: each ends (with data) only once the failure
+ * has been handed out, and `settled` counts those that have.
+ */
+const inFlight = { started: 0, settled: 0, release: [] as (() => void)[] };
 
 /** A pool whose second export fails at once while the first is still on its way. */
 function pool(): PoolPort {
@@ -37,10 +44,22 @@ function pool(): PoolPort {
     },
     dumpDatabase: async () => new Uint8Array(10),
     vms: async () => vms,
-    exportMetadata: (uuid) =>
-      uuid === 'vm-1'
-        ? Promise.reject(Object.assign(new Error('injected'), { code: 'INTERNAL_ERROR' }))
-        : new Promise((r) => setTimeout(() => r(new Uint8Array(100)), 50)),
+    exportMetadata: (uuid) => {
+      if (uuid === 'vm-1') {
+        // The others finish after the failure has been seen, whenever the run looks again.
+        setImmediate(() => {
+          for (const r of inFlight.release.splice(0)) r();
+        });
+        return Promise.reject(Object.assign(new Error('injected'), { code: 'INTERNAL_ERROR' }));
+      }
+      inFlight.started++;
+      return new Promise<Uint8Array>((r) =>
+        inFlight.release.push(() => {
+          r(new Uint8Array(100));
+          inFlight.settled++;
+        }),
+      );
+    },
     importMetadata: async () => {},
     setSrNames: async () => {},
     setVdiNames: async () => {},
@@ -68,7 +87,12 @@ it('an export failing while others are in flight fails the run once, with no unh
     await expect(
       runBackup({ pool: pool(), disk, archive, clock: { now: () => new Date(0) }, events }),
     ).rejects.toMatchObject({ code: 'INTERNAL_ERROR' });
-    await new Promise((r) => setTimeout(r, 200));
+    // Every export still in flight ends, then a turn of the event loop for Node to report any
+    // rejection nobody handled.
+    await until(() => inFlight.settled >= inFlight.started, 'the exports in flight to end');
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(inFlight.started).toBeGreaterThan(0);
     expect(unhandled).toEqual([]);
     const types: string[] = [];
     for await (const e of events.readAll()) types.push(e.type);

@@ -1,4 +1,5 @@
-// Child for kill.test.ts: appends batches of 50 events forever through the built store.
+// Child for kill.test.ts: appends batches of 50 events forever through the built store, and
+// prints a line after each (the parent kills it after a chosen number, mid-way through the next).
 import { ClassicLevel } from 'classic-level';
 import { LevelEventStore } from '../dist/index.js';
 
@@ -11,4 +12,5 @@ for (let i = 0; ; i++) {
     data: { runId: `b${i}`, vmCount: k, templateCount: 0, rawBytes: 0 },
   }));
   await store.appendToStream(`batch-${i}`, events, { expectedVersion: 'no_stream' });
+  process.stdout.write(`appended ${i}\n`);
 }

@@ -51,7 +51,7 @@ describe('ext2fs (libext2fs in WebAssembly) against our reader, same images', ()
     expect(r.overlayWrites).toBeGreaterThan(0);
     expect(sha(img)).toBe(before);
     for (const d of [root, dirname(img)]) rmSync(d, { recursive: true, force: true });
-  }, 60_000);
+  }, 300_000);
 
   it('mounts a truncated image as if whole unless the disk checks short reads; ours refuses it', async () => {
     const { root } = legacyTree({ vms: 2, dates: ['2024-01-02-03-04-05'] });
@@ -69,5 +69,5 @@ describe('ext2fs (libext2fs in WebAssembly) against our reader, same images', ()
     expect(checked.mountError).toBeDefined();
     expect(sha(cut)).toBe(before);
     for (const d of [root, dirname(img)]) rmSync(d, { recursive: true, force: true });
-  }, 60_000);
+  }, 300_000);
 });

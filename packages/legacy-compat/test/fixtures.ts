@@ -14,6 +14,10 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
+import { requireTools } from '../../../test-support/tools.js';
+
+// Every image here is made by mke2fs and read back by debugfs, the reference.
+requireTools('mke2fs', 'debugfs');
 
 /** The temporary folders this test file made, removed when it ends (imported at collection). */
 const made: string[] = [];

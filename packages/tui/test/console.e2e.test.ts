@@ -2,26 +2,28 @@
  * End to end, in a real terminal: `xsmeta console` in a tmux pane of 80x24, against the
  * simulator. Back up, restore with a dry run, quit, and check that the terminal is back in
  * its normal mode; and restore, after the disaster, from a disk the old scripts wrote (an ext3
- * image made with mke2fs -d). Skipped while the CLI is not built (or tmux, mke2fs or the
- * simulator is missing).
+ * image made with mke2fs -d). Skipped while the CLI or the simulator is not built; tmux and
+ * mke2fs (e2fsprogs) are required, with a message that says what to install.
+ *
+ * Whatever happens, nothing is left behind: each test has its own tmux server (its own socket),
+ * killed with its panes' processes (the console) in afterAll, in a process 'exit' handler, and,
+ * should the test worker itself be killed, by a watchdog process that outlives it; the same
+ * three remove the simulator and the temporary folder.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { requireTools } from '../../../test-support/tools.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const CLI_BIN = join(ROOT, 'packages/cli/bin/xsmeta.js');
 const CLI_DIST = join(ROOT, 'packages/cli/dist/bin/xsmeta.js');
 const SIM_BIN = join(ROOT, 'apps/xapi-sim/bin/xapi-sim.js');
 const SIM_DIST = join(ROOT, 'apps/xapi-sim/dist/main.js');
-
-function hasTmux(): boolean {
-  return spawnSync('tmux', ['-V'], { stdio: 'ignore' }).status === 0;
-}
 
 /** `xsmeta --help` lists `console`. */
 function hasConsoleCommand(): boolean {
@@ -34,14 +36,101 @@ function hasConsoleCommand(): boolean {
   return /(^|\s)console(\s|$)/m.test(`${r.stdout ?? ''}\n${r.stderr ?? ''}`);
 }
 
-const READY = hasTmux() && existsSync(SIM_DIST) && hasConsoleCommand();
-const HAS_MKE2FS = spawnSync('mke2fs', ['-V'], { stdio: 'ignore' }).status === 0;
+const BUILT = existsSync(SIM_DIST) && hasConsoleCommand();
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * What a test leaves running or on disk, removed whatever happens: by `run()` (afterAll), by a
+ * process 'exit' handler, and by a watchdog that waits for this worker to die (even by
+ * SIGKILL) and then does the same from outside.
+ */
+class Leftovers {
+  private readonly tmuxSockets = new Set<string>();
+  private readonly pids = new Set<number>();
+  private readonly dirs = new Set<string>();
+  private watchdog: ChildProcess | undefined;
+  private readonly onExit = () => this.runSync();
+
+  constructor() {
+    process.on('exit', this.onExit);
+  }
+
+  tmux(socket: string): void {
+    this.tmuxSockets.add(socket);
+    this.arm();
+  }
+  /** A child of this worker, until it exits (its pid could then be another process's). */
+  child(child: ChildProcess): void {
+    const pid = child.pid;
+    if (pid === undefined) return;
+    this.pids.add(pid);
+    child.once('exit', () => {
+      this.pids.delete(pid);
+      this.arm();
+    });
+    this.arm();
+  }
+  dir(dir: string): void {
+    this.dirs.add(dir);
+    this.arm();
+  }
+
+  /** The shell commands that remove everything (the panes' process groups first). */
+  private script(): string {
+    const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+    const lines: string[] = [];
+    for (const s of this.tmuxSockets) {
+      lines.push(
+        `for p in $(tmux -L ${q(s)} list-panes -a -F '#{pane_pid}' 2>/dev/null); do kill -TERM -- -$p $p 2>/dev/null; done`,
+        `tmux -L ${q(s)} kill-server 2>/dev/null`,
+        `rm -f "\${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/"${q(s)}`,
+      );
+    }
+    // The simulator saves its state as it stops: its folder goes only once it is gone.
+    for (const p of this.pids) {
+      lines.push(
+        `kill -TERM ${p} 2>/dev/null`,
+        `n=0; while kill -0 ${p} 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done`,
+        `kill -0 ${p} 2>/dev/null && kill -KILL ${p}`,
+      );
+    }
+    for (const d of this.dirs) lines.push(`rm -rf ${q(d)}`);
+    lines.push('true');
+    return lines.join('\n');
+  }
+
+  /** (Re)starts the watchdog with the current list. */
+  private arm(): void {
+    this.watchdog?.kill('SIGKILL');
+    const wait = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done`;
+    const dog = spawn('sh', ['-c', `${wait}\n${this.script()}`], {
+      detached: true,
+      stdio: 'ignore',
+    });
+    dog.unref();
+    this.watchdog = dog;
+  }
+
+  runSync(): void {
+    this.watchdog?.kill('SIGKILL');
+    this.watchdog = undefined;
+    spawnSync('sh', ['-c', this.script()], { stdio: 'ignore', timeout: 30_000 });
+    this.tmuxSockets.clear();
+    this.pids.clear();
+    this.dirs.clear();
+  }
+
+  async run(): Promise<void> {
+    this.runSync();
+    process.off('exit', this.onExit);
+  }
+}
 
 /** Starts the simulator in `dir`; resolves with the settings its env file gives. */
 async function startSimulator(
   dir: string,
+  left: Leftovers,
   extra: string[] = [],
 ): Promise<{ sim: ChildProcess; env: Record<string, string> }> {
   const state = join(dir, 'sim');
@@ -52,9 +141,10 @@ async function startSimulator(
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  left.child(sim);
   let out = '';
   await new Promise<void>((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`simulator did not start: ${out}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`simulator did not start: ${out}`)), 120_000);
     sim.stdout?.on('data', (b: Buffer) => {
       out += b.toString();
       if (out.includes('XAPI simulator listening on')) {
@@ -80,7 +170,7 @@ async function startSimulator(
 
 /** A tmux server of our own, one pane of exactly 80x24 (no status line). */
 class Tmux {
-  readonly socket = `xsmeta-e2e-${process.pid}-${Date.now()}`;
+  readonly socket = `xsmeta-e2e-${process.pid}-${randomUUID().slice(0, 8)}`;
   constructor(readonly conf: string) {}
 
   run(...args: string[]): string {
@@ -94,29 +184,37 @@ class Tmux {
     return this.run('capture-pane', '-p', '-t', 'e2e');
   }
 
+  /**
+   * Types each key once the screen has shown the previous one handled (every key these tests
+   * press changes the screen): no key is sent while the console may still be busy.
+   */
   async keys(...keys: string[]): Promise<void> {
     for (const k of keys) {
+      const before = this.screen();
       this.run('send-keys', '-t', 'e2e', k);
-      await sleep(150);
+      await this.waitFor((s) => s !== before, 60_000, `the screen to change after ${k}`);
     }
   }
 
-  async waitFor(pred: string | RegExp, timeoutMs = 20_000): Promise<string> {
+  /** Polls the screen (every 50 ms) until `pred` holds; the bound is generous for a busy machine. */
+  async waitFor(
+    pred: string | RegExp | ((screen: string) => boolean),
+    timeoutMs = 60_000,
+    what = String(pred),
+  ): Promise<string> {
     const until = Date.now() + timeoutMs;
     for (;;) {
       const s = this.screen();
-      if (typeof pred === 'string' ? s.includes(pred) : pred.test(s)) return s;
-      if (Date.now() > until)
-        throw new Error(`timed out waiting for ${String(pred)}; the screen:\n${s}`);
-      await sleep(100);
-    }
-  }
-
-  kill(): void {
-    try {
-      this.run('kill-server');
-    } catch {
-      // Already gone.
+      if (
+        typeof pred === 'string'
+          ? s.includes(pred)
+          : pred instanceof RegExp
+            ? pred.test(s)
+            : pred(s)
+      )
+        return s;
+      if (Date.now() > until) throw new Error(`timed out waiting for ${what}; the screen:\n${s}`);
+      await sleep(50);
     }
   }
 }
@@ -203,7 +301,7 @@ async function writeLegacyDisk(
 async function launchConsole(
   dir: string,
   env: Record<string, string>,
-  cleanups: (() => Promise<void> | void)[],
+  left: Leftovers,
 ): Promise<Tmux> {
   // The password goes through a file: it appears in no command line.
   const passwordFile = join(dir, 'password');
@@ -220,7 +318,7 @@ async function launchConsole(
     'set -g status off\nset -sg escape-time 0\nset -g default-terminal "screen-256color"\n',
   );
   const tmux = new Tmux(conf);
-  cleanups.push(() => tmux.kill());
+  left.tmux(tmux.socket);
   const script = [
     `node ${JSON.stringify(CLI_BIN)} console`,
     'echo "XSMETA-EXIT:$?"',
@@ -250,21 +348,17 @@ async function launchConsole(
 }
 
 describe('xsmeta console in a real terminal', () => {
-  const cleanups: (() => Promise<void> | void)[] = [];
-  afterAll(async () => {
-    for (const c of cleanups.reverse()) await c();
-  });
+  const left = new Leftovers();
+  afterAll(() => left.run());
 
-  it.skipIf(!READY)(
+  it.skipIf(!BUILT)(
     'backs up, restores with a dry run, quits, and gives the terminal back',
     async () => {
+      requireTools('tmux');
       const dir = await mkdtemp(join(tmpdir(), 'xsmeta-tui-e2e-'));
-      cleanups.push(() => rm(dir, { recursive: true, force: true }));
-      const { sim, env } = await startSimulator(dir);
-      cleanups.push(() => {
-        sim.kill('SIGTERM');
-      });
-      const tmux = await launchConsole(dir, env, cleanups);
+      left.dir(dir);
+      const { env } = await startSimulator(dir, left);
+      const tmux = await launchConsole(dir, env, left);
 
       // The menu, as xsconsole names it.
       const menu = await tmux.waitFor('Restore Virtual Machine Metadata from Legacy Backup');
@@ -298,7 +392,7 @@ describe('xsmeta console in a real terminal', () => {
       await tmux.keys('Enter');
       const summary = await tmux.waitFor(
         /Restored \d+ VM\(s\), and \d+ error\(s\)|Metadata Restore failed/,
-        60_000,
+        300_000,
       );
       const m = /Restored (\d+) VM\(s\), and (\d+) error\(s\)/.exec(summary);
       expect(m, summary).not.toBeNull();
@@ -318,15 +412,16 @@ describe('xsmeta console in a real terminal', () => {
       expect(modes).not.toContain('-icanon');
       expect(after).not.toContain('Backup, Restore and Update');
     },
-    120_000,
+    600_000,
   );
-  it.skipIf(!READY || !HAS_MKE2FS)(
+  it.skipIf(!BUILT)(
     'restores from a disk of the old scripts after the disaster: dry run, then for real, every VM back with its uuid',
     async () => {
+      requireTools('tmux', 'mke2fs');
       const dir = await mkdtemp(join(tmpdir(), 'xsmeta-tui-e2e-'));
-      cleanups.push(() => rm(dir, { recursive: true, force: true }));
+      left.dir(dir);
       const date = '2023-11-05-02-00-00';
-      const first = await startSimulator(dir);
+      const first = await startSimulator(dir, left);
       const { srUuid, vms } = await writeLegacyDisk(
         dir,
         first.env.XSMETA_URL!,
@@ -338,10 +433,7 @@ describe('xsmeta console in a real terminal', () => {
         first.sim.kill('SIGTERM');
       });
       // The disaster: a new pool on new hardware, the same storage re-attached.
-      const { sim, env } = await startSimulator(dir, ['--fresh-pool']);
-      cleanups.push(() => {
-        sim.kill('SIGTERM');
-      });
+      const { env } = await startSimulator(dir, left, ['--fresh-pool']);
       const session = await rpc<string>(env.XSMETA_URL!, 'session.login_with_password', [
         'root',
         env.XSMETA_PASSWORD!,
@@ -351,7 +443,7 @@ describe('xsmeta console in a real terminal', () => {
         session,
         await rpc<string>(env.XSMETA_URL!, 'SR.get_by_uuid', [session, srUuid]),
       ]);
-      const tmux = await launchConsole(dir, env, cleanups);
+      const tmux = await launchConsole(dir, env, left);
 
       const toModes = async () => {
         await tmux.waitFor('› Restore Virtual Machine Metadata from Legacy Backup');
@@ -399,6 +491,6 @@ describe('xsmeta console in a real terminal', () => {
       await tmux.keys('q');
       expect(await tmux.waitFor(/MODES:.*\S/)).toContain('XSMETA-EXIT:0');
     },
-    120_000,
+    600_000,
   );
 });

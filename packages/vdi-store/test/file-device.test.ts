@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import { requireTools } from '../../../test-support/tools.js';
 import { openFileDevice, Ring } from '../src/index.js';
 import { label, payload, SR, sha, VDI } from './helpers.js';
 
@@ -29,6 +30,7 @@ it('works on a real sparse 500 MiB file, and read-only opens never write', async
 });
 
 it('tells an ext3 filesystem (an old xe-backup-metadata disk) from a blank disk, and reads it only', async () => {
+  requireTools('mke2fs');
   const path = join(dir, 'ext3.img');
   execFileSync('mke2fs', ['-q', '-F', '-t', 'ext3', '-b', '1024', path, '8M'], {
     stdio: 'ignore',

@@ -15,7 +15,8 @@ async function openAnything(img: Uint8Array): Promise<void> {
   } catch (e) {
     expect(e).toBeInstanceOf(RingError);
   }
-  expect(Date.now() - t0).toBeLessThan(2000);
+  // Generous, for a busy machine: what it guards against is a loop that never ends.
+  expect(Date.now() - t0).toBeLessThan(20_000);
 }
 
 it('random devices open or fail typed', async () => {

@@ -146,7 +146,8 @@ describe.each(['jsonrpc', 'xmlrpc'] as const)('RPC over %s', (transport) => {
     const task = await c.call<string>('task.create', 'never', '');
     const t0 = Date.now();
     expect((await failure(() => c.waitTask(task, { timeoutMs: 300 }))).code).toBe('XAPI_TIMEOUT');
-    expect(Date.now() - t0).toBeLessThan(5_000);
+    // The task never ends: any bound shows the timeout acted; a generous one holds under load.
+    expect(Date.now() - t0).toBeLessThan(30_000);
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 100);
     expect((await failure(() => c.waitTask(task, { signal: ac.signal }))).code).toBe(
@@ -173,8 +174,9 @@ describe.each(['jsonrpc', 'xmlrpc'] as const)('RPC over %s', (transport) => {
     const f = await fake();
     const c = await connect(f, { transport, timeoutMs: 300 });
     const t0 = Date.now();
-    expect((await failure(() => c.call('test.sleep', 3000))).code).toBe('XAPI_TIMEOUT');
-    expect(Date.now() - t0).toBeLessThan(2_000);
+    // The answer would take 60 s; the 300 ms timeout ends it long before, even on a busy machine.
+    expect((await failure(() => c.call('test.sleep', 60_000))).code).toBe('XAPI_TIMEOUT');
+    expect(Date.now() - t0).toBeLessThan(30_000);
     expect((await failure(() => c.call('test.drop'))).code).toBe('XAPI_TRANSPORT');
     expect((await c.getAllRecords('VM')).size).toBe(3);
   });
@@ -224,7 +226,8 @@ describe('connections', () => {
       }
     });
     expect(e.code).toBe('XAPI_TIMEOUT');
-    expect(Date.now() - t0).toBeLessThan(4_000);
+    // The transfer stalls for ever: the bound only needs to be finite, and generous under load.
+    expect(Date.now() - t0).toBeLessThan(30_000);
     const ac = new AbortController();
     ac.abort();
     expect((await failure(() => c.dumpDatabase({ signal: ac.signal }))).code).toBe(

@@ -49,11 +49,14 @@ export async function press(stdin: Writable, ...keys: string[]): Promise<void> {
   }
 }
 
-/** Waits until the plain last frame satisfies `pred` (contains it, for a string). */
+/**
+ * Waits until the plain last frame satisfies `pred` (contains it, for a string). The bound is
+ * generous (the suite runs on busy machines): it only turns a hang into a clear failure.
+ */
 export async function waitForFrame(
   lastFrame: () => string | undefined,
   pred: string | ((frame: string) => boolean),
-  timeoutMs = 3000,
+  timeoutMs = 60_000,
 ): Promise<string> {
   const ok = typeof pred === 'string' ? (f: string) => f.includes(pred) : pred;
   const until = Date.now() + timeoutMs;

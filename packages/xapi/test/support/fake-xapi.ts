@@ -100,6 +100,13 @@ export class FakeXapi {
   private eventId = 0;
   private events: { id: number; ref: string; operation: string; snapshot?: unknown }[] = [];
   private waiters = new Set<() => void>();
+  /**
+   * The work behind a task (an Async.* call, an upload), done when the client first waits for
+   * it: an event.from that would block, or a second task.get_record. The client thus always
+   * sees the task pending once and takes the same path every run; no timer races a reply.
+   */
+  private readonly work = new Map<string, () => void>();
+  private readonly looked = new Set<string>();
   private server!: http.Server;
   url = '';
   port = 0;
@@ -193,6 +200,18 @@ export class FakeXapi {
     this.emit(ref, 'mod');
   }
 
+  private later(task: string, work: () => void): void {
+    this.work.set(task, work);
+  }
+
+  private doWork(task?: string): void {
+    for (const [t, w] of [...this.work]) {
+      if (task !== undefined && t !== task) continue;
+      this.work.delete(t);
+      w();
+    }
+  }
+
   private emit(ref: string, operation: string): void {
     const t = this.tasks.get(ref);
     this.events.push({ id: ++this.eventId, ref, operation, ...(t ? { snapshot: { ...t } } : {}) });
@@ -225,6 +244,10 @@ export class FakeXapi {
               ...(e.snapshot ? { snapshot: e.snapshot } : {}),
             }));
     let found = pick();
+    if (found.length === 0 && from >= 0 && this.work.size > 0) {
+      this.doWork();
+      found = pick();
+    }
     if (found.length === 0 && from >= 0) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(done, timeout * 1000);
@@ -280,7 +303,12 @@ export class FakeXapi {
       case 'task.create':
         return this.createTask(String(args[0]));
       case 'task.get_record': {
-        const t = this.tasks.get(String(args[0]));
+        const ref = String(args[0]);
+        if (this.work.has(ref)) {
+          if (this.looked.has(ref)) this.doWork(ref);
+          else this.looked.add(ref);
+        }
+        const t = this.tasks.get(ref);
         if (!t) throw new Fail(['HANDLE_INVALID', 'task', String(args[0])]);
         return t;
       }
@@ -298,25 +326,24 @@ export class FakeXapi {
         if (!vm) throw new Fail(['HANDLE_INVALID', 'VM', String(args[0])]);
         const task = this.createTask('Async.VM.clone');
         const ref = `OpaqueRef:${randomUUID()}`;
-        setTimeout(() => {
+        this.later(task, () => {
           this.vms.set(ref, { ...vm, name_label: String(args[1]) });
           this.finishTask(task, { result: `<value>${ref}</value>` });
-        }, 30);
+        });
         return task;
       }
       case 'Async.VM.start': {
         const task = this.createTask('Async.VM.start');
-        setTimeout(
-          () =>
-            this.finishTask(task, {
-              error: ['VM_BAD_POWER_STATE', String(args[0]), 'halted', 'running'],
-            }),
-          20,
+        this.later(task, () =>
+          this.finishTask(task, {
+            error: ['VM_BAD_POWER_STATE', String(args[0]), 'halted', 'running'],
+          }),
         );
         return task;
       }
       case 'test.sleep':
-        await new Promise((r) => setTimeout(r, Number(args[0])));
+        // unref: a long sleep left behind by a test that timed out keeps nothing alive.
+        await new Promise((r) => setTimeout(r, Number(args[0])).unref());
         return 'slept';
       case 'test.echo':
         return args;
@@ -487,8 +514,8 @@ export class FakeXapi {
       const body = await this.readAll(req);
       this.uploads.set(url.pathname, body);
       res.end();
-      setTimeout(() => {
-        if (!task) return;
+      if (!task) return;
+      this.later(task, () => {
         const text = body.toString();
         if (text.includes('MISSING')) {
           this.finishTask(task, { error: ['VDI_LOCATION_MISSING', 'OpaqueRef:sr', 'loc'] });
@@ -500,7 +527,7 @@ export class FakeXapi {
         }
         const refs = [`OpaqueRef:${randomUUID()}`, `OpaqueRef:${randomUUID()}`];
         this.finishTask(task, { result: encodeValue(refs) });
-      }, 20);
+      });
       return;
     }
     if (req.method === 'GET' && url.pathname === '/export_raw_vdi') {
