@@ -48,9 +48,16 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 class Leftovers {
   private readonly tmuxSockets = new Set<string>();
   private readonly pids = new Set<number>();
+  private readonly children = new Set<ChildProcess>();
   private readonly dirs = new Set<string>();
   private watchdog: ChildProcess | undefined;
-  private readonly onExit = () => this.runSync();
+  /**
+   * On exit, what can be done at once; the watchdog stays armed and does it all again once
+   * this process is gone (only then are its children reaped, so only then can it wait for them).
+   */
+  private readonly onExit = () => {
+    spawnSync('sh', ['-c', this.script(false)], { stdio: 'ignore', timeout: 30_000 });
+  };
 
   constructor() {
     process.on('exit', this.onExit);
@@ -65,8 +72,10 @@ class Leftovers {
     const pid = child.pid;
     if (pid === undefined) return;
     this.pids.add(pid);
+    this.children.add(child);
     child.once('exit', () => {
       this.pids.delete(pid);
+      this.children.delete(child);
       this.arm();
     });
     this.arm();
@@ -77,7 +86,7 @@ class Leftovers {
   }
 
   /** The shell commands that remove everything (the panes' process groups first). */
-  private script(): string {
+  private script(wait = true): string {
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const lines: string[] = [];
     for (const s of this.tmuxSockets) {
@@ -89,9 +98,10 @@ class Leftovers {
     }
     // The simulator saves its state as it stops: its folder goes only once it is gone.
     for (const p of this.pids) {
+      lines.push(`kill -TERM ${p} 2>/dev/null`);
+      if (!wait) continue;
       lines.push(
-        `kill -TERM ${p} 2>/dev/null`,
-        `n=0; while kill -0 ${p} 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done`,
+        `n=0; while kill -0 ${p} 2>/dev/null && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done`,
         `kill -0 ${p} 2>/dev/null && kill -KILL ${p}`,
       );
     }
@@ -112,17 +122,28 @@ class Leftovers {
     this.watchdog = dog;
   }
 
-  runSync(): void {
+  /** afterAll: stops our children here (ours to reap) and waits for them, then the rest. */
+  async run(): Promise<void> {
+    await Promise.all(
+      [...this.children].map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const hard = setTimeout(() => c.kill('SIGKILL'), 30_000);
+            c.once('exit', () => {
+              clearTimeout(hard);
+              resolve();
+            });
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
     this.watchdog?.kill('SIGKILL');
     this.watchdog = undefined;
-    spawnSync('sh', ['-c', this.script()], { stdio: 'ignore', timeout: 30_000 });
+    spawnSync('sh', ['-c', this.script()], { stdio: 'ignore', timeout: 120_000 });
     this.tmuxSockets.clear();
     this.pids.clear();
     this.dirs.clear();
-  }
-
-  async run(): Promise<void> {
-    this.runSync();
     process.off('exit', this.onExit);
   }
 }
