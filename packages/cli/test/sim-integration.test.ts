@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { XapiClient } from '@xsmeta/xapi';
 import { startSimulator } from '@xsmeta/xapi-sim';
@@ -247,43 +248,52 @@ describe('a dom0 unplug that fails (unplugFail knob: xapi_vbd.ml unplug = unplug
 describe('restore into a fresh pool with racy network matching (importBarrier knob: import.ml Net)', () => {
   it('creates each missing network exactly once, and no VM fails with BRIDGE_NAME_EXISTS', async () => {
     const p = await pool({ vms: 10 });
-    const xapi = await connect(p.env);
-    const vms = await xapi.getAllRecords<R>('VM');
-    const vifs = await xapi.getAllRecords<R>('VIF');
-    const nets = await xapi.getAllRecords<R>('network');
-    await xapi.logout();
-    const restored = backedUp(vms);
-    // The networks the restored VMs use, by name.
-    const used = new Set<string>();
-    for (const [, v] of restored)
-      for (const f of v.VIFs as string[]) used.add(String(nets.get(String(vifs.get(f)!.network))!.name_label));
-    expect(used.size).toBeGreaterThan(0);
-    await withEnv(p.env, async () => {
-      expect(await xeBackup(['-c'], capture())).toBe(0);
-    });
     await p.sim.close();
+    // The pool's guest networks get names and bridges a new pool will not have (its own are
+    // the two pool-wide ones on xenbr0 and xenbr1), so the restore must create them.
+    const state = join(p.dir, 'sim', 'pool.json');
+    const saved = JSON.parse(await readFile(state, 'utf8')) as { db: Record<string, Record<string, R>> };
+    const used = new Set<string>();
+    for (const vif of Object.values(saved.db.VIF!)) used.add(String(vif.network));
+    let k = 0;
+    for (const ref of used) {
+      const n = saved.db.network![ref]!;
+      n.name_label = `Guest network ${k}`;
+      n.bridge = `xapi${7 + k++}`;
+    }
+    await writeFile(state, JSON.stringify(saved));
+    const names = [...used].map((ref) => String(saved.db.network![ref]!.name_label));
+    expect(names.length).toBeGreaterThan(1);
+    const vms = new Map(Object.entries(saved.db.VM!));
+    const restored = backedUp(vms);
+    const [poolRec] = Object.values(saved.db.pool!);
+    const srUuid = String(saved.db.SR![String(poolRec!.default_SR)]!.uuid);
+    const old = await startSimulator({ stateDir: join(p.dir, 'sim') });
+    await withEnv({ ...old.env, XSMETA_STATE_DIR: p.env.XSMETA_STATE_DIR! }, async () => {
+      expect(await xeBackup(['-c', '-u', srUuid], capture())).toBe(0);
+    });
+    await old.close();
     const sim = await startSimulator({
       stateDir: join(p.dir, 'sim'),
       freshPool: true,
-      faults: { importBarrier: { count: 2, timeoutMs: 1000 } },
+      faults: { importBarrier: { count: 2, timeoutMs: 2000 } },
     });
     try {
       const x = await XapiClient.connect({ url: sim.url, username: 'root', password: 'xsmeta' });
-      const names = async () =>
+      const networkNames = async () =>
         [...(await x.getAllRecords<R>('network')).values()].map((n) => String(n.name_label));
-      const fresh = await names();
-      const missing = [...used].filter((n) => !fresh.includes(n));
-      // The fresh pool lacks networks the VMs need: the restore has to create them.
-      expect(missing.length).toBeGreaterThan(0);
+      const fresh = await networkNames();
+      const missing = names.filter((n) => !fresh.includes(n));
+      expect(missing).toEqual(names);
       await withEnv({ ...sim.env, XSMETA_STATE_DIR: p.env.XSMETA_STATE_DIR! }, async () => {
         const io = capture();
-        const code = await xeRestore(['-y', '-m', 'all'], io);
+        const code = await xeRestore(['-u', srUuid, '-y', '-m', 'all'], io);
         expect(io.stdout.join('\n')).not.toContain('BRIDGE_NAME_EXISTS');
         expect(io.stdout.at(-1)).toBe(`Restored ${restored.length} VM(s), and 0 error(s)`);
         expect(code).toBe(0);
       });
-      const after = await names();
-      for (const n of used) expect(after.filter((a) => a === n)).toEqual([n]);
+      const after = await networkNames();
+      for (const n of names) expect(after.filter((a) => a === n)).toEqual([n]);
       // Nothing else was created: the fresh pool's own networks plus the missing ones.
       expect(after.sort()).toEqual([...fresh, ...missing].sort());
       await x.logout();
