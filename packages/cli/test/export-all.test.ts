@@ -363,9 +363,7 @@ describe('export_metadata?all=true split client-side (the backup fast path)', ()
       expect([...new Set(all.objects.map((o) => o.class))].sort()).toEqual(
         ['SR', 'VBD', 'VDI', 'VIF', 'VM', 'host', 'network'].sort(),
       );
-      const uuids = all.objects
-        .filter((o) => o.class === 'VM')
-        .map((o) => String(o.snapshot.uuid));
+      const uuids = all.objects.filter((o) => o.class === 'VM').map((o) => String(o.snapshot.uuid));
       // Every VM but default templates and the control domain: guests, custom templates and
       // snapshots (VMs too), each compared with its own export.
       const expected = [...vms.values()].filter((v) => {

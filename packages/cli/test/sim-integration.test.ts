@@ -4,9 +4,10 @@
  * (ocaml/xapi/export.ml `lock_vm`), emergency mode (ocaml/xapi/api_server.ml), racy network
  * matching (ocaml/xapi/import.ml `Net`), a failed dom0 unplug (ocaml/xapi/xapi_vbd.ml).
  */
+
+import { readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { XapiClient } from '@xsmeta/xapi';
 import { startSimulator } from '@xsmeta/xapi-sim';
@@ -216,7 +217,6 @@ describe('a dom0 unplug that fails (unplugFail knob: xapi_vbd.ml unplug = unplug
       const uuid = String(vbd.uuid);
       expect(line).toContain(`'xe vbd-unplug uuid=${uuid}' then 'xe vbd-destroy uuid=${uuid}'`);
 
-
       // The run that failed is over (a cron run exits): its owner stamp names a process
       // that is gone. The next run, the pool letting go again, removes the VBD it left.
       const owner = JSON.parse((vbd.other_config as Record<string, string>)['xsmeta-owner']!);
@@ -252,7 +252,9 @@ describe('restore into a fresh pool with racy network matching (importBarrier kn
     // The pool's guest networks get names and bridges a new pool will not have (its own are
     // the two pool-wide ones on xenbr0 and xenbr1), so the restore must create them.
     const state = join(p.dir, 'sim', 'pool.json');
-    const saved = JSON.parse(await readFile(state, 'utf8')) as { db: Record<string, Record<string, R>> };
+    const saved = JSON.parse(await readFile(state, 'utf8')) as {
+      db: Record<string, Record<string, R>>;
+    };
     const used = new Set<string>();
     for (const vif of Object.values(saved.db.VIF!)) used.add(String(vif.network));
     let k = 0;
