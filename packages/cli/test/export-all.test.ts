@@ -5,7 +5,11 @@
  * ocaml/xapi/export.ml (update_table, the make_* functions, make_all's class order, and
  * the export-local `Ref:N` ids of a counter shared by every export). For every VM, the split
  * must hold the same objects with the same fields, references compared by what they point at.
+ * The second test does the same with the simulator's own exports (apps/xapi-sim follows
+ * export.ml): its all=true tar split, against its per-VM tar of each VM.
  */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   XapiClient as Client,
   readOva,
@@ -14,6 +18,7 @@ import {
   type XapiClient,
   type XmlRpcValue,
 } from '@xsmeta/xapi';
+import { startSimulator } from '@xsmeta/xapi-sim';
 import { describe, expect, it } from 'vitest';
 import { pool } from './support.js';
 
@@ -313,6 +318,75 @@ describe('export_metadata?all=true split client-side (the backup fast path)', ()
       }
     } finally {
       await xapi.logout();
+      await p.close();
+    }
+  }, 60_000);
+
+  it("equals, on the simulator, each VM's own export for every VM of the all=true export", async () => {
+    // The simulator's exports follow export.ml (apps/xapi-sim), so here both sides are what
+    // the pool sends: one all=true request, and one request per VM with its uuid.
+    const p = await pool({ vms: 12, srs: 2 });
+    // What the seeded pool lacks and a real one has: running VMs resident on the host (in
+    // host.resident_VMs), VMs with an affinity. The simulator has no VM.start: its saved
+    // state is edited while it is down.
+    await p.sim.close();
+    const state = join(p.dir, 'sim', 'pool.json');
+    const saved = JSON.parse(await readFile(state, 'utf8')) as {
+      db: Record<string, Record<string, Rec>>;
+    };
+    const [hostRef, host] = Object.entries(saved.db.host!)[0]!;
+    host.resident_VMs = [];
+    let i = 0;
+    for (const [ref, vm] of Object.entries(saved.db.VM!)) {
+      if (vm.is_a_template === true || vm.is_control_domain === true || vm.is_a_snapshot === true)
+        continue;
+      i++;
+      if (i % 3 === 0) {
+        vm.power_state = 'Running';
+        vm.resident_on = hostRef;
+        (host.resident_VMs as string[]).push(ref);
+      }
+      if (i % 4 === 1) vm.affinity = hostRef;
+    }
+    await writeFile(state, JSON.stringify(saved));
+    const sim = await startSimulator({ stateDir: join(p.dir, 'sim') });
+    const xapi = await Client.connect({
+      url: sim.url,
+      username: 'root',
+      password: sim.env.XSMETA_PASSWORD!,
+    });
+    try {
+      const vms = await xapi.getAllRecords<Rec>('VM');
+      const all = readOva(
+        await xapi.exportMetadata({ all: true }, { exportSnapshots: false, includeDom0: false }),
+      );
+      expect([...new Set(all.objects.map((o) => o.class))].sort()).toEqual(
+        ['SR', 'VBD', 'VDI', 'VIF', 'VM', 'host', 'network'].sort(),
+      );
+      const uuids = all.objects.filter((o) => o.class === 'VM').map((o) => String(o.snapshot.uuid));
+      // Every VM but default templates and the control domain: guests, custom templates and
+      // snapshots (VMs too), each compared with its own export.
+      const expected = [...vms.values()].filter((v) => {
+        const oc = v.other_config as Record<string, string>;
+        return (
+          v.is_control_domain !== true &&
+          !(v.is_a_template === true && oc.default_template === 'true')
+        );
+      });
+      expect(uuids.sort()).toEqual(expected.map((v) => String(v.uuid)).sort());
+      expect(expected.some((v) => v.is_a_snapshot === true)).toBe(true);
+      expect(expected.some((v) => v.is_a_template === true)).toBe(true);
+      const split = splitExport(all, uuids);
+      expect([...split.keys()].sort()).toEqual(uuids);
+      for (const uuid of uuids) {
+        const alone = readOva(await xapi.exportMetadata({ uuid }, { exportSnapshots: false }));
+        const mine = readOva(writeOva(split.get(uuid)!));
+        expect(canonical(mine), uuid).toEqual(canonical(alone));
+        expect(mine.objects.map((o) => o.class)).toEqual(alone.objects.map((o) => o.class));
+      }
+    } finally {
+      await xapi.logout();
+      await sim.close();
       await p.close();
     }
   }, 60_000);

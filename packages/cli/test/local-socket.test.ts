@@ -4,12 +4,11 @@
  * scripts/backup-metadata-cron of xen-api): they must find xapi's local socket and log in
  * there as local root, as xe does (ocaml/xapi/xapi_session.ml trusts that socket's peer).
  *
- * The simulator here serves TCP only; a small relay puts it behind a Unix socket, and it is
- * seeded with an empty root password so that the login the commands send over the socket
- * (root, no password) is what it accepts.
+ * The simulator serves its API on its own Unix socket too, where (as xapi does on
+ * /var/lib/xcp/xapi) a root login is trusted whatever its password: the commands send none,
+ * and the pool's password here is not empty, so only that trust lets them in.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
@@ -33,31 +32,6 @@ async function onlyEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Pr
   }
 }
 
-/** A Unix socket whose every connection is relayed to 127.0.0.1:port. */
-async function relay(path: string, port: number): Promise<{ close(): Promise<void> }> {
-  const open = new Set<net.Socket>();
-  const server = net.createServer((c) => {
-    const up = net.connect(port, '127.0.0.1');
-    open.add(c).add(up);
-    const end = () => {
-      c.destroy();
-      up.destroy();
-    };
-    c.on('error', end).on('close', end);
-    up.on('error', end).on('close', end);
-    c.pipe(up);
-    up.pipe(c);
-  });
-  await new Promise<void>((resolve) => server.listen(path, resolve));
-  return {
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of open) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 describe('no environment on a pool host: the local socket, as local root', () => {
   it('runs what xsconsole and the cron wrapper run, exactly as they call it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'xsmeta-sock-'));
@@ -66,12 +40,16 @@ describe('no environment on a pool host: the local socket, as local root', () =>
       vms: 4,
       srs: 2,
       seed: 5,
-      password: '',
+      socket: join(dir, 'xapi'),
     });
-    const sock = join(dir, 'xapi');
-    const r = await relay(sock, sim.port);
+    const sock = sim.socketPath;
+    expect(sim.env.XSMETA_PASSWORD).not.toBe('');
     try {
-      const xapi = await XapiClient.connect({ url: sim.url, username: 'root', password: '' });
+      const xapi = await XapiClient.connect({
+        url: sim.url,
+        username: 'root',
+        password: sim.env.XSMETA_PASSWORD!,
+      });
       const [poolRec] = (await xapi.getAllRecords<{ default_SR: string }>('pool')).values();
       const sr = await xapi.call<string>('SR.get_uuid', poolRec!.default_SR);
       await xapi.logout();
@@ -102,6 +80,10 @@ describe('no environment on a pool host: the local socket, as local root', () =>
         const dates = capture();
         expect(await xeRestore(['-l', '-u', sr, '-x', backupVdiUuid(sr)], dates)).toBe(0);
         expect(dates.stdout).toHaveLength(2);
+        // As the console's restore lists them first: -l -u SR, the disk found by its uuid.
+        const listed = capture();
+        expect(await xeRestore(['-l', '-u', sr], listed)).toBe(0);
+        expect(listed.stdout).toEqual(dates.stdout);
         const dry = capture();
         const code = await xeRestore(
           ['-y', '-u', sr, '-x', backupVdiUuid(sr), '-d', dates.stdout[0]!, '-m', 'all', '-n'],
@@ -122,7 +104,6 @@ describe('no environment on a pool host: the local socket, as local root', () =>
         expect(JSON.parse(list.stdout[0]!)).toHaveLength(2);
       });
     } finally {
-      await r.close();
       await sim.close();
       await rm(dir, { recursive: true, force: true });
     }
