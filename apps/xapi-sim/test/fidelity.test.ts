@@ -511,8 +511,11 @@ describe('errors and protocol', () => {
       'VDI_CONTENT_ID_MISSING',
       'VDI_INCOMPATIBLE_TYPE',
       'VDI_IN_USE',
+      'VDI_IO_ERROR',
       'VDI_LOCATION_MISSING',
+      'VDI_MISSING',
       'VDI_READONLY',
+      'VDI_TOO_LARGE',
       'VM_BAD_POWER_STATE',
       'VM_TO_IMPORT_IS_NOT_NEWER_VERSION',
     ]);
