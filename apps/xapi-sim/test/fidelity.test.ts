@@ -497,6 +497,7 @@ describe('errors and protocol', () => {
       'IMPORT_INCOMPATIBLE_VERSION',
       'INTERNAL_ERROR',
       'INVALID_DEVICE',
+      'MAP_DUPLICATE_KEY',
       'MESSAGE_METHOD_UNKNOWN',
       'MESSAGE_PARAMETER_COUNT_MISMATCH',
       'OPERATION_NOT_ALLOWED',

@@ -238,4 +238,15 @@ describe('raw VDI handlers', () => {
     const anon = await exchange('GET', `/export_raw_vdi?vdi=${ref}`, {});
     expect(anon.status).toBe(401);
   });
+
+  it('add_to_other_config refuses a key already there (MAP_DUPLICATE_KEY), as on a master', async () => {
+    const { ref } = await newVdi();
+    await c.call('VDI.add_to_other_config', ref, 'xsmeta-lock', 'a');
+    const e = await failure(c.call('VDI.add_to_other_config', ref, 'xsmeta-lock', 'b'));
+    expect([e.code, e.params]).toEqual([
+      'MAP_DUPLICATE_KEY',
+      ['VDI', 'other_config', ref, 'xsmeta-lock'],
+    ]);
+    expect((await c.getRecord<VdiRecord>('VDI', ref)).other_config['xsmeta-lock']).toBe('a');
+  });
 });

@@ -272,6 +272,6 @@ export async function* decodeVhd(
     const last = await p.take(FOOTER);
     expectCookie(last, FOOTER_COOKIE, 'trailing footer');
   } finally {
-    await it.return?.();
+    await it.return(undefined);
   }
 }
