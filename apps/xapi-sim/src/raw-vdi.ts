@@ -46,11 +46,16 @@ function formatOf(url: URL): 'raw' | 'vhd' | { unknown: string } {
 }
 
 async function write(res: http.ServerResponse, piece: Uint8Array): Promise<void> {
-  if (!res.write(piece))
-    await new Promise<void>((r) => {
-      res.once('drain', r);
-      res.once('close', r);
-    });
+  if (res.write(piece)) return;
+  await new Promise<void>((r) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      r();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 /** GET /export_raw_vdi?vdi=…[&format=raw|vhd]. */
