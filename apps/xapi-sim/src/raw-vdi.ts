@@ -18,6 +18,9 @@ import type { Pool } from './pool.js';
 /** Constants.max_vhd_size (ocaml/xapi-consts/constants.ml): 2040 GiB. */
 const MAX_VHD_SIZE = 2040 * 1024 * 1024 * 1024;
 
+/** A block of zeros: what a block is compared with, and the stand-in for block data. */
+const ZERO = Buffer.alloc(VHD_BLOCK);
+
 type Finish = (outcome: { result: string } | { error: Failure }) => void;
 
 const ioError = () => new Failure('VDI_IO_ERROR', ['Device I/O errors']);
@@ -118,16 +121,16 @@ export async function exportRawVdi(
         whole = await send(b.subarray(0, Math.min(VHD_BLOCK, size - i * VHD_BLOCK)));
       }
     } else {
-      // f.ml `Raw_input.vhd`: a block is carried when it holds a non-zero byte.
+      // f.ml `Raw_input.vhd`: a block is carried when it holds a non-zero byte. A first pass
+      // finds them (the BAT goes first), the second sends each block read again.
       const blocks: VhdBlock[] = [];
-      for (let i = 0; i * VHD_BLOCK < size; i++) {
-        const b = await blockAt(i);
-        if (b.some((x) => x !== 0)) blocks.push({ index: i, data: b });
-      }
+      for (let i = 0; i * VHD_BLOCK < size; i++)
+        if (!Buffer.from(await blockAt(i)).equals(ZERO)) blocks.push({ index: i, data: ZERO });
       const { pieces } = encodeVhd(size, blocks);
+      let next = 0;
       for (const p of pieces) {
         if (!whole) break;
-        whole = await send(p);
+        whole = await send(p === ZERO ? await blockAt(blocks[next++]!.index) : p);
       }
     }
     if (!whole) {
