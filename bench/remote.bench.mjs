@@ -85,7 +85,8 @@ export async function run() {
       }),
       row({
         bench,
-        metric: 'backup of a 4 MiB record: bytes read (writable open checks for records beyond the root)',
+        metric:
+          'backup of a 4 MiB record: bytes read (writable open checks for records beyond the root)',
         ours: backup.bytesRead / MiB,
         baseline: SIZE / MiB,
         unit: 'MiB',
