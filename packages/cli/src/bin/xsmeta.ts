@@ -1,6 +1,7 @@
 import { cmdBackup, cmdHistory, cmdList, cmdRestore, cmdVerify } from '../commands.js';
 import { UsageError } from '../config.js';
 import { cmdKeys, KEYS_HELP } from '../keys.js';
+import { OFFSITE_HELP } from '../offsite/help.js';
 import { errorLine, exitCodeOf, type Io, stdio } from '../output.js';
 import { cmdRepair, REPAIR_HELP } from '../repair.js';
 import { cmdSchedule } from '../schedule.js';
@@ -31,6 +32,8 @@ Commands:
   legacy     list or convert the backups of the old xe-backup-metadata (ext3)
   repair     rebuild the backup disk's root (index) from its records
   keys       create a key pair for signed backups (keys init)
+  export     write one backup as a checksummed copy file; import puts one into a ring
+  copy       mirror an SR's backups into a folder (off-pool copies)
   console    the console (Backup, Restore and Update)
 
 Run 'xsmeta <command> --help' for its options.
@@ -73,7 +76,11 @@ Ends with 'Restored N VM(s), and M error(s)'; exit status M (at most 125).`,
   console: 'usage: xsmeta console\n  The console: arrow keys, Enter and Esc.',
   repair: REPAIR_HELP,
   keys: KEYS_HELP,
+  export: OFFSITE_HELP.export!,
+  import: OFFSITE_HELP.import!,
+  copy: OFFSITE_HELP.copy!,
 };
+HELP.restore += `\n${OFFSITE_HELP.restoreFrom}`;
 
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
   const [cmd = '', ...rest] = argv;
@@ -98,7 +105,15 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       case 'verify':
         return await cmdVerify(rest, io);
       case 'restore':
+        if (rest.some((a) => a === '--from' || a.startsWith('--from=')))
+          return await (await import('../offsite/commands.js')).cmdRestoreFrom(rest, io);
         return await cmdRestore(rest, io);
+      case 'export':
+      case 'import':
+      case 'copy': {
+        const m = await import('../offsite/commands.js');
+        return await { export: m.cmdExport, import: m.cmdImport, copy: m.cmdCopy }[cmd](rest, io);
+      }
       case 'schedule':
         return await cmdSchedule(rest, io);
       case 'history':

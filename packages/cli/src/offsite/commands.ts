@@ -1,0 +1,290 @@
+// Off-site copies: `xsmeta export`, `xsmeta import`, `xsmeta copy` and `restore --from FILE`.
+// A copy is one ring record in a self-describing, checksummed file (copy-file.ts).
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  AppError,
+  type BackupContent,
+  backupVdiOf,
+  DEFAULT_KEEP,
+  DEFAULT_VDI_SIZE,
+  type DiskPort,
+  decodeLabel,
+  loadBackup,
+  type PoolPort,
+  type RingPort,
+  withRing,
+} from '@xsmeta/core';
+import { MemoryDevice, Ring } from '@xsmeta/vdi-store';
+import { backupVdiUuid } from '@xsmeta/xapi';
+import {
+  confirm,
+  keepOf,
+  parse,
+  restoreOn,
+  summaryLine,
+  withBackupRing,
+  withPool,
+} from '../commands.js';
+import { connectionFlags, resolveSettings, UsageError } from '../config.js';
+import type { Io } from '../output.js';
+import { lockSr } from '../process/lock.js';
+import { archive, disk } from '../runtime.js';
+import {
+  type CopyHeader,
+  decodeCopy,
+  encodeCopy,
+  entryDigest,
+  readCopyHeader,
+} from './copy-file.js';
+
+function seqOf(v: string | boolean | undefined): number {
+  const n = Number(v);
+  if (typeof v !== 'string' || !Number.isSafeInteger(n) || n < 1)
+    throw new UsageError('--seq N is needed: a backup number as `xsmeta list` shows it');
+  return n;
+}
+
+/** One record of the ring as a copy file's bytes. */
+async function copyOf(ring: RingPort, seq: number): Promise<Uint8Array> {
+  const rec = ring.list().find((r) => r.seq === seq);
+  if (!rec) throw new AppError('BACKUP_NOT_FOUND', `no backup with seq ${seq}`);
+  const l = decodeLabel(rec.label);
+  const data = await ring.readAll(seq);
+  return encodeCopy(
+    {
+      poolUuid: l?.poolUuid ?? '',
+      srUuid: l?.srUuid ?? '',
+      date: l?.date ?? '',
+      createdAt: l?.createdAt || rec.createdAt,
+      seq,
+    },
+    rec.label,
+    data,
+  );
+}
+
+export async function cmdExport(argv: string[], io: Io): Promise<number> {
+  const { values } = parse(argv, {
+    sr: { type: 'string' },
+    seq: { type: 'string' },
+    out: { type: 'string' },
+  });
+  const seq = seqOf(values.seq);
+  const out = (values.out as string | undefined) ?? '-';
+  if (out === '-' && process.stdout.isTTY)
+    throw new UsageError('refusing to write a binary copy to a terminal: give --out FILE');
+  const s = resolveSettings(connectionFlags(values));
+  const bytes = await withBackupRing(s, values.sr as string | undefined, (ring) =>
+    copyOf(ring, seq),
+  );
+  if (out === '-') {
+    await new Promise<void>((resolve, reject) =>
+      process.stdout.write(bytes, (e) => (e ? reject(e) : resolve())),
+    );
+  } else {
+    writeAtomic(out, bytes);
+    io.err(`xsmeta: backup ${seq} written to ${out} (${bytes.length} bytes)`);
+  }
+  return 0;
+}
+
+function writeAtomic(path: string, bytes: Uint8Array): void {
+  const tmp = `${path}.partial`;
+  writeFileSync(tmp, bytes, { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+/** Runs fn on the SR's ring opened for writing, under the SR's lock; --create makes it. */
+async function withWritableRing<T>(
+  argv: { srUuid: string | undefined; create: boolean },
+  s: ReturnType<typeof resolveSettings>,
+  fn: (ring: RingPort) => Promise<T>,
+): Promise<T> {
+  return withPool(s, async (pool) => {
+    const srUuid = argv.srUuid ?? (await pool.pool()).defaultSrUuid ?? undefined;
+    if (!srUuid) throw new UsageError('no SR: give --sr UUID (the pool has no default SR)');
+    const unlock = await lockSr(s.stateDir, srUuid, false);
+    try {
+      const vdiUuid = pool.backupVdiUuid(srUuid);
+      if (!(await pool.findVdi(vdiUuid))) {
+        if (!argv.create)
+          throw new AppError(
+            'BACKUP_VDI_MISSING',
+            `SR ${srUuid} has no Pool Metadata Backup VDI (${vdiUuid}): add --create`,
+          );
+        await pool.createBackupVdi(srUuid, DEFAULT_VDI_SIZE);
+        const att = await pool.attach(vdiUuid, { readOnly: false });
+        try {
+          const ring = await disk.format(att.devicePath, {
+            vdiUuid,
+            srUuid,
+            maxRecords: DEFAULT_KEEP,
+            intent: 'reinitialise', // a VDI just created
+          });
+          await ring.close();
+        } finally {
+          await att.detach();
+        }
+      }
+      return await withRing(pool, disk, await backupVdiOf(pool, srUuid), false, fn);
+    } finally {
+      unlock();
+    }
+  });
+}
+
+export async function cmdImport(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    sr: { type: 'string' },
+    create: { type: 'boolean' },
+  });
+  if (positionals.length !== 1)
+    throw new UsageError('usage: xsmeta import FILE [--sr UUID] [--create]');
+  const { header, label, record } = decodeCopy(readFileSync(positionals[0]!));
+  const s = resolveSettings(connectionFlags(values));
+  const added = await withWritableRing(
+    { srUuid: values.sr as string | undefined, create: values.create === true },
+    s,
+    async (ring) => {
+      const same = ring
+        .list()
+        .find(
+          (r) =>
+            entryDigest(r.label, decodeLabel(r.label)?.createdAt || r.createdAt, r.size) ===
+            header.entry,
+        );
+      if (same) return null;
+      return ring.append({ label, data: record, createdAt: header.createdAt });
+    },
+  );
+  io.err(
+    added
+      ? `xsmeta: backup ${header.date} imported as seq ${added.seq}`
+      : `xsmeta: backup ${header.date} is already in the ring: nothing imported`,
+  );
+  return 0;
+}
+
+/** The copies of this SR in a folder, by file name, from their headers. */
+function copiesIn(dir: string, srUuid: string): { file: string; header: CopyHeader }[] {
+  const out: { file: string; header: CopyHeader }[] = [];
+  for (const f of readdirSync(dir)) {
+    if (!f.endsWith('.xsmcopy')) continue;
+    try {
+      const { header } = readCopyHeader(readFileSync(join(dir, f)).subarray(0, 70 * 1024));
+      if (header.srUuid === srUuid) out.push({ file: f, header });
+    } catch {
+      // not ours, or damaged: left alone
+    }
+  }
+  return out;
+}
+
+export async function cmdCopy(argv: string[], io: Io): Promise<number> {
+  const { values } = parse(argv, {
+    sr: { type: 'string' },
+    to: { type: 'string' },
+    keep: { type: 'string' },
+  });
+  const to = values.to as string | undefined;
+  if (!to) throw new UsageError('--to DIR is needed: the folder to mirror the backups into');
+  const keep = keepOf(values.keep);
+  const s = resolveSettings(connectionFlags(values));
+  mkdirSync(to, { recursive: true });
+  const r = await withPool(s, async (pool) => {
+    const id = await backupVdiOf(pool, values.sr as string | undefined);
+    return withRing(pool, disk, id, true, async (ring) => {
+      const have = new Set(copiesIn(to, id.srUuid).map((c) => c.header.entry));
+      let copied = 0;
+      let skipped = 0;
+      for (const rec of ring.list()) {
+        const l = decodeLabel(rec.label);
+        if (have.has(entryDigest(rec.label, l?.createdAt || rec.createdAt, rec.size))) {
+          skipped++;
+          continue;
+        }
+        const bytes = await copyOf(ring, rec.seq);
+        writeAtomic(join(to, `xsmeta-${id.srUuid}-${l?.date ?? `seq${rec.seq}`}.xsmcopy`), bytes);
+        copied++;
+      }
+      let removed = 0;
+      if (keep !== undefined) {
+        const all = copiesIn(to, id.srUuid).sort((a, b) => b.header.createdAt - a.header.createdAt);
+        for (const old of all.slice(keep)) {
+          rmSync(join(to, old.file));
+          removed++;
+        }
+      }
+      return { copied, skipped, removed };
+    });
+  });
+  io.out(
+    `Copied ${r.copied} backup(s), ${r.skipped} already there, ${r.removed} old copy(ies) removed`,
+  );
+  return 0;
+}
+
+/**
+ * The backup a copy file holds, for the restore: a ring in memory with that one record,
+ * reached through the same ports the restore reads a pool's ring with.
+ */
+export async function backupFromFile(
+  pool: PoolPort,
+  path: string,
+): Promise<{ id: { srUuid: string; vdiUuid: string }; content: BackupContent; legacy: false }> {
+  const { header, label, record } = decodeCopy(readFileSync(path));
+  const id = { srUuid: header.srUuid, vdiUuid: backupVdiUuid(header.srUuid) };
+  const dev = new MemoryDevice(
+    Math.ceil((record.length + label.length) / 4096) * 4096 + 2 * 1024 * 1024,
+  );
+  const ring = await Ring.format(dev, id);
+  await ring.append({ label, data: record, createdAt: header.createdAt });
+  const fileDisk: DiskPort = {
+    open: async () => ring,
+    format: () => Promise.reject(new Error('a copy file is read-only')),
+  };
+  // The pool as it is, but for the one VDI: the copy file stands in for it.
+  const filePool: PoolPort = Object.assign(Object.create(pool) as PoolPort, {
+    attach: async () => ({ devicePath: path, detach: async () => {} }),
+  });
+  const content = await loadBackup({ pool: filePool, disk: fileDisk, archive }, id, undefined);
+  return { id, content, legacy: false };
+}
+
+/** `xsmeta restore --from FILE` (and `xe-restore-metadata --from FILE`): from a copy file. */
+export async function cmdRestoreFrom(argv: string[], io: Io): Promise<number> {
+  const { values } = parse(argv, {
+    from: { type: 'string' },
+    mode: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    force: { type: 'boolean' },
+    yes: { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  const file = values.from as string | undefined;
+  if (!file) throw new UsageError('--from FILE is needed: a copy written by xsmeta export or copy');
+  const mode = (values.mode as string | undefined) ?? 'all';
+  if (mode !== 'sr' && mode !== 'all')
+    throw new UsageError(`--mode must be sr or all, not ${mode}`);
+  const dryRun = values['dry-run'] === true;
+  decodeCopy(readFileSync(file)); // a damaged file is refused before anything is asked
+  if (!dryRun && !values.yes && !(await confirm(io, 'This imports VM metadata into the pool.'))) {
+    io.err('Aborted: nothing was restored.');
+    return 1;
+  }
+  const s = resolveSettings(connectionFlags(values));
+  const r = await withPool(s, async (pool) =>
+    restoreOn(
+      pool,
+      s,
+      { srUuid: undefined, date: undefined, mode, dryRun, force: values.force === true },
+      io,
+      values.json ? undefined : io.out,
+      await backupFromFile(pool, file),
+    ),
+  );
+  if (values.json) io.out(JSON.stringify(r));
+  else io.out(summaryLine(r));
+  return Math.min(r.errors, 125);
+}
