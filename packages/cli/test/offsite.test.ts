@@ -4,6 +4,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type PoolRecord, type SrRecord, XapiClient } from '@xsmeta/xapi';
 import { describe, expect, it } from 'vitest';
+import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { capture, pool, withEnv } from './support.js';
 
@@ -79,6 +80,9 @@ describe('off-site copies', () => {
       const b = JSON.parse(fromFile.stdout[0]!) as { restored: number; errors: number };
       expect(b.restored).toBeGreaterThan(0);
       expect([b.restored, b.errors]).toEqual([a.restored, a.errors]);
+      const xe = capture();
+      expect(await xeRestore(['--from', file, '-n', '-f'], xe)).toBe(0);
+      expect(xe.stdout.at(-1)).toBe(`Restored ${a.restored} VM(s), and 0 error(s)`);
       const damaged = capture();
       expect(await xsmeta(['restore', '--from', badFile, '--dry-run'], damaged)).toBe(1);
       expect(damaged.stderr.join('\n')).toMatch(/COPY_FILE_INVALID/);

@@ -35,7 +35,12 @@ describe('remote mode', () => {
       expect(JSON.parse(v.stdout[0]!)).toMatchObject({ ok: true });
       const r = capture();
       expect(await xsmeta(['restore', '--dry-run', '--force', '--json'], r)).toBe(0);
+      expect(JSON.parse(r.stdout[0]!)).toMatchObject({ errors: 0 });
       log.push(...r.stderr);
+      // Off-site copies work from here too.
+      const c = capture();
+      expect(await xsmeta(['copy', '--to', join(p.dir, 'offsite')], c)).toBe(0);
+      expect(c.stdout).toEqual(['Copied 3 backup(s), 0 already there, 0 old copy(ies) removed']);
     });
     expect(existsSync(env.XSMETA_DEV_DIR!)).toBe(false);
     const xapi = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });

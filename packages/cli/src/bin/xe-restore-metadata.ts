@@ -19,6 +19,7 @@ const USAGE = `usage: xe-restore-metadata [-h] [-v] [-y] [-n] [-p] [-f] [-o] [-x
  -x  the backup VDI (a uuid other than the SR's own backup VDI needs -o)
  -o  allow legacy backup VDIs
  -v  verbose
+ --from FILE  restore from an off-site copy file (xsmeta export, xsmeta copy)
 Ends with 'Restored N VM(s), and M error(s)'; exit status M (at most 125), or 1 when nothing
 could be attempted.`;
 
@@ -38,6 +39,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       m: { type: 'string', short: 'm' },
       l: { type: 'boolean', short: 'l' },
       d: { type: 'string', short: 'd' },
+      from: { type: 'string' },
     });
     if (values.h) {
       io.out(USAGE);
@@ -45,6 +47,12 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     }
     const mode = (values.m as string | undefined) ?? 'all';
     if (mode !== 'sr' && mode !== 'all') throw new UsageError(`-m takes sr or all, not ${mode}`);
+    if (typeof values.from === 'string') {
+      const flags = { n: '--dry-run', f: '--force', y: '--yes' } as const;
+      const args = ['--from', values.from, '--mode', mode];
+      for (const [k, flag] of Object.entries(flags)) if (values[k]) args.push(flag);
+      return await (await import('../offsite/commands.js')).cmdRestoreFrom(args, io);
+    }
     const s = resolveSettings(connectionFlags({}));
     const srUuid = values.u as string | undefined;
     if (values.o)
