@@ -3,6 +3,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type PoolRecord, type SrRecord, XapiClient } from '@xsmeta/xapi';
+import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { describe, expect, it } from 'vitest';
 import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
@@ -86,6 +87,94 @@ describe('off-site copies', () => {
       const damaged = capture();
       expect(await xsmeta(['restore', '--from', badFile, '--dry-run'], damaged)).toBe(1);
       expect(damaged.stderr.join('\n')).toMatch(/COPY_FILE_INVALID/);
+    });
+    await p.close();
+  }, 120_000);
+
+  it('an encrypted copy is restorable only with its identity; its header stays readable', async () => {
+    const p = await pool({ vms: 3, srs: 1 });
+    const id = await generateIdentity();
+    const recipient = await identityToRecipient(id);
+    const idFile = join(p.dir, 'key.txt');
+    writeFileSync(idFile, `# created by the test\n${id}\n`, { mode: 0o600 });
+    const wrongFile = join(p.dir, 'wrong.txt');
+    writeFileSync(wrongFile, `${await generateIdentity()}\n`);
+    await withEnv(p.env, async () => {
+      expect(await xsmeta(['backup', '--create'], capture())).toBe(0);
+      const plain = join(p.dir, 'plain.xsmcopy');
+      const sealed = join(p.dir, 'sealed.xsmcopy');
+      expect(await xsmeta(['export', '--seq', '1', '--out', plain], capture())).toBe(0);
+      const bad = capture();
+      expect(
+        await xsmeta(['export', '--seq', '1', '--out', sealed, '--encrypt-to', 'x'], bad),
+      ).toBe(2);
+      const ex = capture();
+      const code = await xsmeta(
+        ['export', '--seq', '1', '--out', sealed, '--encrypt-to', recipient],
+        ex,
+      );
+      expect(ex.stderr).toEqual([expect.stringMatching(/written to/)]);
+      expect(code).toBe(0);
+      const bytes = readFileSync(sealed);
+      const lines = bytes.subarray(0, 4096).toString('latin1').split('\n');
+      const h = JSON.parse(lines[1]!) as Record<string, unknown>;
+      expect(h.encryption).toBe('age');
+      expect(lines[2]).toBe('age-encryption.org/v1');
+      // The plain record's bytes appear nowhere in the sealed file.
+      const plainHead = JSON.parse(
+        readFileSync(plain).subarray(0, 4096).toString('latin1').split('\n')[1]!,
+      ) as { size: number };
+      const plainRecord = readFileSync(plain).subarray(-(plainHead.size + 73), -73);
+      expect(bytes.indexOf(plainRecord.subarray(100, 164))).toBe(-1);
+      expect(h.sha256).toBe(
+        (JSON.parse(readFileSync(plain).toString('latin1').split('\n')[1]!) as { sha256: string })
+          .sha256,
+      );
+
+      const none = capture();
+      expect(await xsmeta(['restore', '--from', sealed, '--dry-run', '--force'], none)).toBe(2);
+      expect(none.stderr.join('\n')).toMatch(/is encrypted: give the age identity file/);
+      const wrong = capture();
+      expect(
+        await xsmeta(
+          ['restore', '--from', sealed, '--identity', wrongFile, '--dry-run', '--force'],
+          wrong,
+        ),
+      ).toBe(1);
+      expect(wrong.stderr.join('\n')).toMatch(/COPY_DECRYPT_FAILED/);
+      const ok = capture();
+      expect(
+        await xsmeta(
+          ['restore', '--from', sealed, '--identity', idFile, '--dry-run', '--force', '--json'],
+          ok,
+        ),
+      ).toBe(0);
+      const viaPlain = capture();
+      expect(
+        await xsmeta(['restore', '--from', plain, '--dry-run', '--force', '--json'], viaPlain),
+      ).toBe(0);
+      const n = (JSON.parse(viaPlain.stdout[0]!) as { restored: number }).restored;
+      expect(n).toBeGreaterThan(0);
+      expect(JSON.parse(ok.stdout[0]!)).toMatchObject({ restored: n, errors: 0 });
+      const xe = capture();
+      expect(await xeRestore(['--from', sealed, '--identity', idFile, '-n', '-f'], xe)).toBe(0);
+      expect(xe.stdout.at(-1)).toBe(`Restored ${n} VM(s), and 0 error(s)`);
+
+      expect(await xsmeta(['import', sealed], capture())).toBe(2);
+      const imp = capture();
+      expect(await xsmeta(['import', sealed, '--identity', idFile], imp)).toBe(0);
+      expect(imp.stderr.join('\n')).toMatch(/already in the ring/);
+
+      // copy --encrypt-to: sealed files, recognised again by their clear headers.
+      const dir = join(p.dir, 'offsite');
+      expect(await xsmeta(['copy', '--to', dir, '--encrypt-to', recipient], capture())).toBe(0);
+      const again = capture();
+      expect(await xsmeta(['copy', '--to', dir, '--encrypt-to', recipient], again)).toBe(0);
+      expect(again.stdout).toEqual([
+        'Copied 0 backup(s), 1 already there, 0 old copy(ies) removed',
+      ]);
+      const [f] = readdirSync(dir);
+      expect(readFileSync(join(dir, f!)).toString('latin1')).toContain('"encryption":"age"');
     });
     await p.close();
   }, 120_000);

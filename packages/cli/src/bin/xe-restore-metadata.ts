@@ -20,6 +20,7 @@ const USAGE = `usage: xe-restore-metadata [-h] [-v] [-y] [-n] [-p] [-f] [-o] [-x
  -o  allow legacy backup VDIs
  -v  verbose
  --from FILE  restore from an off-site copy file (xsmeta export, xsmeta copy)
+ --identity FILE  the age identity of an encrypted copy file
 Ends with 'Restored N VM(s), and M error(s)'; exit status M (at most 125), or 1 when nothing
 could be attempted.`;
 
@@ -40,6 +41,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
       l: { type: 'boolean', short: 'l' },
       d: { type: 'string', short: 'd' },
       from: { type: 'string' },
+      identity: { type: 'string' },
     });
     if (values.h) {
       io.out(USAGE);
@@ -50,6 +52,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     if (typeof values.from === 'string') {
       const flags = { n: '--dry-run', f: '--force', y: '--yes' } as const;
       const args = ['--from', values.from, '--mode', mode];
+      if (typeof values.identity === 'string') args.push('--identity', values.identity);
       for (const [k, flag] of Object.entries(flags)) if (values[k]) args.push(flag);
       return await (await import('../offsite/commands.js')).cmdRestoreFrom(args, io);
     }

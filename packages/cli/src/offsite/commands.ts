@@ -30,8 +30,10 @@ import { connectionFlags, resolveSettings, UsageError } from '../config.js';
 import type { Io } from '../output.js';
 import { lockSr } from '../process/lock.js';
 import { archive, disk } from '../runtime.js';
+import { checkRecipient, decryptWith, encryptTo } from './age.js';
 import {
   type CopyHeader,
+  checkRecord,
   decodeCopy,
   encodeCopy,
   entryDigest,
@@ -46,7 +48,7 @@ function seqOf(v: string | boolean | undefined): number {
 }
 
 /** One record of the ring as a copy file's bytes. */
-async function copyOf(ring: RingPort, seq: number): Promise<Uint8Array> {
+async function copyOf(ring: RingPort, seq: number, recipient?: string): Promise<Uint8Array> {
   const rec = ring.list().find((r) => r.seq === seq);
   if (!rec) throw new AppError('BACKUP_NOT_FOUND', `no backup with seq ${seq}`);
   const l = decodeLabel(rec.label);
@@ -61,7 +63,23 @@ async function copyOf(ring: RingPort, seq: number): Promise<Uint8Array> {
     },
     rec.label,
     data,
+    recipient ? await encryptTo(recipient, data) : undefined,
   );
+}
+
+/** A copy file read and checked; an encrypted record decrypted with the identity file. */
+async function openCopy(path: string, identity: string | undefined) {
+  const c = decodeCopy(readFileSync(path));
+  if (c.header.encryption) {
+    const id = identity ?? process.env.XSMETA_AGE_IDENTITY;
+    if (!id)
+      throw new UsageError(
+        `${path} is encrypted: give the age identity file with --identity FILE (or XSMETA_AGE_IDENTITY)`,
+      );
+    c.record = await decryptWith(id, c.record);
+    checkRecord(c.header, c.record);
+  }
+  return c;
 }
 
 export async function cmdExport(argv: string[], io: Io): Promise<number> {
@@ -69,14 +87,17 @@ export async function cmdExport(argv: string[], io: Io): Promise<number> {
     sr: { type: 'string' },
     seq: { type: 'string' },
     out: { type: 'string' },
+    'encrypt-to': { type: 'string' },
   });
   const seq = seqOf(values.seq);
+  const recipient = values['encrypt-to'] as string | undefined;
+  if (recipient) checkRecipient(recipient);
   const out = (values.out as string | undefined) ?? '-';
   if (out === '-' && process.stdout.isTTY)
     throw new UsageError('refusing to write a binary copy to a terminal: give --out FILE');
   const s = resolveSettings(connectionFlags(values));
   const bytes = await withBackupRing(s, values.sr as string | undefined, (ring) =>
-    copyOf(ring, seq),
+    copyOf(ring, seq, recipient),
   );
   if (out === '-') {
     await new Promise<void>((resolve, reject) =>
@@ -141,7 +162,10 @@ export async function cmdImport(argv: string[], io: Io): Promise<number> {
   });
   if (positionals.length !== 1)
     throw new UsageError('usage: xsmeta import FILE [--sr UUID] [--create]');
-  const { header, label, record } = decodeCopy(readFileSync(positionals[0]!));
+  const { header, label, record } = await openCopy(
+    positionals[0]!,
+    values.identity as string | undefined,
+  );
   const s = resolveSettings(connectionFlags(values));
   const added = await withWritableRing(
     { srUuid: values.sr as string | undefined, create: values.create === true },
@@ -186,7 +210,10 @@ export async function cmdCopy(argv: string[], io: Io): Promise<number> {
     sr: { type: 'string' },
     to: { type: 'string' },
     keep: { type: 'string' },
+    'encrypt-to': { type: 'string' },
   });
+  const recipient = values['encrypt-to'] as string | undefined;
+  if (recipient) checkRecipient(recipient);
   const to = values.to as string | undefined;
   if (!to) throw new UsageError('--to DIR is needed: the folder to mirror the backups into');
   const keep = keepOf(values.keep);
@@ -204,7 +231,7 @@ export async function cmdCopy(argv: string[], io: Io): Promise<number> {
           skipped++;
           continue;
         }
-        const bytes = await copyOf(ring, rec.seq);
+        const bytes = await copyOf(ring, rec.seq, recipient);
         writeAtomic(join(to, `xsmeta-${id.srUuid}-${l?.date ?? `seq${rec.seq}`}.xsmcopy`), bytes);
         copied++;
       }
@@ -229,11 +256,12 @@ export async function cmdCopy(argv: string[], io: Io): Promise<number> {
  * The backup a copy file holds, for the restore: a ring in memory with that one record,
  * reached through the same ports the restore reads a pool's ring with.
  */
-export async function backupFromFile(
+async function backupFromFile(
   pool: PoolPort,
   path: string,
+  identity: string | undefined,
 ): Promise<{ id: { srUuid: string; vdiUuid: string }; content: BackupContent; legacy: false }> {
-  const { header, label, record } = decodeCopy(readFileSync(path));
+  const { header, label, record } = await openCopy(path, identity);
   const id = { srUuid: header.srUuid, vdiUuid: backupVdiUuid(header.srUuid) };
   const dev = new MemoryDevice(
     Math.ceil((record.length + label.length) / 4096) * 4096 + 2 * 1024 * 1024,
@@ -256,6 +284,7 @@ export async function backupFromFile(
 export async function cmdRestoreFrom(argv: string[], io: Io): Promise<number> {
   const { values } = parse(argv, {
     from: { type: 'string' },
+    identity: { type: 'string' },
     mode: { type: 'string' },
     'dry-run': { type: 'boolean' },
     force: { type: 'boolean' },
@@ -268,7 +297,9 @@ export async function cmdRestoreFrom(argv: string[], io: Io): Promise<number> {
   if (mode !== 'sr' && mode !== 'all')
     throw new UsageError(`--mode must be sr or all, not ${mode}`);
   const dryRun = values['dry-run'] === true;
-  decodeCopy(readFileSync(file)); // a damaged file is refused before anything is asked
+  const identity = values.identity as string | undefined;
+  // A damaged file, or one the identity cannot open, is refused before anything is asked.
+  await openCopy(file, identity);
   if (!dryRun && !values.yes && !(await confirm(io, 'This imports VM metadata into the pool.'))) {
     io.err('Aborted: nothing was restored.');
     return 1;
@@ -281,7 +312,7 @@ export async function cmdRestoreFrom(argv: string[], io: Io): Promise<number> {
       { srUuid: undefined, date: undefined, mode, dryRun, force: values.force === true },
       io,
       values.json ? undefined : io.out,
-      await backupFromFile(pool, file),
+      await backupFromFile(pool, file, identity),
     ),
   );
   if (values.json) io.out(JSON.stringify(r));

@@ -2,7 +2,8 @@
 //
 //   line 1   `XSMETA-COPY 1`                         (magic and format version)
 //   line 2   a JSON header: pool, SR, date, the record's label (base64), size, sha256, entry
-//   then     the record's bytes, exactly `size` of them (the ring record as stored)
+//   then     the record's bytes, exactly `size` of them (the ring record as stored, or, with
+//            `"encryption": "age"`, the record encrypted to an age recipient)
 //   last     `\nSHA256 <hex>\n`: the digest of every byte before it
 //
 // `head -2 FILE` tells what a file holds; any flipped byte fails one of the two digests.
@@ -29,8 +30,10 @@ export interface CopyHeader {
   /** The record's label, base64 (what the ring's index holds for it). */
   label: string;
   size: number;
-  /** sha256 of the record's bytes. */
+  /** sha256 of the record's bytes (before encryption). */
   sha256: string;
+  /** Present when the record is encrypted: the header stays readable, the record does not. */
+  encryption?: 'age';
   /** sha256 of the index entry (label, date, size): how `copy` knows a backup it has. */
   entry: string;
 }
@@ -42,21 +45,25 @@ export function entryDigest(label: Uint8Array, createdAt: number, size: number):
   return createHash('sha256').update(label).update(`\0${createdAt}\0${size}`).digest('hex');
 }
 
+/** `encrypted`: the record as encrypted to an age recipient, stored in its place. */
 export function encodeCopy(
-  h: Omit<CopyHeader, 'formatVersion' | 'label' | 'size' | 'sha256' | 'entry'>,
+  h: Omit<CopyHeader, 'formatVersion' | 'label' | 'size' | 'sha256' | 'entry' | 'encryption'>,
   label: Uint8Array,
   record: Uint8Array,
+  encrypted?: Uint8Array,
 ): Uint8Array {
+  const stored = encrypted ?? record;
   const header: CopyHeader = {
     formatVersion: COPY_VERSION,
     ...h,
     label: Buffer.from(label).toString('base64'),
-    size: record.length,
+    size: stored.length,
     sha256: hex(record),
     entry: entryDigest(label, h.createdAt, record.length),
+    ...(encrypted ? { encryption: 'age' as const } : {}),
   };
   const head = Buffer.from(`${COPY_MAGIC} ${COPY_VERSION}\n${JSON.stringify(header)}\n`);
-  const body = Buffer.concat([head, record]);
+  const body = Buffer.concat([head, stored]);
   return Buffer.concat([body, Buffer.from(`\nSHA256 ${hex(body)}\n`)]);
 }
 
@@ -93,7 +100,11 @@ export function readCopyHeader(bytes: Uint8Array): { header: CopyHeader; start: 
   return { header, start: nl2 + 1 };
 }
 
-/** Checks both digests and returns the header, the label and the record. */
+/**
+ * Checks the file's digest (and the record's, when it is not encrypted) and returns the
+ * header, the label and the stored record (still encrypted when `header.encryption` is set:
+ * check it with `checkRecord` once decrypted).
+ */
 export function decodeCopy(bytes: Uint8Array): {
   header: CopyHeader;
   label: Uint8Array;
@@ -108,7 +119,14 @@ export function decodeCopy(bytes: Uint8Array): {
   if (hex(b.subarray(0, end)) !== m[1])
     throw new CopyFileError('the copy is damaged: its SHA256 does not match');
   const record = new Uint8Array(b.subarray(start, end));
+  if (header.encryption === undefined) checkRecord(header, record);
+  else if (header.encryption !== 'age')
+    throw new CopyFileError(`unsupported encryption ${String(header.encryption)}`);
+  return { header, label: new Uint8Array(Buffer.from(header.label, 'base64')), record };
+}
+
+/** The record (decrypted) is the one the header describes. */
+export function checkRecord(header: CopyHeader, record: Uint8Array): void {
   if (hex(record) !== header.sha256)
     throw new CopyFileError('the copy is damaged: its record does not match its sha256');
-  return { header, label: new Uint8Array(Buffer.from(header.label, 'base64')), record };
 }
