@@ -159,9 +159,10 @@ export async function cmdImport(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(argv, {
     sr: { type: 'string' },
     create: { type: 'boolean' },
+    identity: { type: 'string' },
   });
   if (positionals.length !== 1)
-    throw new UsageError('usage: xsmeta import FILE [--sr UUID] [--create]');
+    throw new UsageError('usage: xsmeta import FILE [--sr UUID] [--create] [--identity FILE]');
   const { header, label, record } = await openCopy(
     positionals[0]!,
     values.identity as string | undefined,
