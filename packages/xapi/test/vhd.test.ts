@@ -88,7 +88,7 @@ describe('VHD codec', () => {
     const all = Buffer.concat(pieces);
     await expect(collect([all.subarray(0, all.length - 100)])).rejects.toBeInstanceOf(VhdError);
     const bad = Buffer.from(all);
-    bad[600] ^= 1; // header byte: checksum no longer matches
+    bad[600]! ^= 1; // header byte: checksum no longer matches
     await expect(collect([bad])).rejects.toThrow(/header checksum/);
     await expect(collect([Buffer.alloc(4096)])).rejects.toThrow(/not a VHD/);
     expect(() => encodeVhd(VHD_BLOCK, [{ index: 1, data: new Uint8Array(VHD_BLOCK) }])).toThrow(
