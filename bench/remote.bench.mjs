@@ -85,6 +85,12 @@ export async function run() {
       }),
       row({
         bench,
+        metric: "verify, peak of the remote device's block cache (each byte streamed once)",
+        ours: verify.peakBlocks * 2,
+        unit: 'MiB',
+      }),
+      row({
+        bench,
         metric:
           'backup of a 4 MiB record: bytes read (writable open checks for records beyond the root)',
         ours: backup.bytesRead / MiB,

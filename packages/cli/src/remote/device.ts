@@ -33,6 +33,8 @@ export interface TransferStats {
   bytesWritten: number;
   exports: number;
   imports: number;
+  /** Most 2 MiB blocks held at once (the cache's peak). */
+  peakBlocks: number;
 }
 
 interface Block {
@@ -54,11 +56,22 @@ async function* counted(
 }
 
 export class RemoteDevice implements BlockDevice {
-  readonly stats: TransferStats = { bytesRead: 0, bytesWritten: 0, exports: 0, imports: 0 };
+  readonly stats: TransferStats = {
+    bytesRead: 0,
+    bytesWritten: 0,
+    exports: 0,
+    imports: 0,
+    peakBlocks: 0,
+  };
+  /** Blocks held, least recently used first (a Map keeps insertion order). */
   private blocks = new Map<number, Block>();
+  /** Blocks the operation in progress needs: never evicted. */
+  private pinned: { first: number; last: number } | null = null;
   /** Blocks the export said are absent (all zero) and that nothing has written since. */
   private zero = new Set<number>();
   private live: AsyncGenerator<VhdEvent> | null = null;
+  /** The block the live stream is in (blocks come in ascending order). */
+  private liveAt = -1;
   private closed = false;
 
   private constructor(
@@ -66,15 +79,49 @@ export class RemoteDevice implements BlockDevice {
     private readonly vdiRef: string,
     readonly size: number,
     readonly readOnly: boolean,
+    private readonly cacheBlocks: number,
   ) {}
 
+  /**
+   * `cacheBlocks`: how many clean 2 MiB blocks are kept (default: all, so that each byte is
+   * streamed once: `verify` reads the records newest first, which a small cache would pay for
+   * with one stream per record). Beyond it the least recently used is dropped and streamed
+   * again if asked for; blocks with unsent writes always stay.
+   */
   static async open(
     xapi: XapiClient,
     vdiRef: string,
-    opts: { readOnly?: boolean } = {},
+    opts: { readOnly?: boolean; cacheBlocks?: number } = {},
   ): Promise<RemoteDevice> {
     const vdi = await xapi.getRecord<VdiRecord>('VDI', vdiRef);
-    return new RemoteDevice(xapi, vdiRef, Number(vdi.virtual_size), opts.readOnly ?? false);
+    return new RemoteDevice(
+      xapi,
+      vdiRef,
+      Number(vdi.virtual_size),
+      opts.readOnly ?? false,
+      Math.max(2, opts.cacheBlocks ?? Number.POSITIVE_INFINITY),
+    );
+  }
+
+  private evict(): void {
+    for (const [i, b] of this.blocks) {
+      if (this.blocks.size <= this.cacheBlocks) return;
+      if (b.dirty.includes(1)) continue;
+      if (this.pinned && i >= this.pinned.first && i <= this.pinned.last) continue;
+      this.blocks.delete(i);
+    }
+  }
+
+  private async pinning<T>(offset: number, length: number, fn: () => Promise<T>): Promise<T> {
+    this.pinned = {
+      first: Math.floor(offset / VHD_BLOCK),
+      last: Math.floor((offset + Math.max(0, length - 1)) / VHD_BLOCK),
+    };
+    try {
+      return await fn();
+    } finally {
+      this.pinned = null;
+    }
   }
 
   private check(offset: number, length: number): void {
@@ -90,7 +137,10 @@ export class RemoteDevice implements BlockDevice {
 
   private block(i: number): Block {
     let b = this.blocks.get(i);
-    if (!b) {
+    if (b) {
+      this.blocks.delete(i);
+      this.blocks.set(i, b);
+    } else {
       b = {
         data: new Uint8Array(VHD_BLOCK),
         known: new Uint8Array(SECTORS),
@@ -98,20 +148,23 @@ export class RemoteDevice implements BlockDevice {
       };
       if (this.zero.has(i)) b.known.fill(1);
       this.blocks.set(i, b);
+      this.evict();
+      this.stats.peakBlocks = Math.max(this.stats.peakBlocks, this.blocks.size);
     }
     return b;
   }
 
-  private isKnown(offset: number, length: number): boolean {
-    if (length === 0) return true;
+  /** The block of the first sector of the range not known yet, or null when all are. */
+  private firstUnknown(offset: number, length: number): number | null {
+    if (length === 0) return null;
     const first = Math.floor(offset / VHD_SECTOR);
     const last = Math.floor((offset + length - 1) / VHD_SECTOR);
     for (let s = first; s <= last; s++) {
       const bi = Math.floor(s / SECTORS);
       const b = this.blocks.get(bi);
-      if (b ? !b.known[s % SECTORS] : !this.zero.has(bi)) return false;
+      if (b ? !b.known[s % SECTORS] : !this.zero.has(bi)) return bi;
     }
-    return true;
+    return null;
   }
 
   private apply(ev: VhdEvent): void {
@@ -125,6 +178,7 @@ export class RemoteDevice implements BlockDevice {
       return;
     }
     if (ev.kind !== 'data') return;
+    this.liveAt = Math.floor(ev.offset / VHD_BLOCK);
     // Sectors already known (written here, or read before) keep their bytes.
     for (let at = 0; at < ev.data.length; at += VHD_SECTOR) {
       const off = ev.offset + at;
@@ -146,12 +200,17 @@ export class RemoteDevice implements BlockDevice {
   /** Reads the export stream until [offset, offset+length) is known. */
   private async fetch(offset: number, length: number): Promise<void> {
     let restarted = false;
-    while (!this.isKnown(offset, length)) {
+    for (;;) {
+      const need = this.firstUnknown(offset, length);
+      if (need === null) return;
+      // The stream is past what is needed (it was dropped from the cache): start again.
+      if (this.live && need < this.liveAt) await this.stopStream();
       if (!this.live) {
         if (restarted)
           throw new RingError('RING_IO', 'the exported VDI does not cover the bytes asked for');
         restarted = true;
         this.stats.exports++;
+        this.liveAt = -1;
         try {
           const body = await this.xapi.exportRawVdi(this.vdiRef, { format: 'vhd' });
           this.live = decodeVhd(counted(body, this.stats), { pieceSectors: 64 });
@@ -179,6 +238,10 @@ export class RemoteDevice implements BlockDevice {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     this.check(offset, length);
+    return this.pinning(offset, length, () => this.copyOut(offset, length));
+  }
+
+  private async copyOut(offset: number, length: number): Promise<Uint8Array> {
     await this.fetch(offset, length);
     const out = new Uint8Array(length);
     for (let done = 0; done < length; ) {
@@ -197,6 +260,10 @@ export class RemoteDevice implements BlockDevice {
     if (this.readOnly) throw new RingError('RING_READ_ONLY', 'the remote device is read-only');
     this.check(offset, data.length);
     if (data.length === 0) return;
+    await this.pinning(offset, data.length, () => this.copyIn(offset, data));
+  }
+
+  private async copyIn(offset: number, data: Uint8Array): Promise<void> {
     // A partly written sector keeps its other bytes: learn them first.
     const head = offset - (offset % VHD_SECTOR);
     const end = offset + data.length;
