@@ -374,7 +374,13 @@ export class XapiPool implements PoolPort {
    */
   async attach(vdiUuid: string, opts: { readOnly: boolean }): Promise<Attachment> {
     const vdi = await this.xapi.call<string>('VDI.get_by_uuid', vdiUuid);
-    const release = opts.readOnly ? async () => {} : await takeVdiLock(this.xapi, vdi, vdiUuid);
+    const unlock = opts.readOnly ? null : await takeVdiLock(this.xapi, vdi, vdiUuid);
+    // Released when the run ends, or on a signal (a kill leaves it to its expiry or owner check).
+    const drop = unlock ? onCleanup(unlock) : () => {};
+    const release = async () => {
+      drop();
+      await unlock?.();
+    };
     if (isRemote(this.settings))
       return remoteAttachment(this.xapi, vdi, vdiUuid, opts.readOnly, release);
     try {
