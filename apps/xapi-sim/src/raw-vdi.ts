@@ -190,6 +190,7 @@ export async function importRawVdi(
   const size = Number(vdi.virtual_size);
   // The 200 and the task id go out first; then vhd-tool reads the body from the socket.
   res.writeHead(200, { 'task-id': task, connection: 'close' });
+  res.flushHeaders();
   const cut = pool.faults.cutAfter('/import_raw_vdi');
   const fh = await openFile(imagePath(pool, vdiRef), 'r+');
   try {
