@@ -1,6 +1,5 @@
 // The HTTP side of the simulated host: JSON-RPC and XML-RPC calls (ocaml/xapi/api_server.ml)
 // and the HTTP handlers (export.ml, import.ml, pool_db_backup.ml, the raw VDI handlers).
-import { open as openFile, readFile } from 'node:fs/promises';
 import type http from 'node:http';
 import { decodeMethodCall, encodeMethodResponse, type XmlRpcValue } from '@xsmeta/xapi';
 import { dumpDb } from './dbxml.js';
@@ -8,6 +7,7 @@ import { Failure } from './errors.js';
 import { exportMetadataRequest, importMetadata, restoreDb } from './metadata.js';
 import { dispatch, isEmergencyCall } from './methods.js';
 import type { Pool } from './pool.js';
+import { exportRawVdi, importRawVdi } from './raw-vdi.js';
 
 /** Thrown when a body exceeds its bound: answered 413 with no XAPI code (xapi has none). */
 class TooLarge extends Error {}
@@ -272,6 +272,8 @@ async function handle(
     res.end();
     return;
   }
+  if (name === '/import_raw_vdi') return importRawVdi(pool, req, res, url, task, finish);
+  if (name === '/export_raw_vdi') return exportRawVdi(pool, res, url, task, finish);
   if (req.method === 'PUT') {
     const body = await readBody(req);
     res.writeHead(200, { 'task-id': task, connection: 'close' }).end();
@@ -284,15 +286,8 @@ async function handle(
             dryRun: flag('dry_run'),
           });
           finish({ result: refs });
-        } else if (name === '/pool/xmldbdump') {
-          restoreDb(pool, body.toString('utf8'), flag('dry_run'));
-          finish({ result: '' });
         } else {
-          const vdi = pool.rec('VDI', url.searchParams.get('vdi'));
-          const sr = pool.rec('SR', vdi.SR);
-          const fh = await openFile(pool.image(sr.uuid as string, vdi.uuid as string), 'r+');
-          await fh.write(body, 0, body.length, 0);
-          await fh.close();
+          restoreDb(pool, body.toString('utf8'), flag('dry_run'));
           finish({ result: '' });
         }
       } catch (e) {
@@ -301,16 +296,4 @@ async function handle(
     });
     return;
   }
-  // GET /export_raw_vdi
-  const vdi = pool.rec('VDI', url.searchParams.get('vdi'));
-  const sr = pool.rec('SR', vdi.SR);
-  const data = await readFile(pool.image(sr.uuid as string, vdi.uuid as string));
-  finish({ result: '' });
-  res
-    .writeHead(200, {
-      'content-type': 'application/octet-stream',
-      'content-length': data.length,
-      'task-id': task,
-    })
-    .end(data);
 }

@@ -77,6 +77,11 @@ function methods(): Map<string, Method> {
 function addOtherConfig(m: { set(name: string, h: Handler): void }, cls: string): void {
   m.set(`${cls}.add_to_other_config`, (p, [ref, k, v]) => {
     const r = p.rec(cls, ref);
+    // ocaml/database/db_cache_impl.ml `process_structured_field_locked`: on the master an
+    // add of a key already there raises Duplicate_key (db_idempotent_map is off by default),
+    // which ocaml/xapi/exnHelper.ml reports as MAP_DUPLICATE_KEY [class; field; ref; key].
+    if (Object.hasOwn(r.other_config as object, str(k, 'key')))
+      throw new Failure('MAP_DUPLICATE_KEY', [cls, 'other_config', String(ref), String(k)]);
     p.db.mod(cls, ref as string, {
       other_config: {
         ...(r.other_config as Record<string, string>),

@@ -25,6 +25,8 @@ import { ConfigError, localSocket, readInventory, type Settings } from './config
 import { ringKeys } from './keys.js';
 import { quietPipes } from './output.js';
 import { myOwner, ownerGone, parseOwner } from './process/owner.js';
+import { takeVdiLock } from './remote/lock.js';
+import { isRemote, openRemote, remoteAttachment } from './remote/mode.js';
 
 /** Work that must run however the process ends (VBD unplug/destroy, lock release). */
 const cleanups = new Set<() => Promise<void>>();
@@ -395,8 +397,32 @@ export class XapiPool implements PoolPort {
     return removed;
   }
 
-  /** VBD on the control domain, plugged; detach() unplugs and destroys it, on every path. */
+  /**
+   * A writer first takes the VDI's lock on the pool (remote/lock.ts), then: in remote mode the
+   * VDI is only named for the remote device; on a pool host it is plugged into dom0.
+   */
   async attach(vdiUuid: string, opts: { readOnly: boolean }): Promise<Attachment> {
+    const vdi = await this.xapi.call<string>('VDI.get_by_uuid', vdiUuid);
+    const unlock = opts.readOnly ? null : await takeVdiLock(this.xapi, vdi, vdiUuid);
+    // Released when the run ends, or on a signal (a kill leaves it to its expiry or owner check).
+    const drop = unlock ? onCleanup(unlock) : () => {};
+    const release = async () => {
+      drop();
+      await unlock?.();
+    };
+    if (isRemote(this.settings))
+      return remoteAttachment(this.xapi, vdi, vdiUuid, opts.readOnly, release);
+    try {
+      const att = await this.attachDom0(vdiUuid, opts);
+      return { ...att, detach: () => att.detach().finally(release) };
+    } catch (e) {
+      await release();
+      throw e;
+    }
+  }
+
+  /** VBD on the control domain, plugged; detach() unplugs and destroys it, on every path. */
+  private async attachDom0(vdiUuid: string, opts: { readOnly: boolean }): Promise<Attachment> {
     const inv = readInventory(this.settings.inventory);
     const dom0Uuid = inv.CONTROL_DOMAIN_UUID;
     if (!dom0Uuid)
@@ -661,10 +687,14 @@ async function copyBytes(pool: XapiPool, from: string, to: string): Promise<void
 
 export const disk: DiskPort = {
   async open(path, opts) {
-    const dev = closeOnSignal(await openFileDevice(path, { readOnly: opts.readOnly }));
+    const remote = await openRemote(path, opts.readOnly);
+    const dev = closeOnSignal(remote ?? (await openFileDevice(path, { readOnly: opts.readOnly })));
     try {
       return await Ring.open(dev, {
         readOnly: opts.readOnly,
+        // Remote reads stream the disk from its start: a reader trusts the root (list reads
+        // only the roots); a writer still recovers records committed beyond it.
+        rootsOnly: remote !== null && opts.readOnly,
         expect: opts.expect,
         // verify decodes every part within the limits restore applies, keeping none.
         check: (bytes) => verifyRecord(bytes, archive, scanArchive),
@@ -676,7 +706,7 @@ export const disk: DiskPort = {
     }
   },
   async format(path, id) {
-    const dev = closeOnSignal(await openFileDevice(path));
+    const dev = closeOnSignal((await openRemote(path, false)) ?? (await openFileDevice(path)));
     try {
       // intent 'reinitialise' only from a confirmed -i or a VDI just created (core's openOrFormat).
       return await Ring.format(dev, { ...id, ...ringKeys() });

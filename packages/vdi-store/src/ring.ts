@@ -677,6 +677,7 @@ async function inspect(
     expect?: { vdiUuid?: string; srUuid?: string };
     fullScan?: boolean;
     maxRecords?: number;
+    rootsOnly?: boolean;
   },
 ): Promise<Inspection> {
   if (dev.size < DATA_START) {
@@ -695,7 +696,7 @@ async function inspect(
   }
   if (best) {
     let used: Root = best;
-    let found = await findBeyond(dev, used, limit);
+    let found = opts.rootsOnly ? [] : await findBeyond(dev, used, limit);
     if (found.length > 0 && opts.readOnly) {
       // A backup may be between flushing its record and committing its root: look once more.
       const again = await readRoots(dev);
@@ -954,11 +955,20 @@ export class Ring {
       readOnly?: boolean;
       expect?: { vdiUuid?: string; srUuid?: string };
       check?: RecordCheck;
+      /**
+       * Read-only opens: trust the newest valid root copy and do not look for records committed
+       * beyond it. For a device where a read far into the disk costs the whole stream up to
+       * there (the remote device): `list` then reads the roots only.
+       */
+      rootsOnly?: boolean;
     } & RingKeys = {},
   ): Promise<Ring> {
     const readOnly = opts.readOnly ?? dev.readOnly;
+    if (opts.rootsOnly && !readOnly)
+      throw new RingError('RING_INVALID_ARGUMENT', 'rootsOnly is for read-only opens');
     const { root, status } = await inspect(dev, {
       readOnly,
+      rootsOnly: opts.rootsOnly ?? false,
       ...(opts.expect ? { expect: opts.expect } : {}),
     });
     checkIdentity(root, opts.expect);

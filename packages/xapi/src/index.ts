@@ -33,6 +33,8 @@ export type {
 export { INT_FIELDS, NULL_REF } from './records.js';
 export type { Transport } from './rpc.js';
 export { backupVdiUuid, POOL_METADATA_BACKUP_NAMESPACE, uuidV5 } from './uuid.js';
+export type { VhdBlock, VhdEvent, VhdLayout } from './vhd.js';
+export { decodeVhd, encodeVhd, VHD_BLOCK, VHD_SECTOR, VhdError } from './vhd.js';
 export type { XmlRpcLimits, XmlRpcValue } from './xmlrpc.js';
 export {
   decodeMethodCall,

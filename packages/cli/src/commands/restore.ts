@@ -33,7 +33,19 @@ export const restoreCommand: Declare = (ctx) =>
         '-y, --yes',
         "do not ask for confirmation (without it: asks, and only 'yes' goes ahead)",
       )
-      .option('--json', 'print the result as one JSON document'),
+      .option('--json', 'print the result as one JSON document')
+      .addOption(
+        new Option(
+          '--from <FILE>',
+          "restore from an off-site copy file (xsmeta export, xsmeta copy) instead of the SR's ring",
+        ).argParser(once('--from', String)),
+      )
+      .addOption(
+        new Option(
+          '--identity <FILE>',
+          'the age identity of an encrypted copy file (or XSMETA_AGE_IDENTITY)',
+        ).argParser(once('--identity', String)),
+      ),
   )
     .addHelpText(
       'after',
@@ -48,10 +60,17 @@ export const restoreCommand: Declare = (ctx) =>
         force?: true;
         yes?: true;
         json?: true;
+        from?: string;
+        identity?: string;
       }) => {
         const s = settingsOf(o);
         const dryRun = o.dryRun === true;
         const mode = o.mode ?? 'all';
+        if (o.from !== undefined) {
+          const { cmdRestoreFrom } = await import('../offsite/commands.js');
+          ctx.exit(await cmdRestoreFrom(o.from, { ...o, mode }, s, ctx.io));
+          return;
+        }
         const bar = progressBar(ctx.io, { enabled: ctx.io.isTTY && !o.json });
         const r = await restoreAsking(
           s,

@@ -21,6 +21,8 @@ interface Flags {
   m?: 'sr' | 'all';
   l?: true;
   d?: string;
+  from?: string;
+  identity?: string;
 }
 
 /**
@@ -65,6 +67,17 @@ export const xeRestoreProgram: Declare = (ctx) =>
         'the backup to restore (default: the newest that verifies)',
       ).argParser(once('-d', date)),
     )
+    .addOption(
+      new Option(
+        '--from <FILE>',
+        'restore from an off-site copy file (xsmeta export, xsmeta copy)',
+      ).argParser(once('--from', String)),
+    )
+    .addOption(
+      new Option('--identity <FILE>', 'the age identity of an encrypted copy file').argParser(
+        once('--identity', String),
+      ),
+    )
     .addHelpText(
       'after',
       `
@@ -81,6 +94,15 @@ backup VDI.`,
 async function restoreMain(values: Flags, io: Io): Promise<number> {
   const mode = values.m ?? 'all';
   const s = settingsOf({});
+  if (values.from !== undefined) {
+    const { cmdRestoreFrom } = await import('../offsite/commands.js');
+    return cmdRestoreFrom(
+      values.from,
+      { identity: values.identity, mode, dryRun: values.n, force: values.f, yes: values.y },
+      s,
+      io,
+    );
+  }
   const srUuid = values.u;
   if (values.o)
     return legacyRestore(

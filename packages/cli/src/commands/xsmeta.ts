@@ -6,6 +6,7 @@ import { historyCommand } from './history.js';
 import { keysCommand } from './keys.js';
 import { legacyCommand } from './legacy.js';
 import { listCommand } from './list.js';
+import { copyCommand, exportCommand, importCommand } from './offsite.js';
 import { type Ctx, type Declare, ENVIRONMENT } from './options.js';
 import { repairCommand } from './repair.js';
 import { restoreCommand } from './restore.js';
@@ -25,6 +26,9 @@ const COMMANDS: Declare[] = [
   legacyCommand,
   repairCommand,
   keysCommand,
+  exportCommand,
+  importCommand,
+  copyCommand,
   consoleCommand,
 ];
 
