@@ -1,9 +1,6 @@
-import { cmdBackup, cmdHistory, cmdList, cmdRestore, cmdVerify } from '../commands.js';
-import { UsageError } from '../config.js';
-import { cmdKeys, KEYS_HELP } from '../keys.js';
-import { errorLine, exitCodeOf, type Io, stdio } from '../output.js';
-import { cmdRepair, REPAIR_HELP } from '../repair.js';
-import { cmdSchedule } from '../schedule.js';
+// Start-up: only what `--help` needs is loaded here; each command's modules (the pool client,
+// the ring, the event store, the console) are imported when that command runs.
+import type { Io } from '../output.js';
 
 const CONNECTION = `Connection (flag / environment / default):
   --url URL               XSMETA_URL             pool master, e.g. https://pool-master
@@ -71,57 +68,77 @@ Ends with 'Restored N VM(s), and M error(s)'; exit status M (at most 125).`,
             VDI itself, a verified copy of it is kept as a new VDI first.
   --sr UUID   the SR (default: the pool's default SR)`,
   console: 'usage: xsmeta console\n  The console: arrow keys, Enter and Esc.',
-  repair: REPAIR_HELP,
-  keys: KEYS_HELP,
 };
 
-export async function main(argv: string[], io: Io = stdio): Promise<number> {
+/** Commands whose help text lives in their own module. */
+const OWN_HELP: Record<string, () => Promise<string>> = {
+  repair: async () => (await import('../repair.js')).REPAIR_HELP,
+  keys: async () => (await import('../keys.js')).KEYS_HELP,
+};
+
+/**
+ * Plain output for help, before the output module (and what it loads) is needed; a reader
+ * gone (`xsmeta --help | head -1`) ends it quietly, as the output module does.
+ */
+const plain = (l: string): void => {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+  });
+  if (!process.stdout.destroyed) process.stdout.write(`${l}\n`);
+};
+
+export async function main(argv: string[], io?: Io): Promise<number> {
   const [cmd = '', ...rest] = argv;
   if (cmd === '' || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    io.out(HELP['']!);
+    (io?.out ?? plain)(HELP['']!);
     return cmd === '' ? 2 : 0;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    if (!(cmd in HELP)) {
-      io.err(`xsmeta: unknown command ${cmd}; run 'xsmeta --help'`);
-      return 2;
-    }
-    io.out(HELP[cmd]!);
+  if ((rest.includes('--help') || rest.includes('-h')) && (cmd in HELP || cmd in OWN_HELP)) {
+    (io?.out ?? plain)(HELP[cmd] ?? (await OWN_HELP[cmd]!()));
     return 0;
   }
+  const { errorLine, exitCodeOf, stdio } = await import('../output.js');
+  const to = io ?? stdio;
+  if (rest.includes('--help') || rest.includes('-h')) {
+    to.err(`xsmeta: unknown command ${cmd}; run 'xsmeta --help'`);
+    return 2;
+  }
   try {
-    switch (cmd) {
-      case 'backup':
-        return await cmdBackup(rest, io);
-      case 'list':
-        return await cmdList(rest, io);
-      case 'verify':
-        return await cmdVerify(rest, io);
-      case 'restore':
-        return await cmdRestore(rest, io);
-      case 'schedule':
-        return await cmdSchedule(rest, io);
-      case 'history':
-        return await cmdHistory(rest, io);
-      case 'legacy': {
-        const { cmdLegacy } = await import('../legacy.js');
-        return await cmdLegacy(rest, io);
-      }
-      case 'repair':
-        return await cmdRepair(rest, io);
-      case 'keys':
-        return await cmdKeys(rest, io);
-      case 'console': {
-        // A console on a terminal is interactive even inside a CI job: Ink must draw every frame.
-        if (process.stdout.isTTY) process.env.CI = 'false';
-        const { cmdConsole } = await import('../console.js');
-        return await cmdConsole(rest, io);
-      }
-      default:
-        throw new UsageError(`unknown command ${cmd}; run 'xsmeta --help'`);
-    }
+    return await dispatch(cmd, rest, to);
   } catch (e) {
-    io.err(errorLine('xsmeta', e));
+    to.err(errorLine('xsmeta', e));
     return exitCodeOf(e);
+  }
+}
+
+async function dispatch(cmd: string, rest: string[], io: Io): Promise<number> {
+  switch (cmd) {
+    case 'backup':
+      return (await import('../commands.js')).cmdBackup(rest, io);
+    case 'list':
+      return (await import('../commands.js')).cmdList(rest, io);
+    case 'verify':
+      return (await import('../commands.js')).cmdVerify(rest, io);
+    case 'restore':
+      return (await import('../commands.js')).cmdRestore(rest, io);
+    case 'schedule':
+      return (await import('../schedule.js')).cmdSchedule(rest, io);
+    case 'history':
+      return (await import('../commands.js')).cmdHistory(rest, io);
+    case 'legacy':
+      return (await import('../legacy.js')).cmdLegacy(rest, io);
+    case 'repair':
+      return (await import('../repair.js')).cmdRepair(rest, io);
+    case 'keys':
+      return (await import('../keys.js')).cmdKeys(rest, io);
+    case 'console': {
+      // A console on a terminal is interactive even inside a CI job: Ink must draw every frame.
+      if (process.stdout.isTTY) process.env.CI = 'false';
+      return (await import('../console.js')).cmdConsole(rest, io);
+    }
+    default: {
+      const { UsageError } = await import('../config.js');
+      throw new UsageError(`unknown command ${cmd}; run 'xsmeta --help'`);
+    }
   }
 }
