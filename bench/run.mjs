@@ -2,7 +2,7 @@
 // Runs every bench/*.bench.mjs, prints one table, and writes bench/RESULTS.md with the
 // machine, Node version and date. Usage: pnpm bench [name-filter]
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { table } from './lib.mjs';
@@ -14,6 +14,7 @@ const files = readdirSync(here)
   .sort();
 const rows = [];
 const started = Date.now();
+const loadAtStart = loadavg()[0];
 for (const f of files) {
   process.stderr.write(`bench: ${f} ...\n`);
   const mod = await import(pathToFileURL(join(here, f)).href);
@@ -31,6 +32,8 @@ Produced by \`pnpm bench\` (bench/run.mjs) on ${new Date().toISOString().slice(0
 
 - Machine: ${machine}
 - Wall time: ${((Date.now() - started) / 1000).toFixed(0)} s
+- Load average (1 min) at start / end: ${loadAtStart.toFixed(1)} / ${loadavg()[0].toFixed(1)} on ${cpus().length} cores
+  (the machine is shared: wall times vary with the other work; CPU-time rows vary less)
 - Ratio: ours against the baseline named in the issue, measured in the same run
   (above 1 = better than the baseline, whichever direction "better" is for the metric).
 

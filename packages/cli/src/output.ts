@@ -1,4 +1,4 @@
-import { escapeText } from '@xsmeta/core';
+import { escapeText } from '@xsmeta/core/text';
 
 /**
  * Output rules: `--json` prints one document on stdout and nothing else; logs, progress and

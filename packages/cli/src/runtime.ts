@@ -546,12 +546,11 @@ export class XapiPool implements PoolPort {
   }
 
   async vms(): Promise<VmInfo[]> {
-    const [vms, vbds, vdis, srs] = await Promise.all([
-      this.xapi.getAllRecords<R>('VM'),
-      this.xapi.getAllRecords<R>('VBD'),
-      this.xapi.getAllRecords<R>('VDI'),
-      this.xapi.getAllRecords<R>('SR'),
-    ]);
+    // One get_all_records at a time: the raw answers of a large pool are never held together.
+    const vms = await this.xapi.getAllRecords<R>('VM');
+    const vbds = await this.xapi.getAllRecords<R>('VBD');
+    const vdis = await this.xapi.getAllRecords<R>('VDI');
+    const srs = await this.xapi.getAllRecords<R>('SR');
     const out: VmInfo[] = [];
     for (const vm of vms.values()) {
       const oc = (vm.other_config ?? {}) as Record<string, string>;

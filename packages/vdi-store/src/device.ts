@@ -37,7 +37,8 @@ class FileDevice implements BlockDevice {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     checkRange(this, offset, length);
-    const buf = new Uint8Array(length);
+    // Not zero-filled first: every byte is read into it, or the read fails.
+    const buf = new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);

@@ -625,13 +625,40 @@ export class XapiClient {
     }
   }
 
-  /** GET a handler into memory, with a task of ours for the pool's error report. */
+  /**
+   * GET a handler into memory, with a task of ours for the pool's error report. With
+   * `taskOnFailure`, the first request goes without a task (xapi then makes its own:
+   * ocaml/xapi/xapi_http.ml, `with_context`), which saves a `task.create` and a
+   * `task.destroy` per GET; the body is trusted by its Content-Length. Only when that request
+   * fails, or its body has no length, is it sent again with a task of ours, whose error says
+   * why.
+   */
   async #download(
     path: string,
     query: Record<string, string>,
     opts: TransferOptions,
+    taskOnFailure = false,
   ): Promise<Uint8Array> {
     this.#checkOpen();
+    if (taskOnFailure) {
+      try {
+        const { ex, res } = await this.#exchange(
+          'GET',
+          this.#handlerUrl(path, query, undefined),
+          undefined,
+          undefined,
+          opts,
+        );
+        if (!closeDelimited(res)) {
+          const buf = await readBody(ex, res, this.#s.maxResponseBytes, `GET ${path}`);
+          return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+        }
+        await discardBody(ex, res);
+      } catch (e) {
+        if (e instanceof XapiError && (e.code === 'XAPI_CANCELLED' || e.code === 'XAPI_TIMEOUT'))
+          throw e;
+      }
+    }
     const task = await this.#createTask(`xsmeta GET ${path}`, opts.signal);
     try {
       const { ex, res } = await this.#exchange(
@@ -758,7 +785,8 @@ export class XapiClient {
       query.export_snapshots = opts.exportSnapshots ? 'true' : 'false';
     // with all=true the handler includes the control domain unless include_dom0=false
     if (opts.includeDom0 !== undefined) query.include_dom0 = opts.includeDom0 ? 'true' : 'false';
-    return this.#download('/export_metadata', query, opts);
+    // export.ml `metadata_handler` sends the whole tar with its Content-Length, or HTTP 500
+    return this.#download('/export_metadata', query, opts, true);
   }
 
   /**

@@ -313,18 +313,22 @@ describe('transport selection', () => {
 });
 
 describe('HTTP handlers', () => {
-  it('exportMetadata by uuid and by ref, with session and task in the query', async () => {
+  it('exportMetadata by uuid and by ref: one GET with the session, no task of ours', async () => {
     const f = await fake();
     const c = await connect(f);
     const [ref, vm] = [...f.vms.entries()][1]!;
+    const before = f.rpcCalls().length;
     const a = await c.exportMetadata({ uuid: String(vm.uuid) });
     const b = await c.exportMetadata({ ref });
     expect(Buffer.from(a).toString()).toContain(String(vm.name_label));
     expect(Buffer.from(b)).toEqual(Buffer.from(a));
     const gets = f.log.filter((l) => l.url === '/export_metadata');
+    expect(gets).toHaveLength(2);
     expect(gets[0]!.query.uuid).toBe(vm.uuid);
     expect(gets[1]!.query.ref).toBe(ref);
-    expect(gets[0]!.query.task_id).toMatch(/^OpaqueRef:/);
+    expect(gets[0]!.query.task_id).toBeUndefined();
+    // xapi makes the GET's task itself: no task.create / task.destroy round trips
+    expect(f.rpcCalls().slice(before)).toEqual([]);
     expect(f.tasks.size).toBe(0);
   });
 
@@ -334,6 +338,11 @@ describe('HTTP handlers', () => {
     const e = await failure(() => c.exportMetadata({ uuid: 'no-such-uuid' }));
     expect(e.code).toBe('UUID_INVALID');
     expect(e.params).toEqual(['VM', 'no-such-uuid']);
+    // the failed GET was asked again with a task of ours, whose error names the cause
+    const gets = f.log.filter((l) => l.url === '/export_metadata');
+    expect(gets).toHaveLength(2);
+    expect(gets[0]!.query.task_id).toBeUndefined();
+    expect(gets[1]!.query.task_id).toMatch(/^OpaqueRef:/);
     expect(f.tasks.size).toBe(0);
   });
 

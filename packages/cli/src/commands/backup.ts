@@ -1,6 +1,4 @@
-import { fmtBytes } from '@xsmeta/core';
 import { Command, Option } from 'commander';
-import { backup, partialBackup } from '../commands.js';
 import { progressBar } from '../process/progress.js';
 import { type Declare, keep, once, settingsOf, uuid, withConnection } from './options.js';
 
@@ -30,6 +28,8 @@ export const backupCommand: Declare = (ctx) =>
     )
     .action(async (o: { sr?: string; create?: true; keep?: number; wait?: true; json?: true }) => {
       const s = settingsOf(o);
+      const { fmtBytes } = await import('@xsmeta/core');
+      const { backup, partialBackup } = await import('../commands.js');
       const bar = progressBar(ctx.io, { enabled: ctx.io.isTTY && !o.json });
       const r = await backup(
         s,

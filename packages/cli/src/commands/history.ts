@@ -1,6 +1,4 @@
 import { Command, Option } from 'commander';
-import { openEvents } from '../adapters/event-log.js';
-import { printHistory } from '../history.js';
 import { type Declare, once, settingsOf, withConnection } from './options.js';
 
 /** `xsmeta history`: one line per run, newest first; `--run ID` for that run's events. */
@@ -35,6 +33,8 @@ export const historyCommand: Declare = (ctx) =>
     )
     .action(async (o: { run?: string; since?: string; kind?: string; json?: true }) => {
       const s = settingsOf(o);
+      const { openEvents } = await import('../adapters/event-log.js');
+      const { printHistory } = await import('../history.js');
       ctx.exit(
         await printHistory(
           openEvents(s.stateDir),

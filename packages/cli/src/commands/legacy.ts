@@ -1,5 +1,4 @@
 import { Argument, Command, Option } from 'commander';
-import { cmdLegacy } from '../legacy.js';
 import { type Declare, date, once, oneOf, settingsOf, uuid, withConnection } from './options.js';
 
 /** `xsmeta legacy list|convert`: the old scripts' ext3 backups, read in user space. */
@@ -47,6 +46,8 @@ it is kept as a new VDI first.`,
         action: 'list' | 'convert',
         o: { sr?: string; vdi?: string; date?: string; json?: true },
       ) => {
-        ctx.exit(await cmdLegacy(action, o, settingsOf(o), ctx.io));
+        const s = settingsOf(o);
+        const { cmdLegacy } = await import('../legacy.js');
+        ctx.exit(await cmdLegacy(action, o, s, ctx.io));
       },
     );

@@ -1,9 +1,4 @@
-import { fmtBytes, listings } from '@xsmeta/core';
 import { Command, Option } from 'commander';
-import { openEvents } from '../adapters/event-log.js';
-import { withBackupRing } from '../commands.js';
-import { abandonedBackups } from '../history.js';
-import { warnRoot } from '../ring-report.js';
 import { type Declare, once, settingsOf, uuid, withConnection } from './options.js';
 
 /** `xsmeta list`: the backups on an SR, newest first. */
@@ -21,6 +16,11 @@ export const listCommand: Declare = (ctx) =>
     .addHelpText('after', '\nExit 0; 3 when the SR has no backup VDI; 1 on any other failure.')
     .action(async (o: { sr?: string; json?: true }) => {
       const s = settingsOf(o);
+      const { fmtBytes, listings } = await import('@xsmeta/core');
+      const { openEvents } = await import('../adapters/event-log.js');
+      const { withBackupRing } = await import('../commands.js');
+      const { abandonedBackups } = await import('../history.js');
+      const { warnRoot } = await import('../ring-report.js');
       const rows = await withBackupRing(s, o.sr, async (ring) => {
         warnRoot(ring, ctx.io);
         return listings(ring);

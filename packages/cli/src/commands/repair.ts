@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { repair } from '../repair.js';
 import { type Declare, once, settingsOf, uuid, withConnection } from './options.js';
 
 /** `xsmeta repair`: rebuild the backup disk's root from its records; a dry run unless --yes. */
@@ -23,5 +22,7 @@ or, when both copies are gone, from every intact record of the ring (a full scan
 by default. Exit 0 when the root is whole (or was rebuilt), 1 otherwise.`,
     )
     .action(async (o: { sr?: string; yes?: true; json?: true }) => {
-      ctx.exit(await repair(settingsOf(o), o, ctx.io));
+      const s = settingsOf(o);
+      const { repair } = await import('../repair.js');
+      ctx.exit(await repair(s, o, ctx.io));
     });

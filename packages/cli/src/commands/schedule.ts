@@ -1,5 +1,4 @@
 import { Argument, Command } from 'commander';
-import { cmdSchedule } from '../schedule.js';
 import { type Declare, oneOf, settingsOf, withConnection } from './options.js';
 
 /** `xsmeta schedule`: shows or sets the frequency; `run` is what cron calls. */
@@ -25,5 +24,7 @@ is retried at the next one. A password given in XSMETA_PASSWORD is stored for th
 root-only file of the state folder, never in the cron entry. No argument: shows it.`,
     )
     .action(async (what: string | undefined, o: { json?: true }) => {
-      ctx.exit(await cmdSchedule(what, o.json === true, settingsOf(o), ctx.io));
+      const s = settingsOf(o);
+      const { cmdSchedule } = await import('../schedule.js');
+      ctx.exit(await cmdSchedule(what, o.json === true, s, ctx.io));
     });

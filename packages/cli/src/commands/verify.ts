@@ -1,7 +1,4 @@
-import { listings } from '@xsmeta/core';
 import { Command, Option } from 'commander';
-import { withBackupRing } from '../commands.js';
-import { rootOf } from '../ring-report.js';
 import { type Declare, once, settingsOf, uuid, withConnection } from './options.js';
 
 /** `xsmeta verify`: every record's checksums; exit 0 only when all verify. */
@@ -21,7 +18,11 @@ export const verifyCommand: Declare = (ctx) =>
       '\nExit 0 when every backup verifies; 1 when one is damaged or on any other failure; 3 when the SR has no backup VDI.',
     )
     .action(async (o: { sr?: string; json?: true }) => {
-      const { report, partial } = await withBackupRing(settingsOf(o), o.sr, async (ring) => ({
+      const s = settingsOf(o);
+      const { listings } = await import('@xsmeta/core');
+      const { withBackupRing } = await import('../commands.js');
+      const { rootOf } = await import('../ring-report.js');
+      const { report, partial } = await withBackupRing(s, o.sr, async (ring) => ({
         report: await ring.verify(),
         partial: new Map(listings(ring).map((l) => [l.seq, l.skippedVms ?? 0])),
       }));

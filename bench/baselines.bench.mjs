@@ -1,0 +1,239 @@
+// Issue 19: xsmeta against the simplest clients, at each pool size, several rounds. Each side
+// gets a simulator started afresh (a new state directory), the order of the sides alternates
+// from round to round, and every ratio is the median of the per-round ratios, with its range.
+//   ours    `xsmeta backup --create --json`, then on a fresh pool (the same storage
+//           re-attached) `xsmeta restore --mode all --yes`
+//   seq     bench/baseline-client.mjs: one keep-alive connection, the DB dump, then one GET
+//           /export_metadata per VM; on the fresh pool one PUT /import_metadata per VM
+//   legacy  bench/legacy-loop.sh: one process (curl) per VM export, as the old dom0 script
+//           ran one `xe vm-export` per VM (backup only)
+// Every client runs as its own process under /usr/bin/time: wall time, CPU time (user +
+// system, children included) and peak RSS are the client's; the simulator's are not counted.
+// BENCH_SIZES (default 100,1000) and BENCH_ROUNDS (default 3) change the work.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startSim } from './backup.bench.mjs';
+import { row, runIfMain } from './lib.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const XSMETA = join(here, '..', 'packages/cli/bin/xsmeta.js');
+const SIZES = (process.env.BENCH_SIZES ?? '100,1000').split(',').map(Number);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const MiB = 1024 * 1024;
+
+/** Runs a command under /usr/bin/time; resolves with stdout, wall ms, CPU ms and peak RSS. */
+function timed(cmd, args, env, scratch) {
+  const stats = join(scratch, `time-${process.pid}-${Date.now()}`);
+  const child = spawn('/usr/bin/time', ['-o', stats, '-f', '%U %S %M', cmd, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const t0 = process.hrtime.bigint();
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    err += d;
+  });
+  return new Promise((resolve, reject) =>
+    child.once('close', (code) => {
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (code !== 0) {
+        reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${err.slice(-2000)}`));
+        return;
+      }
+      const [u, s, kb] = readFileSync(stats, 'utf8').trim().split('\n').pop().split(' ');
+      rmSync(stats, { force: true });
+      resolve({ out, ms, cpuMs: (Number(u) + Number(s)) * 1000, rss: Number(kb) * 1024 });
+    }),
+  );
+}
+
+const restored = (out) => {
+  const m = /Restored (\d+) VM\(s\), and (\d+) error\(s\)/.exec(out);
+  if (!m) throw new Error(`no summary line from xsmeta restore: ${out.slice(-500)}`);
+  return { restored: Number(m[1]), errors: Number(m[2]) };
+};
+
+/** One side of one round: a fresh simulator of `vms` VMs, the backup, then the restore. */
+async function side(name, vms, scratch) {
+  const dir = mkdtempSync(join(scratch, `${name}-`));
+  const simDir = join(dir, 'sim');
+  let sim = await startSim(simDir, ['--vms', String(vms)]);
+  const r = { name };
+  try {
+    if (name === 'ours') {
+      const env = { ...sim.env, XSMETA_STATE_DIR: join(dir, 'state') };
+      r.backup = await timed(process.execPath, [XSMETA, 'backup', '--create', '--json'], env, dir);
+      const { srUuid } = JSON.parse(r.backup.out.trim().split('\n').pop());
+      await sim.stop();
+      sim = await startSim(simDir, ['--fresh-pool']);
+      const env2 = { ...sim.env, XSMETA_STATE_DIR: join(dir, 'state') };
+      r.restore = await timed(
+        process.execPath,
+        [XSMETA, 'restore', '--sr', srUuid, '--mode', 'all', '--yes'],
+        env2,
+        dir,
+      );
+      r.restore.result = restored(r.restore.out);
+      if (r.restore.result.errors !== 0) throw new Error(`ours: restore errors: ${r.restore.out}`);
+    } else if (name === 'seq') {
+      const files = join(dir, 'files');
+      const client = join(here, 'baseline-client.mjs');
+      r.backup = await timed(process.execPath, [client, 'backup', files], sim.env, dir);
+      await sim.stop();
+      sim = await startSim(simDir, ['--fresh-pool']);
+      r.restore = await timed(process.execPath, [client, 'restore', files], sim.env, dir);
+      const res = JSON.parse(r.restore.out.trim());
+      r.restore.result = { restored: res.ok, errors: res.vms - res.ok };
+    } else {
+      r.backup = await timed(
+        'sh',
+        [join(here, 'legacy-loop.sh'), join(dir, 'files')],
+        sim.env,
+        dir,
+      );
+    }
+    return r;
+  } finally {
+    await sim.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const f2 = (x) => x.toFixed(2);
+const range = (xs) => `${f2(Math.min(...xs))}-${f2(Math.max(...xs))}`;
+
+/** Runs every round of one size; returns the per-round results by side. */
+export async function rounds(vms, n = ROUNDS) {
+  const scratch = mkdtempSync(join(tmpdir(), 'bench-baselines-'));
+  const out = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const order = i % 2 === 0 ? ['ours', 'seq', 'legacy'] : ['legacy', 'seq', 'ours'];
+      const round = {};
+      for (const name of order) {
+        process.stderr.write(`baselines: ${vms} VMs, round ${i + 1}/${n}, ${name}\n`);
+        round[name] = await side(name, vms, scratch);
+      }
+      out.push(round);
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return out;
+}
+
+/** A ratio row: the median of the per-round ratios, its range, and the sides' medians. */
+function ratioRow({ bench, metric, ours, base, ratios, unit, goal, better, target }) {
+  const r = row({
+    bench,
+    metric: `${metric} (median of ${ratios.length}, range ${range(ratios)})`,
+    ours: median(ours),
+    baseline: median(base),
+    unit,
+    goal,
+    better,
+  });
+  r.ratio = median(ratios);
+  r.pass = target(r.ratio);
+  return r;
+}
+
+export async function run() {
+  const rows = [];
+  for (const vms of SIZES) {
+    const rs = await rounds(vms);
+    const bench = `baselines (issue 19), ${vms} VMs`;
+    const b = (s, k) => rs.map((r) => r[s].backup[k]);
+    const re = (s, k) => rs.map((r) => r[s].restore[k]);
+    const main = vms === 1000;
+    rows.push(
+      ratioRow({
+        bench,
+        metric: 'backup wall: sequential keep-alive client / ours',
+        ours: b('ours', 'ms').map((x) => x / 1000),
+        base: b('seq', 'ms').map((x) => x / 1000),
+        ratios: rs.map((r) => r.seq.backup.ms / r.ours.backup.ms),
+        unit: 's',
+        goal: main ? '>= 1.5' : '',
+        better: 'lower',
+        target: (x) => (main ? x >= 1.5 : null),
+      }),
+      ratioRow({
+        bench,
+        metric: 'backup wall: process-per-VM legacy loop / ours',
+        ours: b('ours', 'ms').map((x) => x / 1000),
+        base: b('legacy', 'ms').map((x) => x / 1000),
+        ratios: rs.map((r) => r.legacy.backup.ms / r.ours.backup.ms),
+        unit: 's',
+        goal: main ? '>= 8' : '',
+        better: 'lower',
+        target: (x) => (main ? x >= 8 : null),
+      }),
+      ratioRow({
+        bench,
+        metric: 'backup client CPU (user+sys): ours / sequential client',
+        ours: b('ours', 'cpuMs').map((x) => x / 1000),
+        base: b('seq', 'cpuMs').map((x) => x / 1000),
+        ratios: rs.map((r) => r.ours.backup.cpuMs / r.seq.backup.cpuMs),
+        unit: 's CPU',
+        goal: '<= 1.0 (ours/seq)',
+        better: 'higher',
+        target: (x) => x <= 1.0,
+      }),
+      ratioRow({
+        bench,
+        metric: `restore --mode all wall (${median(re('ours', 'result').map((x) => x.restored))} VMs, real imports, fresh pool): sequential client / ours`,
+        ours: re('ours', 'ms').map((x) => x / 1000),
+        base: re('seq', 'ms').map((x) => x / 1000),
+        ratios: rs.map((r) => r.seq.restore.ms / r.ours.restore.ms),
+        unit: 's',
+        goal: main ? '>= 1.5' : '',
+        better: 'lower',
+        target: (x) => (main ? x >= 1.5 : null),
+      }),
+      ratioRow({
+        bench,
+        metric: 'restore client CPU (user+sys): ours / sequential client',
+        ours: re('ours', 'cpuMs').map((x) => x / 1000),
+        base: re('seq', 'cpuMs').map((x) => x / 1000),
+        ratios: rs.map((r) => r.ours.restore.cpuMs / r.seq.restore.cpuMs),
+        unit: 's CPU',
+        goal: '',
+        better: 'higher',
+        target: () => null,
+      }),
+    );
+    for (const [what, xs] of [
+      ['backup', b('ours', 'rss')],
+      ['restore', re('ours', 'rss')],
+    ]) {
+      const peak = Math.max(...xs) / MiB;
+      rows.push(
+        row({
+          bench,
+          metric: `peak RSS of our ${what} (highest of ${xs.length})`,
+          ours: peak,
+          unit: 'MiB',
+          goal: '< 200 MiB',
+          better: 'lower',
+          pass: peak < 200,
+        }),
+      );
+    }
+  }
+  return rows;
+}
+
+await runIfMain(import.meta.url, run);

@@ -1,0 +1,89 @@
+// Issue 19: start-up of `xsmeta --help` and `xsmeta list` over a bare `node -e 0`, and what
+// the modules a command loads cost. Each command runs as its own process under /usr/bin/time,
+// ROUNDS rounds in alternating order; the figures are medians of wall and CPU (user + system).
+// `list` is pointed at a closed port (127.0.0.1:9): it loads its modules, is refused at once
+// and exits 1, so its time is start-up plus one refused connection.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { row, runIfMain } from './lib.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const XSMETA = join(root, 'packages/cli/bin/xsmeta.js');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
+
+const CASES = {
+  'node -e 0': ['-e', '0'],
+  'xsmeta --help': [XSMETA, '--help'],
+  'xsmeta list (refused connection)': [XSMETA, 'list', '--url', 'http://127.0.0.1:9'],
+  "import('classic-level')": ['--input-type=module', '-e', "await import('classic-level')"],
+  "import('msgpackr')": ['--input-type=module', '-e', "await import('msgpackr')"],
+};
+const CWD = { "import('classic-level')": 'packages/cli', "import('msgpackr')": 'packages/core' };
+
+function once(name, scratch) {
+  const stats = join(scratch, 'time');
+  const t0 = process.hrtime.bigint();
+  spawnSync('/usr/bin/time', ['-o', stats, '-f', '%U %S', process.execPath, ...CASES[name]], {
+    cwd: join(root, CWD[name] ?? '.'),
+    env: { ...process.env, XSMETA_STATE_DIR: join(scratch, 'state'), XSMETA_PASSWORD: 'x' },
+    stdio: 'ignore',
+  });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const [u, s] = readFileSync(stats, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+  return { ms, cpuMs: (u + s) * 1000 };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+export async function run() {
+  const scratch = mkdtempSync(join(tmpdir(), 'bench-startup-'));
+  const names = Object.keys(CASES);
+  const res = Object.fromEntries(names.map((n) => [n, []]));
+  try {
+    for (let i = 0; i < ROUNDS; i++)
+      for (const n of i % 2 ? [...names].reverse() : names) res[n].push(once(n, scratch));
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  const base = res['node -e 0'];
+  const rows = [];
+  for (const n of names.slice(1)) {
+    const extraWall = res[n].map((x, i) => x.ms - base[i].ms);
+    const extraCpu = res[n].map((x, i) => x.cpuMs - base[i].cpuMs);
+    const goal = n.startsWith('xsmeta');
+    rows.push(
+      row({
+        bench: 'start-up (issue 19)',
+        metric: `${n}: over node -e 0, wall (median of ${ROUNDS} paired rounds)`,
+        ours: median(extraWall),
+        baseline: median(base.map((x) => x.ms)),
+        unit: 'ms',
+        goal: goal ? '<= +50 ms' : '',
+        better: 'lower',
+        pass: goal ? median(extraWall) <= 50 : null,
+      }),
+      row({
+        bench: 'start-up (issue 19)',
+        metric: `${n}: over node -e 0, CPU user+sys`,
+        ours: median(extraCpu),
+        baseline: median(base.map((x) => x.cpuMs)),
+        unit: 'ms CPU',
+        goal: goal ? '<= +50 ms' : '',
+        better: 'lower',
+        pass: goal ? median(extraCpu) <= 50 : null,
+      }),
+    );
+  }
+  for (const r of rows) r.ratio = null;
+  return rows;
+}
+
+await runIfMain(import.meta.url, run);
