@@ -4,8 +4,10 @@ import {
   backupVdiOf,
   escapeText,
   loadBackup,
+  type RestoreDeps,
   type RestoreResult,
   type RingPort,
+  resolveSr,
   runBackup,
   runRestore,
   type VmOutcome,
@@ -72,16 +74,20 @@ export interface BackupArgs {
   trigger?: 'manual' | 'schedule';
   /** Where the run reports its progress (a terminal's bar), if anywhere. */
   progress?: ((t: Tick) => void) | undefined;
+  /** Stops the capture (the console's Stop); clean-up still runs. */
+  signal?: AbortSignal | undefined;
 }
 
-/** The backup, as both front-ends run it: lock, capture, append, events persisted. */
+/**
+ * The backup, as both front-ends run it: the SR resolved once (the lock and the backup use
+ * the same), lock, capture, append, events persisted.
+ */
 export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<BackupResult> {
   return withPool(
     s,
     async (pool) => {
-      const srUuid = a.srUuid ?? (await pool.pool()).defaultSrUuid ?? undefined;
-      const unlock = srUuid ? await lockSr(s.stateDir, srUuid, a.wait) : () => {};
-      const controller = new AbortController();
+      const srUuid = await resolveSr(pool, a.srUuid);
+      const unlock = await lockSr(s.stateDir, srUuid, a.wait);
       try {
         return await withEvents(
           s.stateDir,
@@ -94,12 +100,12 @@ export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<Backup
                 clock: systemClock,
                 events,
                 ...(a.progress ? { progress: a.progress } : {}),
-                signal: controller.signal,
+                ...(a.signal ? { signal: a.signal } : {}),
                 sleep: (ms) => retryTiming.sleep(ms),
                 onNote: (line) => io.err(`xsmeta: ${line}`),
               },
               {
-                ...(srUuid ? { srUuid } : {}),
+                srUuid,
                 create: a.create,
                 ...(a.keep ? { keep: a.keep } : {}),
                 reinit: a.reinit,
@@ -138,6 +144,14 @@ export interface RestoreArgs {
   force: boolean;
   /** Where the run reports its progress (a terminal's bar), if anywhere. */
   progress?: ((t: Tick) => void) | undefined;
+  /** The record by its sequence number (the console's choice): refused if it is gone. */
+  seq?: number | undefined;
+  /** Stops the restore between VMs (the console's Stop); clean-up still runs. */
+  signal?: AbortSignal | undefined;
+  /** Imports one VM at a time (default: core's parallelism). */
+  parallel?: number | undefined;
+  /** Each VM's outcome as it finishes (the console's per-VM list). */
+  outcome?: RestoreDeps['onVm'];
 }
 
 /** One line per VM of a restore, as both restore commands print it. */
@@ -179,12 +193,18 @@ export function restoreOn(
           clock: systemClock,
           events,
           ...(a.progress ? { progress: a.progress } : {}),
-          onVm: (v) => onVm?.(vmLine(v, a.dryRun)),
+          onVm: (v, at) => {
+            onVm?.(vmLine(v, a.dryRun));
+            a.outcome?.(v, at);
+          },
           onNote: (line) => io.err(line),
+          ...(a.signal ? { signal: a.signal } : {}),
         },
         {
           ...(a.srUuid ? { srUuid: a.srUuid } : {}),
           ...(a.date ? { date: a.date } : {}),
+          ...(a.seq !== undefined ? { seq: a.seq } : {}),
+          ...(a.parallel !== undefined ? { parallel: a.parallel } : {}),
           mode: a.mode,
           dryRun: a.dryRun,
           force: a.force,

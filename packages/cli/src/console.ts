@@ -6,6 +6,7 @@ import {
   legacyAccess,
   listings,
   type RestoreResult,
+  type VmOutcome,
 } from '@xsmeta/core';
 import {
   type ConsoleServices,
@@ -20,27 +21,46 @@ import { type Io, withCode } from './output.js';
 import { connect, disk } from './runtime.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
 
-/** Reports each VM to the console, then the summary it shows. */
-function summarise(r: RestoreResult, onVm: (ev: ConsoleVmOutcome) => void) {
-  let done = 0;
-  const message = (v: RestoreResult['vms'][number]) => withCode(v.code, v.message ?? '');
-  for (const v of r.vms) {
-    onVm({
-      vmUuid: v.uuid,
-      name: v.name,
-      ok: v.ok,
-      ...(v.ok ? {} : { error: message(v) }),
-      done: ++done,
-      total: r.vms.length,
-    });
-  }
+/**
+ * The console's per-VM reporter over a run's outcomes: each VM is passed on as it finishes,
+ * never once the run has settled (nor once Stop was asked: the console has stopped listening).
+ */
+function vmReporter(onVm: (ev: ConsoleVmOutcome) => void, signal: AbortSignal) {
+  let settled = false;
+  const message = (v: VmOutcome) => withCode(v.code, v.message ?? '');
   return {
-    restored: r.restored,
-    errors: r.vms
-      .filter((v) => !v.ok)
-      .map((v) => ({ vmUuid: v.uuid, name: v.name, message: message(v) })),
+    outcome(v: VmOutcome, at: { done: number; total: number }) {
+      if (settled || signal.aborted) return;
+      onVm({
+        vmUuid: v.uuid,
+        name: v.name,
+        ok: v.ok,
+        ...(v.ok ? {} : { error: message(v) }),
+        done: at.done,
+        total: at.total,
+      });
+    },
+    /** The summary the console shows; nothing is reported after it. */
+    summary(r: RestoreResult) {
+      settled = true;
+      return {
+        restored: r.restored,
+        errors: r.vms
+          .filter((v) => !v.ok)
+          .map((v) => ({ vmUuid: v.uuid, name: v.name, message: message(v) })),
+      };
+    },
+    end() {
+      settled = true;
+    },
   };
 }
+
+/** Backup phases as the console words them. */
+const PHASE: Record<string, string> = {
+  capture: 'Exporting VM metadata',
+  write: 'Writing the backup',
+};
 
 /**
  * Upstream's scripts (since XSA-459) write their ext3 to the same backup VDI: the console's
@@ -109,11 +129,27 @@ export function consoleServices(s: Settings): ConsoleServices {
       }),
     async backup(srUuid, onProgress, signal) {
       signal.throwIfAborted();
+      // Progress is passed on as the run makes it, and never once it settled or was stopped.
+      let settled = false;
+      const progress = (t: { phase: string; done: number; total: number; bytes: number }) => {
+        if (settled || signal.aborted) return;
+        onProgress({
+          phase: PHASE[t.phase] ?? t.phase,
+          done: t.done,
+          total: t.total,
+          bytes: t.bytes,
+        });
+      };
       const r = await consoleWording(
         srUuid,
-        backup(s, { srUuid, create: true, reinit: false, findOnly: false, wait: false }, silent),
-      );
-      onProgress({ phase: 'Written', done: 1, total: 1, bytes: r.storedBytes });
+        backup(
+          s,
+          { srUuid, create: true, reinit: false, findOnly: false, wait: false, progress, signal },
+          silent,
+        ),
+      ).finally(() => {
+        settled = true;
+      });
       return {
         seq: r.seq ?? 0,
         date: r.date ?? '',
@@ -153,23 +189,30 @@ export function consoleServices(s: Settings): ConsoleServices {
       ),
     async restore(req, onVm, signal) {
       signal.throwIfAborted();
-      const date = await withBackupRing(
-        s,
-        req.srUuid,
-        async (ring) => listings(ring).find((l) => l.seq === req.seq)?.date,
-      );
-      const r = await restore(
-        s,
-        {
-          srUuid: req.srUuid,
-          date,
-          mode: req.mode,
-          dryRun: req.dryRun,
-          force: req.force === true,
-        },
-        silent,
-      );
-      return summarise(r, onVm);
+      // One login, one attachment of the backup disk: the record is chosen by its seq and
+      // read in the same pass; a seq no longer kept is refused (BACKUP_NOT_FOUND), never
+      // replaced by the newest. VMs go one at a time, as upstream's scripts/xe-restore-metadata
+      // imports them, so that Stop takes effect after the VM being imported.
+      const report = vmReporter(onVm, signal);
+      try {
+        const r = await restore(
+          s,
+          {
+            srUuid: req.srUuid,
+            seq: req.seq,
+            mode: req.mode,
+            dryRun: req.dryRun,
+            force: req.force === true,
+            parallel: 1,
+            signal,
+            outcome: report.outcome,
+          },
+          silent,
+        );
+        return report.summary(r);
+      } finally {
+        report.end();
+      }
     },
     legacyStatus: (srUuid) =>
       withPool(s, async (pool) => {
@@ -191,15 +234,28 @@ export function consoleServices(s: Settings): ConsoleServices {
         signal.throwIfAborted();
         const { vdiUuid: vdi } = await resolveLegacyVdi(pool, req.srUuid, undefined);
         const { content, notes } = await readLegacyBackup(pool, vdi, req.date);
-        const r = await restoreOn(
-          pool,
-          s,
-          { srUuid: req.srUuid, mode: req.mode, dryRun: req.dryRun, force: false },
-          silent,
-          undefined,
-          { id: { srUuid: req.srUuid, vdiUuid: vdi }, content, legacy: true },
-        );
-        return { ...summarise(r, onVm), notes };
+        const report = vmReporter(onVm, signal);
+        try {
+          const r = await restoreOn(
+            pool,
+            s,
+            {
+              srUuid: req.srUuid,
+              mode: req.mode,
+              dryRun: req.dryRun,
+              force: false,
+              parallel: 1,
+              signal,
+              outcome: report.outcome,
+            },
+            silent,
+            undefined,
+            { id: { srUuid: req.srUuid, vdiUuid: vdi }, content, legacy: true },
+          );
+          return { ...report.summary(r), notes };
+        } finally {
+          report.end();
+        }
       }),
     async getSchedule() {
       const sum = await scheduleStatus(s);

@@ -8,6 +8,7 @@ import {
   type LegacyReaderPort,
   type LegacyRefusal,
   legacyAccess,
+  resolveSr,
   runConvert,
   type VmMapEntry,
 } from '@xsmeta/core';
@@ -336,8 +337,7 @@ export async function cmdLegacy(
   return withPool(
     s,
     async (pool) => {
-      const srUuid = o.sr ?? (await pool.pool()).defaultSrUuid;
-      if (!srUuid) throw new UsageError('the pool has no default SR: name one with --sr UUID');
+      const srUuid = await resolveSr(pool, o.sr);
       const { vdiUuid, how } = await resolveLegacyVdi(pool, srUuid, named);
       if (sub === 'list') {
         const report = await withLegacyDisk(pool, vdiUuid, async (d) => ({

@@ -1,7 +1,7 @@
-import { AppError, backupVdiOf, listings, withRing } from '@xsmeta/core';
+import { AppError, backupVdiOf, listings, resolveSr, withRing } from '@xsmeta/core';
 import { settingsOf } from './commands/options.js';
 import { backupName, restoreAsking, restoreOn, summaryLine, withPool } from './commands.js';
-import { type Settings, UsageError } from './config.js';
+import type { Settings } from './config.js';
 import { legacyCandidates, readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from './legacy.js';
 import type { Io } from './output.js';
 import { ABORTED, confirm } from './process/confirm.js';
@@ -56,11 +56,7 @@ export async function restoreMain(values: Flags, io: Io): Promise<number> {
       io,
     );
   if (values.x) {
-    const own = await withPool(
-      s,
-      async (p) => p.backupVdiUuid(srUuid ?? (await p.pool()).defaultSrUuid ?? ''),
-      srUuid,
-    );
+    const own = await withPool(s, async (p) => p.backupVdiUuid(await resolveSr(p, srUuid)), srUuid);
     if (values.x !== own)
       throw new AppError(
         'UNTRUSTED_VDI',
@@ -126,8 +122,7 @@ async function legacyRestore(
   return withPool(
     s,
     async (pool) => {
-      const srUuid = a.srUuid ?? (await pool.pool()).defaultSrUuid;
-      if (!srUuid) throw new UsageError('name the SR with -u SR_UUID');
+      const srUuid = await resolveSr(pool, a.srUuid);
       if (a.probe) {
         // Every candidate, one a line: how an administrator finds the VDI to name with -x.
         for (const v of (await legacyCandidates(pool, srUuid, a.vdi)).found) io.out(v);

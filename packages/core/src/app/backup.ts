@@ -1,7 +1,8 @@
-import { chooseSr, ringAction } from '../domain/rules.js';
+import { ringAction } from '../domain/rules.js';
 import { backupDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
+import { resolveSr } from './catalogue.js';
 import { AppError, errorCode, legacyOnBackupVdi } from './errors.js';
 import { newRunId, runStream } from './handle.js';
 import type {
@@ -100,16 +101,21 @@ export interface BackupResult {
   rootWarnings?: string[];
 }
 
-/** Runs `fn` over `items` with at most `limit` at once, results in order. */
+/**
+ * Runs `fn` over `items` with at most `limit` at once, results in order. Once `signal` is
+ * aborted no item is started; those running finish (their results are kept, the rest are
+ * holes), so nothing runs on after the promise settled.
+ */
 export async function mapLimit<T, R>(
   items: readonly T[],
   limit: number,
   fn: (t: T, i: number) => Promise<R>,
+  signal?: AbortSignal,
 ): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
+    while (next < items.length && !signal?.aborted) {
       const i = next++;
       out[i] = await fn(items[i]!, i);
     }
@@ -184,9 +190,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
   let srUuid: string | null = opts.srUuid ?? null;
   try {
     const info = await pool.pool();
-    const sr = chooseSr(srUuid, info.defaultSrUuid);
-    if ('code' in sr) throw new AppError(sr.code, sr.reason);
-    srUuid = sr.srUuid;
+    srUuid = await resolveSr({ pool: async () => info }, srUuid);
     const vdiUuid = pool.backupVdiUuid(srUuid);
     let vdi = await pool.findVdi(vdiUuid);
     let createdVdi = false;
@@ -367,6 +371,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
 
     // 2. Attach, append, always detach.
     deps.progress?.({ phase: 'write', done: 0, total: 1, bytes: archived.storedBytes });
+    deps.signal?.throwIfAborted();
     const att = await pool.attach(vdiUuid, { readOnly: false });
     let written: { seq: number; evicted: number[]; storedBytes: number; date: string };
     let rootWarnings: string[] = [];

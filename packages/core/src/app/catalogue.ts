@@ -20,16 +20,26 @@ export interface BackupListing {
   skippedVms?: number;
 }
 
+/**
+ * The SR a run works on: the one named, else the pool's default SR (asked only when none is
+ * named), else NO_DEFAULT_SR, which says to name one with -u / --sr. Every command and the
+ * console resolve their SR here, once per run.
+ */
+export async function resolveSr(
+  pool: Pick<PoolPort, 'pool'>,
+  named: string | null | undefined,
+): Promise<string> {
+  const choice = chooseSr(named, named ? null : (await pool.pool()).defaultSrUuid);
+  if ('code' in choice) throw new AppError(choice.code, choice.reason);
+  return choice.srUuid;
+}
+
 /** Finds the SR's backup VDI by its deterministic uuid (never by scanning: XSA-459). */
 export async function backupVdiOf(
   pool: PoolPort,
   srUuid: string | undefined,
 ): Promise<{ srUuid: string; vdiUuid: string }> {
-  const choice = srUuid
-    ? chooseSr(srUuid, null)
-    : chooseSr(null, (await pool.pool()).defaultSrUuid);
-  if ('code' in choice) throw new AppError(choice.code, choice.reason);
-  const sr = choice.srUuid;
+  const sr = await resolveSr(pool, srUuid);
   const vdiUuid = pool.backupVdiUuid(sr);
   const vdi = await pool.findVdi(vdiUuid);
   if (!vdi || vdi.srUuid !== sr) {

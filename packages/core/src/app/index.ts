@@ -13,6 +13,7 @@ export {
   backupVdiContent,
   backupVdiOf,
   listings,
+  resolveSr,
   withRing,
 } from './catalogue.js';
 export { type Checkpoint, type CheckpointPort, readProjection } from './checkpoint.js';

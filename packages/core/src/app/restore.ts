@@ -22,8 +22,17 @@ export interface RestoreDeps {
   clock: Clock;
   events: EventStore | null;
   progress?: Progress;
-  /** Called for each VM as it is restored (or would be) or fails. */
-  onVm?: (r: VmOutcome) => void;
+  /**
+   * Called for each VM as soon as it is restored (or would be) or fails, with how many of the
+   * chosen VMs are finished (this one included).
+   */
+  onVm?: (r: VmOutcome, at: { done: number; total: number }) => void;
+  /**
+   * Stops the restore: no VM import starts once it is aborted (those under way finish and are
+   * reported), the run is recorded as interrupted, and the restore rejects with the signal's
+   * reason. Detaching the backup disk happens on every path.
+   */
+  signal?: AbortSignal;
   /** One line for each newer backup the default restore skips as unrestorable. */
   onNote?: (line: string) => void;
 }
@@ -32,6 +41,8 @@ export interface RestoreOptions {
   srUuid?: string;
   /** `YYYY-MM-DD-HH-MM-SS`; default: the newest record that verifies. */
   date?: string;
+  /** The record's sequence number (wins over `date`): refused with BACKUP_NOT_FOUND if gone. */
+  seq?: number;
   mode: 'sr' | 'all';
   dryRun: boolean;
   force: boolean;
@@ -210,20 +221,34 @@ const REFUSED_AS_IS = new Set([
 ]);
 
 /**
- * Chooses a record (by date, or the newest restorable one) and reads it, verified. Without a
- * date, a newer record that cannot be restored (damaged, beyond the shared record limits,
- * written by a newer format) is skipped with one line through `onNote`, naming why.
+ * Chooses a record (by seq, by date, or the newest restorable one) and reads it, verified, in
+ * one attachment of the disk. Without a seq or date, a newer record that cannot be restored
+ * (damaged, beyond the shared record limits, written by a newer format) is skipped with one
+ * line through `onNote`, naming why; a record asked for is never replaced by another.
  */
 export async function loadBackup(
   deps: Pick<RestoreDeps, 'pool' | 'disk' | 'archive' | 'onNote'>,
   id: { srUuid: string; vdiUuid: string },
   date: string | undefined,
+  seq?: number,
 ): Promise<BackupContent> {
   return withRing(deps.pool, deps.disk, id, true, async (ring) => {
     const all = listings(ring);
     if (all.length === 0)
       throw new AppError('NO_BACKUPS', `the backup VDI ${id.vdiUuid} holds no backups`);
-    const candidates = date ? all.filter((l) => l.date === date) : all;
+    const asked = seq !== undefined || Boolean(date);
+    const candidates =
+      seq !== undefined
+        ? all.filter((l) => l.seq === seq)
+        : date
+          ? all.filter((l) => l.date === date)
+          : all;
+    if (seq !== undefined && candidates.length === 0) {
+      throw new AppError(
+        'BACKUP_NOT_FOUND',
+        `no backup with seq ${seq} on SR ${id.srUuid} (it may have been evicted by a newer backup): list the backups again and choose one of seq ${all.map((l) => l.seq).join(', ')}`,
+      );
+    }
     if (date && candidates.length === 0) {
       throw new AppError(
         'BACKUP_NOT_FOUND',
@@ -239,7 +264,7 @@ export async function loadBackup(
       } catch (e) {
         const code = errorCode(e);
         if (!code || !UNRESTORABLE.has(code)) throw e;
-        if (date) {
+        if (asked) {
           if (REFUSED_AS_IS.has(code)) throw e;
           const good = all.find((x) => x.seq !== l.seq);
           throw new AppError(
@@ -281,12 +306,13 @@ async function importInOrder(
   content: BackupContent,
   opts: RestoreOptions,
   importOne: (vm: VmMapEntry) => Promise<VmOutcome>,
+  signal: AbortSignal | undefined,
 ): Promise<VmOutcome[]> {
   const parallel = opts.parallel ?? 8;
   const all = chosen.map((v) => v.uuid);
   content.select?.(all);
   if (opts.dryRun || !pool.networks || !pool.exportNetworks)
-    return mapLimit(chosen, parallel, importOne);
+    return mapLimit(chosen, parallel, importOne, signal);
   const present = await pool.networks();
   const names = new Set(present.map((n) => n.name));
   const bridges = new Set(present.map((n) => n.bridge));
@@ -312,11 +338,14 @@ async function importInOrder(
   // A first pass over the exports (in archive order, one at a time) finds the networks each VM
   // needs; a record's exports are then read again from the start for the imports.
   const needs = new Map<string, string[]>();
-  for (const vm of chosen) needs.set(vm.uuid, await keysOf(vm));
+  for (const vm of chosen) {
+    if (signal?.aborted) return [];
+    needs.set(vm.uuid, await keysOf(vm));
+  }
   for (const keys of needs.values()) for (const k of keys) unsettled.add(k);
   if (unsettled.size === 0) {
     await content.rewind?.(all);
-    return mapLimit(chosen, parallel, importOne);
+    return mapLimit(chosen, parallel, importOne, signal);
   }
   // Those that may have to go alone are read in one pass (the others are not held meanwhile),
   // the rest in another, in parallel.
@@ -324,6 +353,7 @@ async function importInOrder(
   const later: VmMapEntry[] = [];
   await content.rewind?.(chosen.filter((vm) => needs.get(vm.uuid)!.length > 0).map((v) => v.uuid));
   for (const vm of chosen) {
+    if (signal?.aborted) return [];
     const mine = needs.get(vm.uuid)!.filter((k) => unsettled.has(k));
     if (mine.length === 0) {
       later.push(vm);
@@ -334,7 +364,8 @@ async function importInOrder(
     if (out.ok) for (const k of mine) unsettled.delete(k);
   }
   await content.rewind?.(later.map((v) => v.uuid));
-  for (const out of await mapLimit(later, parallel, importOne)) outcomes.set(out.uuid, out);
+  for (const out of await mapLimit(later, parallel, importOne, signal))
+    if (out) outcomes.set(out.uuid, out);
   return chosen.map((vm) => outcomes.get(vm.uuid)!);
 }
 
@@ -350,11 +381,12 @@ export async function runRestore(
   const now = deps.clock.now();
   const runId = newRunId(now);
   const rec = runStream(deps.events, `restore-${runId}`, restoreDecider, { runId });
+  deps.signal?.throwIfAborted();
   const info = await deps.pool.pool();
   const id = source?.id ?? (await backupVdiOf(deps.pool, opts.srUuid));
   let content: BackupContent;
   try {
-    content = source?.content ?? (await loadBackup(deps, id, opts.date));
+    content = source?.content ?? (await loadBackup(deps, id, opts.date, opts.seq));
   } catch (e) {
     await rec
       .exec({
@@ -439,19 +471,26 @@ export async function runRestore(
           },
     );
     bytesDone += body?.length ?? 0;
+    done++; // counted whether or not anyone listens to the progress
     deps.progress?.({
       phase: 'restore',
-      done: ++done,
+      done,
       total: chosen.length,
       bytes: bytesDone,
       item: vm.name,
     });
-    deps.onVm?.(out);
+    deps.onVm?.(out, { done, total: chosen.length });
     return out;
   };
-  const vms = await importInOrder(deps.pool, chosen, content, opts, importOne).finally(() =>
-    content.release?.(),
+  const vms = await importInOrder(deps.pool, chosen, content, opts, importOne, deps.signal).finally(
+    () => content.release?.(),
   );
+  if (deps.signal?.aborted) {
+    await rec
+      .exec({ type: 'InterruptRestore', data: { runId, reason: 'stopped by the operator' } })
+      .catch(() => {});
+    deps.signal.throwIfAborted();
+  }
   // SR and VDI names: an SR that is not in this pool is reported and skipped, never a stop.
   const present = new Map((await deps.pool.srs()).map((s) => [s.uuid, s]));
   const srs: RestoreResult['srs'] = [];

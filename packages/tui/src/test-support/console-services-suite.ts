@@ -198,6 +198,24 @@ export function consoleServicesSuite(
       }),
     );
 
+    it('a restore of a seq the ring does not keep is refused in one line, reporting no VM (never the newest instead)', () =>
+      using(make, async (s) => {
+        const sr = await someSr(s);
+        const b = await s.backup(sr, () => {}, new AbortController().signal);
+        const seen: VmOutcome[] = [];
+        const e = await failure(
+          s.restore(
+            { srUuid: sr, seq: b.seq + 1000, mode: 'all', dryRun: true },
+            (v) => seen.push(v),
+            new AbortController().signal,
+          ),
+        );
+        expect(e).toBeInstanceOf(Error);
+        expect(e.message).not.toBe('');
+        expect(e.message).not.toContain('\n');
+        expect(seen).toEqual([]);
+      }));
+
     it('refuses the legacy restore on an SR with a new-format backup disk, and says why; an SR without a backup disk has no backups to list', () =>
       using(make, async (s) => {
         const sr = await someSr(s);
