@@ -209,7 +209,8 @@ describe('xapi-sim', () => {
     const c = await connect(s);
     await expect(c.call('SR.get_all_records')).rejects.toMatchObject({ code: 'INTERNAL_ERROR' });
     expect(Object.keys(await c.call<object>('SR.get_all_records')).length).toBe(2);
-    s.faults.set({ drop: [{ match: '/export_metadata', times: 1 }] });
+    // Twice: a failed export without a task is asked again with one (to read xapi's error).
+    s.faults.set({ drop: [{ match: '/export_metadata', times: 2 }] });
     const vm = [...(await c.getAllRecords<Vm>('VM')).values()].find(
       (v) => !v.is_a_template && !v.is_control_domain,
     )!;
