@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { openEvents } from '../adapters/event-log.js';
-import { printHistory } from '../history.js';
+import { HISTORY_PAGE, printHistory } from '../history.js';
 import { type Declare, once, settingsOf, withConnection } from './options.js';
 
 /** `xsmeta history`: one line per run, newest first; `--run ID` for that run's events. */
@@ -27,19 +27,20 @@ export const historyCommand: Declare = (ctx) =>
           'only runs of KIND: backup, restore, convert, schedule',
         ).argParser(once('--kind', String)),
       )
+      .option('--all', `every run that matches, not only the newest ${HISTORY_PAGE}`)
       .option('--json', 'print one JSON document'),
   )
     .addHelpText(
       'after',
-      '\nA run whose process died before it ended shows as ABANDONED, with what it had done.',
+      `\nThe newest ${HISTORY_PAGE} runs that match are shown (--all: every one). A run whose process died before it ended shows as ABANDONED, with what it had done.`,
     )
-    .action(async (o: { run?: string; since?: string; kind?: string; json?: true }) => {
+    .action(async (o: { run?: string; since?: string; kind?: string; json?: true; all?: true }) => {
       const s = settingsOf(o);
       ctx.exit(
         await printHistory(
           openEvents(s.stateDir),
           s.stateDir,
-          { json: o.json === true, run: o.run, since: o.since, kind: o.kind },
+          { json: o.json === true, all: o.all === true, run: o.run, since: o.since, kind: o.kind },
           ctx.io.out,
         ),
       );
