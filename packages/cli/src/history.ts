@@ -143,7 +143,8 @@ export async function printHistory(
     idx,
     (r) => (since === null || r.startedAt >= since) && (kind === null || r.kind === kind),
     since,
-    q.all ? Number.POSITIVE_INFINITY : HISTORY_PAGE,
+    // --json is read by programs: every run that matches, never a page of them.
+    q.all || q.json ? Number.POSITIVE_INFINITY : HISTORY_PAGE,
   );
   if (q.json) {
     out(JSON.stringify(chosen.map(({ stream: _s, position: _p, ...r }) => r)));

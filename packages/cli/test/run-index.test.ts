@@ -50,6 +50,10 @@ describe('the run index of xsmeta history', () => {
     );
     expect(page.at(-1)).toBe(`(the newest ${HISTORY_PAGE} shown: --all shows every run)`);
     expect(ids(await history(store, { all: true }))).toHaveLength(HISTORY_PAGE + 10);
+    // A program reading --json gets every run.
+    const json: string[] = [];
+    await printHistory(store, dir, { json: true }, (l) => json.push(l));
+    expect(JSON.parse(json[0]!)).toHaveLength(HISTORY_PAGE + 10);
   });
 
   it('reads only what it prints: older lines of the index are never parsed', async () => {
