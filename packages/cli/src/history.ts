@@ -1,20 +1,13 @@
-import {
-  type EventStore,
-  RUN_HISTORY_VERSION,
-  type RunKind,
-  type RunSummary,
-  readProjection,
-  runHistory,
-  runHistoryProjection,
-} from '@xsmeta/core';
-import { checkpointFiles } from './adapters/event-log.js';
+import type { EventStore, RunKind, RunSummary } from '@xsmeta/core';
+import { HISTORY_PAGE } from './commands/options.js';
 import { UsageError } from './config.js';
 import { ownerGone } from './process/owner.js';
+import { openRunIndex, type RunIndex } from './run-index.js';
 
 /**
  * `xsmeta history`: the runs of this machine's event log, one line each, newest first, from
- * the run-history projection (its checkpoint beside the log plus the events since), or one
- * run's events. The query and the formatting live here; the command only wires flags.
+ * run index beside the log (see run-index.ts: it reads only as far as the listing goes), or
+ * one run's events. The query and the formatting live here; the command only wires flags.
  */
 
 const KINDS: readonly RunKind[] = ['backup', 'restore', 'convert', 'schedule'];
@@ -24,18 +17,51 @@ export interface HistoryQuery {
   readonly since?: string | undefined;
   readonly kind?: string | undefined;
   readonly json: boolean;
+  /** Every run that matches, not only the newest HISTORY_PAGE. */
+  readonly all?: boolean | undefined;
 }
 
-/** The runs, with those whose process died marked ABANDONED. */
-export async function loadRuns(store: EventStore, stateDir: string): Promise<RunSummary[]> {
-  const state = await readProjection(store, runHistoryProjection, {
-    name: 'run-history',
-    version: RUN_HISTORY_VERSION,
-    checkpoints: checkpointFiles(stateDir),
-  });
-  return runHistory(state, (o) =>
-    ownerGone({ host: o.host, pid: o.pid, boot: o.boot, start: o.processStart }),
-  );
+/** How many runs `xsmeta history` shows without `--all`. */
+
+/** A run not ended whose process died (or that recorded no owner) is ABANDONED. */
+function marked(r: RunSummary): RunSummary {
+  return r.outcome === 'RUNNING' &&
+    (r.owner === null ||
+      ownerGone({
+        host: r.owner.host,
+        pid: r.owner.pid,
+        boot: r.owner.boot,
+        start: r.owner.processStart,
+      }))
+    ? { ...r, outcome: 'ABANDONED' }
+    : r;
+}
+
+/**
+ * The runs that match, newest first (by the position of their first event), at most `limit`:
+ * the open runs, then the ended ones read from the end of the index only until no run not yet
+ * read can be newer than the `limit`-th found (a run ends after it starts) or, with `since`,
+ * until the runs read ended before it. `more`: runs were left unread that might match.
+ */
+async function selectRuns(
+  idx: RunIndex,
+  match: (r: RunSummary) => boolean,
+  since: string | null,
+  limit: number,
+): Promise<{ runs: RunSummary[]; more: boolean }> {
+  const found = idx.open.map(marked).filter(match);
+  const newest = () => found.sort((a, b) => b.position - a.position);
+  let more = false;
+  for await (const { end, ...r } of idx.endedNewestFirst()) {
+    if (found.length >= limit && newest()[limit - 1]!.position > end) {
+      more = true;
+      break;
+    }
+    if (since !== null && r.endedAt !== null && r.endedAt < since) break;
+    if (match(r)) found.push(r);
+  }
+  const runs = newest();
+  return { runs: runs.slice(0, limit), more: more || runs.length > limit };
 }
 
 function sinceOf(v: string | undefined): string | null {
@@ -94,9 +120,10 @@ export async function printHistory(
 ): Promise<number> {
   const since = sinceOf(q.since);
   const kind = kindOf(q.kind);
-  const runs = await loadRuns(store, stateDir);
+  const idx = await openRunIndex(store, stateDir);
   if (q.run !== undefined) {
-    const r = runs.find((x) => x.runId === q.run);
+    const { runs } = await selectRuns(idx, (x) => x.runId === q.run, null, 1);
+    const r = runs[0];
     if (!r) throw new UsageError(`no run ${q.run} in the history: 'xsmeta history' lists them`);
     const events = [];
     for await (const e of store.readStream(r.stream))
@@ -112,8 +139,12 @@ export async function printHistory(
     else for (const e of events) out(`${e.at}  ${e.type}  ${JSON.stringify(e.data)}`);
     return 0;
   }
-  const chosen = runs.filter(
+  const { runs: chosen, more } = await selectRuns(
+    idx,
     (r) => (since === null || r.startedAt >= since) && (kind === null || r.kind === kind),
+    since,
+    // --json is read by programs: every run that matches, never a page of them.
+    q.all || q.json ? Number.POSITIVE_INFINITY : HISTORY_PAGE,
   );
   if (q.json) {
     out(JSON.stringify(chosen.map(({ stream: _s, position: _p, ...r }) => r)));
@@ -121,13 +152,14 @@ export async function printHistory(
   }
   if (chosen.length === 0) {
     out(
-      runs.length === 0
+      idx.open.length + idx.endedCount === 0
         ? 'No runs recorded yet: the history is empty.'
         : 'No run matches (see xsmeta history without --since / --kind).',
     );
     return 0;
   }
   for (const r of chosen) out(runLine(r));
+  if (more) out(`(the newest ${chosen.length} shown: --all shows every run)`);
   return 0;
 }
 
@@ -137,14 +169,16 @@ export async function abandonedBackups(
   stateDir: string,
   srUuid: string | null,
 ): Promise<string[]> {
-  const runs = await loadRuns(store, stateDir);
-  return runs
+  const idx = await openRunIndex(store, stateDir);
+  return idx.open
+    .map(marked)
     .filter(
       (r) =>
         r.kind === 'backup' &&
         r.outcome === 'ABANDONED' &&
         (srUuid === null || r.srUuid === srUuid),
     )
+    .sort((a, b) => b.position - a.position)
     .map(
       (r) =>
         `ABANDONED backup run ${r.runId} started ${r.startedAt}: ${counts(r)}; last recorded: ${r.lastEvent}`,

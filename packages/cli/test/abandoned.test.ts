@@ -145,7 +145,7 @@ it.skipIf(!built)(
       const k = capture();
       expect(await xsmeta(['history', '--kind', 'backup', '--json'], k)).toBe(0);
       expect((JSON.parse(k.stdout[0]!) as Run[]).map((r) => r.kind)).toEqual(['backup', 'backup']);
-      expect(existsSync(join(state, 'projections', 'run-history.json'))).toBe(true);
+      expect(existsSync(join(state, 'projections', 'run-history', 'head.json'))).toBe(true);
     });
     await p.close();
   },

@@ -156,17 +156,33 @@ describe('a busy VM during a backup', () => {
     ]);
     const types: { type: string; data: unknown }[] = [];
     for await (const e of events.readAll()) types.push({ type: e.type, data: e.data });
+    // Each retry and the leaving out are the decider's, appended as decided.
     expect(types.map((e) => e.type)).toEqual([
       'BackupStarted',
+      'BackupExportRetried',
+      'BackupExportRetried',
+      'BackupExportRetried',
       'BackupVmSkipped',
       'BackupPartsCaptured',
       'BackupWritten',
     ]);
-    expect(types[1]!.data).toMatchObject({
+    expect(types.slice(1, 4).map((e) => e.data)).toEqual(
+      [2_000, 5_000, 10_000].map((delayMs, i) => ({
+        runId: expect.any(String),
+        vmUuid: 'vm-b',
+        code: 'OTHER_OPERATION_IN_PROGRESS',
+        attempt: i + 1,
+        delayMs,
+      })),
+    );
+    expect(slept).toEqual([2_000, 5_000, 10_000]);
+    expect(types[4]!.data).toMatchObject({
       vmUuid: 'vm-b',
       code: 'OTHER_OPERATION_IN_PROGRESS',
       attempts: 4,
     });
+    expect(types[5]!.data).toMatchObject({ vmCount: 2, skippedVms: 1 });
+    expect(types[6]!.data).toMatchObject({ vmCount: 2, skippedVms: 1 });
     // The listing (the ring's index alone) shows it partial.
     expect(listings(ring)[0]).toMatchObject({ vmCount: 2, skippedVms: 1 });
     // A restore of it says which VM it does not hold, and restores the others.

@@ -1,8 +1,6 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type AppendResult,
-  type CheckpointPort,
   ConcurrencyError,
   type EventMetadata,
   type EventStore,
@@ -134,33 +132,4 @@ export async function withEvents<T>(
     // reached this step: its runs are ended here.
     if (signalReceived() !== undefined) await interrupt();
   }
-}
-
-/**
- * Projections' checkpoints, one JSON file each in `<state-dir>/projections/` (beside the log):
- * written to a temporary file and renamed, so a reader sees the old or the new one whole. One
- * that cannot be read is absent (the projection is rebuilt); one that cannot be written is
- * skipped (the next command rebuilds it).
- */
-export function checkpointFiles(stateDir: string): CheckpointPort {
-  const dir = join(stateDir, 'projections');
-  return {
-    async load(name) {
-      try {
-        return JSON.parse(await readFile(join(dir, `${name}.json`), 'utf8')) as unknown;
-      } catch {
-        return null;
-      }
-    },
-    async save(name, checkpoint) {
-      try {
-        await mkdir(dir, { recursive: true });
-        const tmp = join(dir, `${name}.json.${process.pid}.tmp`);
-        await writeFile(tmp, JSON.stringify(checkpoint));
-        await rename(tmp, join(dir, `${name}.json`));
-      } catch {
-        // A read-only state folder: the projection is rebuilt next time.
-      }
-    },
-  };
 }

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { type Declare, once, settingsOf, withConnection } from './options.js';
+import { type Declare, HISTORY_PAGE, once, settingsOf, withConnection } from './options.js';
 
 /** `xsmeta history`: one line per run, newest first; `--run ID` for that run's events. */
 export const historyCommand: Declare = (ctx) =>
@@ -25,13 +25,14 @@ export const historyCommand: Declare = (ctx) =>
           'only runs of KIND: backup, restore, convert, schedule',
         ).argParser(once('--kind', String)),
       )
+      .option('--all', `every run that matches, not only the newest ${HISTORY_PAGE}`)
       .option('--json', 'print one JSON document'),
   )
     .addHelpText(
       'after',
-      '\nA run whose process died before it ended shows as ABANDONED, with what it had done.',
+      `\nThe newest ${HISTORY_PAGE} runs that match are shown (--all: every one). A run whose process died before it ended shows as ABANDONED, with what it had done.`,
     )
-    .action(async (o: { run?: string; since?: string; kind?: string; json?: true }) => {
+    .action(async (o: { run?: string; since?: string; kind?: string; json?: true; all?: true }) => {
       const s = settingsOf(o);
       const { openEvents } = await import('../adapters/event-log.js');
       const { printHistory } = await import('../history.js');
@@ -39,7 +40,7 @@ export const historyCommand: Declare = (ctx) =>
         await printHistory(
           openEvents(s.stateDir),
           s.stateDir,
-          { json: o.json === true, run: o.run, since: o.since, kind: o.kind },
+          { json: o.json === true, all: o.all === true, run: o.run, since: o.since, kind: o.kind },
           ctx.io.out,
         ),
       );

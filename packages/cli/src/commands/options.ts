@@ -10,6 +10,9 @@ export const VERSION: string = (
   }
 ).version;
 
+/** How many runs `xsmeta history` shows without --all (the newest that match). */
+export const HISTORY_PAGE = 50;
+
 /** What a command's action gets: where to print, and how to set the exit status. */
 export interface Ctx {
   io: Io;

@@ -43,22 +43,6 @@ export interface BackupDeps {
   onNote?: (line: string) => void;
 }
 
-/**
- * The codes with which xapi refuses to lock a VM for a metadata export while another
- * operation holds it: `lock_vm` in ocaml/xapi/export.ml asks
- * `Xapi_vm_lifecycle.assert_operation_valid` (ocaml/xapi/xapi_vm_lifecycle.ml). Such a
- * refusal is retried; anything else fails the backup.
- */
-export const BUSY_VM_CODES: ReadonlySet<string> = new Set([
-  'OTHER_OPERATION_IN_PROGRESS',
-  'OPERATION_NOT_ALLOWED',
-  'OPERATION_BLOCKED',
-  'VM_BAD_POWER_STATE',
-]);
-
-/** Waits before each retry of a refused export; after the last the VM is left out. */
-export const EXPORT_RETRY_DELAYS_MS: readonly number[] = [2_000, 5_000, 10_000];
-
 const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export interface BackupOptions {
@@ -178,8 +162,9 @@ async function backupsOn(
 /**
  * Backs up the pool's metadata to the Pool Metadata Backup VDI of an SR: capture (bounded
  * parallel, streamed into the compressed archive), then attach the VDI, append one record,
- * and always detach. Events: BackupStarted, BackupVmSkipped (each VM left out),
- * BackupPartsCaptured, BackupWritten | BackupFailed.
+ * and always detach. Events: BackupStarted, BackupExportRetried / BackupVmSkipped (a busy VM
+ * asked again / left out, as the backup decider rules), BackupPartsCaptured, BackupWritten |
+ * BackupFailed, each appended when it is decided.
  */
 export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Promise<BackupResult> {
   const { pool, disk, archive, clock } = deps;
@@ -258,44 +243,61 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     };
     const parallel = opts.parallel ?? 8;
     const sleep = deps.sleep ?? realSleep;
-    const skipped: (SkippedVm & { attempts: number })[] = [];
     /**
-     * One VM's export. A busy VM (BUSY_VM_CODES) is asked again after each delay of
-     * EXPORT_RETRY_DELAYS_MS; still refused, it is left out and the backup goes on, as
-     * upstream's script skips a VM whose export fails.
+     * One VM's export. A refusal goes to the backup decider (RecordExportRefused), which says
+     * what happens: asked again after a delay (BackupExportRetried), left out
+     * (BackupVmSkipped: the backup goes on, partial), or, deciding nothing, the run fails with
+     * the refusal. This code only waits and asks again.
      */
     let prefetched: Map<string, Uint8Array> | null = null;
-    const exportVm = async (vm: (typeof vms)[number]): Promise<Uint8Array | SkippedVm> => {
+    const exportVm = async (vm: (typeof vms)[number]): Promise<Uint8Array | null> => {
       const ready = prefetched?.get(vm.uuid);
       if (ready) {
         prefetched?.delete(vm.uuid);
         return ready;
       }
-      for (let attempt = 0; ; attempt++) {
+      for (;;) {
         try {
           return await pool.exportMetadata(vm.uuid);
         } catch (e) {
-          const code = errorCode(e) ?? '';
-          if (!BUSY_VM_CODES.has(code)) throw e;
-          const delay = EXPORT_RETRY_DELAYS_MS[attempt];
-          if (delay === undefined) {
-            const out = {
-              uuid: vm.uuid,
+          const decided = await rec.exec({
+            type: 'RecordExportRefused',
+            data: {
+              runId,
+              vmUuid: vm.uuid,
               name: vm.name,
               isTemplate: vm.isTemplate,
-              srUuids: vm.srUuids,
-              code,
+              code: errorCode(e) ?? '',
               reason: (e as Error).message,
-            };
-            skipped.push({ ...out, attempts: attempt + 1 });
-            return out;
-          }
+            },
+          });
+          const next = decided[0];
+          if (next === undefined) throw e;
+          if (next.type === 'BackupVmSkipped') return null;
+          if (next.type !== 'BackupExportRetried') throw e;
           deps.signal?.throwIfAborted();
-          await sleep(delay);
+          await sleep(next.data.delayMs);
           deps.signal?.throwIfAborted();
         }
       }
     };
+    /** The VMs left out so far, as the decider's state has them (with what the pool said). */
+    const leftOut = (): SkippedVm[] =>
+      rec.state().skipped.flatMap((s) => {
+        const vm = vms.find((v) => v.uuid === s.vmUuid);
+        return vm
+          ? [
+              {
+                uuid: vm.uuid,
+                name: vm.name,
+                isTemplate: vm.isTemplate,
+                srUuids: vm.srUuids,
+                code: s.code,
+                reason: s.reason,
+              },
+            ]
+          : [];
+      });
     async function* parts(): AsyncIterable<ArchivePart> {
       const db = await pool.dumpDatabase();
       tick(db.length, 'pool database', false);
@@ -314,7 +316,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         }
       }
       // Exports run ahead of the archive by at most `parallel` requests, in order.
-      const inflight: Promise<Uint8Array | SkippedVm>[] = [];
+      const inflight: Promise<Uint8Array | null>[] = [];
       let i = 0;
       const launch = () => {
         const vm = vms[i++];
@@ -330,7 +332,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         deps.signal?.throwIfAborted();
         const data = await inflight.shift()!;
         launch();
-        if (!(data instanceof Uint8Array)) {
+        if (data === null) {
           tick(0, vm.name);
           continue;
         }
@@ -341,29 +343,15 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       tick(srmeta.length, 'SR metadata', false);
       yield { name: PART.srmeta, data: srmeta };
       // The map lists what the record holds: a VM left out is named in the manifest instead.
-      const out = new Set(skipped.map((v) => v.uuid));
+      const out = new Set(leftOut().map((v) => v.uuid));
       const held = map.filter((v) => !out.has(v.uuid));
       yield { name: PART.vmMap, data: new TextEncoder().encode(JSON.stringify(held)) };
     }
     const archived = await archive.write(parts(), {});
-    const leftOut = new Set(skipped.map((v) => v.uuid));
-    const vmCount = vms.filter((v) => !v.isTemplate && !leftOut.has(v.uuid)).length;
-    const templateCount = vms.filter((v) => v.isTemplate && !leftOut.has(v.uuid)).length;
-    for (const v of skipped) {
-      await rec.exec({
-        type: 'RecordVmSkipped',
-        data: {
-          runId,
-          vmUuid: v.uuid,
-          name: v.name,
-          isTemplate: v.isTemplate,
-          code: v.code,
-          reason: v.reason,
-          attempts: v.attempts,
-        },
-      });
-    }
-    const skippedVms: SkippedVm[] = skipped.map(({ attempts: _, ...v }) => v);
+    const skippedVms = leftOut();
+    const out = new Set(skippedVms.map((v) => v.uuid));
+    const vmCount = vms.filter((v) => !v.isTemplate && !out.has(v.uuid)).length;
+    const templateCount = vms.filter((v) => v.isTemplate && !out.has(v.uuid)).length;
     await rec.exec({
       type: 'RecordCapture',
       data: { runId, vmCount, templateCount, rawBytes: archived.rawBytes },

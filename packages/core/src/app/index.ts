@@ -2,7 +2,6 @@ export {
   type BackupDeps,
   type BackupOptions,
   type BackupResult,
-  BUSY_VM_CODES,
   DEFAULT_KEEP,
   DEFAULT_VDI_SIZE,
   fmtBytes,

@@ -22,7 +22,8 @@ export type DomainErrorCode =
   | 'RUN_ALREADY_STARTED'
   | 'RUN_NOT_STARTED'
   | 'RUN_FINISHED'
-  | 'ALREADY_CONVERTED';
+  | 'ALREADY_CONVERTED'
+  | 'VM_ALREADY_SKIPPED';
 
 export class DomainError extends Error {
   override readonly name = 'DomainError';

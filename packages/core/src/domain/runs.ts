@@ -7,22 +7,73 @@ type Data<E extends { type: string; data: unknown }, T extends E['type']> = Extr
   { type: T }
 >['data'];
 
+/**
+ * The codes with which xapi refuses to lock a VM for a metadata export while another
+ * operation holds it: `lock_vm` in ocaml/xapi/export.ml asks
+ * `Xapi_vm_lifecycle.assert_operation_valid` (ocaml/xapi/xapi_vm_lifecycle.ml). Such a
+ * refusal is retried; anything else fails the backup.
+ */
+export const BUSY_VM_CODES: ReadonlySet<string> = new Set([
+  'OTHER_OPERATION_IN_PROGRESS',
+  'OPERATION_NOT_ALLOWED',
+  'OPERATION_BLOCKED',
+  'VM_BAD_POWER_STATE',
+]);
+
+/** Waits before each retry of a refused export; after the last the VM is left out. */
+export const EXPORT_RETRY_DELAYS_MS: readonly number[] = [2_000, 5_000, 10_000];
+
+/** A VM the run left out, as its BackupVmSkipped event says. */
+export interface LeftOutVm {
+  vmUuid: string;
+  code: string;
+  reason: string;
+  attempts: number;
+}
+
 export interface BackupRunState {
   status: 'idle' | 'running' | 'written' | 'failed';
   runId: string | null;
   srUuid: string | null;
+  /** Refusals of each VM's export so far (by VM uuid). */
+  refusals: Record<string, number>;
+  /** The VMs left out, in the order decided: any makes the backup partial. */
+  skipped: LeftOutVm[];
 }
 
 export type BackupCommand =
   | { type: 'StartBackup'; data: Data<BackupEvent, 'BackupStarted'> }
-  | { type: 'RecordCapture'; data: Data<BackupEvent, 'BackupPartsCaptured'> }
-  | { type: 'RecordWritten'; data: Data<BackupEvent, 'BackupWritten'> }
-  | { type: 'RecordVmSkipped'; data: Data<BackupEvent, 'BackupVmSkipped'> }
+  | { type: 'RecordCapture'; data: Omit<Data<BackupEvent, 'BackupPartsCaptured'>, 'skippedVms'> }
+  | { type: 'RecordWritten'; data: Omit<Data<BackupEvent, 'BackupWritten'>, 'skippedVms'> }
+  | {
+      /** xapi refused a VM's export: retry it or leave it out (the decider says which). */
+      type: 'RecordExportRefused';
+      data: {
+        runId: string;
+        vmUuid: string;
+        name: string;
+        isTemplate: boolean;
+        code: string;
+        reason: string;
+      };
+    }
   | { type: 'FailBackup'; data: Data<BackupEvent, 'BackupFailed'> };
 
-/** One backup run: started once, then written or failed once; nothing after that. */
+/** The `skippedVms` count a partial backup's events carry (absent on a whole one). */
+const partial = (s: BackupRunState) =>
+  s.skipped.length > 0 ? { skippedVms: s.skipped.length } : {};
+
+/**
+ * One backup run: started once, then written or failed once; nothing after that. A refused
+ * export (RecordExportRefused) with a busy code (BUSY_VM_CODES) is retried after the next
+ * delay of EXPORT_RETRY_DELAYS_MS (BackupExportRetried); refused once more than there are
+ * delays, the VM is left out (BackupVmSkipped) and the backup goes on, partial, as upstream's
+ * script skips a VM whose export fails. Any other refusal is not the decider's to retry: it
+ * decides nothing, and the run fails with the refusal. The capture and the written record of
+ * a partial backup carry how many VMs it left out.
+ */
 export const backupDecider: Decider<BackupCommand, BackupEvent, BackupRunState> = {
-  initialState: () => ({ status: 'idle', runId: null, srUuid: null }),
+  initialState: () => ({ status: 'idle', runId: null, srUuid: null, refusals: {}, skipped: [] }),
   decide(cmd, s) {
     if (cmd.type === 'StartBackup') {
       if (s.status !== 'idle')
@@ -36,17 +87,44 @@ export const backupDecider: Decider<BackupCommand, BackupEvent, BackupRunState> 
     }
     if (s.status !== 'running')
       throw new DomainError('RUN_NOT_STARTED', 'the backup run is not in progress');
-    if (cmd.type === 'RecordVmSkipped') return [{ type: 'BackupVmSkipped', data: cmd.data }];
-    return cmd.type === 'RecordCapture'
-      ? [{ type: 'BackupPartsCaptured', data: cmd.data }]
-      : [{ type: 'BackupWritten', data: cmd.data }];
+    switch (cmd.type) {
+      case 'RecordExportRefused': {
+        const { runId, vmUuid, name, isTemplate, code, reason } = cmd.data;
+        if (s.skipped.some((v) => v.vmUuid === vmUuid))
+          throw new DomainError('VM_ALREADY_SKIPPED', `VM ${vmUuid} is already left out`);
+        if (!BUSY_VM_CODES.has(code)) return [];
+        const attempt = (s.refusals[vmUuid] ?? 0) + 1;
+        const delayMs = EXPORT_RETRY_DELAYS_MS[attempt - 1];
+        return delayMs === undefined
+          ? [
+              {
+                type: 'BackupVmSkipped',
+                data: { runId, vmUuid, name, isTemplate, code, reason, attempts: attempt },
+              },
+            ]
+          : [{ type: 'BackupExportRetried', data: { runId, vmUuid, code, attempt, delayMs } }];
+      }
+      case 'RecordCapture':
+        return [{ type: 'BackupPartsCaptured', data: { ...cmd.data, ...partial(s) } }];
+      case 'RecordWritten':
+        return [{ type: 'BackupWritten', data: { ...cmd.data, ...partial(s) } }];
+    }
   },
   evolve(s, e) {
     switch (e.type) {
       case 'BackupStarted':
-        return { status: 'running', runId: e.data.runId, srUuid: e.data.srUuid };
+        return { ...s, status: 'running', runId: e.data.runId, srUuid: e.data.srUuid };
+      case 'BackupExportRetried':
+        return { ...s, refusals: { ...s.refusals, [e.data.vmUuid]: e.data.attempt } };
+      case 'BackupVmSkipped': {
+        const { vmUuid, code, reason, attempts } = e.data;
+        return {
+          ...s,
+          refusals: { ...s.refusals, [vmUuid]: attempts },
+          skipped: [...s.skipped, { vmUuid, code, reason, attempts }],
+        };
+      }
       case 'BackupPartsCaptured':
-      case 'BackupVmSkipped':
         return s;
       case 'BackupWritten':
         return { ...s, status: 'written' };

@@ -27,6 +27,8 @@ export type BackupEvent =
         readonly vmCount: number;
         readonly templateCount: number;
         readonly rawBytes: number;
+        /** Present when the backup is partial: how many VMs it left out (BackupVmSkipped). */
+        readonly skippedVms?: number;
       };
     }
   | {
@@ -47,6 +49,22 @@ export type BackupEvent =
         readonly rootWarnings?: readonly string[];
         /** Present when the run re-initialised the ring (`-i`): the backups it destroyed. */
         readonly reinitialised?: { readonly destroyed: readonly { seq: number; date: string }[] };
+        /** Present when the backup is partial: how many VMs it left out (BackupVmSkipped). */
+        readonly skippedVms?: number;
+      };
+    }
+  | {
+      /**
+       * xapi refused a VM's export because another operation holds it: it is asked again
+       * after `delayMs` (the backup decider's retry rule). Its `attempt`-th refusal.
+       */
+      readonly type: 'BackupExportRetried';
+      readonly data: {
+        readonly runId: string;
+        readonly vmUuid: string;
+        readonly code: string;
+        readonly attempt: number;
+        readonly delayMs: number;
       };
     }
   | {
@@ -231,6 +249,7 @@ export const KNOWN_EVENT_TYPES: ReadonlySet<string> = new Set<EventType>([
   'BackupPartsCaptured',
   'BackupWritten',
   'BackupVmSkipped',
+  'BackupExportRetried',
   'BackupFailed',
   'RestoreRequested',
   'VmRestored',
