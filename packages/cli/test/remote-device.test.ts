@@ -1,12 +1,19 @@
 // The remote BlockDevice (src/remote/device.ts) against the simulated pool: the port's
-// behaviour (written as a reusable suite: `blockDeviceBehaviour`), the ring on it, what it
-// moves, and a PUT cut part-way leaving the ring as before.
+// behaviour (vdi-store's shared BlockDevice suite), the ring on it, what it moves, and a PUT
+// cut part-way leaving the ring as before.
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BlockDevice, Ring } from '@xsmeta/vdi-store';
-import { type PoolRecord, type SrRecord, type VdiRecord, XapiClient } from '@xsmeta/xapi';
+import { Ring } from '@xsmeta/vdi-store';
+import { blockDeviceSuite } from '@xsmeta/vdi-store/test-support';
+import {
+  type PoolRecord,
+  type SrRecord,
+  type VdiRecord,
+  VHD_SECTOR,
+  XapiClient,
+} from '@xsmeta/xapi';
 import { type Simulator, startSimulator } from '@xsmeta/xapi-sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RemoteDevice } from '../src/remote/device.js';
@@ -60,49 +67,41 @@ function payload(seed: number, size: number): Uint8Array {
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const label = (s: string) => new TextEncoder().encode(s);
 
-/**
- * What any BlockDevice must do. `open(readOnly)` gives a device on the same, initially zeroed
- * disk of at least 8 MiB each time it is called.
- */
-export function blockDeviceBehaviour(
-  name: string,
-  open: (readOnly: boolean) => Promise<BlockDevice>,
-): void {
-  describe(`BlockDevice behaviour: ${name}`, () => {
-    it('reads what it wrote, across blocks and unaligned, and keeps the bytes around', async () => {
-      const dev = await open(false);
-      const a = payload(1, 3 * MiB + 77);
-      await dev.write(2 * MiB - 1000, a);
-      await dev.write(10, new Uint8Array([1, 2, 3]));
-      expect(sha(await dev.read(2 * MiB - 1000, a.length))).toBe(sha(a));
-      expect([...(await dev.read(8, 7))]).toEqual([0, 0, 1, 2, 3, 0, 0]);
-      await dev.flush();
-      await dev.close();
-      const again = await open(true);
-      expect(sha(await again.read(2 * MiB - 1000, a.length))).toBe(sha(a));
-      expect([...(await again.read(8, 7))]).toEqual([0, 0, 1, 2, 3, 0, 0]);
-      expect((await again.read(2 * MiB - 1001, 1))[0]).toBe(0);
-      await again.close();
-    });
+const refs = new WeakMap<RemoteDevice, string>();
 
-    it('refuses a range past the end or negative, and writes on a read-only device', async () => {
-      const dev = await open(true);
-      await expect(dev.read(dev.size - 1, 2)).rejects.toMatchObject({ code: 'RING_TRUNCATED' });
-      await expect(dev.read(-1, 2)).rejects.toMatchObject({ code: 'RING_INVALID_ARGUMENT' });
-      await expect(dev.write(0, new Uint8Array(1))).rejects.toMatchObject({
-        code: 'RING_READ_ONLY',
-      });
-      expect(dev.readOnly).toBe(true);
-      await dev.close();
-    });
-  });
+/** The VDI's bytes as the pool holds them, read raw past any device. */
+async function vdiBytes(ref: string): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of await c.exportRawVdi(ref, { format: 'raw' })) chunks.push(chunk);
+  return new Uint8Array(Buffer.concat(chunks));
 }
 
+// The shared suite: each case gets a fresh VDI of the image's size (a whole number of
+// sectors), filled through a raw PUT, and looks at it through a raw GET.
+blockDeviceSuite(
+  'RemoteDevice over export_raw_vdi/import_raw_vdi',
+  { writable: true, outOfRangeCode: 'RING_TRUNCATED', sectorSize: VHD_SECTOR },
+  {
+    async open(image, { readOnly }) {
+      const v = await newVdi(image.length);
+      await c.importRawVdi(v.ref, image, { format: 'raw' });
+      const dev = await RemoteDevice.open(c, v.ref, { readOnly });
+      refs.set(dev, v.ref);
+      return dev;
+    },
+    bytes: (dev) => vdiBytes(refs.get(dev)!),
+  },
+);
+
 describe('remote device', () => {
-  let vdi: { ref: string } | undefined;
-  blockDeviceBehaviour('RemoteDevice over export_raw_vdi/import_raw_vdi', async (readOnly) => {
-    vdi ??= await newVdi(8 * MiB);
-    return RemoteDevice.open(c, vdi.ref, { readOnly });
+  it('refuses a negative range', async () => {
+    const v = await newVdi(VHD_SECTOR);
+    const dev = await RemoteDevice.open(c, v.ref);
+    await expect(dev.read(-1, 2)).rejects.toMatchObject({ code: 'RING_INVALID_ARGUMENT' });
+    await expect(dev.write(-1, new Uint8Array(2))).rejects.toMatchObject({
+      code: 'RING_INVALID_ARGUMENT',
+    });
+    await dev.close();
   });
 
   it('holds a ring: list reads only the start of the disk, an append sends only changed blocks', async () => {

@@ -73,6 +73,12 @@ export class RemoteDevice implements BlockDevice {
   /** The block the live stream is in (blocks come in ascending order). */
   private liveAt = -1;
   private closed = false;
+  /**
+   * The operation in progress: reads, writes, flushes and close run one at a time, in the order
+   * they were called. They share one export stream and one pinned range; run at once, each read
+   * would start its own export and the one before would be left open.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly xapi: XapiClient,
@@ -101,6 +107,12 @@ export class RemoteDevice implements BlockDevice {
       opts.readOnly ?? false,
       Math.max(2, opts.cacheBlocks ?? Number.POSITIVE_INFINITY),
     );
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
   }
 
   private evict(): void {
@@ -236,9 +248,11 @@ export class RemoteDevice implements BlockDevice {
     }
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    this.check(offset, length);
-    return this.pinning(offset, length, () => this.copyOut(offset, length));
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return this.serial(async () => {
+      this.check(offset, length);
+      return this.pinning(offset, length, () => this.copyOut(offset, length));
+    });
   }
 
   private async copyOut(offset: number, length: number): Promise<Uint8Array> {
@@ -256,11 +270,13 @@ export class RemoteDevice implements BlockDevice {
     return out;
   }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
-    if (this.readOnly) throw new RingError('RING_READ_ONLY', 'the remote device is read-only');
-    this.check(offset, data.length);
-    if (data.length === 0) return;
-    await this.pinning(offset, data.length, () => this.copyIn(offset, data));
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return this.serial(async () => {
+      if (this.readOnly) throw new RingError('RING_READ_ONLY', 'the remote device is read-only');
+      this.check(offset, data.length);
+      if (data.length === 0) return;
+      await this.pinning(offset, data.length, () => this.copyIn(offset, data));
+    });
   }
 
   private async copyIn(offset: number, data: Uint8Array): Promise<void> {
@@ -286,7 +302,11 @@ export class RemoteDevice implements BlockDevice {
   }
 
   /** Sends every write since the last flush as one VHD (changed blocks, changed sectors). */
-  async flush(): Promise<void> {
+  flush(): Promise<void> {
+    return this.serial(() => this.send());
+  }
+
+  private async send(): Promise<void> {
     if (this.readOnly) return;
     const blocks: VhdBlock[] = [];
     for (const [index, b] of this.blocks) {
@@ -320,14 +340,16 @@ export class RemoteDevice implements BlockDevice {
   }
 
   /** Flushes what is left (a file device's writes also outlive its close), stops any read. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    try {
-      await this.flush();
-    } finally {
-      this.closed = true;
-      await this.stopStream();
-      this.blocks.clear();
-    }
+  close(): Promise<void> {
+    return this.serial(async () => {
+      if (this.closed) return;
+      try {
+        await this.send();
+      } finally {
+        this.closed = true;
+        await this.stopStream();
+        this.blocks.clear();
+      }
+    });
   }
 }

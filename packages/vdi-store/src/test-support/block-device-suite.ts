@@ -2,7 +2,9 @@
  * The behaviour every `BlockDevice` promises, as one suite that each implementation runs (as
  * abstract-level ships its suite for stores): vdi-store's memory and file devices, and
  * legacy-compat's read-only image device. A device declares what it can do (`writable`), and
- * the suite skips what it cannot, as abstract-level's suite switches on declared features.
+ * the suite skips what it cannot, as abstract-level's suite switches on declared features. A
+ * device whose size is a whole number of sectors (the remote device: a VDI's virtual size is a
+ * multiple of 512) declares `sectorSize`, and every case runs on an image rounded up to it.
  * Not part of the package's API: not built, exported only under the `source` condition.
  */
 import { createHash } from 'node:crypto';
@@ -27,6 +29,11 @@ export interface BlockDeviceCapabilities {
   readonly writable: boolean;
   /** The error `code` of a read outside the device (vdi-store: RING_TRUNCATED). */
   readonly outOfRangeCode: string;
+  /**
+   * The device's size is always a multiple of this: the image is rounded up to it (filled with
+   * the same varied content). Without it the image has an odd size, to catch block rounding.
+   */
+  readonly sectorSize?: number;
 }
 
 /** How the suite gets a device over given bytes, and looks at the bytes underneath. */
@@ -39,9 +46,12 @@ export interface BlockDeviceFactory<D extends ReadableDevice> {
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-/** 64 KiB + 3 bytes of varied content (an odd size catches block rounding). */
-function image(): Uint8Array {
-  const out = new Uint8Array(64 * 1024 + 3);
+/**
+ * 64 KiB + 3 bytes of varied content (an odd size catches block rounding), rounded up to a
+ * whole number of sectors for a device that has them.
+ */
+function image(sectorSize = 1): Uint8Array {
+  const out = new Uint8Array(Math.ceil((64 * 1024 + 3) / sectorSize) * sectorSize);
   let x = 12345;
   for (let i = 0; i < out.length; i++) {
     x = (x * 1103515245 + 12345) >>> 0;
@@ -66,7 +76,7 @@ export function blockDeviceSuite<D extends ReadableDevice>(
 ): void {
   describe(`BlockDevice behaviour: ${name}`, () => {
     it('has the size of its bytes and reads exactly what they hold, anywhere', async () => {
-      const img = image();
+      const img = image(caps.sectorSize);
       const dev = await factory.open(img, { readOnly: true });
       try {
         expect(dev.size).toBe(img.length);
@@ -88,7 +98,7 @@ export function blockDeviceSuite<D extends ReadableDevice>(
     });
 
     it('refuses a read past the end, typed, and stays usable', async () => {
-      const img = image();
+      const img = image(caps.sectorSize);
       const dev = await factory.open(img, { readOnly: true });
       try {
         expect((await failure(dev.read(img.length - 2, 3))).code).toBe(caps.outOfRangeCode);
@@ -100,7 +110,7 @@ export function blockDeviceSuite<D extends ReadableDevice>(
     });
 
     it('answers many reads at once, each with its own bytes', async () => {
-      const img = image();
+      const img = image(caps.sectorSize);
       const dev = await factory.open(img, { readOnly: true });
       try {
         const ranges = Array.from({ length: 64 }, (_, i) => [(i * 997) % 60_000, 1 + i * 61]);
@@ -115,7 +125,7 @@ export function blockDeviceSuite<D extends ReadableDevice>(
     });
 
     it('hands out copies: changing what a read returned changes nothing underneath', async () => {
-      const img = image();
+      const img = image(caps.sectorSize);
       const dev = await factory.open(img, { readOnly: true });
       try {
         const a = await dev.read(100, 50);
@@ -130,7 +140,7 @@ export function blockDeviceSuite<D extends ReadableDevice>(
     it.skipIf(!caps.writable)(
       'opened read-only: refuses writes and never changes a byte',
       async () => {
-        const img = image();
+        const img = image(caps.sectorSize);
         const dev = (await factory.open(img, { readOnly: true })) as unknown as WritableDevice;
         try {
           expect(dev.readOnly).toBe(true);
@@ -148,7 +158,7 @@ export function blockDeviceSuite<D extends ReadableDevice>(
     it.skipIf(!caps.writable)(
       'writes land where asked, are read back, and last after flush',
       async () => {
-        const img = image();
+        const img = image(caps.sectorSize);
         const dev = (await factory.open(img, { readOnly: false })) as unknown as WritableDevice;
         try {
           expect(dev.readOnly).toBe(false);
@@ -174,7 +184,7 @@ export function blockDeviceSuite<D extends ReadableDevice>(
     it.skipIf(!caps.writable)(
       'refuses a write past the end without writing any of it',
       async () => {
-        const img = image();
+        const img = image(caps.sectorSize);
         const dev = (await factory.open(img, { readOnly: false })) as unknown as WritableDevice;
         try {
           const code = (await failure(dev.write(img.length - 2, new Uint8Array(3).fill(7)))).code;
