@@ -175,8 +175,14 @@ async function stream(res: http.ServerResponse, data: Buffer, cut: number | null
     const piece = data.subarray(off, Math.min(end, off + 64 * 1024));
     if (!res.write(piece))
       await new Promise<void>((r) => {
-        res.once('drain', r);
-        res.once('close', r);
+        // Whichever comes first; the other listener goes too (they would pile up otherwise).
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          r();
+        };
+        res.once('drain', done);
+        res.once('close', done);
       });
     if (res.destroyed) return;
   }
