@@ -2,13 +2,13 @@
 // pool database restore check of ocaml/xapi/pool_db_backup.ml. Function names in comments are
 // those of the xen-api file named.
 import { randomUUID } from 'node:crypto';
-import { decodeValue, encodeValue, type XmlRpcValue } from '@xsmeta/xapi';
+import { decodeValue, encodeValue, tarOne, type XmlRpcValue } from '@xsmeta/xapi';
 import { parseDbDump } from './dbxml.js';
 import { Failure } from './errors.js';
 import { NULL, newRef, type Rec } from './model.js';
 import type { Pool } from './pool.js';
 import { networkRecord, vifRecord, XAPI_MAJOR, XAPI_MINOR } from './seed.js';
-import { tarOne, untar } from './tar.js';
+import { untar } from './tar.js';
 
 const EPOCH = '19700101T00:00:00Z';
 

@@ -11,13 +11,14 @@ import {
   decodeValue,
   encodeMethodCall,
   encodeValue,
+  tarOne,
   XapiClient,
   type XapiError,
   type XmlRpcValue,
 } from '@xsmeta/xapi';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Simulator, startSimulator } from '../src/index.js';
-import { tarOne, untar } from '../src/tar.js';
+import { untar } from '../src/tar.js';
 
 const dirs: string[] = [];
 const sims: Simulator[] = [];

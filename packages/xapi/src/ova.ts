@@ -32,8 +32,11 @@ function octal(n: number, width: number): string {
   return `${n.toString(8).padStart(width - 1, '0')}\0`;
 }
 
-/** A ustar archive of one member (what xapi's handler sends: ova.xml then the end blocks). */
-function tarOne(name: string, data: Uint8Array): Uint8Array {
+/**
+ * A ustar archive of one member (what xapi's handler sends: ova.xml then the end blocks).
+ * The simulator builds its exports with it too.
+ */
+export function tarOne(name: string, data: Uint8Array, mtime = 0): Uint8Array {
   const h = new Uint8Array(512);
   const put = (s: string, off: number) => h.set(enc.encode(s), off);
   put(name, 0);
@@ -41,7 +44,7 @@ function tarOne(name: string, data: Uint8Array): Uint8Array {
   put(octal(0, 8), 108);
   put(octal(0, 8), 116);
   put(octal(data.length, 12), 124);
-  put(octal(0, 12), 136);
+  put(octal(mtime, 12), 136);
   put('        ', 148);
   put('0', 156);
   put('ustar\u000000', 257);
