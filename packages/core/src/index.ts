@@ -41,7 +41,6 @@ export {
   chooseConvertDates,
   convertDecider,
   EXPORT_RETRY_DELAYS_MS,
-  interruptedRunEvents,
   type LeftOutVm,
   type RestoreCommand,
   type RestoreRunState,

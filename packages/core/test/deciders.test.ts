@@ -6,7 +6,6 @@ import {
   type Decider,
   DomainError,
   fold,
-  interruptedRunEvents,
   legacyAccess,
   restoreDecider,
   scheduleDecider,
@@ -283,46 +282,5 @@ describe('legacyAccess: XenServer rule and XSA-459, as a pure decision', () => {
       code: 'LEGACY_AMBIGUOUS',
       reason: expect.stringMatching(/a, b.*-x VDI_UUID/),
     });
-  });
-});
-
-describe('interruptedRunEvents', () => {
-  const started = (stream: string, runId: string) => ({
-    stream,
-    type: 'BackupStarted',
-    data: { runId, srUuid: 'sr-1' },
-  });
-
-  it('ends each started backup, conversion and restore as interrupted, and nothing that ended', () => {
-    const events = [
-      started('backup-a', 'a'),
-      started('backup-b', 'b'),
-      { stream: 'backup-b', type: 'BackupFailed', data: { runId: 'b' } },
-      { stream: 'legacy-c', type: 'LegacyConvertStarted', data: { runId: 'c' } },
-      { stream: 'legacy-c', type: 'LegacyBackupConverted', data: { runId: 'c', date: 'd1' } },
-      { stream: 'restore-d', type: 'RestoreRequested', data: { runId: 'd', dryRun: false } },
-      { stream: 'restore-d', type: 'VmRestored', data: { runId: 'd', vmUuid: 'v1' } },
-      { stream: 'restore-d', type: 'VmRestoreFailed', data: { runId: 'd', vmUuid: 'v2' } },
-      { stream: 'restore-e', type: 'RestoreRequested', data: { runId: 'e', dryRun: true } },
-      { stream: 'restore-e', type: 'RestoreFinished', data: { runId: 'e' } },
-    ];
-    expect(interruptedRunEvents(events, 'SIGTERM')).toEqual([
-      {
-        stream: 'backup-a',
-        type: 'BackupFailed',
-        data: { runId: 'a', srUuid: 'sr-1', code: 'INTERRUPTED', reason: 'SIGTERM' },
-      },
-      {
-        stream: 'legacy-c',
-        type: 'LegacyConvertFailed',
-        data: { runId: 'c', code: 'INTERRUPTED', reason: 'SIGTERM' },
-      },
-      {
-        stream: 'restore-d',
-        type: 'RestoreInterrupted',
-        data: { runId: 'd', restored: 1, errors: 1, dryRun: false, reason: 'SIGTERM' },
-      },
-    ]);
-    expect(interruptedRunEvents([], 'SIGTERM')).toEqual([]);
   });
 });

@@ -1,12 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
-  type Checkpoint,
-  type CheckpointPort,
   type EventStore,
   MemoryEventStore,
   type RecordedEvent,
   RUN_HISTORY_VERSION,
-  readProjection,
   runHistory,
   runHistoryProjection,
 } from '../src/index.js';
@@ -99,82 +96,3 @@ describe('run history', () => {
 });
 
 /** A store that counts the events its readAll hands out. */
-function counting(inner: EventStore) {
-  const c = { read: 0 };
-  const store: EventStore = {
-    appendToStream: (...a) => inner.appendToStream(...a),
-    readStream: (...a) => inner.readStream(...a),
-    subscribe: (...a) => inner.subscribe(...a),
-    close: () => inner.close(),
-    async *readAll(o) {
-      for await (const e of inner.readAll(o)) {
-        c.read++;
-        yield e;
-      }
-    },
-  };
-  return { store, c };
-}
-
-function memoryCheckpoints(): CheckpointPort & { saved: Map<string, Checkpoint<unknown>> } {
-  const saved = new Map<string, Checkpoint<unknown>>();
-  return {
-    saved,
-    load: async (n) => (saved.has(n) ? structuredClone(saved.get(n)) : null),
-    save: async (n, c) => {
-      saved.set(n, structuredClone(c));
-    },
-  };
-}
-
-describe('checkpointed projections', () => {
-  const at = (checkpoints: CheckpointPort) => ({
-    name: 'runs',
-    version: RUN_HISTORY_VERSION,
-    checkpoints,
-  });
-
-  it('reads only the events after the checkpoint, and the result equals a full rebuild', async () => {
-    const inner = new MemoryEventStore();
-    await fill(inner);
-    const { store, c } = counting(inner);
-    const cp = memoryCheckpoints();
-    await readProjection(store, runHistoryProjection, at(cp));
-    expect(c.read).toBe(9);
-    expect(cp.saved.get('runs')?.position).toBe(9);
-    await inner.appendToStream('backup-f', [started('f')]);
-    c.read = 0;
-    const st = await readProjection(store, runHistoryProjection, at(cp));
-    // The event at the checkpoint (to check it) and the one new event.
-    expect(c.read).toBe(2);
-    let full = structuredClone(runHistoryProjection.initial);
-    for await (const e of inner.readAll()) full = runHistoryProjection.apply(full, e);
-    expect(st).toEqual(full);
-  });
-
-  it('rebuilds when the checkpoint is absent, of another version, damaged or of another log', async () => {
-    const a = new MemoryEventStore();
-    await fill(a);
-    const cp = memoryCheckpoints();
-    await readProjection(a, runHistoryProjection, at(cp));
-    // Another log of the same length (the state folder was restored from elsewhere).
-    const b = new MemoryEventStore();
-    await fill(b);
-    const st = await readProjection(b, runHistoryProjection, at(cp));
-    expect(cp.saved.get('runs')?.lastId).not.toBe(undefined);
-    const lastB = [] as RecordedEvent[];
-    for await (const e of b.readAll()) lastB.push(e);
-    expect(cp.saved.get('runs')?.lastId).toBe(lastB.at(-1)!.id);
-    expect(Object.keys(st.runs)).toHaveLength(3);
-    for (const junk of [
-      { version: RUN_HISTORY_VERSION + 1, position: 9, lastId: lastB.at(-1)!.id, state: {} },
-      { version: RUN_HISTORY_VERSION, position: -1, lastId: null, state: {} },
-      'garbage',
-      { version: RUN_HISTORY_VERSION, position: 99, lastId: 'x', state: { runs: {} } },
-    ]) {
-      const bad: CheckpointPort = { load: async () => junk, save: async () => {} };
-      const r = await readProjection(b, runHistoryProjection, at(bad));
-      expect(Object.keys(r.runs)).toHaveLength(3);
-    }
-  });
-});

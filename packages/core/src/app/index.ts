@@ -15,7 +15,6 @@ export {
   resolveSr,
   withRing,
 } from './catalogue.js';
-export { type Checkpoint, type CheckpointPort, readProjection } from './checkpoint.js';
 export {
   type ConvertDeps,
   type ConvertOptions,
