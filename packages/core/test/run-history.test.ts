@@ -2,8 +2,6 @@ import { describe, expect, it } from 'vitest';
 import {
   type EventStore,
   MemoryEventStore,
-  type RecordedEvent,
-  RUN_HISTORY_VERSION,
   runHistory,
   runHistoryProjection,
 } from '../src/index.js';
