@@ -17,6 +17,7 @@ import {
   XapiError,
 } from '@xsmeta/xapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../../../test-support/wait.js';
 import { type Simulator, startSimulator } from '../src/index.js';
 
 let sim: Simulator;
@@ -90,13 +91,14 @@ function exchange(
   });
 }
 
+/** The task once the simulator has finished it (a bound for a busy machine, not a race). */
 async function taskOutcome(task: string): Promise<TaskRecord> {
-  for (let i = 0; i < 500; i++) {
-    const t = await c.getRecord<TaskRecord>('task', task);
-    if (t.status !== 'pending') return t;
-    await new Promise((r) => setImmediate(r));
-  }
-  throw new Error('task still pending');
+  let t!: TaskRecord;
+  await until(
+    async () => (t = await c.getRecord<TaskRecord>('task', task)).status !== 'pending',
+    `task ${task} to finish`,
+  );
+  return t;
 }
 
 describe('raw VDI handlers', () => {

@@ -138,6 +138,7 @@ it.skipIf(!built)(
         rnd = (rnd * 1103515245 + 12345) >>> 0;
         return rnd;
       };
+      let interrupted = 0;
       for (let round = 0; round < 6; round++) {
         const sig: NodeJS.Signals =
           round % 3 === 0 ? 'SIGKILL' : round % 3 === 1 ? 'SIGTERM' : 'SIGINT';
@@ -160,6 +161,7 @@ it.skipIf(!built)(
         onCall = () => {};
         watcher?.close();
         if (sig !== 'SIGKILL' && code !== 0) {
+          interrupted++;
           // A signal handled mid-run: the VBD is gone and no device is left behind.
           expect(await ourVbds(p.sim.url)).toBe(0);
           expect(devicesLeft(p.env.XSMETA_DEV_DIR!)).toEqual([]);
@@ -194,6 +196,8 @@ it.skipIf(!built)(
         p.sim.faults.set({ latencyMs: 3 });
       }
       expect(readdirSync(join(p.env.XSMETA_STATE_DIR!, 'locks'))).toEqual([]);
+      // The checks of a handled signal ran: at least one SIGINT/SIGTERM caught a run mid-way.
+      expect(interrupted).toBeGreaterThan(0);
     });
     await p.close();
   },
