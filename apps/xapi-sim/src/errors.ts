@@ -7,7 +7,3 @@ export class Failure extends Error {
     super(`${code} ${params.join(' ')}`);
   }
 }
-
-/** xapi's date format: `20240101T12:00:00Z`. */
-export const xapiDate = (d = new Date()) =>
-  `${d.toISOString().slice(0, 10).replace(/-/g, '')}T${d.toISOString().slice(11, 19)}Z`;

@@ -7,7 +7,7 @@ import { Failure } from './errors.js';
 import { exportMetadataRequest, importMetadata, restoreDb } from './metadata.js';
 import { dispatch, isEmergencyCall } from './methods.js';
 import type { Pool } from './pool.js';
-import { exportRawVdi, importRawVdi } from './raw-vdi.js';
+import { exportRawVdi, importRawVdi, write } from './raw-vdi.js';
 
 /** Thrown when a body exceeds its bound: answered 413 with no XAPI code (xapi has none). */
 class TooLarge extends Error {}
@@ -172,18 +172,7 @@ async function rpc(
 async function stream(res: http.ServerResponse, data: Buffer, cut: number | null): Promise<void> {
   const end = cut === null ? data.length : Math.min(cut, data.length);
   for (let off = 0; off < end; off += 64 * 1024) {
-    const piece = data.subarray(off, Math.min(end, off + 64 * 1024));
-    if (!res.write(piece))
-      await new Promise<void>((r) => {
-        // Whichever comes first; the other listener goes too (they would pile up otherwise).
-        const done = () => {
-          res.off('drain', done);
-          res.off('close', done);
-          r();
-        };
-        res.once('drain', done);
-        res.once('close', done);
-      });
+    await write(res, data.subarray(off, Math.min(end, off + 64 * 1024)));
     if (res.destroyed) return;
   }
 }

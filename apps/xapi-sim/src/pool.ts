@@ -11,11 +11,11 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { encodeValue, type XmlRpcValue } from '@xsmeta/xapi';
-import { Failure, xapiDate } from './errors.js';
+import { backupVdiUuid, encodeValue, formatXapiDate, type XmlRpcValue } from '@xsmeta/xapi';
+import { Failure } from './errors.js';
 import { Faults } from './faults.js';
 import { type Db, NULL, newRef, type Rec } from './model.js';
-import { backupVdiUuid, vbdRecord, vdiRecord } from './seed.js';
+import { vbdRecord, vdiRecord } from './seed.js';
 
 export const USERNAME = 'root';
 
@@ -136,7 +136,7 @@ export class Pool {
       name_description: description,
       allowed_operations: ['cancel'],
       current_operations: {},
-      created: xapiDate(),
+      created: formatXapiDate(new Date()),
       finished: '19700101T00:00:00Z',
       status: 'pending',
       resident_on: this.pool()[1].master as string,
@@ -153,7 +153,7 @@ export class Pool {
 
   finishTask(ref: string, outcome: { result: XmlRpcValue } | { error: Failure }): void {
     if (!this.db.get('task', ref)) return;
-    const finished = xapiDate();
+    const finished = formatXapiDate(new Date());
     if ('result' in outcome) {
       this.db.mod('task', ref, {
         status: 'success',

@@ -48,7 +48,8 @@ function formatOf(url: URL): 'raw' | 'vhd' | { unknown: string } {
   return { unknown: url.searchParams.get('format') ?? '' };
 }
 
-async function write(res: http.ServerResponse, piece: Uint8Array): Promise<void> {
+/** Writes a piece, then waits for the socket to drain or close (whichever comes first). */
+export async function write(res: http.ServerResponse, piece: Uint8Array): Promise<void> {
   if (res.write(piece)) return;
   await new Promise<void>((r) => {
     const done = () => {

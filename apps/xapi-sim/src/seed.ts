@@ -592,4 +592,3 @@ function lastBooted(rec: Rec): string {
 }
 
 /** The backup VDI uuid rule, re-exported for the handlers. */
-export { backupVdiUuid };
