@@ -590,5 +590,3 @@ function lastBooted(rec: Rec): string {
   }
   return `<value><struct>${parts.join('')}</struct></value>`;
 }
-
-/** The backup VDI uuid rule, re-exported for the handlers. */
