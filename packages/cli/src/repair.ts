@@ -1,10 +1,10 @@
 import { backupVdiOf, decodeLabel } from '@xsmeta/core';
-import { openFileDevice, Ring } from '@xsmeta/vdi-store';
+import { Ring } from '@xsmeta/vdi-store';
 import { withPool } from './commands.js';
 import type { Settings } from './config.js';
 import type { Io } from './output.js';
 import { lockSr } from './process/lock.js';
-import { closeOnSignal } from './runtime.js';
+import { openDevice } from './runtime.js';
 
 /** `xsmeta repair`: dry run by default; with --yes writes the rebuilt root under the SR lock. */
 export async function repair(
@@ -21,7 +21,7 @@ export async function repair(
       try {
         const att = await pool.attach(id.vdiUuid, { readOnly: !apply });
         try {
-          const dev = closeOnSignal(await openFileDevice(att.devicePath, { readOnly: !apply }));
+          const dev = await openDevice(att.devicePath, !apply);
           try {
             return await Ring.repair(dev, { apply, expect: id });
           } finally {

@@ -11,7 +11,14 @@ import {
   type VmInfo,
   verifyRecord,
 } from '@xsmeta/core';
-import { openFileDevice, Ring, readArchive, scanArchive, writeArchive } from '@xsmeta/vdi-store';
+import {
+  type BlockDevice,
+  openFileDevice,
+  Ring,
+  readArchive,
+  scanArchive,
+  writeArchive,
+} from '@xsmeta/vdi-store';
 import {
   backupVdiUuid,
   ovaNetworks,
@@ -26,7 +33,7 @@ import { ringKeys } from './keys.js';
 import { quietPipes } from './output.js';
 import { myOwner, ownerGone, parseOwner } from './process/owner.js';
 import { takeVdiLock } from './remote/lock.js';
-import { isRemote, openRemote, remoteAttachment } from './remote/mode.js';
+import { isRemote, isRemotePath, openRemote, remoteAttachment } from './remote/mode.js';
 
 /** Work that must run however the process ends (VBD unplug/destroy, lock release). */
 const cleanups = new Set<() => Promise<void>>();
@@ -413,7 +420,7 @@ export class XapiPool implements PoolPort {
     if (isRemote(this.settings))
       return remoteAttachment(this.xapi, vdi, vdiUuid, opts.readOnly, release);
     try {
-      const att = await this.attachDom0(vdiUuid, opts);
+      const att = await this.attachDom0(vdi, vdiUuid, opts);
       return { ...att, detach: () => att.detach().finally(release) };
     } catch (e) {
       await release();
@@ -422,7 +429,11 @@ export class XapiPool implements PoolPort {
   }
 
   /** VBD on the control domain, plugged; detach() unplugs and destroys it, on every path. */
-  private async attachDom0(vdiUuid: string, opts: { readOnly: boolean }): Promise<Attachment> {
+  private async attachDom0(
+    vdi: string,
+    vdiUuid: string,
+    opts: { readOnly: boolean },
+  ): Promise<Attachment> {
     const inv = readInventory(this.settings.inventory);
     const dom0Uuid = inv.CONTROL_DOMAIN_UUID;
     if (!dom0Uuid)
@@ -431,7 +442,6 @@ export class XapiPool implements PoolPort {
         `${this.settings.inventory} has no CONTROL_DOMAIN_UUID`,
       );
     const dom0 = await this.xapi.call<string>('VM.get_by_uuid', dom0Uuid);
-    const vdi = await this.xapi.call<string>('VDI.get_by_uuid', vdiUuid);
     // A VBD of ours left by a killed run (SIGKILL, power loss) is unplugged and destroyed
     // before a new one is plugged (see removeStaleVbds for which ones are stale).
     await this.removeStaleVbds(vdi, dom0, !opts.readOnly);
@@ -638,12 +648,12 @@ async function copyBytes(pool: XapiPool, from: string, to: string): Promise<void
   let want: string;
   let size: number;
   try {
-    const src = closeOnSignal(await openFileDevice(a.devicePath, { readOnly: true }));
+    const src = await openDevice(a.devicePath, true);
     try {
       size = src.size;
       const b = await pool.attach(to, { readOnly: false });
       try {
-        const dst = closeOnSignal(await openFileDevice(b.devicePath));
+        const dst = await openDevice(b.devicePath, false);
         try {
           if (dst.size < size)
             throw new Error(`the copy (${dst.size} bytes) is smaller than the original`);
@@ -669,7 +679,7 @@ async function copyBytes(pool: XapiPool, from: string, to: string): Promise<void
   }
   const c = await pool.attach(to, { readOnly: true });
   try {
-    const back = closeOnSignal(await openFileDevice(c.devicePath, { readOnly: true }));
+    const back = await openDevice(c.devicePath, true);
     try {
       const h = createHash('sha256');
       for (let off = 0; off < size; off += chunk)
@@ -684,16 +694,25 @@ async function copyBytes(pool: XapiPool, from: string, to: string): Promise<void
   }
 }
 
+/**
+ * The block device at an attachment's path: the remote device (export/import_raw_vdi) when
+ * attach only named the VDI, else the plugged device or an image file; closed on a signal.
+ */
+export async function openDevice(path: string, readOnly: boolean): Promise<BlockDevice> {
+  return closeOnSignal(
+    (await openRemote(path, readOnly)) ?? (await openFileDevice(path, { readOnly })),
+  );
+}
+
 export const disk: DiskPort = {
   async open(path, opts) {
-    const remote = await openRemote(path, opts.readOnly);
-    const dev = closeOnSignal(remote ?? (await openFileDevice(path, { readOnly: opts.readOnly })));
+    const dev = await openDevice(path, opts.readOnly);
     try {
       return await Ring.open(dev, {
         readOnly: opts.readOnly,
         // Remote reads stream the disk from its start: a reader trusts the root (list reads
         // only the roots); a writer still recovers records committed beyond it.
-        rootsOnly: remote !== null && opts.readOnly,
+        rootsOnly: isRemotePath(path) && opts.readOnly,
         expect: opts.expect,
         // verify decodes every part within the limits restore applies, keeping none.
         check: (bytes) => verifyRecord(bytes, archive, scanArchive),
@@ -705,7 +724,7 @@ export const disk: DiskPort = {
     }
   },
   async format(path, id) {
-    const dev = closeOnSignal((await openRemote(path, false)) ?? (await openFileDevice(path)));
+    const dev = await openDevice(path, false);
     try {
       // intent 'reinitialise' only from a confirmed -i or a VDI just created (core's openOrFormat).
       return await Ring.format(dev, { ...id, ...ringKeys() });

@@ -33,6 +33,10 @@ describe('remote mode', () => {
       const v = capture();
       expect(await xsmeta(['verify', '--json'], v)).toBe(0);
       expect(JSON.parse(v.stdout[0]!)).toMatchObject({ ok: true });
+      // repair reads the ring through the same device as the other commands.
+      const rep = capture();
+      expect(await xsmeta(['repair', '--json'], rep), rep.stderr.join('\n')).toBe(0);
+      expect(JSON.parse(rep.stdout[0]!)).toMatchObject({ clean: true });
       const r = capture();
       expect(await xsmeta(['restore', '--dry-run', '--force', '--json'], r)).toBe(0);
       expect(JSON.parse(r.stdout[0]!)).toMatchObject({ errors: 0 });

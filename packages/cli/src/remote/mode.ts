@@ -43,6 +43,11 @@ export function remoteAttachment(
   };
 }
 
+/** Whether a path is one remoteAttachment gave (a VDI reached through xapi's handlers). */
+export function isRemotePath(path: string): boolean {
+  return named.has(path);
+}
+
 /** The remote device for a path remoteAttachment gave, or null for any other path. */
 export async function openRemote(path: string, readOnly: boolean): Promise<RemoteDevice | null> {
   const n = named.get(path);
