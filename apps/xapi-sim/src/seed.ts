@@ -1,4 +1,3 @@
-import { backupVdiUuid } from '@xsmeta/xapi';
 import { type Db, NULL, newRef, type Rec } from './model.js';
 import { Prng } from './prng.js';
 

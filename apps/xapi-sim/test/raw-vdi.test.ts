@@ -93,12 +93,12 @@ function exchange(
 
 /** The task once the simulator has finished it (a bound for a busy machine, not a race). */
 async function taskOutcome(task: string): Promise<TaskRecord> {
-  let t!: TaskRecord;
-  await until(
-    async () => (t = await c.getRecord<TaskRecord>('task', task)).status !== 'pending',
-    `task ${task} to finish`,
-  );
-  return t;
+  let t: TaskRecord | undefined;
+  await until(async () => {
+    t = await c.getRecord<TaskRecord>('task', task);
+    return t.status !== 'pending';
+  }, `task ${task} to finish`);
+  return t!;
 }
 
 describe('raw VDI handlers', () => {

@@ -155,15 +155,16 @@ export function readInventory(path: string): Record<string, string> {
   return out;
 }
 
+/** The connection flags of a parsed command line (commander's camelCase option names). */
 export function connectionFlags(v: Record<string, unknown>): SettingFlags {
-  const s = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+  const s = (k: keyof SettingFlags) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
   return {
     url: s('url'),
     username: s('username'),
-    passwordFile: s('password-file'),
+    passwordFile: s('passwordFile'),
     inventory: s('inventory'),
-    devDir: s('dev-dir'),
-    stateDir: s('state-dir'),
+    devDir: s('devDir'),
+    stateDir: s('stateDir'),
     socket: s('socket'),
   };
 }

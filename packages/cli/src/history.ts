@@ -21,8 +21,6 @@ export interface HistoryQuery {
   readonly all?: boolean | undefined;
 }
 
-/** How many runs `xsmeta history` shows without `--all`. */
-
 /** A run not ended whose process died (or that recorded no owner) is ABANDONED. */
 function marked(r: RunSummary): RunSummary {
   return r.outcome === 'RUNNING' &&

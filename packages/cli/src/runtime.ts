@@ -30,7 +30,7 @@ import {
 } from '@xsmeta/xapi';
 import { ConfigError, localSocket, readInventory, type Settings } from './config.js';
 import { ringKeys } from './keys.js';
-import { quietPipes } from './output.js';
+import { quietPipes, withCode } from './output.js';
 import { myOwner, ownerGone, parseOwner } from './process/owner.js';
 import { takeVdiLock } from './remote/lock.js';
 import { isRemote, isRemotePath, openRemote, remoteAttachment } from './remote/mode.js';
@@ -752,6 +752,9 @@ export const retryTiming = {
 
 /** The warning line of a run whose history could not be written (see adapters/event-log.ts). */
 export function historyLostLine(what: string, e: unknown): string {
-  const why = `${errorCode(e) ?? 'error'}: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`;
+  const why = withCode(
+    errorCode(e) ?? 'error',
+    (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '',
+  );
   return `warning: the history of this ${what} could not be written (${why}): 'xsmeta history' will not show it; the ${what} itself is reported as it happened`;
 }

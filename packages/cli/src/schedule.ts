@@ -16,7 +16,7 @@ import {
 import { openEvents, ownerMetadata } from './adapters/event-log.js';
 import { backup, partialBackup, withPool } from './commands.js';
 import type { Settings } from './config.js';
-import type { Io } from './output.js';
+import { type Io, withCode } from './output.js';
 
 /** The local time zone's offset in minutes at an instant (from the runtime's Intl data). */
 export const localOffset: UtcOffset = (at) => -at.getTimezoneOffset();
@@ -139,17 +139,9 @@ export async function cmdSchedule(
   io: Io,
 ): Promise<number> {
   if (what === 'run') return runDue(s, io, () => new Date(), json);
+  if (what !== undefined) await setFrequency(s, what, io);
   const store = openEvents(s.stateDir);
   try {
-    if (what !== undefined) {
-      await scheduleCommand(store, {
-        type: 'SetSchedule',
-        to: what,
-        by: userInfo().username,
-        at: new Date().toISOString(),
-      });
-      installCron(s, what.toLowerCase(), io);
-    }
     const sum = await summary(s, store);
     if (json) io.out(JSON.stringify(sum));
     else
@@ -217,7 +209,7 @@ export async function runDue(
     outcome = {
       ok: false,
       srUuid: null,
-      error: `${(e as { code?: string }).code ?? 'ERROR'}: ${(e as Error).message}`,
+      error: withCode((e as { code?: string }).code ?? 'ERROR', (e as Error).message),
     };
   }
   const store = openEvents(s.stateDir);

@@ -5,10 +5,10 @@ import type { RecordedEvent } from '@xsmeta/core';
 import { expect, it } from 'vitest';
 import { openEvents } from '../src/adapters/event-log.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
+import { built } from './bins.js';
 import { capture, pool, withEnv } from './support.js';
 
 const BIN = new URL('../bin/xsmeta.js', import.meta.url).pathname;
-const built = existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url));
 
 /** Reads the log until `ok` holds for its events (polling, with a generous bound). */
 async function untilLogged(

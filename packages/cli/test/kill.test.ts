@@ -14,10 +14,10 @@ import { join } from 'node:path';
 import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
 import { expect, it } from 'vitest';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
+import { built } from './bins.js';
 import { capture, devicesLeft, pool, withEnv } from './support.js';
 
 const BIN = new URL('../bin/xsmeta.js', import.meta.url).pathname;
-const built = existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url));
 
 async function ourVbds(url: string): Promise<number> {
   const x = await XapiClient.connect({ url, username: 'root', password: 'xsmeta' });

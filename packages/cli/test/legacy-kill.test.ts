@@ -1,14 +1,13 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
 import { expect, it } from 'vitest';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
+import { built } from './bins.js';
 import { legacyImage, vmsAndSr } from './legacy-image.js';
 import { allEvents, capture, devicesLeft, pool, withEnv } from './support.js';
 
 const BIN = new URL('../bin/xsmeta.js', import.meta.url).pathname;
-const built = existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url));
 
 it.skipIf(!built)(
   'a legacy convert SIGKILLed while its copy is plugged leaves an incomplete copy; the next convert removes it and its VBD (needs dist)',

@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
+import { built } from './bins.js';
 import { allEvents, capture, pool, withEnv } from './support.js';
 
 const BIN = new URL('../bin/xsmeta.js', import.meta.url).pathname;
-const built = existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url));
 
 /**
  * Runs the built xsmeta with its stdout a pipe whose reader is gone before the command writes

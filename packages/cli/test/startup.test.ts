@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
+import { built } from './bins.js';
 
 const BIN = new URL('../bin/xsmeta.js', import.meta.url).pathname;
-const built = existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'xsmeta-startup-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -121,17 +121,7 @@ export function withConnection(cmd: Command): Command {
 
 /** The settings of a command: its flags over the environment over the defaults. */
 export function settingsOf(opts: Record<string, unknown>): Settings {
-  return resolveSettings(
-    connectionFlags({
-      url: opts.url,
-      username: opts.username,
-      'password-file': opts.passwordFile,
-      inventory: opts.inventory,
-      'dev-dir': opts.devDir,
-      'state-dir': opts.stateDir,
-      socket: opts.socket,
-    }),
-  );
+  return resolveSettings(connectionFlags(opts));
 }
 
 /** Help, version and usage-error behaviour shared by every command and sub-command. */

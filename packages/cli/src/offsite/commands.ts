@@ -13,6 +13,7 @@ import {
   loadBackup,
   type PoolPort,
   type RingPort,
+  resolveSr,
   withRing,
 } from '@xsmeta/core';
 import { MemoryDevice, Ring } from '@xsmeta/vdi-store';
@@ -111,37 +112,40 @@ async function withWritableRing<T>(
   s: Settings,
   fn: (ring: RingPort) => Promise<T>,
 ): Promise<T> {
-  return withPool(s, async (pool) => {
-    const srUuid = argv.srUuid ?? (await pool.pool()).defaultSrUuid ?? undefined;
-    if (!srUuid) throw new UsageError('no SR: give --sr UUID (the pool has no default SR)');
-    const unlock = await lockSr(s.stateDir, srUuid, false);
-    try {
-      const vdiUuid = pool.backupVdiUuid(srUuid);
-      if (!(await pool.findVdi(vdiUuid))) {
-        if (!argv.create)
-          throw new AppError(
-            'BACKUP_VDI_MISSING',
-            `SR ${srUuid} has no Pool Metadata Backup VDI (${vdiUuid}): add --create`,
-          );
-        await pool.createBackupVdi(srUuid, DEFAULT_VDI_SIZE);
-        const att = await pool.attach(vdiUuid, { readOnly: false });
-        try {
-          const ring = await disk.format(att.devicePath, {
-            vdiUuid,
-            srUuid,
-            maxRecords: DEFAULT_KEEP,
-            intent: 'reinitialise', // a VDI just created
-          });
-          await ring.close();
-        } finally {
-          await att.detach();
+  return withPool(
+    s,
+    async (pool) => {
+      const srUuid = await resolveSr(pool, argv.srUuid);
+      const unlock = await lockSr(s.stateDir, srUuid, false);
+      try {
+        const vdiUuid = pool.backupVdiUuid(srUuid);
+        if (!(await pool.findVdi(vdiUuid))) {
+          if (!argv.create)
+            throw new AppError(
+              'BACKUP_VDI_MISSING',
+              `SR ${srUuid} has no Pool Metadata Backup VDI (${vdiUuid}): add --create`,
+            );
+          await pool.createBackupVdi(srUuid, DEFAULT_VDI_SIZE);
+          const att = await pool.attach(vdiUuid, { readOnly: false });
+          try {
+            const ring = await disk.format(att.devicePath, {
+              vdiUuid,
+              srUuid,
+              maxRecords: DEFAULT_KEEP,
+              intent: 'reinitialise', // a VDI just created
+            });
+            await ring.close();
+          } finally {
+            await att.detach();
+          }
         }
+        return await withRing(pool, disk, await backupVdiOf(pool, srUuid), false, fn);
+      } finally {
+        unlock();
       }
-      return await withRing(pool, disk, await backupVdiOf(pool, srUuid), false, fn);
-    } finally {
-      unlock();
-    }
-  });
+    },
+    argv.srUuid,
+  );
 }
 
 export async function cmdImport(
@@ -236,9 +240,8 @@ export async function cmdCopy(values: Values, s: Settings, io: Io): Promise<numb
 async function backupFromFile(
   pool: PoolPort,
   path: string,
-  identity: string | undefined,
+  { header, label, record }: Awaited<ReturnType<typeof openCopy>>,
 ): Promise<{ id: { srUuid: string; vdiUuid: string }; content: BackupContent; legacy: false }> {
-  const { header, label, record } = await openCopy(path, identity);
   const id = { srUuid: header.srUuid, vdiUuid: backupVdiUuid(header.srUuid) };
   const dev = new MemoryDevice(
     Math.ceil((record.length + label.length) / 4096) * 4096 + 2 * 1024 * 1024,
@@ -268,7 +271,7 @@ export async function cmdRestoreFrom(
   const dryRun = values.dryRun === true;
   const identity = values.identity as string | undefined;
   // A damaged file, or one the identity cannot open, is refused before anything is asked.
-  await openCopy(file, identity);
+  const copy = await openCopy(file, identity);
   if (
     !dryRun &&
     !values.yes &&
@@ -284,7 +287,7 @@ export async function cmdRestoreFrom(
       { srUuid: undefined, date: undefined, mode, dryRun, force: values.force === true },
       io,
       values.json ? undefined : io.out,
-      await backupFromFile(pool, file, identity),
+      await backupFromFile(pool, file, copy),
     ),
   );
   if (values.json) io.out(JSON.stringify(r));
