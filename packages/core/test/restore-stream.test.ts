@@ -106,3 +106,24 @@ it('restore holds a few parts at a time, not the record', async () => {
   // At most the parallel imports plus the part in hand (plus pool-db.xml passed over).
   expect(maxAhead).toBeLessThanOrEqual(6);
 });
+
+it('a record whose manifest is not JSON, or lists no parts, is BACKUP_INVALID (a restore skips it)', async () => {
+  const { readRecord } = await import('../src/app/restore.js');
+  const archive: ArchivePort = {
+    write: () => Promise.reject(new Error('unused')),
+    async *read(bytes) {
+      for (const [name, text] of JSON.parse(dec.decode(bytes)) as [string, string][])
+        yield { name, data: enc.encode(text), sha256: 'h' };
+    },
+  };
+  const listing = { date: '2026-11-25-00-00-00', seq: 1 } as Parameters<typeof readRecord>[2];
+  for (const manifest of ['{not json', JSON.stringify({ formatVersion: 1, poolUuid: 'p' })]) {
+    const record = joinRecord(
+      enc.encode('[]'),
+      enc.encode(JSON.stringify([['manifest.json', manifest]])),
+    );
+    await expect(readRecord(archive, record, listing)).rejects.toMatchObject({
+      code: 'BACKUP_INVALID',
+    });
+  }
+});

@@ -137,15 +137,12 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
           const code = errorCode(e) ?? '';
           if (code === 'ARCHIVE_TOO_LARGE')
             skipped.push({ date, reason: 'no room for it on the backup disk with the newer ones' });
-          // Beyond the record limits restore applies: never written, the others go on.
-          else if (code === 'ARCHIVE_LIMIT')
-            skipped.push({ date, reason: `${code}: ${(e as Error).message}` });
-          // A backup the reader refuses (damaged, hostile): reported, the rest go on. A limit or
-          // the time budget hit is the whole disk's problem: the run stops before any write.
+          // One backup beyond the record limits restore applies, or one the legacy reader
+          // refuses (damaged, hostile): reported, the rest go on. The disk's own limits
+          // (LEGACY_LIMIT, the time budget) are the whole run's problem: it stops before any write.
           else if (
-            code.startsWith('LEGACY_') &&
-            code !== 'LEGACY_TIMEOUT' &&
-            code !== 'LEGACY_LIMIT'
+            code === 'ARCHIVE_LIMIT' ||
+            (code.startsWith('LEGACY_') && code !== 'LEGACY_TIMEOUT' && code !== 'LEGACY_LIMIT')
           )
             skipped.push({ date, reason: `${code}: ${(e as Error).message}` });
           else throw e;

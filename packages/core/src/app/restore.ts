@@ -8,12 +8,12 @@ import type { ArchivePort, DiskPort, NetworkKey, PoolPort, Progress } from './po
 import {
   checkFormatVersion,
   decodeSrMeta,
-  type Manifest,
   PART,
   type SkippedVm,
   type SrMeta,
   type VmMapEntry,
 } from './record.js';
+import { readManifest } from './verify-record.js';
 
 export interface RestoreDeps {
   pool: PoolPort;
@@ -111,12 +111,7 @@ export async function readRecord(
   listing: BackupListing,
 ): Promise<BackupContent> {
   const { parts, manifest: mbytes } = splitRecord(bytes);
-  let manifest: Manifest | null = null;
-  for await (const p of archive.read(mbytes))
-    if (p.name === PART.manifest)
-      manifest = JSON.parse(new TextDecoder().decode(p.data)) as Manifest;
-  if (!manifest) throw new AppError('BACKUP_INVALID', `backup ${listing.date} has no manifest`);
-  checkFormatVersion(manifest.formatVersion);
+  const manifest = await readManifest(archive, mbytes);
   const files = new Map<string, Uint8Array>();
   const sums = new Map<string, string>();
   for await (const p of archive.read(parts)) {

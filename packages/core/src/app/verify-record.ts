@@ -9,17 +9,13 @@ export type PartScanner = (
 ) => AsyncIterable<{ name: string; rawBytes: number; sha256: string }>;
 
 /**
- * Checks a ring record as a restore would read it, without keeping it: the framing, the
- * manifest (its format version this build reads), then every part decoded (within the archive
- * limits the writer and the reader share) and matched against the manifest's size and sha256.
- * Memory stays at one decompressed chunk. Throws the error a restore would meet.
+ * A record's manifest, checked as every reader needs it: JSON, with its parts listed, of a
+ * format version this build reads. Anything else is BACKUP_INVALID (or the version's own code).
  */
-export async function verifyRecord(
-  bytes: Uint8Array,
+export async function readManifest(
   archive: Pick<ArchivePort, 'read'>,
-  scan: PartScanner,
-): Promise<void> {
-  const { parts, manifest: mbytes } = splitRecord(bytes);
+  mbytes: Uint8Array,
+): Promise<Manifest> {
   let manifest: Manifest | null = null;
   for await (const p of archive.read(mbytes)) {
     if (p.name !== PART.manifest) continue;
@@ -32,6 +28,22 @@ export async function verifyRecord(
   if (!manifest || !Array.isArray(manifest.parts))
     throw new AppError('BACKUP_INVALID', 'the record has no manifest');
   checkFormatVersion(manifest.formatVersion);
+  return manifest;
+}
+
+/**
+ * Checks a ring record as a restore would read it, without keeping it: the framing, the
+ * manifest (its format version this build reads), then every part decoded (within the archive
+ * limits the writer and the reader share) and matched against the manifest's size and sha256.
+ * Memory stays at one decompressed chunk. Throws the error a restore would meet.
+ */
+export async function verifyRecord(
+  bytes: Uint8Array,
+  archive: Pick<ArchivePort, 'read'>,
+  scan: PartScanner,
+): Promise<void> {
+  const { parts, manifest: mbytes } = splitRecord(bytes);
+  const manifest = await readManifest(archive, mbytes);
   const want = new Map(manifest.parts.map((p) => [p.name, p]));
   let seen = 0;
   for await (const p of scan(parts)) {
