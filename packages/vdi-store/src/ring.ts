@@ -45,13 +45,23 @@ const REC_SIGNED = 1;
 const SIG_TRAILER = 72;
 const SIG_DOMAIN = enc.encode('xsmeta ring record signature v1\0');
 
-/** The first 8 bytes of the SHA-256 of a public key's SPKI DER: names the key in a record. */
+const keyIds = new WeakMap<KeyObject, Uint8Array>();
+
+/**
+ * The first 8 bytes of the SHA-256 of a public key's SPKI DER: names the key in a record.
+ * Computed once per key (verify checks it for every signed record).
+ */
 function keyId(key: KeyObject): Uint8Array {
-  const pub = key.type === 'private' ? createPublicKey(key) : key;
-  return createHash('sha256')
-    .update(pub.export({ type: 'spki', format: 'der' }))
-    .digest()
-    .subarray(0, 8);
+  let id = keyIds.get(key);
+  if (!id) {
+    const pub = key.type === 'private' ? createPublicKey(key) : key;
+    id = createHash('sha256')
+      .update(pub.export({ type: 'spki', format: 'der' }))
+      .digest()
+      .subarray(0, 8);
+    keyIds.set(key, id);
+  }
+  return id;
 }
 
 /** What a record's signature covers: its creation time, the payload's SHA-256 and its label. */
@@ -1176,24 +1186,21 @@ export class Ring {
   }
 
   private async checkHeader(e: Entry): Promise<void> {
-    const h = await this.dev.read(DATA_START + e.offset, REC_HEADER);
-    const v = new DataView(h.buffer, h.byteOffset, h.byteLength);
-    if (dec.decode(h.subarray(0, 8)) !== REC_MAGIC)
-      throw corrupt(`record ${e.seq}: header missing`);
-    if (!headerMatches(h, v.getUint32(60, true), this.root.nonce)) {
+    const raw = await this.dev.read(DATA_START + e.offset, REC_HEADER);
+    const h = parseRecordHeader(raw);
+    if (!h) throw corrupt(`record ${e.seq}: header missing`);
+    if (!headerMatches(raw, h.stored, this.root.nonce)) {
       throw corrupt(`record ${e.seq}: header checksum mismatch (stale or damaged block)`);
     }
-    const seq = Number(v.getBigUint64(8, true));
-    const off = Number(v.getBigUint64(16, true));
-    if (seq !== e.seq)
-      throw corrupt(`record ${e.seq}: found record ${seq} in its place (stale lap)`);
-    if (off !== e.offset)
-      throw corrupt(`record ${e.seq}: header written for offset ${off} (misdirected write)`);
+    if (h.seq !== e.seq)
+      throw corrupt(`record ${e.seq}: found record ${h.seq} in its place (stale lap)`);
+    if (h.offset !== e.offset)
+      throw corrupt(`record ${e.seq}: header written for offset ${h.offset} (misdirected write)`);
     if (
-      Number(v.getBigUint64(24, true)) !== e.length ||
-      v.getUint32(40, true) !== e.crc ||
-      v.getUint16(44, true) !== (e.inline ? e.label.length : 0) ||
-      v.getUint16(46, true) !== (e.signed ? REC_SIGNED : 0)
+      h.length !== e.length ||
+      h.crc !== e.crc ||
+      h.labelLength !== (e.inline ? e.label.length : 0) ||
+      h.flags !== (e.signed ? REC_SIGNED : 0)
     ) {
       throw corrupt(`record ${e.seq}: header disagrees with the index`);
     }
