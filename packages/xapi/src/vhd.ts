@@ -167,17 +167,25 @@ class Pull {
   /** Bytes consumed from the stream so far. */
   pos = 0;
   constructor(private readonly it: AsyncIterator<Uint8Array>) {}
+  /** At least `n` unread bytes in `buf`: the chunks needed are gathered, then joined once. */
   private async fill(n: number): Promise<void> {
-    while (this.buf.length - this.at < n) {
+    let have = this.buf.length - this.at;
+    if (have >= n) return;
+    const chunks = [this.buf.subarray(this.at)];
+    while (have < n) {
       const r = await this.it.next();
       if (r.done) throw new VhdError(`the VHD stream ends early, at byte ${this.pos}`);
-      const rest = this.buf.subarray(this.at);
-      const merged = new Uint8Array(rest.length + r.value.length);
-      merged.set(rest, 0);
-      merged.set(r.value, rest.length);
-      this.buf = merged;
-      this.at = 0;
+      chunks.push(r.value);
+      have += r.value.length;
     }
+    const merged = new Uint8Array(have);
+    let off = 0;
+    for (const c of chunks) {
+      merged.set(c, off);
+      off += c.length;
+    }
+    this.buf = merged;
+    this.at = 0;
   }
   async take(n: number): Promise<Uint8Array> {
     await this.fill(n);
@@ -186,11 +194,14 @@ class Pull {
     this.pos += n;
     return out;
   }
+  /** Moves past bytes without copying them. */
   async skipTo(target: number): Promise<void> {
     if (target < this.pos) throw new VhdError(`the VHD stream goes backwards to ${target}`);
     while (this.pos < target) {
       const step = Math.min(target - this.pos, 1024 * 1024);
-      await this.take(step);
+      await this.fill(step);
+      this.at += step;
+      this.pos += step;
     }
   }
 }
