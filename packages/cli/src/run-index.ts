@@ -3,7 +3,6 @@ import {
   open as openFile,
   readFile,
   rename,
-  rm,
   stat,
   truncate,
   writeFile,
@@ -16,6 +15,7 @@ import {
   type RunSummary,
   runHistoryProjection,
 } from '@xsmeta/core';
+import { takeLock } from './process/lock.js';
 
 /**
  * The run-history projection stored beside the log so that `xsmeta history` reads only what it
@@ -134,27 +134,18 @@ async function* linesBackward(file: string, bytes: number): AsyncIterable<string
   }
 }
 
-/** Takes the index's lock (a file holding our pid); a lock whose process is gone is taken over. */
+/**
+ * Takes the index's lock without waiting (process/lock.ts: made whole, naming its holder; a
+ * stale one taken over atomically); null when another process holds it or the folder is
+ * read-only: the caller then works in memory.
+ */
 async function lock(dir: string): Promise<(() => Promise<void>) | null> {
-  const file = join(dir, 'lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(file, `${process.pid}\n`, { flag: 'wx' });
-      return () => rm(file, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return null;
-      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-      let alive = true;
-      try {
-        if (Number.isInteger(pid) && pid > 0) process.kill(pid, 0);
-      } catch (k) {
-        alive = (k as NodeJS.ErrnoException).code === 'EPERM';
-      }
-      if (alive) return null;
-      await rm(file, { force: true });
-    }
+  try {
+    const release = await takeLock(dir, 'lock', () => null);
+    return release ? async () => release() : null;
+  } catch {
+    return null;
   }
-  return null;
 }
 
 /**

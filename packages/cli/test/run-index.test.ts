@@ -3,8 +3,8 @@
  * page by default (--all for every run), --since no further back than it asks; the index
  * follows the log (new events, a replaced log, a crash between its file and its head).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryEventStore } from '@xsmeta/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -55,6 +55,22 @@ describe('the run index of xsmeta history', () => {
     const json: string[] = [];
     await printHistory(store, dir, { json: true }, (l) => json.push(l));
     expect(JSON.parse(json[0]!)).toHaveLength(HISTORY_PAGE + 10);
+  });
+
+  it('a lock left empty, or naming a dead process, does not keep the index from being saved', async () => {
+    const { store } = await log(3);
+    const d = join(dir, 'projections', 'run-history');
+    mkdirSync(d, { recursive: true });
+    const { spawnSync } = await import('node:child_process');
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    for (const left of ['', `${dead}\n`, JSON.stringify({ host: hostname(), pid: dead })]) {
+      rmSync(file(), { force: true });
+      writeFileSync(join(d, 'lock'), left);
+      expect(ids(await history(store))).toEqual(['r2', 'r1', 'r0']);
+      // Saved: the index holds the three ended runs, and the lock is gone again.
+      expect(readFileSync(file(), 'utf8').trim().split('\n')).toHaveLength(3);
+      expect(existsSync(join(d, 'lock'))).toBe(false);
+    }
   });
 
   it('reads only what it prints: older lines of the index are never parsed', async () => {

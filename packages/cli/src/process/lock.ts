@@ -136,13 +136,37 @@ export async function lockSr(
   wait: boolean,
   waitMs = lockWaitMs(),
 ): Promise<() => void> {
-  const dir = join(stateDir, 'locks');
+  const deadline = Date.now() + waitMs;
+  const release = await takeLock(join(stateDir, 'locks'), `backup-${srUuid}.lock`, (who) => {
+    if (!wait)
+      throw new LockError(
+        `another backup of SR ${srUuid} is running (${who}): wait for it, or pass --wait`,
+      );
+    if (Date.now() >= deadline)
+      throw new LockError(
+        `another backup of SR ${srUuid} is still running (${who}) after waiting ${waitMs / 1000} s: try again later (XSMETA_LOCK_WAIT_SECONDS sets how long --wait waits)`,
+      );
+    return Math.min(250, Math.max(0, deadline - Date.now()));
+  });
+  // whenHeld never gives up without throwing: the lock is ours.
+  return release!;
+}
+
+/**
+ * The lock file `dir/name`, made and taken over as lockSr describes. While a live process
+ * holds it, `whenHeld(who)` says how many ms to wait before looking again, or null to give up
+ * (then null is returned; it may also throw). Released once, and only while the file is still
+ * ours; also on a signal, after the run's other clean-ups.
+ */
+export async function takeLock(
+  dir: string,
+  name: string,
+  whenHeld: (who: string) => number | null,
+): Promise<(() => void) | null> {
   mkdirSync(dir, { recursive: true });
-  const name = `backup-${srUuid}.lock`;
   const path = join(dir, name);
   const text = `${myOwner()}\n`;
   const mine = join(dir, `.${name}.${process.pid}.${randomBytes(6).toString('hex')}`);
-  const deadline = Date.now() + waitMs;
   try {
     // A full disk fails here, before any lock file exists (none is left empty).
     writeFileSync(mine, text, { flag: 'wx', mode: 0o644 });
@@ -162,16 +186,9 @@ export async function lockSr(
         continue;
       }
       const holder = parseOwner(held.text);
-      const who = holder ? `pid ${holder.pid} on ${holder.host}` : 'lock held';
-      if (!wait)
-        throw new LockError(
-          `another backup of SR ${srUuid} is running (${who}): wait for it, or pass --wait`,
-        );
-      if (Date.now() >= deadline)
-        throw new LockError(
-          `another backup of SR ${srUuid} is still running (${who}) after waiting ${waitMs / 1000} s: try again later (XSMETA_LOCK_WAIT_SECONDS sets how long --wait waits)`,
-        );
-      await new Promise((r) => setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))));
+      const waitMs = whenHeld(holder ? `pid ${holder.pid} on ${holder.host}` : 'lock held');
+      if (waitMs === null) return null;
+      await new Promise((r) => setTimeout(r, waitMs));
     }
   } finally {
     gone(mine);
