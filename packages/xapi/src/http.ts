@@ -1,139 +1,14 @@
 /**
- * HTTP plumbing: one keep-alive agent per pool host (bounded sockets), TLS verification or
- * certificate pinning, deadlines, cancellation, bounded body reads, and the mapping of Node's
- * errors onto {@link XapiError} codes. Nothing here ever puts a query string (it carries the
- * session id) or a request body (it may carry the password) into an error.
+ * One HTTP exchange with a pool host: the request (deadline, idle timeout, cancellation, a
+ * body written with back-pressure), the response head, bounded body reads, and the mapping of
+ * Node's errors onto {@link XapiError} codes. Nothing here ever puts a query string (it carries
+ * the session id) or a request body (it may carry the password) into an error. Where requests
+ * go (agents, TLS, the local socket) is `endpoint.ts`.
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Duplex } from 'node:stream';
-import tls from 'node:tls';
+import type { Endpoint } from './endpoint.js';
 import { XapiError } from './errors.js';
-
-export interface TlsSettings {
-  /** Verify the pool certificate against the system CAs (default true). */
-  rejectUnauthorized?: boolean;
-  /** sha256 fingerprint of the pool certificate (hex, colons optional); replaces CA checks. */
-  fingerprint?: string;
-  /** Extra trusted CA certificates (PEM), e.g. the pool's own certificate. */
-  ca?: string | Buffer | Array<string | Buffer>;
-}
-
-/** Normalises a sha256 fingerprint to 64 lower-case hex digits, or throws. */
-export function normaliseFingerprint(fp: string): string {
-  const hex = fp
-    .trim()
-    .replace(/^sha256[:/]?/i, '')
-    .replace(/[:\s]/g, '')
-    .toLowerCase();
-  if (!/^[0-9a-f]{64}$/.test(hex)) {
-    throw new XapiError(
-      'XAPI_INVALID_ARGUMENT',
-      ['tls.fingerprint'],
-      'tls.fingerprint must be a sha256 fingerprint (64 hex digits, colons allowed)',
-    );
-  }
-  return hex;
-}
-
-/** An agent plus the TLS gate every request passes before it sends a byte. */
-export interface Endpoint {
-  readonly agent: http.Agent;
-  readonly secure: boolean;
-  /** Every request goes over this Unix socket (xapi's local `/var/lib/xcp/xapi`). */
-  readonly socketPath?: string | undefined;
-  /** Resolves once the socket is trusted (pinning); rejects with XAPI_TLS otherwise. */
-  trusted(socket: unknown): Promise<void>;
-  destroy(): void;
-}
-
-const trustAlways = (): Promise<void> => Promise.resolve();
-
-export function makeEndpoint(
-  url: URL,
-  settings: { tls?: TlsSettings; maxSockets?: number; socketPath?: string | undefined },
-): Endpoint {
-  const maxSockets = settings.maxSockets ?? 16;
-  if (settings.socketPath !== undefined) {
-    // Plain HTTP over the host's local socket: no TLS there (xapi trusts the peer instead).
-    const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
-    return {
-      agent,
-      secure: false,
-      socketPath: settings.socketPath,
-      trusted: trustAlways,
-      destroy: () => agent.destroy(),
-    };
-  }
-  if (url.protocol === 'http:') {
-    const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
-    return { agent, secure: false, trusted: trustAlways, destroy: () => agent.destroy() };
-  }
-  const pin = settings.tls?.fingerprint;
-  if (pin === undefined) {
-    const agent = new https.Agent({
-      keepAlive: true,
-      maxSockets,
-      maxFreeSockets: maxSockets,
-      rejectUnauthorized: settings.tls?.rejectUnauthorized ?? true,
-      ...(settings.tls?.ca !== undefined ? { ca: settings.tls.ca } : {}),
-    });
-    return { agent, secure: true, trusted: trustAlways, destroy: () => agent.destroy() };
-  }
-  const want = normaliseFingerprint(pin);
-  const verdicts = new WeakMap<object, Promise<void>>();
-  class PinnedAgent extends https.Agent {
-    override createConnection(
-      options: https.RequestOptions,
-      callback?: (err: Error | null, stream: Duplex) => void,
-    ): Duplex | null | undefined {
-      const socket = super.createConnection(options, callback);
-      if (socket instanceof tls.TLSSocket) {
-        const verdict = new Promise<void>((resolve, reject) => {
-          socket.once('secureConnect', () => {
-            const got = (socket.getPeerCertificate()?.fingerprint256 ?? '')
-              .replace(/:/g, '')
-              .toLowerCase();
-            if (got === want) {
-              resolve();
-            } else {
-              const err = new XapiError(
-                'XAPI_TLS',
-                ['fingerprint mismatch'],
-                'the pool certificate does not match the pinned sha256 fingerprint',
-              );
-              reject(err);
-              socket.destroy(err);
-            }
-          });
-          socket.once('close', () =>
-            reject(new XapiError('XAPI_TLS', ['closed'], 'connection closed before TLS handshake')),
-          );
-        });
-        verdict.catch(() => {});
-        verdicts.set(socket, verdict);
-      }
-      return socket;
-    }
-  }
-  const agent = new PinnedAgent({
-    keepAlive: true,
-    maxSockets,
-    maxFreeSockets: maxSockets,
-    // The pin replaces CA verification (pools mostly use self-signed certificates); session
-    // resumption is off so that every connection presents its certificate.
-    rejectUnauthorized: false,
-    maxCachedSessions: 0,
-  });
-  return {
-    agent,
-    secure: true,
-    trusted: (socket) =>
-      verdicts.get(socket as object) ??
-      Promise.reject(new XapiError('XAPI_TLS', ['unverified socket'], 'socket not verified')),
-    destroy: () => agent.destroy(),
-  };
-}
 
 const TLS_ERROR_RE = /CERT|SSL|TLS|SELF_SIGNED|VERIFY|ISSUER|HOSTNAME|ALTNAME/i;
 
@@ -345,51 +220,59 @@ export async function readBody(
   max: number,
   where: string,
 ): Promise<Buffer> {
-  const declared = Number(res.headers['content-length']);
-  if (Number.isFinite(declared) && declared > max) {
-    const err = new XapiError(
-      'XAPI_LIMIT',
-      ['body', String(max)],
-      `${where}: body over ${max} bytes`,
-    );
+  const refuse = (err: XapiError): never => {
     ex.fail(err);
     throw err;
-  }
+  };
+  const tooLong = (): XapiError =>
+    new XapiError('XAPI_LIMIT', ['body', String(max)], `${where}: body over ${max} bytes`);
+  const declared = Number(res.headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) refuse(tooLong());
   const chunks: Buffer[] = [];
   let total = 0;
   try {
     for await (const chunk of res as AsyncIterable<Buffer>) {
       total += chunk.length;
-      if (total > max) {
-        const err = new XapiError(
-          'XAPI_LIMIT',
-          ['body', String(max)],
-          `${where}: body over ${max} bytes`,
-        );
-        ex.fail(err);
-        throw err;
-      }
+      if (total > max) refuse(tooLong());
       chunks.push(chunk);
     }
   } catch (e) {
     throw toXapiError(e, where);
   }
-  if (!res.complete) {
-    const err = new XapiError('XAPI_TRANSPORT', ['incomplete'], `${where}: connection dropped`);
-    ex.fail(err);
-    throw err;
-  }
-  if (Number.isFinite(declared) && declared !== total) {
-    const err = new XapiError(
-      'XAPI_TRANSPORT',
-      ['short body'],
-      `${where}: body shorter than declared`,
-    );
-    ex.fail(err);
-    throw err;
-  }
+  const broken = bodyFault(res, total, where);
+  if (broken !== undefined) refuse(broken);
   ex.done();
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+}
+
+/**
+ * Why a body that has ended after `total` bytes is not whole (the connection dropped, or it is
+ * shorter than its Content-Length), or undefined when it is.
+ */
+export function bodyFault(
+  res: http.IncomingMessage,
+  total: number,
+  where: string,
+): XapiError | undefined {
+  if (!res.complete) {
+    return new XapiError('XAPI_TRANSPORT', ['incomplete'], `${where}: connection dropped`);
+  }
+  const declared = Number(res.headers['content-length']);
+  if (Number.isFinite(declared) && declared !== total) {
+    return new XapiError('XAPI_TRANSPORT', ['short body'], `${where}: body shorter than declared`);
+  }
+  return undefined;
+}
+
+/**
+ * A body that ends with the connection (neither Content-Length nor chunked): only the sender
+ * can tell whether it is whole.
+ */
+export function closeDelimited(res: http.IncomingMessage): boolean {
+  return (
+    res.headers['content-length'] === undefined &&
+    !/chunked/i.test(String(res.headers['transfer-encoding'] ?? ''))
+  );
 }
 
 /** Drains and discards a body (so that the socket returns to the pool). */
@@ -402,31 +285,4 @@ export async function discardBody(ex: Exchange, res: http.IncomingMessage): Prom
     // the exchange already failed; nothing to reuse
   }
   ex.done();
-}
-
-/** Certificate errors that pinning the pool's own (self-signed) certificate would cure. */
-export const UNTRUSTED_CERT_RE = /SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED/;
-
-/**
- * The sha256 fingerprint of the certificate a TLS server presents (AA:BB:.. form), read without
- * trusting it and without sending anything; null when it cannot be had within `timeoutMs`.
- */
-export function peerFingerprint(url: URL, timeoutMs: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    const socket = tls.connect({
-      host: url.hostname.replace(/^\[|\]$/g, ''),
-      port: Number(url.port || 443),
-      rejectUnauthorized: false,
-      ...(/^[\d.]+$|:/.test(url.hostname) ? {} : { servername: url.hostname }),
-    });
-    const done = (fp: string | null) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(fp);
-    };
-    const timer = setTimeout(() => done(null), timeoutMs);
-    timer.unref?.();
-    socket.once('secureConnect', () => done(socket.getPeerCertificate()?.fingerprint256 ?? null));
-    socket.once('error', () => done(null));
-  });
 }

@@ -1,8 +1,9 @@
-export type { TransferOptions, VdiFormat, WaitTaskOptions, XapiConnectOptions } from './client.js';
-export { parseTaskResult, XapiClient } from './client.js';
+export { XapiClient } from './client.js';
+export type { XapiConnectOptions } from './connect-options.js';
+export type { TlsSettings } from './endpoint.js';
 export type { XapiLocalCode } from './errors.js';
 export { isXapiError, XapiError } from './errors.js';
-export type { TlsSettings } from './http.js';
+export type { TransferOptions } from './handler-io.js';
 export type { Ova, OvaObject } from './ova.js';
 export { ovaNetworks, readOva, splitExport, tarOne, writeOva } from './ova.js';
 export type {
@@ -32,20 +33,19 @@ export type {
 } from './records.js';
 export { INT_FIELDS, NULL_REF } from './records.js';
 export type { Transport } from './rpc.js';
+export type { WaitTaskOptions } from './tasks.js';
+export { parseTaskResult } from './tasks.js';
+export type { VdiFormat } from './transfers.js';
 export { backupVdiUuid, POOL_METADATA_BACKUP_NAMESPACE, uuidV5 } from './uuid.js';
 export type { VhdBlock, VhdEvent, VhdLayout } from './vhd.js';
 export { decodeVhd, encodeVhd, VHD_BLOCK, VHD_SECTOR, VhdError } from './vhd.js';
 export type { XmlRpcLimits, XmlRpcValue } from './xmlrpc.js';
+export { formatXapiDate, isStruct, parseXapiDate } from './xmlrpc.js';
+export { decodeMethodCall, decodeMethodResponse, decodeValue } from './xmlrpc-decode.js';
 export {
-  decodeMethodCall,
-  decodeMethodResponse,
-  decodeValue,
   encodeFault,
   encodeMethodCall,
   encodeMethodResponse,
   encodeValue,
   escapeXml,
-  formatXapiDate,
-  isStruct,
-  parseXapiDate,
-} from './xmlrpc.js';
+} from './xmlrpc-encode.js';

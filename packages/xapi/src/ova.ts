@@ -9,7 +9,9 @@
  * object's references to what that VM's export holds, as the `make_*` functions do.
  */
 import { XapiError } from './errors.js';
-import { decodeValue, encodeValue, isStruct, type XmlRpcValue } from './xmlrpc.js';
+import { isStruct, type XmlRpcValue } from './xmlrpc.js';
+import { decodeValue } from './xmlrpc-decode.js';
+import { encodeValue } from './xmlrpc-encode.js';
 
 type Struct = { [k: string]: XmlRpcValue };
 

@@ -6,19 +6,16 @@
  */
 
 import type { IncomingMessage } from 'node:http';
+import type { Endpoint } from './endpoint.js';
 import { XapiError } from './errors.js';
-import { type Endpoint, type Exchange, readBody, send } from './http.js';
-import {
-  decodeMethodResponse,
-  encodeMethodCall,
-  formatXapiDate,
-  isStruct,
-  type XmlRpcValue,
-} from './xmlrpc.js';
+import { readBody, send } from './http.js';
+import { formatXapiDate, isStruct, type XmlRpcValue } from './xmlrpc.js';
+import { decodeMethodResponse } from './xmlrpc-decode.js';
+import { encodeMethodCall } from './xmlrpc-encode.js';
 
 export type Transport = 'jsonrpc' | 'xmlrpc';
 
-export interface RpcContext {
+interface RpcContext {
   readonly endpoint: Endpoint;
   readonly base: URL;
   readonly maxResponseBytes: number;
@@ -49,18 +46,27 @@ export function isReadOnlyCall(method: string): boolean {
   return READ_ONLY_RE.test(method);
 }
 
+/** An RPC answer: its HTTP status, its content-type and its whole body as text. */
+interface RpcReply {
+  status: number;
+  contentType: string;
+  text: string;
+}
+
 /**
- * POSTs an RPC body. A read-only call whose kept-alive socket turned out closed before any
- * answer (the server timed it out as the request left) is sent once more on a new socket.
+ * POSTs an RPC body and reads the answer (at most `maxResponseBytes`). A read-only call whose
+ * kept-alive socket turned out closed before any answer (the server timed it out as the
+ * request left) is sent once more on a new socket.
  */
 async function post(
   ctx: RpcContext,
   method: string,
+  where: string,
   url: URL,
   type: string,
   body: string,
   opts: RpcCallOptions,
-): Promise<{ ex: Exchange; res: IncomingMessage }> {
+): Promise<RpcReply> {
   for (let attempt = 0; ; attempt++) {
     const ex = send(ctx.endpoint, {
       method: 'POST',
@@ -71,12 +77,24 @@ async function post(
       deadlineMs: opts.timeoutMs,
       what: method,
     });
+    let res: IncomingMessage;
     try {
-      return { ex, res: await ex.response };
+      res = await ex.response;
     } catch (e) {
       if (attempt > 0 || !ex.staleSocket() || !isReadOnlyCall(method)) throw e;
+      continue;
     }
+    const ctype = res.headers['content-type'];
+    return {
+      status: res.statusCode ?? 0,
+      contentType: (Array.isArray(ctype) ? ctype[0] : ctype) ?? '',
+      text: (await readBody(ex, res, ctx.maxResponseBytes, where)).toString('utf8'),
+    };
   }
+}
+
+function httpStatusError(where: string, status: number): XapiError {
+  return new XapiError('XAPI_TRANSPORT', [`HTTP ${status}`], `${where}: HTTP ${status}`);
 }
 
 function errorFromDescription(desc: unknown, fallback: string): XapiError {
@@ -91,11 +109,7 @@ function stringifyParam(p: unknown): string {
   return typeof p === 'string' ? p : (JSON.stringify(p) ?? String(p));
 }
 
-function contentType(h: string | string[] | undefined): string {
-  return (Array.isArray(h) ? h[0] : h) ?? '';
-}
-
-export async function jsonRpcCall(
+async function jsonRpcCall(
   ctx: RpcContext,
   method: string,
   params: readonly unknown[],
@@ -117,14 +131,13 @@ export async function jsonRpcCall(
     );
   }
   const where = `JSON-RPC ${method}`;
-  const { ex, res } = await post(ctx, method, url, 'application/json', body, opts);
-  const status = res.statusCode ?? 0;
-  const ctype = contentType(res.headers['content-type']);
-  const text = (await readBody(ex, res, ctx.maxResponseBytes, where)).toString('utf8');
+  const {
+    status,
+    contentType: ctype,
+    text,
+  } = await post(ctx, method, where, url, 'application/json', body, opts);
   if (status === 404) throw new JsonRpcUnsupported('HTTP 404');
-  if (status !== 200) {
-    throw new XapiError('XAPI_TRANSPORT', [`HTTP ${status}`], `${where}: HTTP ${status}`);
-  }
+  if (status !== 200) throw httpStatusError(where, status);
   if (ctype !== 'application/json') {
     throw new JsonRpcUnsupported(`content-type ${JSON.stringify(ctype.slice(0, 60))}`);
   }
@@ -169,8 +182,11 @@ export async function jsonRpcCall(
   return r.result;
 }
 
-/** Turns Date values into xapi date strings, recursively (XML-RPC results only). */
-function normaliseXml(v: XmlRpcValue): unknown {
+/**
+ * Turns Date values into xapi date strings, recursively and in place (a decoded XML-RPC result
+ * or `task.result`), so that values look as JSON-RPC gives them.
+ */
+export function normaliseXml(v: XmlRpcValue): unknown {
   if (typeof v !== 'object') return v;
   if (v instanceof Date) return formatXapiDate(v);
   if (v instanceof Uint8Array) return v;
@@ -188,7 +204,7 @@ function normaliseXml(v: XmlRpcValue): unknown {
   return v;
 }
 
-export async function xmlRpcCall(
+async function xmlRpcCall(
   ctx: RpcContext,
   method: string,
   params: readonly unknown[],
@@ -197,12 +213,8 @@ export async function xmlRpcCall(
   const url = new URL('/', ctx.base);
   const body = encodeMethodCall(method, params as XmlRpcValue[]);
   const where = `XML-RPC ${method}`;
-  const { ex, res } = await post(ctx, method, url, 'text/xml', body, opts);
-  const status = res.statusCode ?? 0;
-  const text = (await readBody(ex, res, ctx.maxResponseBytes, where)).toString('utf8');
-  if (status !== 200) {
-    throw new XapiError('XAPI_TRANSPORT', [`HTTP ${status}`], `${where}: HTTP ${status}`);
-  }
+  const { status, text } = await post(ctx, method, where, url, 'text/xml', body, opts);
+  if (status !== 200) throw httpStatusError(where, status);
   const reply = decodeMethodResponse(text);
   if (!isStruct(reply) || typeof reply.Status !== 'string') {
     throw new XapiError('XAPI_PROTOCOL', ['no Status'], `${where}: answer without Status`);
@@ -210,4 +222,21 @@ export async function xmlRpcCall(
   if (reply.Status === 'Success') return normaliseXml(reply.Value ?? '');
   if (reply.Status === 'Failure') throw errorFromDescription(reply.ErrorDescription, 'Failure');
   throw new XapiError('XAPI_PROTOCOL', ['bad Status'], `${where}: unknown Status`);
+}
+
+/** Where and how calls go: the transport chosen at login, over the session's endpoint. */
+export interface RpcLink extends RpcContext {
+  readonly transport: Transport;
+}
+
+/** One call over the link's transport (no session is added: `params` are sent as given). */
+export function rpcCall(
+  link: RpcLink,
+  method: string,
+  params: readonly unknown[],
+  opts: RpcCallOptions,
+): Promise<unknown> {
+  return link.transport === 'jsonrpc'
+    ? jsonRpcCall(link, method, params, opts)
+    : xmlRpcCall(link, method, params, opts);
 }
