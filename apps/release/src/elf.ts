@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * What a native binary (a Node.js addon `.node`, or the `node` executable) asks of the machine
+ * that loads it: its ELF machine and the newest glibc symbol version it links against.
+ *
+ * The version needs of an ELF file are named in its dynamic string table (`GLIBC_2.28`, …), the
+ * same names `objdump -T` prints; scanning the bytes for them is what `strings | grep GLIBC_`
+ * does, with no binutils needed on the build machine.
+ */
+export interface ElfNeeds {
+  /** e_machine: 62 is x86-64. */
+  machine: number;
+  /** The newest `GLIBC_x.y[.z]` version named, e.g. [2, 28]; null when none (static or musl). */
+  glibc: number[] | null;
+}
+
+const EM_X86_64 = 62;
+
+export function elfNeeds(file: string): ElfNeeds {
+  const bytes = readFileSync(file);
+  if (bytes.length < 20 || bytes.readUInt32BE(0) !== 0x7f454c46) {
+    throw new Error(`${file} is not an ELF file`);
+  }
+  const machine = bytes.readUInt16LE(18);
+  let glibc: number[] | null = null;
+  for (const m of bytes.toString('latin1').matchAll(/GLIBC_(\d+)\.(\d+)(?:\.(\d+))?/g)) {
+    const v = [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+    if (glibc === null || compareVersions(v, glibc) > 0) glibc = v;
+  }
+  return { machine, glibc };
+}
+
+export function compareVersions(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** XenServer 8's control domain has glibc 2.28: nothing we ship may need a newer one. */
+export const TARGET_GLIBC = [2, 28] as const;
+
+/** Why `file` cannot load on a linux-x64 host with glibc 2.28, or null when it can. */
+export function unfitForTarget(file: string): string | null {
+  const needs = elfNeeds(file);
+  if (needs.machine !== EM_X86_64)
+    return `${file}: not an x86-64 binary (ELF machine ${needs.machine})`;
+  if (needs.glibc && compareVersions(needs.glibc, TARGET_GLIBC) > 0) {
+    return `${file}: needs glibc ${needs.glibc.join('.')}, newer than the target's ${TARGET_GLIBC.join('.')}`;
+  }
+  return null;
+}
