@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 export interface ElfNeeds {
   /** e_machine: 62 is x86-64. */
   machine: number;
-  /** The newest `GLIBC_x.y[.z]` version named, e.g. [2, 28]; null when none (static or musl). */
+  /** The newest `GLIBC_x.y[.z]` version named, e.g. [2, 28]; null when none (static, or musl). */
   glibc: number[] | null;
 }
 
@@ -25,7 +25,7 @@ export function elfNeeds(file: string): ElfNeeds {
   const machine = bytes.readUInt16LE(18);
   let glibc: number[] | null = null;
   for (const m of bytes.toString('latin1').matchAll(/GLIBC_(\d+)\.(\d+)(?:\.(\d+))?/g)) {
-    const v = [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+    const v = [m[1], m[2], m[3]].filter((x) => x !== undefined).map(Number);
     if (glibc === null || compareVersions(v, glibc) > 0) glibc = v;
   }
   return { machine, glibc };
