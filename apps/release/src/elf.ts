@@ -13,6 +13,8 @@ export interface ElfNeeds {
   machine: number;
   /** The newest `GLIBC_x.y[.z]` version named, e.g. [2, 28]; null when none (static, or musl). */
   glibc: number[] | null;
+  /** The newest `GLIBCXX_3.4.n` (libstdc++) version named; null when none. */
+  glibcxx: number[] | null;
 }
 
 const EM_X86_64 = 62;
@@ -23,12 +25,18 @@ export function elfNeeds(file: string): ElfNeeds {
     throw new Error(`${file} is not an ELF file`);
   }
   const machine = bytes.readUInt16LE(18);
-  let glibc: number[] | null = null;
-  for (const m of bytes.toString('latin1').matchAll(/GLIBC_(\d+)\.(\d+)(?:\.(\d+))?/g)) {
+  const text = bytes.toString('latin1');
+  return { machine, glibc: newest(text, 'GLIBC_'), glibcxx: newest(text, 'GLIBCXX_') };
+}
+
+/** The newest `<prefix>x.y[.z]` version named in text. */
+function newest(text: string, prefix: string): number[] | null {
+  let best: number[] | null = null;
+  for (const m of text.matchAll(new RegExp(`${prefix}(\\d+)\\.(\\d+)(?:\\.(\\d+))?`, 'g'))) {
     const v = [m[1], m[2], m[3]].filter((x) => x !== undefined).map(Number);
-    if (glibc === null || compareVersions(v, glibc) > 0) glibc = v;
+    if (best === null || compareVersions(v, best) > 0) best = v;
   }
-  return { machine, glibc };
+  return best;
 }
 
 export function compareVersions(a: readonly number[], b: readonly number[]): number {
@@ -41,6 +49,8 @@ export function compareVersions(a: readonly number[], b: readonly number[]): num
 
 /** XenServer 8's control domain has glibc 2.28: nothing we ship may need a newer one. */
 export const TARGET_GLIBC = [2, 28] as const;
+/** …and the libstdc++ of GCC 8, which the distributions of glibc 2.28 (EL8) ship. */
+const TARGET_GLIBCXX = [3, 4, 25] as const;
 
 /** Why `file` cannot load on a linux-x64 host with glibc 2.28, or null when it can. */
 export function unfitForTarget(file: string): string | null {
@@ -49,6 +59,9 @@ export function unfitForTarget(file: string): string | null {
     return `${file}: not an x86-64 binary (ELF machine ${needs.machine})`;
   if (needs.glibc && compareVersions(needs.glibc, TARGET_GLIBC) > 0) {
     return `${file}: needs glibc ${needs.glibc.join('.')}, newer than the target's ${TARGET_GLIBC.join('.')}`;
+  }
+  if (needs.glibcxx && compareVersions(needs.glibcxx, TARGET_GLIBCXX) > 0) {
+    return `${file}: needs libstdc++ GLIBCXX_${needs.glibcxx.join('.')}, newer than the target's ${TARGET_GLIBCXX.join('.')}`;
   }
   return null;
 }

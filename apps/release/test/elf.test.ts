@@ -20,13 +20,16 @@ function fakeElf(name: string, machine: number, versions: string[]): string {
 describe('what a native binary needs', () => {
   it('reads the newest glibc version it names, as objdump -T lists them', () => {
     const f = fakeElf('a.node', 62, ['GLIBC_2.2.5', 'GLIBC_2.28', 'GLIBC_2.14', 'GLIBCXX_3.4.21']);
-    expect(elfNeeds(f)).toEqual({ machine: 62, glibc: [2, 28] });
+    expect(elfNeeds(f)).toEqual({ machine: 62, glibc: [2, 28], glibcxx: [3, 4, 21] });
     expect(unfitForTarget(f)).toBeNull();
   });
 
   it('finds a binary unfit for glibc 2.28 or for x86-64', () => {
     expect(unfitForTarget(fakeElf('new.node', 62, ['GLIBC_2.17', 'GLIBC_2.34']))).toMatch(
       /needs glibc 2\.34, newer than the target's 2\.28/,
+    );
+    expect(unfitForTarget(fakeElf('cxx.node', 62, ['GLIBC_2.17', 'GLIBCXX_3.4.30']))).toMatch(
+      /needs libstdc\+\+ GLIBCXX_3\.4\.30/,
     );
     expect(unfitForTarget(fakeElf('arm.node', 183, ['GLIBC_2.17']))).toMatch(/not an x86-64/);
     const text = join(dir, 'not-elf');
