@@ -37,8 +37,8 @@ Usage: install.sh [--root DIR] [--node PATH]
 Installs xsmeta in place of xe-backup-metadata and xe-restore-metadata (kept as
 <name>.xsmeta-orig) and as /usr/bin/xsmeta; /opt/xsmeta/uninstall.sh undoes it.
   --root DIR   install under DIR instead of / (the launchers then point into DIR)
-  --node PATH  the Node.js (>= 20.19) to run with, when the release bundles none
-               (default: the node found on PATH)
+  --node PATH  the Node.js (>= 20.19) to run with (default: the release's own, or
+               when it bundles none, the node found on PATH)
 USAGE
 }
 usage_error() {
@@ -84,8 +84,8 @@ if [ -z "$R" ] && [ "$(id -u)" != 0 ]; then die "run as root (it replaces files 
 DEST=$R$PREFIX
 RECORD=$DEST/installed-files
 
-# The runtime: the bundled one, else --node or the node on PATH; Node.js >= 20.19.
-if [ -x "$HERE/node/bin/node" ]; then
+# The runtime: --node, else the bundled one, else the node on PATH; Node.js >= 20.19.
+if [ -z "$NODE" ] && [ -x "$HERE/node/bin/node" ]; then
   CHECK_NODE=$HERE/node/bin/node
   RUN_NODE=$DEST/node/bin/node
 else

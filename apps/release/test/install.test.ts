@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
+  cpSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -130,6 +131,30 @@ describe('install.sh', () => {
     ).toBe(newer);
     expect(uninstall(root).code).toBe(0);
     expect(readFileSync(join(root, 'opt/xensource/bin/xe-backup-metadata'), 'utf8')).toBe(newer);
+  });
+
+  it('runs the commands with the runtime the release bundles, copied to /opt/xsmeta/node', () => {
+    const bundled = join(work, 'bundled');
+    cpSync(release, bundled, { recursive: true });
+    mkdirSync(join(bundled, 'node', 'bin'), { recursive: true });
+    writeFileSync(
+      join(bundled, 'node', 'bin', 'node'),
+      `#!/bin/sh\nexec '${process.execPath}' "$@"\n`,
+    );
+    chmodSync(join(bundled, 'node', 'bin', 'node'), 0o755);
+    const root = host({}, ['opt/xensource/bin']);
+    const r = script('install.sh', ['--root', root], bundled);
+    expect(r.code, r.stderr).toBe(0);
+    const launcher = readFileSync(join(root, 'usr/bin/xsmeta'), 'utf8');
+    expect(launcher).toContain(`exec '${join(root, 'opt/xsmeta/node/bin/node')}' `);
+    expect(runs(join(root, 'usr/bin/xsmeta'), ['list'])).toBe('xsmeta list');
+    // --node overrides it.
+    expect(script('install.sh', ['--root', root, '--node', process.execPath], bundled).code).toBe(
+      0,
+    );
+    expect(readFileSync(join(root, 'usr/bin/xsmeta'), 'utf8')).toContain(
+      `exec '${process.execPath}' `,
+    );
   });
 
   it('rejects an unknown argument as a usage error', () => {
