@@ -1,0 +1,92 @@
+#!/bin/sh
+# Undoes xsmeta's install.sh, from what it recorded in /opt/xsmeta/installed-files: removes
+# each launcher it wrote, moves each original (<path>.xsmeta-orig) back, removes the cron entry
+# `xsmeta schedule` installed (/etc/cron.d/xsmeta: it would run a removed program), the
+# folders install.sh made, and /opt/xsmeta. The event history in /var/lib/xsmeta (or
+# $XSMETA_STATE_DIR) is data, not the program: it is left, and said so.
+set -eu
+
+MARK='# xsmeta-launcher'
+PREFIX=/opt/xsmeta
+ROOT=/
+
+usage_error() {
+  echo "uninstall.sh: $* (see --help)" >&2
+  exit 2
+}
+die() {
+  echo "uninstall.sh: $*" >&2
+  exit 1
+}
+
+while [ $# -gt 0 ]; do
+  case $1 in
+  --root)
+    [ $# -ge 2 ] && [ -n "$2" ] || usage_error "--root needs a folder"
+    ROOT=$2
+    shift 2
+    ;;
+  --root=?*)
+    ROOT=${1#--root=}
+    shift
+    ;;
+  -h | --help)
+    echo "Usage: uninstall.sh [--root DIR]"
+    echo "Puts back what xsmeta's install.sh (with the same --root) replaced, and removes xsmeta."
+    exit 0
+    ;;
+  *) usage_error "unknown argument '$1'" ;;
+  esac
+done
+
+[ -d "$ROOT" ] || die "--root $ROOT: no such folder"
+R=$(cd "$ROOT" && pwd)
+[ "$R" = / ] && R=
+if [ -z "$R" ] && [ "$(id -u)" != 0 ]; then die "run as root"; fi
+DEST=$R$PREFIX
+RECORD=$DEST/installed-files
+[ -f "$RECORD" ] || die "xsmeta is not installed${R:+ under $R} (no $RECORD)"
+
+is_ours() { [ -f "$1" ] && head -n 2 "$1" | grep -qxF "$MARK"; }
+
+# Read it whole first: it lives in $DEST, which goes last.
+entries=$(cat "$RECORD")
+dirs=
+echo "Removing xsmeta from $DEST"
+while read -r what path; do
+  case $what in
+  moved | created)
+    p=$R$path
+    if is_ours "$p"; then rm -f "$p"; fi
+    if [ -e "$p.xsmeta-orig" ] || [ -L "$p.xsmeta-orig" ]; then
+      if [ -e "$p" ] || [ -L "$p" ]; then
+        # Not ours: an update of the host put a newer one there. Keep it.
+        echo "  $path is not xsmeta's launcher (a newer upstream one?): kept; the older original stays as $path.xsmeta-orig"
+      else
+        mv "$p.xsmeta-orig" "$p"
+        echo "  $path: the original is back"
+      fi
+    else
+      echo "  $path: removed"
+    fi
+    ;;
+  dir) dirs="$path $dirs" ;; # the deepest first
+  '') ;;
+  *) echo "uninstall.sh: ignoring an unknown line of $RECORD: $what $path" >&2 ;;
+  esac
+done <<ENTRIES
+$entries
+ENTRIES
+
+cron=$R/etc/cron.d/xsmeta
+if [ -f "$cron" ] && grep -q "^# Installed by 'xsmeta schedule" "$cron"; then
+  rm -f "$cron"
+  echo "  /etc/cron.d/xsmeta (xsmeta's schedule): removed"
+fi
+rm -rf "$DEST"
+for d in $dirs; do
+  # Made by install.sh; left if something else has been put in it since.
+  find "$R$d" -depth -type d -empty -delete 2>/dev/null || true
+  if [ ! -e "$R$d" ]; then echo "  $d: removed"; fi
+done
+echo "Done. The event history (/var/lib/xsmeta or \$XSMETA_STATE_DIR) is left; remove it by hand if unwanted."
