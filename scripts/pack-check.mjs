@@ -3,9 +3,11 @@
 // 1. builds (turbo; cached when `pnpm check` has just built);
 // 2. packs every publishable package (`pnpm pack`, which applies `publishConfig` and turns
 //    `workspace:*` / `catalog:` into versions) into a temporary folder;
-// 3. checks each packed package.json: a version, not private, no `source` condition, no
-//    workspace or catalog range, `engines.node`, every file that exports/main/types/bin name is
-//    in the tarball, nothing but dist/, bin/, README.md, LICENSE and package.json in it;
+// 3. checks each packed package.json and tarball (scripts/pack-rules.mjs, proved by
+//    pack-check-selftest.mjs): a version, not private, no `source` condition, no workspace or
+//    catalog range, `engines.node`, every file that exports/main/types/bin name is in the
+//    tarball, nothing but dist/, bin/, README.md, LICENSE and package.json in it, no test file,
+//    and no output in dist/ of a source that is gone;
 // 4. `npm install`s the tarballs into an empty folder (ours from the tarballs, third-party
 //    dependencies from the npm registry);
 // 5. imports every package and subpath there;
@@ -16,10 +18,19 @@
 // One line per step; the first failure prints `pack-check: FAILED at <step>: <why>` and exits 1,
 // leaving the temporary folder for a look. `--keep` keeps it on success too.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { manifestProblems, readmeExamples, staleOutputs } from './pack-rules.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -76,6 +87,13 @@ function run(cmd, args, opts = {}) {
   }
   return r.stdout;
 }
+/** The files under `dir`, as paths relative to it (none when it does not exist). */
+const listFiles = (dir) =>
+  existsSync(dir)
+    ? readdirSync(dir, { recursive: true, withFileTypes: true })
+        .filter((d) => d.isFile())
+        .map((d) => join(d.parentPath ?? d.path, d.name).slice(dir.length + 1))
+    : [];
 const seconds = (t0) => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
 
 /** pnpm as this script was started by it (`pnpm run`), else pnpm 10 through npx. */
@@ -122,53 +140,28 @@ for (const m of manifests) {
 }
 ok(`${manifests.length} tarballs, ${seconds(t0)}`);
 
-// 3. The packed manifests.
+// 3. The packed manifests, and what the tarballs hold.
 const ours = new Set(manifests.map((m) => m.source.name));
 for (const m of manifests) {
   const name = m.source.name;
   step = `manifest ${name}`;
+  const stale = staleOutputs(
+    listFiles(join(root, m.dir, 'dist')),
+    listFiles(join(root, m.dir, 'src')),
+  );
+  if (stale.length) {
+    fail(
+      `${m.dir}/dist holds output of sources that are gone (${stale.slice(0, 3).join(', ')}): ` +
+        'its build should empty dist/ first',
+    );
+  }
   const files = run('tar', ['-tzf', m.tarball])
     .split('\n')
     .filter(Boolean)
     .map((f) => f.replace(/^package\//, ''));
-  const inTar = new Set(files);
-  const pkg = JSON.parse(run('tar', ['-xzOf', m.tarball, 'package/package.json']));
-  m.packed = pkg;
-  if (pkg.private) fail('"private" is set: it cannot be published');
-  if (pkg.version !== m.source.version) fail(`version ${pkg.version}, not ${m.source.version}`);
-  if (pkg.engines?.node !== '>=20.19') fail(`engines.node is ${pkg.engines?.node}, not >=20.19`);
-  const exportsText = JSON.stringify(pkg.exports ?? null);
-  if (exportsText.includes('"source"'))
-    fail(`the published exports keep a "source" condition: ${exportsText}`);
-  for (const field of ['dependencies', 'peerDependencies', 'optionalDependencies']) {
-    for (const [dep, range] of Object.entries(pkg[field] ?? {})) {
-      if (/^(workspace|catalog):/.test(range)) fail(`${field}.${dep} is still "${range}"`);
-      if (field === 'dependencies' && dep.startsWith('@xsmeta/') && !ours.has(dep)) {
-        fail(`depends on ${dep}, which this check does not pack (add it to PACKAGES)`);
-      }
-    }
-  }
-  const named = [];
-  const collect = (v) => {
-    if (typeof v === 'string') named.push(v);
-    else if (v && typeof v === 'object') Object.values(v).forEach(collect);
-  };
-  collect(pkg.exports);
-  collect(pkg.main);
-  collect(pkg.types);
-  collect(pkg.bin);
-  for (const f of named) {
-    if (!inTar.has(f.replace(/^\.\//, ''))) fail(`names ${f}, which is not in the tarball`);
-  }
-  if (!pkg.exports && !pkg.bin) fail('neither exports nor bin: nothing to use');
-  for (const f of ['README.md', 'LICENSE']) if (!inTar.has(f)) fail(`${f} is not in the tarball`);
-  const stray = files.filter(
-    (f) => !/^(dist|bin)\//.test(f) && !['README.md', 'LICENSE', 'package.json'].includes(f),
-  );
-  if (stray.length) fail(`unexpected files in the tarball: ${stray.slice(0, 5).join(', ')}`);
-  const tests = files.filter((f) => /\.test\.|test-support\//.test(f));
-  if (tests.length)
-    fail(`test files in the tarball (a stale dist/?): ${tests.slice(0, 5).join(', ')}`);
+  m.packed = JSON.parse(run('tar', ['-xzOf', m.tarball, 'package/package.json']));
+  const problems = manifestProblems({ pkg: m.packed, files, version: m.source.version, ours });
+  if (problems.length) fail(problems.join('; '));
   ok(`${files.length} files`);
 }
 
@@ -234,37 +227,10 @@ step = 'README examples';
 const examples = [];
 for (const m of manifests) {
   const name = m.source.name;
-  const readme = readFileSync(join(root, m.dir, 'README.md'), 'utf8');
-  const section = /^## Use it on its own\n([\s\S]*?)(?=^## |(?![\s\S]))/m.exec(readme)?.[1];
-  if (!section) fail(`${m.dir}/README.md has no "## Use it on its own" section`);
-  if (!section.includes(`npm install ${name}`)) {
-    fail(
-      `${m.dir}/README.md: its "Use it on its own" section does not say \`npm install ${name}\``,
-    );
-  }
-  const blocks = [...section.matchAll(/^```(\w+)\n([\s\S]*?)^```$/gm)].map((b) => ({
-    lang: b[1],
-    code: b[2],
-  }));
-  blocks.forEach((b, i) => {
-    // `npm install` lines are what step 4 did from the tarballs; the rest of a sh block runs.
-    const lines =
-      b.lang === 'sh'
-        ? b.code
-            .split('\n')
-            .map((l) => l.trim())
-            .filter((l) => l && !l.startsWith('#') && !l.startsWith('npm install '))
-        : [];
-    if (b.lang !== 'js' && lines.length === 0) return;
-    const next = blocks[i + 1];
-    examples.push({
-      name,
-      lang: b.lang,
-      code: b.code,
-      lines,
-      expect: next?.lang === 'text' ? next.code.trimEnd() : null,
-      file: join(app, `readme-${basename(m.dir)}-${i + 1}.mjs`),
-    });
+  const found = readmeExamples(readFileSync(join(root, m.dir, 'README.md'), 'utf8'), name);
+  if (found.problem) fail(`${m.dir}/README.md: ${found.problem}`);
+  found.examples.forEach((e, i) => {
+    examples.push({ ...e, name, file: join(app, `readme-${basename(m.dir)}-${i + 1}.mjs`) });
   });
 }
 const jsExamples = examples.filter((e) => e.lang === 'js');
