@@ -152,7 +152,7 @@ for (const m of manifests) {
   if (stale.length) {
     fail(
       `${m.dir}/dist holds output of sources that are gone (${stale.slice(0, 3).join(', ')}): ` +
-        'its build should empty dist/ first',
+        `remove ${m.dir}/dist and build again`,
     );
   }
   const files = run('tar', ['-tzf', m.tarball])
