@@ -108,7 +108,11 @@ function pnpm() {
 // 1. Build.
 step = 'build';
 let t0 = performance.now();
-run('turbo', ['run', 'build', '--output-logs=errors-only'], { cwd: root, env: process.env });
+const [pnpmCmd, pnpmArgs] = pnpm();
+run(pnpmCmd, [...pnpmArgs, 'exec', 'turbo', 'run', 'build', '--output-logs=errors-only'], {
+  cwd: root,
+  env: process.env,
+});
 ok(seconds(t0));
 
 // 2. Pack.
@@ -118,7 +122,6 @@ const manifests = PACKAGES.map((p) => ({
   ...p,
   source: JSON.parse(readFileSync(join(root, p.dir, 'package.json'), 'utf8')),
 }));
-const [pnpmCmd, pnpmArgs] = pnpm();
 run(
   pnpmCmd,
   [
