@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { type BlockDevice, MemoryDevice, Ring } from '../src/index.js';
-import { BLOCK, DATA_START } from '../src/ring.js';
+import { BLOCK, DATA_START } from '../src/ring/layout.js';
 import { label, payload, SR, VDI } from './helpers.js';
 
 /**

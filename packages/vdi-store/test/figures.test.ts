@@ -7,7 +7,7 @@ import {
   scanArchive,
   writeArchive,
 } from '../src/index.js';
-import { BLOCK, DATA_START, ROOT_SIZE } from '../src/ring.js';
+import { BLOCK, DATA_START, ROOT_SIZE } from '../src/ring/layout.js';
 import { contents, label, payload, SR, sha, VDI } from './helpers.js';
 
 /**
