@@ -47,7 +47,7 @@ function merge(root: Root, found: Entry[]): Root {
 export async function readRoots(dev: BlockDevice) {
   // The used part of a copy: its header and at most MAX_SLOTS entries (the rest is unused).
   const n = HEADER + MAX_SLOTS * ENTRY;
-  const bufs = [await dev.read(0, n), await dev.read(ROOT_SIZE, n)] as const;
+  const bufs = await Promise.all([dev.read(0, n), dev.read(ROOT_SIZE, n)]);
   const results = [decodeRoot(bufs[0], 0, dev.size), decodeRoot(bufs[1], 1, dev.size)] as const;
   let best: Root | null = null;
   for (const r of results)

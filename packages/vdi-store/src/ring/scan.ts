@@ -135,11 +135,14 @@ export async function findBeyond(dev: BlockDevice, root: Root, limit: number): P
   const tried = new Set<number>();
   let frontier = [0, ...root.entries.flatMap((e) => [e.offset, e.offset + span(e)])];
   while (frontier.length > 0) {
+    // The places of one round are read at once (a cold disk answers them together).
+    const places = [...new Set(frontier)].filter((off) => !tried.has(off));
+    for (const off of places) tried.add(off);
+    const records = await Promise.all(
+      places.map((off) => recordAt(dev, capacity, limit, off, root.nonce, root.nextSeq)),
+    );
     const next: number[] = [];
-    for (const off of frontier) {
-      if (tried.has(off)) continue;
-      tried.add(off);
-      const r = await recordAt(dev, capacity, limit, off, root.nonce, root.nextSeq);
+    for (const r of records) {
       if (r) {
         found.push(r.entry);
         next.push(r.entry.offset + span(r.entry));
