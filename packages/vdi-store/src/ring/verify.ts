@@ -94,6 +94,20 @@ export async function verifyRecords(
   const queue: { job: Job; rel: number; bytes: Promise<Uint8Array> }[] = [];
   let next = 0; // the job whose bytes are asked for next
   let asked = 0; // how many of them
+  // With a device that reads into a given buffer, the reads go through VERIFY_AHEAD + 1 buffers
+  // in turn: a buffer is asked for again only after the read that used it was consumed (the
+  // read asked for after each await is VERIFY_AHEAD places ahead of the one being consumed).
+  const dev = view.dev;
+  const largest = Math.min(VERIFY_CHUNK, Math.max(0, ...jobs.map((j) => j.length)));
+  const pool = dev.readInto
+    ? Array.from({ length: VERIFY_AHEAD + 1 }, () => new Uint8Array(largest))
+    : null;
+  let turn = 0;
+  const read = (offset: number, n: number): Promise<Uint8Array> => {
+    if (!pool || !dev.readInto) return dev.read(offset, n);
+    const buf = pool[turn++ % pool.length]!.subarray(0, n);
+    return dev.readInto(offset, buf).then(() => buf);
+  };
   const fill = (): void => {
     while (queue.length < VERIFY_AHEAD && next < jobs.length) {
       const job = jobs[next]!;
@@ -103,7 +117,7 @@ export async function verifyRecords(
         continue;
       }
       const n = Math.min(VERIFY_CHUNK, job.length - asked);
-      const bytes = view.dev.read(job.checks.at + asked, n);
+      const bytes = read(job.checks.at + asked, n);
       bytes.catch(() => {}); // awaited below; one left behind by a failure stays quiet
       queue.push({ job, rel: asked, bytes });
       asked += n;
