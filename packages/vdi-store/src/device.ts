@@ -9,6 +9,11 @@ export interface BlockDevice {
   readonly readOnly: boolean;
   /** Reads exactly `length` bytes at `offset`; a short read is RING_TRUNCATED. */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Optional: reads exactly `target.length` bytes at `offset` into `target`, as `read` does,
+   * so that a reader can reuse its buffers (verify reads a whole disk through a few).
+   */
+  readInto?(offset: number, target: Uint8Array): Promise<void>;
   write(offset: number, data: Uint8Array): Promise<void>;
   /** Makes every write so far durable (fdatasync). */
   flush(): Promise<void>;
@@ -39,6 +44,13 @@ class FileDevice implements BlockDevice {
     checkRange(this, offset, length);
     // Not zero-filled first: every byte is read into it, or the read fails.
     const buf = new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
+    await this.readInto(offset, buf);
+    return buf;
+  }
+
+  async readInto(offset: number, buf: Uint8Array): Promise<void> {
+    const length = buf.length;
+    checkRange(this, offset, length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
@@ -47,7 +59,6 @@ class FileDevice implements BlockDevice {
       }
       done += bytesRead;
     }
-    return buf;
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {

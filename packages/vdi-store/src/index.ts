@@ -10,14 +10,14 @@ export {
 export { type BlockDevice, openFileDevice } from './device.js';
 export { ArchiveError, type ArchiveErrorCode, RingError, type RingErrorCode } from './errors.js';
 export { MemoryDevice, type SectorFate, SimulatedCrash } from './memory-device.js';
-export {
-  type RecordCheck,
-  type RecordInfo,
-  type RepairReport,
-  RING_FORMAT_VERSION,
-  Ring,
-  type RingKeys,
-  type RingStatus,
-  type RingUsage,
-  type VerifyReport,
-} from './ring.js';
+export { RING_FORMAT_VERSION } from './ring/layout.js';
+export type { RingKeys } from './ring/signing.js';
+export type {
+  RecordCheck,
+  RecordInfo,
+  RepairReport,
+  RingStatus,
+  RingUsage,
+  VerifyReport,
+} from './ring/types.js';
+export { Ring } from './ring.js';

@@ -57,6 +57,11 @@ export class MemoryDevice implements BlockDevice {
     return this.current.slice(offset, offset + length);
   }
 
+  async readInto(offset: number, target: Uint8Array): Promise<void> {
+    checkRange(this, offset, target.length);
+    target.set(this.current.subarray(offset, offset + target.length));
+  }
+
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (this.readOnly) throw new RingError('RING_READ_ONLY', 'memory device is read-only');
     checkRange(this, offset, data.length);

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { MemoryDevice, Ring, type SectorFate, SimulatedCrash } from '../src/index.js';
-import { DATA_START, ROOT_SIZE } from '../src/ring.js';
+import { DATA_START, ROOT_SIZE } from '../src/ring/layout.js';
 import { contents, label, payload, SR, VDI } from './helpers.js';
 
 /**

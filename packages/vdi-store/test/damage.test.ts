@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type BlockDevice, MemoryDevice, Ring, RingError } from '../src/index.js';
-import { BLOCK, DATA_START, ROOT_SIZE } from '../src/ring.js';
+import { BLOCK, DATA_START, ROOT_SIZE } from '../src/ring/layout.js';
 import { contents, freshRing, label, payload, sha } from './helpers.js';
 
 async function verifyMap(img: Uint8Array) {

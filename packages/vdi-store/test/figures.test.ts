@@ -7,7 +7,7 @@ import {
   scanArchive,
   writeArchive,
 } from '../src/index.js';
-import { BLOCK, DATA_START, ROOT_SIZE } from '../src/ring.js';
+import { BLOCK, DATA_START, ROOT_SIZE } from '../src/ring/layout.js';
 import { contents, label, payload, SR, sha, VDI } from './helpers.js';
 
 /**
@@ -154,13 +154,17 @@ it('figures: every case is detected, recovered or refused', async () => {
       for (let i = 0; i < 4 + (at % 7); i++) await backup();
       let reads = 0;
       let armed = false;
+      let writing: Promise<unknown> = Promise.resolve();
       const reader: BlockDevice = {
         size: base.size,
         readOnly: true,
         async read(o, l) {
           // The backup runs at the at-th data read of verify (at % 5 + 1 of them, in a row).
-          if (armed && o >= DATA_START && ++reads >= at % 9 && reads < (at % 9) + (at % 5) + 1)
-            await backup();
+          // One backup at a time, as the SR lock keeps it (verify has several reads in flight).
+          if (armed && o >= DATA_START && ++reads >= at % 9 && reads < (at % 9) + (at % 5) + 1) {
+            writing = writing.then(backup);
+            await writing;
+          }
           return base.read(o, l);
         },
         write: () => Promise.reject(new RingError('RING_READ_ONLY', 'read-only')),

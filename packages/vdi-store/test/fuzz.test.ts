@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import { MemoryDevice, Ring, RingError, readArchive, writeArchive } from '../src/index.js';
-import { ROOT_SIZE } from '../src/ring.js';
+import { ROOT_SIZE } from '../src/ring/layout.js';
 import { freshRing, label, payload } from './helpers.js';
 
 /** Any bytes open (and verify) or fail with a typed error, quickly. */

@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { MemoryDevice, RING_FORMAT_VERSION, Ring, RingError } from '../src/index.js';
-import { DATA_START } from '../src/ring.js';
+import { DATA_START } from '../src/ring/layout.js';
 import { contents, freshRing, label, payload, SR, sha, VDI } from './helpers.js';
 
 const MiB = 1024 * 1024;

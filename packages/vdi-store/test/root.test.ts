@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { MemoryDevice, Ring, RingError } from '../src/index.js';
-import { BLOCK, DATA_START, ROOT_SIZE } from '../src/ring.js';
+import { BLOCK, DATA_START, ROOT_SIZE } from '../src/ring/layout.js';
 import { contents, freshRing, label, payload, SR, sha, VDI } from './helpers.js';
 
 const ID = { vdiUuid: VDI, srUuid: SR };

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MemoryDevice, Ring } from '../src/index.js';
-import { DATA_START } from '../src/ring.js';
+import { DATA_START } from '../src/ring/layout.js';
 import { contents, label, payload, SR, sha, VDI } from './helpers.js';
 
 const ID = { vdiUuid: VDI, srUuid: SR };

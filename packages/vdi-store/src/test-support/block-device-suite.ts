@@ -14,6 +14,8 @@ import { describe, expect, it } from 'vitest';
 export interface ReadableDevice {
   readonly size: number;
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** Optional: reads into a given buffer, exactly as `read` reads. */
+  readInto?(offset: number, target: Uint8Array): Promise<void>;
   close?(): Promise<void>;
 }
 
@@ -119,6 +121,28 @@ export function blockDeviceSuite<D extends ReadableDevice>(
           const [o, l] = ranges[i]!;
           expect(sha(b)).toBe(sha(img.subarray(o!, o! + l!)));
         });
+      } finally {
+        await dev.close?.();
+      }
+    });
+
+    it('reads into a given buffer what read returns, when it can (readInto)', async (ctx) => {
+      const img = image(caps.sectorSize);
+      const dev = await factory.open(img, { readOnly: true });
+      try {
+        if (!dev.readInto) return ctx.skip();
+        const buf = new Uint8Array(8192).fill(0xee);
+        for (const [offset, length] of [
+          [0, 4096],
+          [511, 1025],
+          [img.length - 3, 3],
+          [img.length, 0],
+        ] as const) {
+          await dev.readInto(offset, buf.subarray(0, length));
+          expect(sha(buf.subarray(0, length))).toBe(sha(img.subarray(offset, offset + length)));
+        }
+        const past = failure(dev.readInto(img.length - 2, buf.subarray(0, 3)));
+        expect((await past).code).toBe(caps.outOfRangeCode);
       } finally {
         await dev.close?.();
       }
