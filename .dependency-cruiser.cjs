@@ -54,6 +54,14 @@ module.exports = {
       to: { dependencyTypes: ['core'] },
     },
     {
+      name: 'core-domain-not-app',
+      severity: 'error',
+      comment:
+        "core's domain (rules, deciders, projections) never imports its app layer (use cases over ports): arrows point down.",
+      from: { path: '^packages/core/src/(domain|events)/' },
+      to: { path: '^packages/core/src/app/' },
+    },
+    {
       name: 'sim-only-xapi-and-store',
       severity: 'error',
       comment: 'apps/xapi-sim may use packages/xapi (types, codecs) and vdi-store only.',

@@ -39,6 +39,22 @@ const cases = [
     { 'packages/eventstore-level/src/a.ts': "import '../../cli/src/index.js';\n" },
     true,
   ],
+  [
+    "core's domain imports its app layer",
+    {
+      'packages/core/src/app/record.ts': 'export const r = 1;\n',
+      'packages/core/src/domain/runs.ts': "import '../app/record.js';\n",
+    },
+    true,
+  ],
+  [
+    "legal: core's app layer imports its domain",
+    {
+      'packages/core/src/domain/runs.ts': 'export const r = 1;\n',
+      'packages/core/src/app/record.ts': "import '../domain/runs.js';\n",
+    },
+    false,
+  ],
   ['core imports node:fs', { 'packages/core/src/a.ts': "import 'node:fs';\n" }, true],
   [
     'vdi-store imports xapi',

@@ -1,4 +1,5 @@
 export * from './app/index.js';
+export { backupDate, parseBackupDate } from './domain/backup-date.js';
 export { type Decider, DomainError, type DomainErrorCode, fold } from './domain/decider.js';
 export {
   type BackupVdiContent,

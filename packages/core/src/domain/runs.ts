@@ -1,5 +1,5 @@
-import { parseBackupDate } from '../app/record.js';
 import type { BackupEvent, ConvertEvent, RestoreEvent } from '../events/index.js';
+import { parseBackupDate } from './backup-date.js';
 import { type Decider, DomainError } from './decider.js';
 
 type Data<E extends { type: string; data: unknown }, T extends E['type']> = Extract<

@@ -5,6 +5,7 @@
  * keep at most `maxRecords` backups, a dry run changes nothing, abort stops soon and settles.
  * Not part of the package's API (not built, not exported).
  */
+import { backupDate } from '@xsmeta/core';
 import type {
   BackupList,
   BackupProgress,
@@ -108,11 +109,6 @@ function record(seq: number, date: string, verified: boolean | null, damaged?: s
     verified,
     ...(damaged === undefined ? {} : { damaged }),
   };
-}
-
-/** `2025-03-01T10:00:00.000Z` -> `2025-03-01-10-00-00`. */
-function backupDate(d: Date): string {
-  return d.toISOString().slice(0, 19).replace(/[T:]/g, '-');
 }
 
 export class FakeConsoleServices implements ConsoleServices {
