@@ -2,13 +2,12 @@
 // pool database restore check of ocaml/xapi/pool_db_backup.ml. Function names in comments are
 // those of the xen-api file named.
 import { randomUUID } from 'node:crypto';
-import { decodeValue, encodeValue, tarOne, type XmlRpcValue } from '@xsmeta/xapi';
+import { decodeValue, encodeValue, firstTarMember, tarOne, type XmlRpcValue } from '@xsmeta/xapi';
 import { parseDbDump } from './dbxml.js';
 import { Failure } from './errors.js';
 import { NULL, newRef, type Rec } from './model.js';
 import type { Pool } from './pool.js';
 import { networkRecord, vifRecord, XAPI_MAJOR, XAPI_MINOR } from './seed.js';
-import { untar } from './tar.js';
 
 const EPOCH = '19700101T00:00:00Z';
 
@@ -261,17 +260,17 @@ function readOva(body: Uint8Array): {
   version?: { xapi_major?: number; xapi_minor?: number };
   objects?: Obj[];
 } {
-  let members: Map<string, Uint8Array>;
+  let first: { name: string; data: Uint8Array } | null;
   try {
-    members = untar(body);
+    first = firstTarMember(body);
   } catch (e) {
     throw new Failure('IMPORT_ERROR', [`cannot read the archive: ${(e as Error).message}`]);
   }
-  const first = [...members.keys()][0];
-  if (first === undefined) throw new Failure('IMPORT_ERROR_PREMATURE_EOF', []);
-  if (first !== 'ova.xml') throw new Failure('IMPORT_ERROR_UNEXPECTED_FILE', ['ova.xml', first]);
+  if (first === null) throw new Failure('IMPORT_ERROR_PREMATURE_EOF', []);
+  if (first.name !== 'ova.xml')
+    throw new Failure('IMPORT_ERROR_UNEXPECTED_FILE', ['ova.xml', first.name]);
   try {
-    return decodeValue(new TextDecoder().decode(members.get(first)!), {
+    return decodeValue(new TextDecoder().decode(first.data), {
       maxLength: 64 * 1024 * 1024,
     }) as ReturnType<typeof readOva>;
   } catch (e) {

@@ -103,6 +103,8 @@ describe.each(['jsonrpc', 'xmlrpc'] as const)('connector over %s', (transport) =
     expect(Array.isArray(vm.VIFs)).toBe(true);
     expect(typeof vm.other_config).toBe('object');
     expect(typeof vm.memory_static_max).toBe('number');
+    // An int on both transports (XML-RPC sends it as a string the client decodes).
+    expect(vm.version).toBe(0);
     // Non-empty, so the checks below check something.
     expect(vm.VBDs.length).toBeGreaterThan(0);
     expect(vm.VIFs.length).toBeGreaterThan(0);

@@ -11,6 +11,7 @@ import {
   decodeValue,
   encodeMethodCall,
   encodeValue,
+  firstTarMember,
   tarOne,
   XapiClient,
   type XapiError,
@@ -18,7 +19,6 @@ import {
 } from '@xsmeta/xapi';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Simulator, startSimulator } from '../src/index.js';
-import { untar } from '../src/tar.js';
 
 const dirs: string[] = [];
 const sims: Simulator[] = [];
@@ -84,9 +84,12 @@ const rpcJson = (s: Simulator, method: string, params: unknown[], socket = false
   }).then((r) => JSON.parse(r.body.toString()) as R);
 
 function ova(tar: Uint8Array): { version: R; objects: Obj[] } {
-  const [first, xml] = [...untar(tar)][0]!;
-  expect(first).toBe('ova.xml');
-  return decodeValue(new TextDecoder().decode(xml)) as unknown as { version: R; objects: Obj[] };
+  const first = firstTarMember(tar)!;
+  expect(first.name).toBe('ova.xml');
+  return decodeValue(new TextDecoder().decode(first.data)) as unknown as {
+    version: R;
+    objects: Obj[];
+  };
 }
 function reTar(tar: Uint8Array, edit: (objects: Obj[]) => void): Uint8Array {
   const o = ova(tar);
