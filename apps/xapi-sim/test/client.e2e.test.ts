@@ -21,6 +21,7 @@ import {
   XapiError,
 } from '@xsmeta/xapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newVdi as newTestVdi } from '../../../test-support/vdi.js';
 import { type Simulator, startSimulator } from '../src/index.js';
 
 const PASSWORD = 'e2e-Secret-pw';
@@ -155,24 +156,15 @@ describe.each(['jsonrpc', 'xmlrpc'] as const)('connector over %s', (transport) =
 
   it('creates the backup VDI, plugs it into dom0, writes and reads it raw, cleans up', async () => {
     const c = await connect(transport);
-    const [pool] = (await c.getAllRecords<PoolRecord>('pool')).values();
-    const sr = await c.getRecord<SrRecord>('SR', pool!.default_SR);
-    const vdi = await c.call<string>('VDI.create', {
-      name_label: 'Pool Metadata Backup',
-      name_description: 'xsmeta e2e',
-      SR: pool!.default_SR,
-      virtual_size: 4 * 1024 * 1024,
-      type: 'user',
-      sharable: false,
-      read_only: false,
-      other_config: {},
-      xenstore_data: {},
-      sm_config: {},
-      tags: [],
+    const created = await newTestVdi(c, {
+      size: 4 * 1024 * 1024,
+      name: 'Pool Metadata Backup',
+      description: 'xsmeta e2e',
     });
+    const vdi = created.ref;
     try {
-      const rec = await c.getRecord<VdiRecord>('VDI', vdi);
-      expect(rec.uuid).toBe(backupVdiUuid(sr.uuid));
+      const rec = created.record;
+      expect(rec.uuid).toBe(backupVdiUuid(created.srUuid));
       expect(rec.virtual_size).toBe(4 * 1024 * 1024);
       const dom0 = [...(await c.getAllRecords<VmRecord>('VM'))].find(
         ([, v]) => v.is_control_domain,

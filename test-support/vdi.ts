@@ -1,0 +1,37 @@
+/**
+ * Shared by the packages' tests that drive a (simulated) pool through @xsmeta/xapi: a scratch
+ * VDI on the pool's default SR, created with the full record `VDI.create` takes.
+ */
+import type { PoolRecord, SrRecord, VdiRecord, XapiClient } from '@xsmeta/xapi';
+
+export interface NewVdi {
+  ref: string;
+  uuid: string;
+  /** The uuid of the SR it is on (the pool's default SR). */
+  srUuid: string;
+  record: VdiRecord;
+}
+
+/** A `user` VDI of `size` bytes on the default SR, read-write, not sharable. */
+export async function newVdi(
+  c: XapiClient,
+  o: { size: number; name?: string; description?: string },
+): Promise<NewVdi> {
+  const [pool] = (await c.getAllRecords<PoolRecord>('pool')).values();
+  const ref = await c.call<string>('VDI.create', {
+    name_label: o.name ?? 'test VDI',
+    name_description: o.description ?? '',
+    SR: pool!.default_SR,
+    virtual_size: o.size,
+    type: 'user',
+    sharable: false,
+    read_only: false,
+    other_config: {},
+    xenstore_data: {},
+    sm_config: {},
+    tags: [],
+  });
+  const record = await c.getRecord<VdiRecord>('VDI', ref);
+  const sr = await c.getRecord<SrRecord>('SR', record.SR);
+  return { ref, uuid: record.uuid, srUuid: sr.uuid, record };
+}
