@@ -18,6 +18,7 @@ import {
   type XmlRpcValue,
 } from '@xsmeta/xapi';
 import { afterAll, describe, expect, it } from 'vitest';
+import { rejection } from '../../../test-support/reject.js';
 import { type Simulator, startSimulator } from '../src/index.js';
 
 const dirs: string[] = [];
@@ -97,13 +98,8 @@ function reTar(tar: Uint8Array, edit: (objects: Obj[]) => void): Uint8Array {
   return tarOne('ova.xml', new TextEncoder().encode(encodeValue(o as unknown as XmlRpcValue)));
 }
 async function code(p: Promise<unknown>): Promise<{ code: string; params: string[] }> {
-  try {
-    await p;
-  } catch (e) {
-    const x = e as XapiError;
-    return { code: x.code, params: x.params };
-  }
-  throw new Error('expected a failure');
+  const x = await rejection<XapiError>(p);
+  return { code: x.code, params: x.params };
 }
 async function guests(c: XapiClient): Promise<[string, R][]> {
   return [...(await c.getAllRecords<R>('VM'))].filter(

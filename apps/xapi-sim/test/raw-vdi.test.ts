@@ -12,11 +12,10 @@ import {
   type VdiRecord,
   VHD_BLOCK,
   XapiClient,
-  XapiError,
 } from '@xsmeta/xapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newVdi as newTestVdi } from '../../../test-support/vdi.js';
 import { until } from '../../../test-support/wait.js';
+import { newVdi as newTestVdi, xapiFailure } from '../../../test-support/xapi.js';
 import { type Simulator, startSimulator } from '../src/index.js';
 
 let sim: Simulator;
@@ -48,15 +47,7 @@ async function drain(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
-async function failure(p: Promise<unknown>): Promise<XapiError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(XapiError);
-    return e as XapiError;
-  }
-  throw new Error('expected a failure');
-}
+const failure = (p: Promise<unknown>) => xapiFailure(p);
 
 /** A raw HTTP exchange with the simulator: status and the task's final record. */
 function exchange(

@@ -10,7 +10,7 @@ import { blockDeviceSuite } from '@xsmeta/vdi-store/test-support';
 import { VHD_SECTOR, XapiClient } from '@xsmeta/xapi';
 import { type Simulator, startSimulator } from '@xsmeta/xapi-sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newVdi as newTestVdi } from '../../../test-support/vdi.js';
+import { newVdi as newTestVdi } from '../../../test-support/xapi.js';
 import { RemoteDevice } from '../src/remote/device.js';
 
 let sim: Simulator;

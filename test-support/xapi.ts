@@ -1,8 +1,32 @@
 /**
  * Shared by the packages' tests that drive a (simulated) pool through @xsmeta/xapi: a scratch
- * VDI on the pool's default SR, created with the full record `VDI.create` takes.
+ * VDI on the pool's default SR, created with the full record `VDI.create` takes, and the
+ * XapiError a call fails with.
  */
-import type { PoolRecord, SrRecord, VdiRecord, XapiClient } from '@xsmeta/xapi';
+import {
+  type PoolRecord,
+  type SrRecord,
+  type VdiRecord,
+  type XapiClient,
+  XapiError,
+} from '@xsmeta/xapi';
+import { expect } from 'vitest';
+import { rejection } from './reject.js';
+
+/**
+ * The XapiError `p` rejects with (anything else fails the test); with `secret`, the test fails
+ * too if the error's message, params, stack or JSON holds it.
+ */
+export async function xapiFailure(p: Promise<unknown>, secret?: string): Promise<XapiError> {
+  const e = await rejection(p);
+  expect(e).toBeInstanceOf(XapiError);
+  const err = e as XapiError;
+  if (secret !== undefined)
+    expect(
+      `${err.message} ${err.params.join(' ')} ${err.stack ?? ''} ${JSON.stringify(err)}`,
+    ).not.toContain(secret);
+  return err;
+}
 
 export interface NewVdi {
   ref: string;
