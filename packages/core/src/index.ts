@@ -46,6 +46,7 @@ export {
   type RestoreCommand,
   type RestoreRunState,
   restoreDecider,
+  restoreSummaryLine,
 } from './domain/runs.js';
 export {
   dueSlot,

@@ -8,6 +8,7 @@ import {
   fold,
   legacyAccess,
   restoreDecider,
+  restoreSummaryLine,
   scheduleDecider,
 } from '../src/index.js';
 
@@ -283,4 +284,8 @@ describe('legacyAccess: XenServer rule and XSA-459, as a pure decision', () => {
       reason: expect.stringMatching(/a, b.*-x VDI_UUID/),
     });
   });
+});
+
+it('writes the restore summary line as upstream does (the CLI and the console print it)', () => {
+  expect(restoreSummaryLine(3, 1)).toBe('Restored 3 VM(s), and 1 error(s)');
 });

@@ -153,6 +153,14 @@ export type RestoreCommand =
   | { type: 'InterruptRestore'; data: { runId: string; reason: string } };
 
 /**
+ * The line a restore ends with, in the CLI (as upstream's xe-restore-metadata prints it) and
+ * in the console (as xsconsole shows it): N counts every VM and custom template imported.
+ */
+export function restoreSummaryLine(restored: number, errors: number): string {
+  return `Restored ${restored} VM(s), and ${errors} error(s)`;
+}
+
+/**
  * One restore run. The summary (`Restored N VM(s), and M error(s)`) is decided from the state:
  * the counts in RestoreFinished are those of the VmRestored / VmRestoreFailed events.
  */

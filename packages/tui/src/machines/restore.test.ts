@@ -6,16 +6,13 @@ type KeyName = Exclude<Keypress['name'], 'char'>;
 
 import {
   initialRestore,
-  pointFromLegacy,
   RECENT_VMS,
-  RESTORE_CHOICES,
   type RestoreAction,
-  type RestorePoint,
   type RestoreState,
   restoreReducer,
   restoreWork,
-  summaryLine,
 } from './restore.js';
+import { pointFromLegacy, RESTORE_CHOICES, type RestorePoint } from './restore-choices.js';
 
 const when = (s: RestoreState, ...actions: RestoreAction[]) => actions.reduce(restoreReducer, s);
 const press = (name: KeyName): RestoreAction => ({
@@ -214,10 +211,6 @@ describe('restore machine (ring)', () => {
       summary: { restored: 0, errors },
     });
     expect(when(s, press('down'), press('down'))).toMatchObject({ errorCursor: 2 });
-  });
-
-  it('writes the summary line as upstream does', () => {
-    expect(summaryLine(3, 1)).toBe('Restored 3 VM(s), and 1 error(s)');
   });
 });
 
