@@ -63,6 +63,21 @@ const cases = [
   ],
   ['tui imports cli', { 'packages/tui/src/a.ts': "import '../../cli/src/index.js';\n" }, true],
   [
+    'tui imports xapi (the console has only its ConsoleServices port)',
+    { 'packages/tui/src/a.ts': "import '../../xapi/src/index.js';\n" },
+    true,
+  ],
+  [
+    'legal: legacy-compat imports core',
+    { 'packages/legacy-compat/src/a.ts': "import '../../core/src/index.js';\n" },
+    false,
+  ],
+  [
+    'the simulator imports vdi-store',
+    { 'apps/xapi-sim/src/a.ts': "import '../../../packages/vdi-store/src/index.js';\n" },
+    true,
+  ],
+  [
     'a package imports an app',
     { 'packages/cli/src/a.ts': "import '../../../apps/xapi-sim/src/index.js';\n" },
     true,
@@ -82,6 +97,7 @@ const base = {
   'packages/cli/src/index.ts': 'export const cli = 1;\n',
   'packages/xapi/src/index.ts': 'export const xapi = 1;\n',
   'apps/xapi-sim/src/index.ts': 'export const sim = 1;\n',
+  'packages/vdi-store/src/index.ts': 'export const store = 1;\n',
 };
 
 let failures = 0;

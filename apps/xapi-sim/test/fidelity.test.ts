@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one test per row of the README's fidelity table, kept in the
+// table's order so that a row and its proof are found together.
 // The simulator does what xapi does, point by point, each against the xen-api source named in
 // the README's table. Each of these failed against the simulator before it followed xapi.
 import { spawn } from 'node:child_process';

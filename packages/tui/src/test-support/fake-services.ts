@@ -1,4 +1,7 @@
 /**
+ * Over 400 lines on purpose: one fake of the whole `ConsoleServices` port, whose methods share
+ * the pool, rings and schedule they change.
+ *
  * An in-memory `ConsoleServices` for tests (and manual checks of the built console): a small
  * pool with a few SRs, a ring of backups on one of them, a legacy disk on another, a schedule
  * and, optionally, a password to log in with. It does what the real services promise: rings
