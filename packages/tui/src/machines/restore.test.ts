@@ -1,9 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { SrChoice } from '../services.js';
-import { type Keypress, key } from './keys.js';
-
-type KeyName = Exclude<Keypress['name'], 'char'>;
-
+import { folder, press, srChoice } from '../test-support/machines.js';
 import {
   initialRestore,
   RECENT_VMS,
@@ -14,22 +11,9 @@ import {
 } from './restore.js';
 import { pointFromLegacy, RESTORE_CHOICES, type RestorePoint } from './restore-choices.js';
 
-const when = (s: RestoreState, ...actions: RestoreAction[]) => actions.reduce(restoreReducer, s);
-const press = (name: KeyName): RestoreAction => ({
-  type: 'key',
-  key: key(name),
-});
-
-const sr = (uuid: string, hasBackupDisk: boolean, hasLegacyDisk = false): SrChoice => ({
-  uuid,
-  name: uuid.toUpperCase(),
-  type: 'nfs',
-  freeBytes: 1e9,
-  sizeBytes: 2e9,
-  hasBackupDisk,
-  hasLegacyDisk,
-  isDefault: false,
-});
+const when = folder<RestoreState, RestoreAction>(restoreReducer);
+const sr = (uuid: string, hasBackupDisk: boolean, hasLegacyDisk = false): SrChoice =>
+  srChoice(uuid, { hasBackupDisk, hasLegacyDisk });
 const SRS = [sr('plain', false), sr('ring', true), sr('old', false, true)];
 const point = (seq: number, damaged: string | null = null): RestorePoint => ({
   date: `2025-02-2${seq}-02-00-00`,
