@@ -1,7 +1,7 @@
-import { describeError } from '../machines/keys.js';
 import type { RestoreAction, RestoreWork } from '../machines/restore.js';
 import { pointFromBackup, pointFromLegacy } from '../machines/restore-choices.js';
 import type { ConsoleServices } from '../services.js';
+import { orFailed } from './work.js';
 
 /** Runs the service call a restore state asks for and reports it as actions. */
 export async function performRestore(
@@ -11,7 +11,7 @@ export async function performRestore(
   signal: AbortSignal,
 ): Promise<void> {
   const { req } = work;
-  try {
+  await orFailed(req, dispatch, async () => {
     switch (work.kind) {
       case 'listSrs':
         dispatch({ type: 'srsLoaded', req, srs: await services.listSrs() });
@@ -53,7 +53,5 @@ export async function performRestore(
         return;
       }
     }
-  } catch (err) {
-    dispatch({ type: 'failed', req, message: describeError(err) });
-  }
+  });
 }
