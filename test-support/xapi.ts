@@ -7,6 +7,7 @@ import {
   type PoolRecord,
   type SrRecord,
   type VdiRecord,
+  type VmRecord,
   type XapiClient,
   XapiError,
 } from '@xsmeta/xapi';
@@ -58,4 +59,29 @@ export async function newVdi(
   const record = await c.getRecord<VdiRecord>('VDI', ref);
   const sr = await c.getRecord<SrRecord>('SR', record.SR);
   return { ref, uuid: record.uuid, srUuid: sr.uuid, record };
+}
+
+/**
+ * A disk VBD of the control domain on `vdi`, created (not plugged) with the full record
+ * `VBD.create` takes, as xsmeta's own attach makes it.
+ */
+export async function newDom0Vbd(
+  c: XapiClient,
+  vdi: string,
+  o: { mode?: 'RO' | 'RW'; otherConfig?: Record<string, string> } = {},
+): Promise<string> {
+  const [dom0] = [...(await c.getAllRecords<VmRecord>('VM'))].find(([, v]) => v.is_control_domain)!;
+  return c.call<string>('VBD.create', {
+    VM: dom0,
+    VDI: vdi,
+    userdevice: 'autodetect',
+    bootable: false,
+    mode: o.mode ?? 'RW',
+    type: 'Disk',
+    unpluggable: true,
+    empty: false,
+    other_config: o.otherConfig ?? {},
+    qos_algorithm_type: '',
+    qos_algorithm_params: {},
+  });
 }

@@ -20,7 +20,7 @@ import {
   XapiClient,
 } from '@xsmeta/xapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newVdi as newTestVdi, xapiFailure } from '../../../test-support/xapi.js';
+import { newDom0Vbd, newVdi as newTestVdi, xapiFailure } from '../../../test-support/xapi.js';
 import { type Simulator, startSimulator } from '../src/index.js';
 
 const PASSWORD = 'e2e-Secret-pw';
@@ -156,22 +156,7 @@ describe.each(['jsonrpc', 'xmlrpc'] as const)('connector over %s', (transport) =
       const rec = created.record;
       expect(rec.uuid).toBe(backupVdiUuid(created.srUuid));
       expect(rec.virtual_size).toBe(4 * 1024 * 1024);
-      const dom0 = [...(await c.getAllRecords<VmRecord>('VM'))].find(
-        ([, v]) => v.is_control_domain,
-      )![0];
-      const vbd = await c.call<string>('VBD.create', {
-        VM: dom0,
-        VDI: vdi,
-        userdevice: 'autodetect',
-        bootable: false,
-        mode: 'RW',
-        type: 'Disk',
-        unpluggable: true,
-        empty: false,
-        other_config: {},
-        qos_algorithm_type: '',
-        qos_algorithm_params: {},
-      });
+      const vbd = await newDom0Vbd(c, vdi);
       await c.call('VBD.plug', vbd);
       const device = await c.call<string>('VBD.get_device', vbd);
       expect(existsSync(join(sim.env.XSMETA_DEV_DIR!, device))).toBe(true);
