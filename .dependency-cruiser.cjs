@@ -14,7 +14,8 @@ const allowed = {
   xapi: [],
   'eventstore-level': ['core'],
   'legacy-compat': ['core', 'vdi-store'],
-  tui: ['core', 'vdi-store', 'xapi', 'legacy-compat'],
+  // The console reaches the pool, the disks and the store only through its ConsoleServices port.
+  tui: ['core'],
   cli: ['core', 'eventstore-level', 'vdi-store', 'xapi', 'legacy-compat', 'tui'],
 };
 
@@ -54,11 +55,19 @@ module.exports = {
       to: { dependencyTypes: ['core'] },
     },
     {
-      name: 'sim-only-xapi-and-store',
+      name: 'core-domain-not-app',
       severity: 'error',
-      comment: 'apps/xapi-sim may use packages/xapi (types, codecs) and vdi-store only.',
+      comment:
+        "core's domain (rules, deciders, projections) never imports its app layer (use cases over ports): arrows point down.",
+      from: { path: '^packages/core/src/(domain|events)/' },
+      to: { path: '^packages/core/src/app/' },
+    },
+    {
+      name: 'sim-only-xapi',
+      severity: 'error',
+      comment: 'apps/xapi-sim may use packages/xapi (types, codecs, records) only.',
       from: { path: '^apps/xapi-sim/' },
-      to: { path: ours, pathNot: ['^apps/xapi-sim/', pkg('xapi'), pkg('vdi-store')] },
+      to: { path: ours, pathNot: ['^apps/xapi-sim/', pkg('xapi')] },
     },
     {
       name: 'packages-not-apps',

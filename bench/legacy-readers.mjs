@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one self-contained harness that must run the same job through two
+// readers in child processes, with the corpus of valid and hostile images it builds inline.
 // Evidence for packages/legacy-compat/DECISION.md: our bounded ext2/ext3 reader against the
 // `ext2fs` npm package (libext2fs in WebAssembly) over `file-disk`'s
 // FileDisk(handle, readOnly = true, recordWrites = true), on the same corpus of images: valid
@@ -32,6 +34,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseBackupDate } from '@xsmeta/core';
 
 const SELF = fileURLToPath(import.meta.url);
 const MAX_FILE = 256 * 2 ** 20;
@@ -39,24 +42,10 @@ const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 const VMMETA = new RegExp(`^(${UUID})\\.vmmeta$`);
 const SR_DIR = new RegExp(`^${UUID}$`);
 const POOL_DB = new RegExp(`^${UUID}\\.db(?:\\.\\d{1,3})?$`);
-const DATE = /^(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$/;
-
-/** The same date rule as layout.ts: a real calendar date, at most a day in the future. */
+/** layout.ts's rule: core's backup date, at most a day in the future. */
 function validDate(name) {
-  const m = DATE.exec(name);
-  if (!m) return false;
-  const [y, mo, d, h, mi, s] = m.slice(1).map(Number);
-  const t = Date.UTC(y, mo - 1, d, h, mi, s);
-  const b = new Date(t);
-  return (
-    b.getUTCFullYear() === y &&
-    b.getUTCMonth() === mo - 1 &&
-    b.getUTCDate() === d &&
-    h < 24 &&
-    mi < 60 &&
-    s < 60 &&
-    t <= Date.now() + 86_400_000
-  );
+  const t = parseBackupDate(name);
+  return t !== null && t.getTime() <= Date.now() + 86_400_000;
 }
 
 const h256 = (b) => createHash('sha256').update(b).digest('hex');

@@ -39,6 +39,22 @@ const cases = [
     { 'packages/eventstore-level/src/a.ts': "import '../../cli/src/index.js';\n" },
     true,
   ],
+  [
+    "core's domain imports its app layer",
+    {
+      'packages/core/src/app/record.ts': 'export const r = 1;\n',
+      'packages/core/src/domain/runs.ts': "import '../app/record.js';\n",
+    },
+    true,
+  ],
+  [
+    "legal: core's app layer imports its domain",
+    {
+      'packages/core/src/domain/runs.ts': 'export const r = 1;\n',
+      'packages/core/src/app/record.ts': "import '../domain/runs.js';\n",
+    },
+    false,
+  ],
   ['core imports node:fs', { 'packages/core/src/a.ts': "import 'node:fs';\n" }, true],
   [
     'vdi-store imports xapi',
@@ -46,6 +62,21 @@ const cases = [
     true,
   ],
   ['tui imports cli', { 'packages/tui/src/a.ts': "import '../../cli/src/index.js';\n" }, true],
+  [
+    'tui imports xapi (the console has only its ConsoleServices port)',
+    { 'packages/tui/src/a.ts': "import '../../xapi/src/index.js';\n" },
+    true,
+  ],
+  [
+    'legal: legacy-compat imports core',
+    { 'packages/legacy-compat/src/a.ts': "import '../../core/src/index.js';\n" },
+    false,
+  ],
+  [
+    'the simulator imports vdi-store',
+    { 'apps/xapi-sim/src/a.ts': "import '../../../packages/vdi-store/src/index.js';\n" },
+    true,
+  ],
   [
     'a package imports an app',
     { 'packages/cli/src/a.ts': "import '../../../apps/xapi-sim/src/index.js';\n" },
@@ -66,6 +97,7 @@ const base = {
   'packages/cli/src/index.ts': 'export const cli = 1;\n',
   'packages/xapi/src/index.ts': 'export const xapi = 1;\n',
   'apps/xapi-sim/src/index.ts': 'export const sim = 1;\n',
+  'packages/vdi-store/src/index.ts': 'export const store = 1;\n',
 };
 
 let failures = 0;

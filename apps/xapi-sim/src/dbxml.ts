@@ -1,5 +1,9 @@
+// The pool database dump (GET /pool/xmldbdump) in xapi's db_xml format, and the check of a
+// database restore as ocaml/xapi/pool_db_backup.ml makes it.
+import { Failure } from './errors.js';
 import type { Db, Field, Rec } from './model.js';
-import { SCHEMA_MAJOR, SCHEMA_MINOR } from './seed.js';
+import type { Pool } from './pool.js';
+import { SCHEMA_MAJOR, SCHEMA_MINOR } from './records.js';
 
 /** xapi's db_xml format: field namespaces joined by `__`, sets and maps as S-expressions. */
 const NAMESPACES = ['name', 'memory', 'VCPUs', 'actions', 'PV', 'HVM'];
@@ -85,4 +89,21 @@ export function parseDbDump(xml: string): {
     tables.set(t[1]!, rows);
   }
   return { manifest, tables };
+}
+
+/** pool_db_backup.ml `restore_from_xml`: the version check; the simulator restores dry only. */
+export function restoreDb(_pool: Pool, xml: string, dryRun: boolean): void {
+  let parsed: ReturnType<typeof parseDbDump>;
+  try {
+    parsed = parseDbDump(xml);
+  } catch (e) {
+    throw new Failure('INTERNAL_ERROR', [(e as Error).message]);
+  }
+  if (Number(parsed.manifest.schema_major_vsn) !== 5)
+    throw new Failure('RESTORE_INCOMPATIBLE_VERSION', []);
+  if (dryRun) return;
+  // A real pool restarts on the restored database; the simulator checks only (README).
+  throw new Failure('OPERATION_NOT_ALLOWED', [
+    'the simulator restores pool databases with dry_run=true only',
+  ]);
 }

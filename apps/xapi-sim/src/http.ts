@@ -2,9 +2,10 @@
 // and the HTTP handlers (export.ml, import.ml, pool_db_backup.ml, the raw VDI handlers).
 import type http from 'node:http';
 import { decodeMethodCall, encodeMethodResponse, type XmlRpcValue } from '@xsmeta/xapi';
-import { dumpDb } from './dbxml.js';
+import { dumpDb, restoreDb } from './dbxml.js';
 import { Failure } from './errors.js';
-import { exportMetadataRequest, importMetadata, restoreDb } from './metadata.js';
+import { exportMetadataRequest } from './metadata-export.js';
+import { importMetadata } from './metadata-import.js';
 import { dispatch, isEmergencyCall } from './methods.js';
 import type { Pool } from './pool.js';
 import { exportRawVdi, importRawVdi, write } from './raw-vdi.js';

@@ -1,4 +1,4 @@
-import type { XmlRpcValue } from '@xsmeta/xapi';
+import { INT_FIELDS, type XmlRpcValue } from '@xsmeta/xapi';
 import { Failure } from './errors.js';
 import type { Rec } from './model.js';
 import type { Pool } from './pool.js';
@@ -200,36 +200,9 @@ function arityOf(name: string): number {
   return fixed[short] ?? 1;
 }
 
-/**
- * int fields as the datamodel types them: over JSON-RPC xapi sends them as JSON numbers, over
- * XML-RPC as strings (ocaml-rpc; the simulator holds them as strings).
- */
-const INT_FIELDS: Record<string, string[]> = {
-  host: ['API_version_major', 'API_version_minor', 'memory_overhead'],
-  SR: ['virtual_allocation', 'physical_utilisation', 'physical_size'],
-  VDI: ['virtual_size', 'physical_utilisation'],
-  VBD: ['status_code'],
-  VM: [
-    'user_version',
-    'memory_overhead',
-    'memory_target',
-    'memory_static_max',
-    'memory_dynamic_max',
-    'memory_dynamic_min',
-    'memory_static_min',
-    'VCPUs_max',
-    'VCPUs_at_startup',
-    'domid',
-    'order',
-    'start_delay',
-    'shutdown_delay',
-    'version',
-    'hardware_platform_version',
-  ],
-  network: ['MTU'],
-  VIF: ['MTU', 'status_code'],
-};
-
+// int fields (@xsmeta/xapi's INT_FIELDS, as ocaml/idl/datamodel*.ml types them): over JSON-RPC
+// xapi sends them as JSON numbers, over XML-RPC as strings (ocaml-rpc); the simulator holds
+// them as strings.
 function wireRecord(cls: string, rec: unknown, json: boolean): unknown {
   const fields = INT_FIELDS[cls];
   if (!fields || !rec || typeof rec !== 'object') return rec;

@@ -15,7 +15,8 @@ import { backupVdiUuid, encodeValue, formatXapiDate, type XmlRpcValue } from '@x
 import { Failure } from './errors.js';
 import { Faults } from './faults.js';
 import { type Db, NULL, newRef, type Rec } from './model.js';
-import { vbdRecord, vdiRecord } from './seed.js';
+import { vbdRecord, vdiRecord } from './records.js';
+import { chooseUserdevice, stringMap, VBD_VDI_TYPES } from './vbd.js';
 
 export const USERNAME = 'root';
 
@@ -309,22 +310,10 @@ export class Pool {
         migrating[1],
         migrating[0],
       ]);
-    let userdevice = String(spec.userdevice ?? 'autodetect');
-    const used = new Set(
-      (vm.VBDs as string[]).map((v) => this.db.get('VBD', v)?.userdevice).filter(Boolean),
+    const userdevice = chooseUserdevice(
+      String(spec.userdevice ?? 'autodetect'),
+      (vm.VBDs as string[]).map((v) => String(this.db.get('VBD', v)?.userdevice ?? '')),
     );
-    if (userdevice !== 'autodetect' && deviceNumber(userdevice) === null)
-      throw new Failure('INVALID_DEVICE', [userdevice]);
-    if (userdevice === 'autodetect') {
-      // Xapi_vm_helpers.allowed_VBD_devices: the lowest free slot (0..254 for HVM/PV disks).
-      let n = 0;
-      while (n < 255 && used.has(String(n))) n++;
-      if (n === 255) throw new Failure('INVALID_DEVICE', [userdevice]);
-      userdevice = String(n);
-    }
-    const n = deviceNumber(userdevice);
-    if ([...used].some((u) => deviceNumber(String(u)) === n))
-      throw new Failure('DEVICE_ALREADY_EXISTS', [userdevice]);
     const ref = this.db.add(
       'VBD',
       vbdRecord({
@@ -377,36 +366,4 @@ export class Pool {
     }
     this.db.del('VM', ref);
   }
-}
-
-/** An XAPI `(string -> string) map` argument: string values kept, anything else dropped. */
-function stringMap(v: unknown): Record<string, string> {
-  if (!v || typeof v !== 'object') return {};
-  return Object.fromEntries(
-    Object.entries(v as Record<string, unknown>).filter(
-      (e): e is [string, string] => typeof e[1] === 'string',
-    ),
-  );
-}
-
-/** VDI types a VBD may point at (xapi_vbd.ml `create`). */
-const VBD_VDI_TYPES = [
-  'system',
-  'user',
-  'ephemeral',
-  'suspend',
-  'crashdump',
-  'metadata',
-  'rrd',
-  'pvs_cache',
-];
-
-/**
- * The slot a userdevice names (Device_number in xapi): a number, or a Linux name
- * (`xvdb`, `hdb`, `sdb`) whose letter gives the slot. null when it names no device.
- */
-function deviceNumber(d: string): number | null {
-  if (/^[0-9]{1,3}$/.test(d)) return Number(d) < 255 ? Number(d) : null;
-  const m = /^(xvd|hd|sd)([a-z])$/.exec(d);
-  return m ? m[2]!.charCodeAt(0) - 97 : null;
 }

@@ -18,7 +18,8 @@ import { handler } from './http.js';
 import { Db, NULL, type Rec } from './model.js';
 import { Pool, USERNAME } from './pool.js';
 import { Prng } from './prng.js';
-import { networkRecord, seedHostAndPool, seedPool, srRecord } from './seed.js';
+import { networkRecord, srRecord } from './records.js';
+import { seedHostAndPool, seedPool } from './seed.js';
 
 export interface SimulatorOptions {
   stateDir: string;

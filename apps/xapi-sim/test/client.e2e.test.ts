@@ -18,9 +18,9 @@ import {
   type VifRecord,
   type VmRecord,
   XapiClient,
-  XapiError,
 } from '@xsmeta/xapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newDom0Vbd, newVdi as newTestVdi, xapiFailure } from '../../../test-support/xapi.js';
 import { type Simulator, startSimulator } from '../src/index.js';
 
 const PASSWORD = 'e2e-Secret-pw';
@@ -54,17 +54,8 @@ async function connect(
   return c;
 }
 
-async function failure(p: Promise<unknown>): Promise<XapiError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(XapiError);
-    const err = e as XapiError;
-    expect(`${err.message} ${err.params.join(' ')} ${err.stack ?? ''}`).not.toContain(PASSWORD);
-    return err;
-  }
-  throw new Error('expected a failure');
-}
+/** The XapiError of a call that must fail, which never shows the password. */
+const failure = (p: Promise<unknown>) => xapiFailure(p, PASSWORD);
 
 function guests(vms: Map<string, VmRecord>): [string, VmRecord][] {
   return [...vms].filter(([, v]) => !v.is_a_template && !v.is_control_domain && !v.is_a_snapshot);
@@ -103,6 +94,8 @@ describe.each(['jsonrpc', 'xmlrpc'] as const)('connector over %s', (transport) =
     expect(Array.isArray(vm.VIFs)).toBe(true);
     expect(typeof vm.other_config).toBe('object');
     expect(typeof vm.memory_static_max).toBe('number');
+    // An int on both transports (XML-RPC sends it as a string the client decodes).
+    expect(vm.version).toBe(0);
     // Non-empty, so the checks below check something.
     expect(vm.VBDs.length).toBeGreaterThan(0);
     expect(vm.VIFs.length).toBeGreaterThan(0);
@@ -153,41 +146,17 @@ describe.each(['jsonrpc', 'xmlrpc'] as const)('connector over %s', (transport) =
 
   it('creates the backup VDI, plugs it into dom0, writes and reads it raw, cleans up', async () => {
     const c = await connect(transport);
-    const [pool] = (await c.getAllRecords<PoolRecord>('pool')).values();
-    const sr = await c.getRecord<SrRecord>('SR', pool!.default_SR);
-    const vdi = await c.call<string>('VDI.create', {
-      name_label: 'Pool Metadata Backup',
-      name_description: 'xsmeta e2e',
-      SR: pool!.default_SR,
-      virtual_size: 4 * 1024 * 1024,
-      type: 'user',
-      sharable: false,
-      read_only: false,
-      other_config: {},
-      xenstore_data: {},
-      sm_config: {},
-      tags: [],
+    const created = await newTestVdi(c, {
+      size: 4 * 1024 * 1024,
+      name: 'Pool Metadata Backup',
+      description: 'xsmeta e2e',
     });
+    const vdi = created.ref;
     try {
-      const rec = await c.getRecord<VdiRecord>('VDI', vdi);
-      expect(rec.uuid).toBe(backupVdiUuid(sr.uuid));
+      const rec = created.record;
+      expect(rec.uuid).toBe(backupVdiUuid(created.srUuid));
       expect(rec.virtual_size).toBe(4 * 1024 * 1024);
-      const dom0 = [...(await c.getAllRecords<VmRecord>('VM'))].find(
-        ([, v]) => v.is_control_domain,
-      )![0];
-      const vbd = await c.call<string>('VBD.create', {
-        VM: dom0,
-        VDI: vdi,
-        userdevice: 'autodetect',
-        bootable: false,
-        mode: 'RW',
-        type: 'Disk',
-        unpluggable: true,
-        empty: false,
-        other_config: {},
-        qos_algorithm_type: '',
-        qos_algorithm_params: {},
-      });
+      const vbd = await newDom0Vbd(c, vdi);
       await c.call('VBD.plug', vbd);
       const device = await c.call<string>('VBD.get_device', vbd);
       expect(existsSync(join(sim.env.XSMETA_DEV_DIR!, device))).toBe(true);

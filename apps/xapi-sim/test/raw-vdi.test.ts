@@ -8,16 +8,14 @@ import { join } from 'node:path';
 import {
   decodeVhd,
   encodeVhd,
-  type PoolRecord,
-  type SrRecord,
   type TaskRecord,
   type VdiRecord,
   VHD_BLOCK,
   XapiClient,
-  XapiError,
 } from '@xsmeta/xapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../../../test-support/wait.js';
+import { newVdi as newTestVdi, xapiFailure } from '../../../test-support/xapi.js';
 import { type Simulator, startSimulator } from '../src/index.js';
 
 let sim: Simulator;
@@ -37,24 +35,10 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** A VDI of SIZE bytes and the file SR's image of it. */
 async function newVdi(): Promise<{ ref: string; path: string }> {
-  const [pool] = (await c.getAllRecords<PoolRecord>('pool')).values();
-  const ref = await c.call<string>('VDI.create', {
-    name_label: 'raw test',
-    name_description: '',
-    SR: pool!.default_SR,
-    virtual_size: SIZE,
-    type: 'user',
-    sharable: false,
-    read_only: false,
-    other_config: {},
-    xenstore_data: {},
-    sm_config: {},
-    tags: [],
-  });
-  const vdi = await c.getRecord<VdiRecord>('VDI', ref);
-  const sr = await c.getRecord<SrRecord>('SR', vdi.SR);
-  return { ref, path: join(dir, 'sr', sr.uuid, `${vdi.uuid}.img`) };
+  const v = await newTestVdi(c, { size: SIZE, name: 'raw test' });
+  return { ref: v.ref, path: join(dir, 'sr', v.srUuid, `${v.uuid}.img`) };
 }
 
 async function drain(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
@@ -63,15 +47,7 @@ async function drain(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
-async function failure(p: Promise<unknown>): Promise<XapiError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(XapiError);
-    return e as XapiError;
-  }
-  throw new Error('expected a failure');
-}
+const failure = (p: Promise<unknown>) => xapiFailure(p);
 
 /** A raw HTTP exchange with the simulator: status and the task's final record. */
 function exchange(

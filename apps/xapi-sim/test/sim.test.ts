@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { backupVdiUuid, XapiClient, XapiError } from '@xsmeta/xapi';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireTools } from '../../../test-support/tools.js';
+import { newDom0Vbd } from '../../../test-support/xapi.js';
 import { type Simulator, startSimulator } from '../src/index.js';
 
 const dirs: string[] = [];
@@ -118,22 +119,7 @@ describe('xapi-sim', () => {
     });
     const vdiRec = await c.call<{ uuid: string; virtual_size: string }>('VDI.get_record', vdi);
     expect(vdiRec.uuid).toBe(backupVdiUuid(sr.uuid));
-    const dom0 = [...(await c.getAllRecords<Vm>('VM')).entries()].find(
-      ([, v]) => v.is_control_domain,
-    )![0];
-    const vbd = await c.call<string>('VBD.create', {
-      VM: dom0,
-      VDI: vdi,
-      userdevice: 'autodetect',
-      bootable: false,
-      mode: 'RW',
-      type: 'Disk',
-      unpluggable: true,
-      empty: false,
-      other_config: { 'xsmeta-attach': 'true' },
-      qos_algorithm_type: '',
-      qos_algorithm_params: {},
-    });
+    const vbd = await newDom0Vbd(c, vdi, { otherConfig: { 'xsmeta-attach': 'true' } });
     // other_config is kept as given (clients find their own VBDs by it after a crash).
     expect(await c.call('VBD.get_other_config', vbd)).toEqual({ 'xsmeta-attach': 'true' });
     await c.call('VBD.plug', vbd);

@@ -13,6 +13,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
 import { expect, it } from 'vitest';
+import { newDom0Vbd } from '../../../test-support/xapi.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { built } from './bins.js';
 import { capture, devicesLeft, pool, withEnv } from './support.js';
@@ -211,24 +212,12 @@ it('a VBD left by a process that is gone is removed by the next run, reader or w
     const x = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
     const [sr] = (await x.getAllRecords<{ uuid: string }>('SR')).values();
     const vdi = await x.call<string>('VDI.get_by_uuid', backupVdiUuid(sr!.uuid));
-    const [dom0] = [
-      ...(await x.getAllRecords<{ is_control_domain: boolean }>('VM')).entries(),
-    ].find(([, v]) => v.is_control_domain)!;
     // The pid of a process that has exited, and ours (alive).
     const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
     const vbd = (owner: string | null) =>
-      x.call<string>('VBD.create', {
-        VM: dom0,
-        VDI: vdi,
-        userdevice: 'autodetect',
-        bootable: false,
+      newDom0Vbd(x, vdi, {
         mode: 'RO',
-        type: 'Disk',
-        unpluggable: true,
-        empty: false,
-        other_config: { 'xsmeta-attach': 'true', ...(owner ? { 'xsmeta-owner': owner } : {}) },
-        qos_algorithm_type: '',
-        qos_algorithm_params: {},
+        otherConfig: { 'xsmeta-attach': 'true', ...(owner ? { 'xsmeta-owner': owner } : {}) },
       });
     const owner = (o: Record<string, unknown>) => JSON.stringify({ host: hostname(), ...o });
     const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
 import { expect, it } from 'vitest';
+import { newDom0Vbd } from '../../../test-support/xapi.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { capture, pool, withEnv } from './support.js';
 
@@ -12,30 +13,18 @@ it('a VBD that vanishes between the sweep listing it and reading it is gone, not
     const x = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
     const [sr] = (await x.getAllRecords<{ uuid: string }>('SR')).values();
     const vdi = await x.call<string>('VDI.get_by_uuid', backupVdiUuid(sr!.uuid));
-    const [dom0] = [
-      ...(await x.getAllRecords<{ is_control_domain: boolean }>('VM')).entries(),
-    ].find(([, v]) => v.is_control_domain)!;
     // A VBD a dead run left: another run's sweep removes it while ours reads it, and xapi
     // answers the read of a destroyed object with HANDLE_INVALID.
     const stale = () =>
-      x.call<string>('VBD.create', {
-        VM: dom0,
-        VDI: vdi,
-        userdevice: 'autodetect',
-        bootable: false,
+      newDom0Vbd(x, vdi, {
         mode: 'RO',
-        type: 'Disk',
-        unpluggable: true,
-        empty: false,
-        other_config: {
+        otherConfig: {
           'xsmeta-attach': 'true',
           'xsmeta-owner': JSON.stringify({
             host: hostname(),
             pid: spawnSync(process.execPath, ['-e', '0']).pid,
           }),
         },
-        qos_algorithm_type: '',
-        qos_algorithm_params: {},
       });
     for (const cmd of ['backup', 'list']) {
       await stale();

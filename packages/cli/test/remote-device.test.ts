@@ -7,15 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ring } from '@xsmeta/vdi-store';
 import { blockDeviceSuite } from '@xsmeta/vdi-store/test-support';
-import {
-  type PoolRecord,
-  type SrRecord,
-  type VdiRecord,
-  VHD_SECTOR,
-  XapiClient,
-} from '@xsmeta/xapi';
+import { VHD_SECTOR, XapiClient } from '@xsmeta/xapi';
 import { type Simulator, startSimulator } from '@xsmeta/xapi-sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newVdi as newTestVdi } from '../../../test-support/xapi.js';
 import { RemoteDevice } from '../src/remote/device.js';
 
 let sim: Simulator;
@@ -35,25 +30,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function newVdi(size: number): Promise<{ ref: string; uuid: string; sr: string }> {
-  const [pool] = (await c.getAllRecords<PoolRecord>('pool')).values();
-  const ref = await c.call<string>('VDI.create', {
-    name_label: 'remote device test',
-    name_description: '',
-    SR: pool!.default_SR,
-    virtual_size: size,
-    type: 'user',
-    sharable: false,
-    read_only: false,
-    other_config: {},
-    xenstore_data: {},
-    sm_config: {},
-    tags: [],
-  });
-  const vdi = await c.getRecord<VdiRecord>('VDI', ref);
-  const sr = await c.getRecord<SrRecord>('SR', vdi.SR);
-  return { ref, uuid: vdi.uuid, sr: sr.uuid };
-}
+const newVdi = (size: number) => newTestVdi(c, { size, name: 'remote device test' });
 
 function payload(seed: number, size: number): Uint8Array {
   const out = new Uint8Array(size);
@@ -107,7 +84,7 @@ describe('remote device', () => {
   it('holds a ring: list reads only the start of the disk, an append sends only changed blocks', async () => {
     const v = await newVdi(64 * MiB);
     const dev = await RemoteDevice.open(c, v.ref);
-    const ring = await Ring.format(dev, { vdiUuid: v.uuid, srUuid: v.sr, maxRecords: 8 });
+    const ring = await Ring.format(dev, { vdiUuid: v.uuid, srUuid: v.srUuid, maxRecords: 8 });
     for (let i = 1; i <= 12; i++)
       await ring.append({ label: label(`b${i}`), data: payload(i, 5 * MiB + i * 1000) });
     const before = { ...dev.stats };
@@ -135,7 +112,7 @@ describe('remote device', () => {
   it('keeps at most cacheBlocks clean blocks, reading again what it dropped', async () => {
     const v = await newVdi(24 * MiB);
     const w = await RemoteDevice.open(c, v.ref);
-    const ring = await Ring.format(w, { vdiUuid: v.uuid, srUuid: v.sr });
+    const ring = await Ring.format(w, { vdiUuid: v.uuid, srUuid: v.srUuid });
     for (let i = 1; i <= 4; i++)
       await ring.append({ label: label(`r${i}`), data: payload(i, 4 * MiB + i) });
     await ring.close();
@@ -157,7 +134,7 @@ describe('remote device', () => {
     it(`a PUT of the ${which} cut part-way leaves the ring as it was`, async () => {
       const v = await newVdi(32 * MiB);
       const dev = await RemoteDevice.open(c, v.ref);
-      const ring = await Ring.format(dev, { vdiUuid: v.uuid, srUuid: v.sr });
+      const ring = await Ring.format(dev, { vdiUuid: v.uuid, srUuid: v.srUuid });
       await ring.append({ label: label('one'), data: payload(1, 3 * MiB) });
       await ring.close();
 

@@ -1,4 +1,5 @@
 export * from './app/index.js';
+export { backupDate, parseBackupDate } from './domain/backup-date.js';
 export { type Decider, DomainError, type DomainErrorCode, fold } from './domain/decider.js';
 export {
   type BackupVdiContent,
@@ -45,6 +46,7 @@ export {
   type RestoreCommand,
   type RestoreRunState,
   restoreDecider,
+  restoreSummaryLine,
 } from './domain/runs.js';
 export {
   dueSlot,

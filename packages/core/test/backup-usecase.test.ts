@@ -7,6 +7,7 @@ import {
   type PoolPort,
   runBackup,
 } from '../src/index.js';
+import { stubPool } from './stub-pool.js';
 
 /**
  * The exports still on their way when vm-1's fails: each ends (with data) only once the failure
@@ -22,23 +23,7 @@ function pool(): PoolPort {
     isTemplate: false,
     srUuids: ['sr'],
   }));
-  return {
-    pool: async () => ({ uuid: 'pool', defaultSrUuid: 'sr' }),
-    srs: async () => [],
-    backupVdiUuid: () => 'vdi',
-    findVdi: async () => ({
-      uuid: 'vdi',
-      name: 'Pool Metadata Backup',
-      srUuid: 'sr',
-      virtualSize: 1,
-      type: 'user',
-    }),
-    createBackupVdi: async () => {
-      throw new Error('unused');
-    },
-    copyVdi: async () => {
-      throw new Error('unused');
-    },
+  return stubPool({
     attach: async () => {
       throw new Error('must not attach after a failed capture');
     },
@@ -60,10 +45,7 @@ function pool(): PoolPort {
         }),
       );
     },
-    importMetadata: async () => {},
-    setSrNames: async () => {},
-    setVdiNames: async () => {},
-  };
+  });
 }
 
 const archive: ArchivePort = {

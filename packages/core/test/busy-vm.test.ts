@@ -10,12 +10,12 @@ import {
   type DiskPort,
   listings,
   MemoryEventStore,
-  type PoolPort,
   type RingPort,
   type RingRecord,
   runBackup,
   runRestore,
 } from '../src/index.js';
+import { stubPool } from './stub-pool.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -89,23 +89,7 @@ function pool(exportOf: (uuid: string, attempt: number) => Promise<Uint8Array>) 
   }));
   const attempts = new Map<string, number>();
   const imported: string[] = [];
-  const p: PoolPort = {
-    pool: async () => ({ uuid: 'pool', defaultSrUuid: 'sr' }),
-    srs: async () => [],
-    backupVdiUuid: () => 'vdi',
-    findVdi: async () => ({
-      uuid: 'vdi',
-      name: 'Pool Metadata Backup',
-      srUuid: 'sr',
-      virtualSize: 1,
-      type: 'user',
-    }),
-    createBackupVdi: async () => {
-      throw new Error('unused');
-    },
-    copyVdi: async () => {
-      throw new Error('unused');
-    },
+  const p = stubPool({
     attach: async () => ({ devicePath: '/dev/fake', detach: async () => {} }),
     dumpDatabase: async () => enc.encode('<database/>'),
     vms: async () => vms,
@@ -117,9 +101,7 @@ function pool(exportOf: (uuid: string, attempt: number) => Promise<Uint8Array>) 
     importMetadata: async (body) => {
       imported.push(dec.decode(body));
     },
-    setSrNames: async () => {},
-    setVdiNames: async () => {},
-  };
+  });
   return { pool: p, attempts, imported };
 }
 

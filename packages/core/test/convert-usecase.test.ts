@@ -8,11 +8,11 @@ import {
   type LegacyReaderPort,
   listings,
   MemoryEventStore,
-  type PoolPort,
   type RingPort,
   type RingRecord,
   runConvert,
 } from '../src/index.js';
+import { STUB_BACKUP_VDI, stubPool } from './stub-pool.js';
 
 /** A ring in memory with the real ring's eviction rule (keep the newest keep-1) and a byte cap. */
 function memoryRing(capacity: number, maxRecords: number, dates: string[]) {
@@ -66,17 +66,11 @@ function deps(
 ) {
   /** Exports the conversion pulled from each legacy backup. */
   const pulled = new Map<string, number>();
-  const pool = {
+  const pool = stubPool({
     backupVdiUuid: () => 'own',
-    findVdi: async () => ({
-      uuid: 'own',
-      name: '',
-      srUuid: 'sr',
-      virtualSize: vdiSize,
-      type: 'user',
-    }),
+    findVdi: async () => ({ ...STUB_BACKUP_VDI, uuid: 'own', virtualSize: vdiSize }),
     attach: async () => ({ devicePath: '/dev/x', detach: async () => {} }),
-  } as unknown as PoolPort;
+  });
   const disk: DiskPort = { open: async () => ring, format: async () => ring };
   const archive: ArchivePort = {
     // As the real writer: it stops pulling parts once past maxStoredBytes.

@@ -3,85 +3,46 @@ import {
   backupDecider,
   chooseLegacyCandidate,
   convertDecider,
-  type Decider,
-  DomainError,
-  fold,
   legacyAccess,
   restoreDecider,
+  restoreSummaryLine,
   scheduleDecider,
 } from '../src/index.js';
+import { BACKUP_STARTED, backupWritten } from './backup-events.js';
+import { DeciderSpecification } from './decider-spec.js';
 
-/** Given events, When a command, Then events (or an error code). */
-function given<C, E, S>(d: Decider<C, E, S>, events: E[]) {
-  const state = fold(d, events);
-  return {
-    when: (cmd: C) => ({
-      expectEvents: (expected: E[]) => expect(d.decide(cmd, state)).toEqual(expected),
-      thenFails: (code: string) => {
-        let err: unknown;
-        try {
-          d.decide(cmd, state);
-        } catch (e) {
-          err = e;
-        }
-        expect(err).toBeInstanceOf(DomainError);
-        expect((err as DomainError).code).toBe(code);
-      },
-    }),
-  };
-}
-
-const started = {
-  type: 'BackupStarted' as const,
-  data: {
-    runId: 'r',
-    poolUuid: 'p',
-    srUuid: 's',
-    vdiUuid: 'v',
-    keep: 25,
-    trigger: 'manual' as const,
-    toolVersion: '0',
-    formatVersion: 1,
-    createdVdi: false,
-  },
-};
-const written = {
-  runId: 'r',
-  srUuid: 's',
-  vdiUuid: 'v',
-  seq: 1,
-  date: 'd',
-  vmCount: 2,
-  templateCount: 1,
-  rawBytes: 10,
-  storedBytes: 2,
-  formatVersion: 1,
-  evicted: [],
-};
+const started = BACKUP_STARTED;
+const written = backupWritten({ templateCount: 1 });
 
 describe('backup decider', () => {
   it('starts once', () => {
-    given(backupDecider, [])
+    DeciderSpecification.for(backupDecider)
+      .given([])
       .when({ type: 'StartBackup', data: started.data })
-      .expectEvents([started]);
-    given(backupDecider, [started])
+      .thenEvents([started]);
+    DeciderSpecification.for(backupDecider)
+      .given([started])
       .when({ type: 'StartBackup', data: started.data })
-      .thenFails('RUN_ALREADY_STARTED');
+      .thenThrows('RUN_ALREADY_STARTED');
   });
   it('writes only while running, fails once', () => {
-    given(backupDecider, [])
+    DeciderSpecification.for(backupDecider)
+      .given([])
       .when({ type: 'RecordWritten', data: written })
-      .thenFails('RUN_NOT_STARTED');
-    given(backupDecider, [started])
+      .thenThrows('RUN_NOT_STARTED');
+    DeciderSpecification.for(backupDecider)
+      .given([started])
       .when({ type: 'RecordWritten', data: written })
-      .expectEvents([{ type: 'BackupWritten', data: written }]);
+      .thenEvents([{ type: 'BackupWritten', data: written }]);
     const failed = { runId: 'r', srUuid: 's', code: 'X', reason: 'y' };
-    given(backupDecider, [started])
+    DeciderSpecification.for(backupDecider)
+      .given([started])
       .when({ type: 'FailBackup', data: failed })
-      .expectEvents([{ type: 'BackupFailed', data: failed }]);
-    given(backupDecider, [started, { type: 'BackupWritten', data: written }])
+      .thenEvents([{ type: 'BackupFailed', data: failed }]);
+    DeciderSpecification.for(backupDecider)
+      .given([started, { type: 'BackupWritten', data: written }])
       .when({ type: 'FailBackup', data: failed })
-      .thenFails('RUN_FINISHED');
+      .thenThrows('RUN_FINISHED');
   });
 });
 
@@ -118,19 +79,22 @@ describe('restore decider', () => {
     },
   });
   it('decides the summary from what was restored and what failed', () => {
-    given(restoreDecider, [req, ok('a'), bad('b'), ok('c')])
+    DeciderSpecification.for(restoreDecider)
+      .given([req, ok('a'), bad('b'), ok('c')])
       .when({ type: 'FinishRestore', data: { runId: 'r' } })
-      .expectEvents([
+      .thenEvents([
         { type: 'RestoreFinished', data: { runId: 'r', restored: 2, errors: 1, dryRun: true } },
       ]);
   });
   it('records VMs only while running', () => {
-    given(restoreDecider, [])
+    DeciderSpecification.for(restoreDecider)
+      .given([])
       .when({ type: 'RecordVmRestored', data: ok('a').data })
-      .thenFails('RUN_NOT_STARTED');
-    given(restoreDecider, [req])
+      .thenThrows('RUN_NOT_STARTED');
+    DeciderSpecification.for(restoreDecider)
+      .given([req])
       .when({ type: 'RequestRestore', data: req.data })
-      .thenFails('RUN_ALREADY_STARTED');
+      .thenThrows('RUN_ALREADY_STARTED');
   });
 });
 
@@ -138,12 +102,14 @@ describe('schedule decider', () => {
   const changed = (from: string, to: string) =>
     ({ type: 'ScheduleChanged' as const, data: { from, to, by: 'root', at: 't' } }) as never;
   it('changes frequency, ignores a no-op, refuses junk with the valid list', () => {
-    given(scheduleDecider, [])
+    DeciderSpecification.for(scheduleDecider)
+      .given([])
       .when({ type: 'SetSchedule', to: 'Daily', by: 'root', at: 't' })
-      .expectEvents([changed('never', 'daily')]);
-    given(scheduleDecider, [changed('never', 'daily')])
+      .thenEvents([changed('never', 'daily')]);
+    DeciderSpecification.for(scheduleDecider)
+      .given([changed('never', 'daily')])
       .when({ type: 'SetSchedule', to: 'daily', by: 'root', at: 't' })
-      .expectEvents([]);
+      .thenEvents([]);
     expect(() =>
       scheduleDecider.decide(
         { type: 'SetSchedule', to: 'hourly', by: 'root', at: 't' },
@@ -156,15 +122,18 @@ describe('schedule decider', () => {
       type: 'ScheduledRunStarted' as const,
       data: { slot: '2026-01-02T02:00:00.000Z', runId: 'a' },
     };
-    given(scheduleDecider, [changed('never', 'daily')])
+    DeciderSpecification.for(scheduleDecider)
+      .given([changed('never', 'daily')])
       .when({ type: 'StartScheduledRun', slot: s1.data.slot, runId: 'a' })
-      .expectEvents([s1]);
-    given(scheduleDecider, [changed('never', 'daily'), s1])
+      .thenEvents([s1]);
+    DeciderSpecification.for(scheduleDecider)
+      .given([changed('never', 'daily'), s1])
       .when({ type: 'StartScheduledRun', slot: s1.data.slot, runId: 'b' })
-      .thenFails('RUN_ALREADY_STARTED');
-    given(scheduleDecider, [])
+      .thenThrows('RUN_ALREADY_STARTED');
+    DeciderSpecification.for(scheduleDecider)
+      .given([])
       .when({ type: 'StartScheduledRun', slot: s1.data.slot, runId: 'a' })
-      .thenFails('SCHEDULE_NEVER');
+      .thenThrows('SCHEDULE_NEVER');
   });
 });
 
@@ -195,15 +164,18 @@ describe('convertDecider', () => {
   const converted = { type: 'LegacyBackupConverted' as const, data: one };
 
   it('converts each date once, and Finished counts what the events say', () => {
-    given(convertDecider, [start])
+    DeciderSpecification.for(convertDecider)
+      .given([start])
       .when({ type: 'RecordConverted', data: one })
-      .expectEvents([converted]);
-    given(convertDecider, [start, converted])
+      .thenEvents([converted]);
+    DeciderSpecification.for(convertDecider)
+      .given([start, converted])
       .when({ type: 'RecordConverted', data: one })
-      .thenFails('ALREADY_CONVERTED');
-    given(convertDecider, [start, converted])
+      .thenThrows('ALREADY_CONVERTED');
+    DeciderSpecification.for(convertDecider)
+      .given([start, converted])
       .when({ type: 'FinishConvert', data: { runId: 'c', skipped: [], keptCopyVdiUuid: null } })
-      .expectEvents([
+      .thenEvents([
         {
           type: 'LegacyConvertFinished',
           data: { runId: 'c', skipped: [], keptCopyVdiUuid: null, converted: 1 },
@@ -212,23 +184,26 @@ describe('convertDecider', () => {
   });
 
   it('records nothing before it starts or after it ends', () => {
-    given(convertDecider, [])
+    DeciderSpecification.for(convertDecider)
+      .given([])
       .when({ type: 'RecordConverted', data: one })
-      .thenFails('RUN_NOT_STARTED');
+      .thenThrows('RUN_NOT_STARTED');
     const failed = {
       type: 'LegacyConvertFailed' as const,
       data: { runId: 'c', code: 'X', reason: 'x' },
     };
-    given(convertDecider, [start, failed])
+    DeciderSpecification.for(convertDecider)
+      .given([start, failed])
       .when({ type: 'FailConvert', data: failed.data })
-      .thenFails('RUN_FINISHED');
+      .thenThrows('RUN_FINISHED');
     const { dates, ...again } = start.data;
-    given(convertDecider, [start])
+    DeciderSpecification.for(convertDecider)
+      .given([start])
       .when({
         type: 'StartConvert',
         data: { ...again, candidates: dates, now: '2026-01-01T00:00:00Z', keep: 25 },
       })
-      .thenFails('RUN_ALREADY_STARTED');
+      .thenThrows('RUN_ALREADY_STARTED');
   });
 });
 
@@ -283,4 +258,8 @@ describe('legacyAccess: XenServer rule and XSA-459, as a pure decision', () => {
       reason: expect.stringMatching(/a, b.*-x VDI_UUID/),
     });
   });
+});
+
+it('writes the restore summary line as upstream does (the CLI and the console print it)', () => {
+  expect(restoreSummaryLine(3, 1)).toBe('Restored 3 VM(s), and 1 error(s)');
 });

@@ -12,6 +12,7 @@ import {
   runRestore,
   type VmMapEntry,
 } from '../src/index.js';
+import { stubPool } from './stub-pool.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -21,23 +22,8 @@ function racyPool(existing: NetworkKey[], failFirstOf: Set<string> = new Set()) 
   const order: string[] = [];
   let running = 0;
   let peak = 0;
-  const pool: PoolPort = {
-    pool: async () => ({ uuid: 'pool', defaultSrUuid: 'sr' }),
-    srs: async () => [],
-    backupVdiUuid: () => 'vdi',
+  const pool = stubPool({
     findVdi: async () => null,
-    createBackupVdi: async () => {
-      throw new Error('unused');
-    },
-    copyVdi: async () => {
-      throw new Error('unused');
-    },
-    attach: async () => {
-      throw new Error('unused');
-    },
-    dumpDatabase: async () => new Uint8Array(),
-    vms: async () => [],
-    exportMetadata: async () => new Uint8Array(),
     async importMetadata(body) {
       const { uuid, nets } = JSON.parse(dec.decode(body)) as { uuid: string; nets: NetworkKey[] };
       running++;
@@ -60,9 +46,7 @@ function racyPool(existing: NetworkKey[], failFirstOf: Set<string> = new Set()) 
     },
     networks: async () => [...networks],
     exportNetworks: (body) => (JSON.parse(dec.decode(body)) as { nets: NetworkKey[] }).nets,
-    setSrNames: async () => {},
-    setVdiNames: async () => {},
-  };
+  });
   return { pool, networks, order, peak: () => peak };
 }
 

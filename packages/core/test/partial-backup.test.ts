@@ -10,24 +10,12 @@ import {
   backupDecider,
   EXPORT_RETRY_DELAYS_MS,
 } from '../src/index.js';
+import { BACKUP_STARTED, backupWritten } from './backup-events.js';
 import { DeciderSpecification } from './decider-spec.js';
 
 const spec = DeciderSpecification.for(backupDecider);
 
-const started: BackupEvent = {
-  type: 'BackupStarted',
-  data: {
-    runId: 'r',
-    poolUuid: 'p',
-    srUuid: 's',
-    vdiUuid: 'v',
-    keep: 25,
-    trigger: 'manual',
-    toolVersion: '0',
-    formatVersion: 1,
-    createdVdi: false,
-  },
-};
+const started = BACKUP_STARTED;
 const vmB = { runId: 'r', vmUuid: 'vm-b', name: 'vm b', isTemplate: false };
 const refused = (code = 'OTHER_OPERATION_IN_PROGRESS') => ({
   type: 'RecordExportRefused' as const,
@@ -51,19 +39,7 @@ const skipped: BackupEvent = {
   data: { ...vmB, code: 'OTHER_OPERATION_IN_PROGRESS', reason: 'busy', attempts: 4 },
 };
 const capture = { runId: 'r', vmCount: 2, templateCount: 0, rawBytes: 10 };
-const written = {
-  runId: 'r',
-  srUuid: 's',
-  vdiUuid: 'v',
-  seq: 1,
-  date: 'd',
-  vmCount: 2,
-  templateCount: 0,
-  rawBytes: 10,
-  storedBytes: 2,
-  formatVersion: 1,
-  evicted: [],
-};
+const written = backupWritten();
 
 describe('the backup decider: busy VMs and partial backups', () => {
   it('retries a busy VM after the first delay on its first refusal', () => {

@@ -4,10 +4,10 @@ import {
   type ArchivePort,
   type DiskPort,
   encodeLabel,
-  type PoolPort,
   type RingPort,
   runRestore,
 } from '../src/index.js';
+import { stubPool } from './stub-pool.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -74,12 +74,8 @@ it('restore holds a few parts at a time, not the record', async () => {
   let imported = 0;
   let maxAhead = 0;
   let firstPass = 0;
-  const pool = {
-    pool: async () => ({ uuid: 'p', defaultSrUuid: 'sr' }),
-    backupVdiUuid: () => 'vdi',
-    findVdi: async () => ({ uuid: 'vdi', srUuid: 'sr', name: '', virtualSize: 0, type: 'user' }),
+  const pool = stubPool({
     attach: async () => ({ devicePath: '/dev/x', detach: async () => {} }),
-    srs: async () => [],
     async importMetadata(body: Uint8Array) {
       // Parts handed out in the second decoding but not imported yet.
       maxAhead = Math.max(maxAhead, handedOut - firstPass - imported);
@@ -87,9 +83,7 @@ it('restore holds a few parts at a time, not the record', async () => {
       await Promise.resolve();
       imported++;
     },
-    setSrNames: async () => {},
-    setVdiNames: async () => {},
-  } as unknown as PoolPort;
+  });
   const clock = { now: () => new Date(0) };
   const origRead = archive.read.bind(archive);
   let passes = 0;

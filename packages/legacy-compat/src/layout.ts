@@ -1,3 +1,4 @@
+import { parseBackupDate } from '@xsmeta/core';
 import { openFileDevice, RingError } from '@xsmeta/vdi-store';
 import { LegacyError } from './errors.js';
 import {
@@ -67,31 +68,16 @@ const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 const VMMETA = new RegExp(`^(${UUID})\\.vmmeta$`);
 const SR_DIR = new RegExp(`^${UUID}$`);
 const POOL_DB = new RegExp(`^(${UUID})\\.db(?:\\.([1-9]\\d{0,2}))?$`);
-const DATE = /^(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$/;
+/**
+ * How far ahead of the clock a backup folder's date may be and still be listed (a host whose
+ * clock ran a little fast); the conversion leaves every date after now (chooseConvertDates).
+ */
+const FUTURE_SLACK_MS = 86_400_000;
 
-/** A real calendar date, not more than a day in the future. */
+/** A backup date (core's one rule, parseBackupDate), not more than a day in the future. */
 function validDate(name: string, now: number): boolean {
-  const m = DATE.exec(name);
-  if (!m) return false;
-  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  const t = Date.UTC(y, mo - 1, d, h, mi, s);
-  const back = new Date(t);
-  return (
-    back.getUTCFullYear() === y &&
-    back.getUTCMonth() === mo - 1 &&
-    back.getUTCDate() === d &&
-    h < 24 &&
-    mi < 60 &&
-    s < 60 &&
-    t <= now + 86_400_000
-  );
+  const t = parseBackupDate(name);
+  return t !== null && t.getTime() <= now + FUTURE_SLACK_MS;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseBackupDate } from '@xsmeta/core';
 import { describe, expect, it } from 'vitest';
 import { openImage, openLegacyDisk } from '../src/index.js';
 import { debugfsCat, legacyTree, mkfs, sha } from './fixtures.js';
@@ -82,4 +83,37 @@ describe('pool database dumps', () => {
       rmSync(img, { force: true });
     }
   });
+});
+
+describe('backup folder names', () => {
+  it('lists a folder by core’s one date rule, and up to a day in the future', async () => {
+    const now = Date.UTC(2024, 5, 1, 12, 0, 0);
+    const names = [
+      '2024-06-01-12-00-00',
+      '2024-02-29-08-00-00',
+      '2023-02-29-08-00-00', // no such day
+      '2024-06-01-24-00-00', // no hour 24
+      '2024-06-01-11-60-00', // no minute 60
+      '2024-06-02-11-59-59', // a clock a little fast: listed
+      '2024-06-02-12-00-01', // more than a day ahead: not
+    ];
+    const { root } = legacyTree({ vms: 1, dates: names });
+    const img = mkfs(root);
+    rmSync(root, { recursive: true, force: true });
+    const dev = await openImage(img);
+    const disk = await openLegacyDisk(dev, {}, now);
+    await dev.close();
+    const listed = names.filter((n) => {
+      const t = parseBackupDate(n);
+      return t !== null && t.getTime() <= now + 86_400_000;
+    });
+    expect(listed).toHaveLength(3);
+    expect(disk.dates).toEqual([...listed].sort().reverse());
+    expect(disk.skipped.map((k) => k.path).sort()).toEqual(
+      names
+        .filter((n) => !listed.includes(n))
+        .map((n) => `/metadata/${n}`)
+        .sort(),
+    );
+  }, 300_000);
 });

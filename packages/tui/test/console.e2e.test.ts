@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: each journey needs the same tmux pane, simulator and screen
+// readers, which stay beside the journeys they serve.
 /**
  * End to end, in a real terminal: `xsmeta console` in a tmux pane of 80x24, against the
  * simulator. Back up, restore with a dry run, quit, and check that the terminal is back in

@@ -5,7 +5,14 @@ export type { XapiLocalCode } from './errors.js';
 export { isXapiError, XapiError } from './errors.js';
 export type { TransferOptions } from './handler-io.js';
 export type { Ova, OvaObject } from './ova.js';
-export { ovaNetworks, readOva, splitExport, tarOne, writeOva } from './ova.js';
+export {
+  firstTarMember,
+  ovaNetworks,
+  readOva,
+  splitExport,
+  tarOne,
+  writeOva,
+} from './ova.js';
 export type {
   EventFromResult,
   HostRecord,

@@ -59,18 +59,34 @@ export function tarOne(name: string, data: Uint8Array, mtime = 0): Uint8Array {
   return out;
 }
 
+/**
+ * The first member of a ustar archive (the reader of what `tarOne` writes; the simulator's
+ * import reads with it too): its name and bytes, or null when there is none (shorter than a
+ * header, or the end blocks). A size that is not octal or runs past the end is XAPI_PROTOCOL.
+ */
+export function firstTarMember(tar: Uint8Array): { name: string; data: Uint8Array } | null {
+  if (tar.length < 512) return null;
+  const h = tar.subarray(0, 512);
+  if (h.every((b) => b === 0)) return null;
+  const field = (from: number, to: number) =>
+    dec.decode(h.subarray(from, to)).replace(/\0.*$/s, '');
+  const size = Number.parseInt(field(124, 136).trim() || 'x', 8);
+  if (!Number.isFinite(size) || size < 0 || 512 + size > tar.length)
+    throw new XapiError('XAPI_PROTOCOL', ['tar'], 'malformed tar header');
+  return { name: field(0, 100), data: tar.subarray(512, 512 + size) };
+}
+
 /** The `ova.xml` of a metadata export tar (its first member, as xapi's import requires). */
 export function ovaXmlOf(tar: Uint8Array): string {
   if (tar.length < 512)
     throw new XapiError('XAPI_PROTOCOL', ['ova'], 'the metadata export is not a tar');
-  const name = dec.decode(tar.subarray(0, 100)).replace(/\0.*$/s, '');
-  const size = Number.parseInt(
-    dec.decode(tar.subarray(124, 136)).replace(/\0.*$/s, '').trim() || 'x',
-    8,
-  );
-  if (name !== 'ova.xml' || !Number.isFinite(size) || size < 0 || 512 + size > tar.length)
+  let first: { name: string; data: Uint8Array } | null = null;
+  try {
+    first = firstTarMember(tar);
+  } catch {}
+  if (first?.name !== 'ova.xml')
     throw new XapiError('XAPI_PROTOCOL', ['ova'], 'the metadata export has no ova.xml first');
-  return dec.decode(tar.subarray(512, 512 + size));
+  return dec.decode(first.data);
 }
 
 /**

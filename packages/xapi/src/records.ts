@@ -220,6 +220,8 @@ export interface VmRecord extends Named {
   guest_metrics: XapiRef;
   suspend_VDI: XapiRef;
   suspend_SR: XapiRef;
+  /** How many times this VM has been recovered (an `int` of ocaml/idl/datamodel_vm.ml). */
+  version: number;
   ha_restart_priority: string;
   order: number;
   start_delay: number;
@@ -342,6 +344,7 @@ export const INT_FIELDS: { readonly [cls: string]: readonly string[] } = {
     'order',
     'start_delay',
     'shutdown_delay',
+    'version',
     'hardware_platform_version',
   ],
   network: ['MTU'],

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { isXapiError, readOva, splitExport, writeOva } from '../src/index.js';
+import {
+  firstTarMember,
+  isXapiError,
+  readOva,
+  splitExport,
+  tarOne,
+  writeOva,
+} from '../src/index.js';
 
 const enc = new TextEncoder();
 
@@ -79,6 +86,26 @@ describe('metadata export format (ocaml/xapi/export.ml)', () => {
       err = e;
     }
     expect(isXapiError(err, 'XAPI_PROTOCOL')).toBe(true);
+  });
+
+  it('reads the first tar member tarOne writes; none in end blocks; a bad size is XAPI_PROTOCOL', () => {
+    const t = tarOne('ova.xml', enc.encode('<value/>'));
+    const m = firstTarMember(t)!;
+    expect([m.name, new TextDecoder().decode(m.data)]).toEqual(['ova.xml', '<value/>']);
+    expect(firstTarMember(new Uint8Array(1024))).toBeNull();
+    expect(firstTarMember(t.subarray(0, 100))).toBeNull();
+    const past = tar('ova.xml', 'x'.repeat(10)).subarray(0, 512 + 5);
+    const blank = tarOne('ova.xml', enc.encode('x'));
+    blank.fill(0, 124, 136);
+    for (const bad of [past, blank]) {
+      let err: unknown;
+      try {
+        firstTarMember(bad);
+      } catch (e) {
+        err = e;
+      }
+      expect(isXapiError(err, 'XAPI_PROTOCOL')).toBe(true);
+    }
   });
 
   it('splits an all=true export: each VM with what it references, lists filtered, dangling refs NULL', () => {

@@ -1,3 +1,4 @@
+import { parseBackupDate } from '../domain/backup-date.js';
 import { convertDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
@@ -5,7 +6,7 @@ import { appendRecord, DEFAULT_KEEP, DEFAULT_VDI_SIZE, openOrFormat } from './ba
 import { AppError, errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
 import type { ArchivePart, ArchivePort, DiskPort, PoolPort, Progress } from './ports.js';
-import { decodeLabel, PART, parseBackupDate, type VmMapEntry } from './record.js';
+import { decodeLabel, PART, type VmMapEntry } from './record.js';
 
 /** The legacy format version (the `/.ctxs-metadata-backup` marker's content). */
 export const LEGACY_FORMAT_VERSION = 1;

@@ -49,7 +49,6 @@ export type {
   VmInfo,
 } from './ports.js';
 export {
-  backupDate,
   checkFormatVersion,
   decodeLabel,
   decodeSrMeta,
@@ -58,7 +57,6 @@ export {
   type Label,
   type Manifest,
   PART,
-  parseBackupDate,
   type SkippedVm,
   type SrMeta,
   type VmMapEntry,

@@ -104,36 +104,8 @@ export function decodeLabel(bytes: Uint8Array): Label | null {
   }
 }
 
-/** `YYYY-MM-DD-HH-MM-SS` in UTC, the date format of upstream's backups. */
-export function backupDate(at: Date): string {
-  const iso = at.toISOString();
-  return `${iso.slice(0, 10)}-${iso.slice(11, 13)}-${iso.slice(14, 16)}-${iso.slice(17, 19)}`;
-}
-
-export const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$/;
-
-export function parseBackupDate(date: string): Date | null {
-  const m = DATE_RE.exec(date);
-  if (!m) return null;
-  const [, y, mo, d, h, mi, s] = m.map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  const t = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
-  return backupDate(t) === date ? t : null;
-}
-
-/** A date not yet used on this disk: the moment, bumped a second at a time on collision. */
-export function uniqueDate(at: Date, taken: ReadonlySet<string>): string {
-  let t = at.getTime();
-  while (taken.has(backupDate(new Date(t)))) t += 1000;
-  return backupDate(new Date(t));
-}
+// backup.ts takes its record's date from here; the date rules live in the domain.
+export { uniqueDate } from '../domain/backup-date.js';
 
 const xmlEscape = (s: string) =>
   s.replace(

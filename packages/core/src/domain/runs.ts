@@ -1,5 +1,5 @@
-import { parseBackupDate } from '../app/record.js';
 import type { BackupEvent, ConvertEvent, RestoreEvent } from '../events/index.js';
+import { parseBackupDate } from './backup-date.js';
 import { type Decider, DomainError } from './decider.js';
 
 type Data<E extends { type: string; data: unknown }, T extends E['type']> = Extract<
@@ -151,6 +151,14 @@ export type RestoreCommand =
   | { type: 'SkipSrMetadata'; data: Data<RestoreEvent, 'SrMetadataSkipped'> }
   | { type: 'FinishRestore'; data: { runId: string } }
   | { type: 'InterruptRestore'; data: { runId: string; reason: string } };
+
+/**
+ * The line a restore ends with, in the CLI (as upstream's xe-restore-metadata prints it) and
+ * in the console (as xsconsole shows it): N counts every VM and custom template imported.
+ */
+export function restoreSummaryLine(restored: number, errors: number): string {
+  return `Restored ${restored} VM(s), and ${errors} error(s)`;
+}
 
 /**
  * One restore run. The summary (`Restored N VM(s), and M error(s)`) is decided from the state:

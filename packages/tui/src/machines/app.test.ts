@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { folder } from '../test-support/machines.js';
 import {
   type AppAction,
   type AppState,
@@ -11,7 +12,7 @@ import { type Keypress, key } from './keys.js';
 
 type KeyName = Exclude<Keypress['name'], 'char'>;
 
-const when = (s: AppState, ...actions: AppAction[]) => actions.reduce(appReducer, s);
+const when = folder<AppState, AppAction>(appReducer);
 const k = (name: KeyName | 'char', needsLogin = false): AppAction => ({
   type: 'key',
   key: name === 'char' ? key('char', 'q') : key(name),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BackupResult, SrChoice } from '../services.js';
+import { folder, press, srChoice } from '../test-support/machines.js';
 import {
   type BackupAction,
   type BackupState,
@@ -7,25 +8,10 @@ import {
   backupWork,
   initialBackup,
 } from './backup.js';
-import { type Keypress, key } from './keys.js';
 
-type KeyName = Exclude<Keypress['name'], 'char'>;
-
-const when = (s: BackupState, ...actions: BackupAction[]) => actions.reduce(backupReducer, s);
-const press = (name: KeyName): BackupAction => ({
-  type: 'key',
-  key: key(name),
-});
-
-const sr = (uuid: string, hasBackupDisk: boolean, isDefault = false): SrChoice => ({
-  uuid,
-  name: uuid.toUpperCase(),
-  type: 'nfs',
-  freeBytes: 1e9,
-  sizeBytes: 2e9,
-  hasBackupDisk,
-  isDefault,
-});
+const when = folder<BackupState, BackupAction>(backupReducer);
+const sr = (uuid: string, hasBackupDisk: boolean, isDefault = false): SrChoice =>
+  srChoice(uuid, { hasBackupDisk, isDefault });
 const SRS = [sr('a', false), sr('b', true, true), sr('c', true)];
 const RESULT: BackupResult = {
   seq: 4,

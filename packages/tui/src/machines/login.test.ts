@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { folder } from '../test-support/machines.js';
 import { type Keypress, key } from './keys.js';
 
 type KeyName = Exclude<Keypress['name'], 'char'>;
@@ -12,7 +13,7 @@ import {
   MAX_FIELD,
 } from './login.js';
 
-const when = (s: LoginState, ...actions: LoginAction[]) => actions.reduce(loginReducer, s);
+const when = folder<LoginState, LoginAction>(loginReducer);
 const type = (text: string): LoginAction => ({ type: 'key', key: key('char', text) });
 const press = (name: KeyName | 'char'): LoginAction => ({
   type: 'key',

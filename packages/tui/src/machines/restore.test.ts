@@ -1,38 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import type { SrChoice } from '../services.js';
-import { type Keypress, key } from './keys.js';
-
-type KeyName = Exclude<Keypress['name'], 'char'>;
-
+import { folder, press, srChoice } from '../test-support/machines.js';
 import {
   initialRestore,
-  pointFromLegacy,
   RECENT_VMS,
-  RESTORE_CHOICES,
   type RestoreAction,
-  type RestorePoint,
   type RestoreState,
   restoreReducer,
   restoreWork,
-  summaryLine,
 } from './restore.js';
+import { pointFromLegacy, RESTORE_CHOICES, type RestorePoint } from './restore-choices.js';
 
-const when = (s: RestoreState, ...actions: RestoreAction[]) => actions.reduce(restoreReducer, s);
-const press = (name: KeyName): RestoreAction => ({
-  type: 'key',
-  key: key(name),
-});
-
-const sr = (uuid: string, hasBackupDisk: boolean, hasLegacyDisk = false): SrChoice => ({
-  uuid,
-  name: uuid.toUpperCase(),
-  type: 'nfs',
-  freeBytes: 1e9,
-  sizeBytes: 2e9,
-  hasBackupDisk,
-  hasLegacyDisk,
-  isDefault: false,
-});
+const when = folder<RestoreState, RestoreAction>(restoreReducer);
+const sr = (uuid: string, hasBackupDisk: boolean, hasLegacyDisk = false): SrChoice =>
+  srChoice(uuid, { hasBackupDisk, hasLegacyDisk });
 const SRS = [sr('plain', false), sr('ring', true), sr('old', false, true)];
 const point = (seq: number, damaged: string | null = null): RestorePoint => ({
   date: `2025-02-2${seq}-02-00-00`,
@@ -214,10 +195,6 @@ describe('restore machine (ring)', () => {
       summary: { restored: 0, errors },
     });
     expect(when(s, press('down'), press('down'))).toMatchObject({ errorCursor: 2 });
-  });
-
-  it('writes the summary line as upstream does', () => {
-    expect(summaryLine(3, 1)).toBe('Restored 3 VM(s), and 1 error(s)');
   });
 });
 

@@ -1,9 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ScheduleStatus } from '../services.js';
-import { type Keypress, key } from './keys.js';
-
-type KeyName = Exclude<Keypress['name'], 'char'>;
-
+import { folder, press } from '../test-support/machines.js';
 import {
   initialSchedule,
   type ScheduleAction,
@@ -12,11 +9,7 @@ import {
   scheduleWork,
 } from './schedule.js';
 
-const when = (s: ScheduleState, ...actions: ScheduleAction[]) => actions.reduce(scheduleReducer, s);
-const press = (name: KeyName): ScheduleAction => ({
-  type: 'key',
-  key: key(name),
-});
+const when = folder<ScheduleState, ScheduleAction>(scheduleReducer);
 const WEEKLY: ScheduleStatus = {
   frequency: 'weekly',
   srUuid: 'sr-1',

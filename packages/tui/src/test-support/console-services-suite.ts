@@ -7,6 +7,7 @@
  * Not part of the package's API: not built, exported only under the `source` condition.
  */
 import { describe, expect, it } from 'vitest';
+import { rejection } from '../../../../test-support/reject.js';
 import type { BackupProgress, ConsoleServices, Frequency, VmOutcome } from '../services.js';
 
 export interface ConsoleServicesCapabilities {
@@ -28,14 +29,7 @@ export interface ConsoleServicesUnderTest {
 const DATE = /^\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$/;
 const turn = () => new Promise<void>((r) => setImmediate(r));
 
-async function failure(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a failure');
-}
+const failure = (p: Promise<unknown>) => rejection<Error>(p);
 
 /** Runs `fn` on a fresh implementation, closing it whatever happens. */
 async function using(

@@ -1,10 +1,14 @@
 /**
+ * Over 400 lines on purpose: one fake of the whole `ConsoleServices` port, whose methods share
+ * the pool, rings and schedule they change.
+ *
  * An in-memory `ConsoleServices` for tests (and manual checks of the built console): a small
  * pool with a few SRs, a ring of backups on one of them, a legacy disk on another, a schedule
  * and, optionally, a password to log in with. It does what the real services promise: rings
  * keep at most `maxRecords` backups, a dry run changes nothing, abort stops soon and settles.
  * Not part of the package's API (not built, not exported).
  */
+import { backupDate } from '@xsmeta/core';
 import type {
   BackupList,
   BackupProgress,
@@ -108,11 +112,6 @@ function record(seq: number, date: string, verified: boolean | null, damaged?: s
     verified,
     ...(damaged === undefined ? {} : { damaged }),
   };
-}
-
-/** `2025-03-01T10:00:00.000Z` -> `2025-03-01-10-00-00`. */
-function backupDate(d: Date): string {
-  return d.toISOString().slice(0, 19).replace(/[T:]/g, '-');
 }
 
 export class FakeConsoleServices implements ConsoleServices {

@@ -9,12 +9,11 @@ import {
   backupWork,
   initialBackup,
 } from '../machines/backup.js';
-import { describeError } from '../machines/keys.js';
 import type { ConsoleServices } from '../services.js';
 import { type DialogProps, useDialogKeys, useMachine } from './dialog.js';
 import { SrHeader, srItems } from './sr-list.js';
 import { ChoiceList, KeyHelp, Message, Panel, ProgressBar, RingPicture } from './widgets.js';
-import { useWork } from './work.js';
+import { orFailed, useWork } from './work.js';
 
 const BACKUP_TITLE = 'Backup Virtual Machine Metadata';
 
@@ -26,7 +25,7 @@ async function performBackup(
   signal: AbortSignal,
 ): Promise<void> {
   const { req } = work;
-  try {
+  await orFailed(req, dispatch, async () => {
     switch (work.kind) {
       case 'listSrs':
         dispatch({ type: 'srsLoaded', req, srs: await services.listSrs() });
@@ -50,9 +49,7 @@ async function performBackup(
         }
         return;
     }
-  } catch (err) {
-    dispatch({ type: 'failed', req, message: describeError(err) });
-  }
+  });
 }
 
 function Body(props: { state: BackupState; width: number; height: number }): ReactNode {

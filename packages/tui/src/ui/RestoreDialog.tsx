@@ -1,33 +1,20 @@
 import { Box, Text } from 'ink';
 import type { ReactNode } from 'react';
 import { fit, formatBackupDate, formatBytes } from '../format.js';
-import { describeError } from '../machines/keys.js';
 import {
   initialRestore,
-  pointFromBackup,
-  pointFromLegacy,
-  RESTORE_CHOICES,
-  type RestoreAction,
-  type RestorePoint,
   type RestoreState,
   type RestoreVariant,
-  type RestoreWork,
   restoreReducer,
   restoreWork,
-  summaryLine,
 } from '../machines/restore.js';
-import type { ConsoleServices, RestoreMode } from '../services.js';
+import { RESTORE_CHOICES, type RestorePoint } from '../machines/restore-choices.js';
+import type { RestoreMode } from '../services.js';
 import { type DialogProps, useDialogKeys, useMachine } from './dialog.js';
+import { RestoreProgress, RestoreSummary } from './RestoreOutcome.js';
+import { performRestore } from './restore-perform.js';
 import { SrHeader, srItems } from './sr-list.js';
-import {
-  ChoiceList,
-  KeyHelp,
-  type ListItem,
-  Message,
-  Panel,
-  ProgressBar,
-  RingPicture,
-} from './widgets.js';
+import { ChoiceList, KeyHelp, type ListItem, Message, Panel, RingPicture } from './widgets.js';
 import { useWork } from './work.js';
 
 type Keys = readonly (readonly [string, string])[];
@@ -36,61 +23,6 @@ const RESTORE_TITLE: Record<RestoreVariant, string> = {
   ring: 'Restore Virtual Machine Metadata',
   legacy: 'Restore from Legacy Backup',
 };
-
-/** Runs the service call a restore state asks for and reports it as actions. */
-async function performRestore(
-  services: ConsoleServices,
-  work: RestoreWork,
-  dispatch: (a: RestoreAction) => void,
-  signal: AbortSignal,
-): Promise<void> {
-  const { req } = work;
-  try {
-    switch (work.kind) {
-      case 'listSrs':
-        dispatch({ type: 'srsLoaded', req, srs: await services.listSrs() });
-        return;
-      case 'legacyStatus': {
-        const st = await services.legacyStatus(work.srUuid);
-        dispatch({
-          type: 'legacyChecked',
-          req,
-          available: st.available,
-          ...(st.reason === undefined ? {} : { reason: st.reason }),
-        });
-        return;
-      }
-      case 'listPoints':
-        if (work.variant === 'ring') {
-          const list = await services.listBackups(work.srUuid);
-          const points = list.backups.map(pointFromBackup);
-          dispatch({ type: 'pointsLoaded', req, points, usage: list.usage });
-        } else {
-          const list = await services.listLegacyBackups(work.srUuid);
-          dispatch({ type: 'pointsLoaded', req, points: list.map(pointFromLegacy), usage: null });
-        }
-        return;
-      case 'restore': {
-        const onVm = (outcome: Parameters<Parameters<ConsoleServices['restore']>[1]>[0]) =>
-          dispatch({ type: 'vm', req, outcome });
-        const base = {
-          srUuid: work.srUuid,
-          mode: work.mode,
-          dryRun: work.dryRun,
-          ...(work.force ? { force: true } : {}),
-        };
-        const summary =
-          work.variant === 'ring' && work.point.seq !== null
-            ? await services.restore({ ...base, seq: work.point.seq }, onVm, signal)
-            : await services.restoreLegacy({ ...base, date: work.point.date }, onVm, signal);
-        dispatch({ type: 'restoreDone', req, summary });
-        return;
-      }
-    }
-  } catch (err) {
-    dispatch({ type: 'failed', req, message: describeError(err) });
-  }
-}
 
 function pointItems(points: readonly RestorePoint[], width: number): ListItem[] {
   return points.map((p) => {
@@ -137,9 +69,6 @@ function choiceLabel(mode: RestoreMode, dryRun: boolean, force: boolean): string
       ?.label ?? mode
   );
 }
-
-/** The reader's notes shown under a restore's summary; the CLI prints them all. */
-const NOTES_SHOWN = 3;
 
 function Body(props: { state: RestoreState; width: number; height: number }): ReactNode {
   const { state: s, width, height } = props;
@@ -267,82 +196,9 @@ function Body(props: { state: RestoreState; width: number; height: number }): Re
       );
     case 'running':
     case 'cancelling':
-      return (
-        <Box flexDirection="column">
-          <Text>
-            {s.dryRun ? 'Checking' : 'Restoring'} VM metadata from {formatBackupDate(s.point.date)}
-            {s.dryRun ? ' (dry run)' : ''}…
-          </Text>
-          <ProgressBar done={s.done} total={s.total} width={Math.min(inner, 60)} />
-          <Text> </Text>
-          {s.recent.map((v) => (
-            <Text
-              key={`${v.vmUuid}-${v.done}`}
-              wrap="truncate-end"
-              color={v.ok ? undefined : 'red'}
-            >
-              {v.ok ? '✓ ' : '✗ '}
-              {v.name}
-              {v.ok ? '' : `: ${v.error ?? 'failed'}`}
-            </Text>
-          ))}
-          {s.kind === 'cancelling' ? (
-            <Message tone="warn">Stopping after the VM under way…</Message>
-          ) : null}
-        </Box>
-      );
-    case 'summary': {
-      const selected = s.errors[s.errorCursor];
-      return (
-        <Box flexDirection="column">
-          <Message tone={s.errors.length === 0 ? 'ok' : 'bad'}>
-            {summaryLine(s.restored, s.errors.length)}
-          </Message>
-          {s.dryRun ? <Text color="gray">Dry run: nothing in the pool was changed.</Text> : null}
-          {s.cancelled ? (
-            <Message tone="warn">
-              {'Stopped before the end: this counts the VMs finished so far.'}
-            </Message>
-          ) : null}
-          {s.notes.length > 0 ? (
-            <Box flexDirection="column" marginTop={1}>
-              <Message tone="warn">
-                {`Reading the backup, ${s.notes.length} thing(s) were left out or doubted:`}
-              </Message>
-              {s.notes.slice(0, NOTES_SHOWN).map((n) => (
-                <Text key={n} wrap="truncate-end">
-                  {n}
-                </Text>
-              ))}
-              {s.notes.length > NOTES_SHOWN ? (
-                <Text color="gray">{`… and ${s.notes.length - NOTES_SHOWN} more (xsmeta legacy list shows them all)`}</Text>
-              ) : null}
-            </Box>
-          ) : null}
-          {selected ? (
-            <Box flexDirection="column" marginTop={1}>
-              <ChoiceList
-                items={s.errors.map((e) => ({
-                  key: e.vmUuid,
-                  label: `✗ ${e.name}: ${e.message}`,
-                  tone: 'bad',
-                }))}
-                cursor={s.errorCursor}
-                rows={height - 16}
-                width={inner}
-              />
-              {/* The selected failure in full: a list line cuts long messages. */}
-              <Box flexDirection="column" marginTop={1}>
-                <Text bold wrap="truncate-end">
-                  {selected.name} ({selected.vmUuid})
-                </Text>
-                <Text>{selected.message}</Text>
-              </Box>
-            </Box>
-          ) : null}
-        </Box>
-      );
-    }
+      return <RestoreProgress state={s} width={inner} />;
+    case 'summary':
+      return <RestoreSummary state={s} width={inner} height={height} />;
     case 'failed':
       return <Message tone="bad">Metadata Restore failed: {s.message}</Message>;
     case 'closed':

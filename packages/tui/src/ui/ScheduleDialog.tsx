@@ -1,7 +1,6 @@
 import { Box, Text } from 'ink';
 import type { ReactNode } from 'react';
 import { formatInstant } from '../format.js';
-import { describeError } from '../machines/keys.js';
 import {
   FREQUENCIES,
   initialSchedule,
@@ -14,7 +13,7 @@ import {
 import type { ConsoleServices, ScheduleStatus } from '../services.js';
 import { type DialogProps, useDialogKeys, useMachine } from './dialog.js';
 import { ChoiceList, KeyHelp, Message, Panel } from './widgets.js';
-import { useWork } from './work.js';
+import { orFailed, useWork } from './work.js';
 
 const SCHEDULE_TITLE = 'Schedule Regular Metadata Backup';
 
@@ -25,7 +24,7 @@ async function performSchedule(
   dispatch: (a: ScheduleAction) => void,
 ): Promise<void> {
   const { req } = work;
-  try {
+  await orFailed(req, dispatch, async () => {
     if (work.kind === 'get') {
       dispatch({ type: 'loaded', req, schedule: await services.getSchedule() });
     } else {
@@ -33,9 +32,7 @@ async function performSchedule(
       // Read it back: the next run time is the services' to compute.
       dispatch({ type: 'saved', req, schedule: await services.getSchedule() });
     }
-  } catch (err) {
-    dispatch({ type: 'failed', req, message: describeError(err) });
-  }
+  });
 }
 
 /** "currently set to occur weekly", and when it runs next and how the last run went. */

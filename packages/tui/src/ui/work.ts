@@ -1,4 +1,5 @@
 import { createContext, useContext, useEffect, useRef } from 'react';
+import { describeError } from '../machines/keys.js';
 
 /**
  * Keeps the service calls under way, so that the console, on its way out, can abort them
@@ -51,4 +52,21 @@ export function useWork<W extends { readonly req: number }>(
     tracker.track(run(w, ac.signal));
     return () => ac.abort();
   }, [req, tracker]);
+}
+
+/**
+ * Runs one work request's service calls for a dialog's `perform`: whatever they throw becomes
+ * the machine's `failed` action (the message as `describeError` words it), so that the
+ * `perform` given to `useWork` never rejects.
+ */
+export async function orFailed(
+  req: number,
+  dispatch: (a: { type: 'failed'; req: number; message: string }) => void,
+  calls: () => Promise<void>,
+): Promise<void> {
+  try {
+    await calls();
+  } catch (err) {
+    dispatch({ type: 'failed', req, message: describeError(err) });
+  }
 }

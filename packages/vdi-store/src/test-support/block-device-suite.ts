@@ -9,6 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { rejection } from '../../../../test-support/reject.js';
 
 /** The reading half every device has (legacy-compat's read-only device has only this). */
 export interface ReadableDevice {
@@ -62,14 +63,7 @@ function image(sectorSize = 1): Uint8Array {
   return out;
 }
 
-async function failure(p: Promise<unknown>): Promise<{ code?: string }> {
-  try {
-    await p;
-  } catch (e) {
-    return e as { code?: string };
-  }
-  throw new Error('expected a failure');
-}
+const failure = (p: Promise<unknown>) => rejection<{ code?: string }>(p);
 
 export function blockDeviceSuite<D extends ReadableDevice>(
   name: string,
