@@ -14,12 +14,14 @@ import {
   type Frequency,
   runConsole,
 } from '@xsmeta/tui';
-import { backup, restore, restoreOn, withBackupRing, withPool } from './commands.js';
+import { disk } from './adapters/disk.js';
+import { connect } from './adapters/xapi-connection.js';
 import type { Settings } from './config.js';
 import { legacyListing, readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from './legacy.js';
 import { type Io, withCode } from './output.js';
-import { connect, disk } from './runtime.js';
+import { withPool } from './root.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
+import { backup, restore, restoreOn, withBackupRing } from './services.js';
 
 /**
  * The console's per-VM reporter over a run's outcomes: each VM is passed on as it finishes,

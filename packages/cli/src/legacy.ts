@@ -20,20 +20,17 @@ import {
   openLegacyDisk,
 } from '@xsmeta/legacy-compat';
 import { decodeValue } from '@xsmeta/xapi';
-import { withEvents } from './adapters/event-log.js';
-import { withPool } from './commands.js';
+import { archive } from './adapters/archive.js';
+import { systemClock } from './adapters/clock.js';
+import { disk as ringDisk } from './adapters/disk.js';
+import { historyLostLine, withEvents } from './adapters/event-log.js';
+import type { XapiPool } from './adapters/xapi-pool.js';
 import { type Settings, UsageError } from './config.js';
 import type { Io } from './output.js';
 import { lockSr } from './process/lock.js';
 import { progressBar } from './process/progress.js';
-import {
-  archive,
-  closeOnSignal,
-  historyLostLine,
-  disk as ringDisk,
-  systemClock,
-  type XapiPool,
-} from './runtime.js';
+import { closeOnSignal } from './process/signals.js';
+import { withPool } from './root.js';
 
 /** A legacy source refused by the rule (core's legacyAccess) or by the scan; exit status 1. */
 export class LegacyRefused extends Error {

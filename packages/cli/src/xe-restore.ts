@@ -1,12 +1,13 @@
 import { AppError, backupVdiOf, listings, resolveSr, withRing } from '@xsmeta/core';
+import { disk } from './adapters/disk.js';
 import { settingsOf } from './commands/options.js';
-import { backupName, restoreAsking, restoreOn, summaryLine, withPool } from './commands.js';
 import type { Settings } from './config.js';
 import { legacyCandidates, readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from './legacy.js';
 import type { Io } from './output.js';
 import { ABORTED, confirm } from './process/confirm.js';
 import { progressBar } from './process/progress.js';
-import { disk } from './runtime.js';
+import { withPool } from './root.js';
+import { backupName, restoreAsking, restoreOn, summaryLine } from './services.js';
 
 /** What `xe-restore-metadata` was given (its declaration: commands/xe-restore-metadata.ts). */
 export interface Flags {

@@ -18,7 +18,7 @@ export const listCommand: Declare = (ctx) =>
       const s = settingsOf(o);
       const { fmtBytes, listings } = await import('@xsmeta/core');
       const { openEvents } = await import('../adapters/event-log.js');
-      const { withBackupRing } = await import('../commands.js');
+      const { withBackupRing } = await import('../services.js');
       const { abandonedBackups } = await import('../history.js');
       const { warnRoot } = await import('../ring-report.js');
       const rows = await withBackupRing(s, o.sr, async (ring) => {

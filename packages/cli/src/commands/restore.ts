@@ -63,7 +63,7 @@ export const restoreCommand: Declare = (ctx) =>
         identity?: string;
       }) => {
         const s = settingsOf(o);
-        const { backupName, restoreAsking, summaryLine } = await import('../commands.js');
+        const { backupName, restoreAsking, summaryLine } = await import('../services.js');
         const dryRun = o.dryRun === true;
         const mode = o.mode ?? 'all';
         if (o.from !== undefined) {

@@ -69,7 +69,7 @@ error, 1 otherwise.`,
           return;
         }
         const s = settingsOf({});
-        const { backup, partialBackup } = await import('../commands.js');
+        const { backup, partialBackup } = await import('../services.js');
         if (o.f)
           io.err(
             'xe-backup-metadata: -f has no effect: the backup disk is a checksummed ring, never fsck-ed or mounted',
