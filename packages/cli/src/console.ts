@@ -4,6 +4,7 @@ import {
   backupVdiContent,
   errorCode,
   legacyAccess,
+  legacyListing,
   listings,
   type RestoreResult,
   type VmOutcome,
@@ -15,9 +16,9 @@ import {
   runConsole,
 } from '@xsmeta/tui';
 import { disk } from './adapters/disk.js';
+import { readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from './adapters/legacy-disk.js';
 import { connect } from './adapters/xapi-connection.js';
 import type { Settings } from './config.js';
-import { legacyListing, readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from './legacy.js';
 import { type Io, withCode } from './output.js';
 import { withPool } from './root.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
