@@ -20,9 +20,9 @@ import { readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from './adapters/l
 import { connect } from './adapters/xapi-connection.js';
 import type { Settings } from './config.js';
 import { type Io, withCode } from './output.js';
-import { withPool } from './root.js';
+import { withBackupRing, withPool } from './root.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
-import { backup, restore, restoreOn, withBackupRing } from './services.js';
+import { backup, restore, restoreOn } from './services.js';
 
 /**
  * The console's per-VM reporter over a run's outcomes: each VM is passed on as it finishes,

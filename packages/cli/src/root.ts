@@ -1,4 +1,12 @@
-import { AppError, type ArchivePort, type Clock, type DiskPort } from '@xsmeta/core';
+import {
+  AppError,
+  type ArchivePort,
+  backupVdiOf,
+  type Clock,
+  type DiskPort,
+  type RingPort,
+  withRing,
+} from '@xsmeta/core';
 import { archive } from './adapters/archive.js';
 import { systemClock } from './adapters/clock.js';
 import { disk } from './adapters/disk.js';
@@ -38,4 +46,17 @@ export async function withPool<T>(
   } finally {
     await xapi.logout();
   }
+}
+
+/** Opens the SR's backup ring read-only for fn, and always detaches and logs out. */
+export function withBackupRing<T>(
+  s: Settings,
+  srUuid: string | undefined,
+  fn: (ring: RingPort) => Promise<T>,
+): Promise<T> {
+  return withPool(
+    s,
+    async (pool) => withRing(pool, disk, await backupVdiOf(pool, srUuid), true, fn),
+    srUuid,
+  );
 }

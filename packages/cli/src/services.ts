@@ -5,12 +5,10 @@ import {
   loadBackup,
   type RestoreDeps,
   type RestoreResult,
-  type RingPort,
   resolveSr,
   runBackup,
   runRestore,
   type VmOutcome,
-  withRing,
 } from '@xsmeta/core';
 import { retryTiming } from './adapters/clock.js';
 import { historyLostLine, withEvents } from './adapters/event-log.js';
@@ -20,19 +18,6 @@ import { EXIT_PARTIAL, type Io } from './output.js';
 import { lockSr } from './process/lock.js';
 import type { Tick } from './process/progress.js';
 import { ports, withPool } from './root.js';
-
-/** Opens the SR's backup ring read-only for fn, and always detaches and logs out. */
-export function withBackupRing<T>(
-  s: Settings,
-  srUuid: string | undefined,
-  fn: (ring: RingPort) => Promise<T>,
-): Promise<T> {
-  return withPool(
-    s,
-    async (pool) => withRing(pool, ports.disk, await backupVdiOf(pool, srUuid), true, fn),
-    srUuid,
-  );
-}
 
 export interface BackupArgs {
   srUuid?: string | undefined;

@@ -1,6 +1,5 @@
 import { XapiClient, XapiError } from '@xsmeta/xapi';
 import { ConfigError, localSocket, type Settings } from '../config.js';
-import { promptPassword } from '../process/password.js';
 
 /**
  * The XAPI session of a command: over the local socket as local root when there is one, else
@@ -18,7 +17,9 @@ export async function connect(s: Settings): Promise<XapiClient> {
       'NO_URL',
       'no pool to talk to: set --url https://POOL-MASTER or XSMETA_URL',
     );
-  const password = s.password ?? (await promptPassword(s.username));
+  // The prompt (and node:readline) is loaded only when there is a password to ask for.
+  const password =
+    s.password ?? (await (await import('../process/password.js')).promptPassword(s.username));
   const insecure = process.env.XSMETA_TLS_INSECURE === '1';
   const fingerprint = process.env.XSMETA_TLS_FINGERPRINT;
   return XapiClient.connect({

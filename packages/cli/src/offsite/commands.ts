@@ -24,8 +24,8 @@ import { type Settings, UsageError } from '../config.js';
 import type { Io } from '../output.js';
 import { ABORTED, confirm } from '../process/confirm.js';
 import { lockSr } from '../process/lock.js';
-import { withPool } from '../root.js';
-import { restoreOn, summaryLine, withBackupRing } from '../services.js';
+import { withBackupRing, withPool } from '../root.js';
+import { restoreOn, summaryLine } from '../services.js';
 import { checkRecipient, decryptWith, encryptTo } from './age.js';
 import {
   type CopyHeader,
