@@ -1,14 +1,9 @@
-import { legacyListing, resolveSr, runConvert } from '@xsmeta/core';
+import { convertRefusal, legacyListing, resolveSr, runConvert } from '@xsmeta/core';
 import { archive } from './adapters/archive.js';
 import { systemClock } from './adapters/clock.js';
 import { disk as ringDisk } from './adapters/disk.js';
 import { historyLostLine, withEvents } from './adapters/event-log.js';
-import {
-  LegacyRefusedError,
-  legacyReader,
-  resolveLegacyVdi,
-  withLegacyDisk,
-} from './adapters/legacy-disk.js';
+import { legacyReader, refusal, resolveLegacyVdi, withLegacyDisk } from './adapters/legacy-disk.js';
 import type { Settings } from './config.js';
 import type { Io } from './output.js';
 import { lockSr } from './process/lock.js';
@@ -58,13 +53,8 @@ export async function cmdLegacy(
         }
         return 0;
       }
-      // Converting makes a legacy disk's content the SR's trusted backups (restored without -o):
-      // only from the SR's own backup VDI (a guest cannot choose its uuid) or one named on purpose.
-      if (how === 'scan')
-        throw new LegacyRefusedError(
-          'LEGACY_UNAVAILABLE',
-          `converting makes VDI ${vdiUuid}'s backups trusted ones, and any guest can forge such a disk: name it with --vdi ${vdiUuid} if it is the old scripts' disk`,
-        );
+      const refused = convertRefusal({ vdiUuid, how });
+      if (refused) throw refusal(refused);
       const date = o.date;
       let notes: string[] = [];
       const unlock = await lockSr(s.stateDir, srUuid, false);

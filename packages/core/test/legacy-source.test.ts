@@ -2,6 +2,7 @@ import { expect, it } from 'vitest';
 import {
   checkNamedBackupVdi,
   chooseLegacyVdi,
+  convertRefusal,
   type DiskPort,
   findLegacyVdis,
   type LegacySource,
@@ -188,4 +189,13 @@ it('a named backup VDI is trusted only when it is the SR own; any other is UNTRU
   });
   // no SR named: the pool's default SR's
   await expect(checkNamedBackupVdi(pool, undefined, other)).resolves.toBe(pool.srList[0]!.uuid);
+});
+
+it('a conversion never takes a disk a scan found, only the SR own backup VDI or a named one', () => {
+  expect(convertRefusal({ vdiUuid: 'v-a', how: 'scan' })).toMatchObject({
+    code: 'LEGACY_UNAVAILABLE',
+    reason: expect.stringContaining('--vdi v-a'),
+  });
+  expect(convertRefusal({ vdiUuid: 'v-a', how: 'named' })).toBeNull();
+  expect(convertRefusal({ vdiUuid: 'v-a', how: 'backup-vdi' })).toBeNull();
 });

@@ -33,7 +33,7 @@ import type { XapiPool } from './xapi-pool.js';
  */
 
 /** A legacy source refused by core's rules (legacyAccess, the scan); exit status 1. */
-export class LegacyRefusedError extends Error {
+class LegacyRefusedError extends Error {
   constructor(
     readonly code: string,
     message: string,
@@ -43,7 +43,7 @@ export class LegacyRefusedError extends Error {
 }
 
 /** Core's refusal as the CLI's error: a wrong name or date is a usage error (exit 2). */
-function refusal(r: LegacyRefused): Error {
+export function refusal(r: LegacyRefused): Error {
   return r.code === 'VDI_NOT_ON_SR' || r.code === 'SR_NOT_FOUND' || r.code === 'NO_LEGACY_BACKUP'
     ? new UsageError(r.reason)
     : new LegacyRefusedError(r.code, r.reason);

@@ -35,6 +35,7 @@ export {
 } from './handle.js';
 export {
   chooseLegacyVdi,
+  convertRefusal,
   findLegacyVdis,
   type LegacyHow,
   type LegacyListing,

@@ -82,6 +82,19 @@ export async function chooseLegacyVdi(
   return { vdiUuid: chosen.vdiUuid, how: c.how };
 }
 
+/**
+ * Converting makes a legacy disk's backups the SR's trusted ones (restored without -o): only
+ * from the SR's own backup VDI (a guest cannot choose its uuid) or one named on purpose, never
+ * from one a scan found. Null when the chosen VDI may be converted.
+ */
+export function convertRefusal(c: { vdiUuid: string; how: LegacyHow }): LegacyRefused | null {
+  if (c.how !== 'scan') return null;
+  return refused({
+    code: 'LEGACY_UNAVAILABLE',
+    reason: `converting makes VDI ${c.vdiUuid}'s backups trusted ones, and any guest can forge such a disk: name it with --vdi ${c.vdiUuid} if it is the old scripts' disk`,
+  });
+}
+
 /** A legacy disk as the restore and the listing read it (legacy-compat's LegacyDisk). */
 export interface LegacySource {
   dates: string[];
