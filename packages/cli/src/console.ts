@@ -4,6 +4,7 @@ import {
   backupVdiContent,
   errorCode,
   legacyAccess,
+  legacyListing,
   listings,
   type RestoreResult,
   type VmOutcome,
@@ -14,12 +15,15 @@ import {
   type Frequency,
   runConsole,
 } from '@xsmeta/tui';
-import { backup, restore, restoreOn, withBackupRing, withPool } from './commands.js';
+import type { SrRecord } from '@xsmeta/xapi';
+import { disk } from './adapters/disk.js';
+import { readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from './adapters/legacy-disk.js';
+import { connect } from './adapters/xapi-connection.js';
 import type { Settings } from './config.js';
-import { legacyListing, readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from './legacy.js';
 import { type Io, withCode } from './output.js';
-import { connect, disk } from './runtime.js';
+import { withBackupRing, withPool } from './root.js';
 import { scheduleStatus, setFrequency } from './schedule.js';
+import { backup, restore, restoreOn } from './services.js';
 
 /**
  * The console's per-VM reporter over a run's outcomes: each VM is passed on as it finishes,
@@ -85,7 +89,7 @@ async function consoleWording<T>(srUuid: string | undefined, work: Promise<T>): 
  * plugins-base/XSFeatureDRBackup.py and XSFeatureDRRestore.py). An SR that already holds a
  * backup disk needs no new one and stays on offer.
  */
-export function allowsNewDisk(sr: Record<string, unknown>): boolean {
+export function allowsNewDisk(sr: Partial<Pick<SrRecord, 'allowed_operations'>>): boolean {
   return Array.isArray(sr.allowed_operations) && sr.allowed_operations.includes('vdi_create');
 }
 
@@ -107,11 +111,11 @@ export function consoleServices(s: Settings): ConsoleServices {
     listSrs: () =>
       withPool(s, async (pool) => {
         const info = await pool.pool();
-        const records = await pool.xapi.getAllRecords<Record<string, unknown>>('SR');
+        const records = await pool.xapi.getAllRecords<SrRecord>('SR');
         const out = [];
         for (const sr of records.values()) {
           if (sr.content_type === 'iso') continue;
-          const uuid = sr.uuid as string;
+          const uuid = sr.uuid;
           const has = (await pool.findVdi(pool.backupVdiUuid(uuid))) !== null;
           if (!has && !allowsNewDisk(sr)) continue;
           const size = Number(sr.physical_size ?? 0);

@@ -1,10 +1,10 @@
 import { backupVdiOf, decodeLabel } from '@xsmeta/core';
 import { Ring } from '@xsmeta/vdi-store';
-import { withPool } from './commands.js';
+import { openDevice } from './adapters/disk.js';
 import type { Settings } from './config.js';
 import type { Io } from './output.js';
 import { lockSr } from './process/lock.js';
-import { openDevice } from './runtime.js';
+import { withPool } from './root.js';
 
 /** `xsmeta repair`: dry run by default; with --yes writes the rebuilt root under the SR lock. */
 export async function repair(

@@ -14,9 +14,10 @@ import {
   type UtcOffset,
 } from '@xsmeta/core';
 import { openEvents, ownerMetadata } from './adapters/event-log.js';
-import { backup, partialBackup, withPool } from './commands.js';
 import type { Settings } from './config.js';
 import { type Io, withCode } from './output.js';
+import { withPool } from './root.js';
+import { backup, partialBackup } from './services.js';
 
 /** The local time zone's offset in minutes at an instant (from the runtime's Intl data). */
 export const localOffset: UtcOffset = (at) => -at.getTimezoneOffset();

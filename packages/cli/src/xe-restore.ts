@@ -1,12 +1,18 @@
-import { AppError, backupVdiOf, listings, resolveSr, withRing } from '@xsmeta/core';
+import { backupVdiOf, checkNamedBackupVdi, listings, resolveSr, withRing } from '@xsmeta/core';
+import { disk } from './adapters/disk.js';
+import {
+  legacyCandidates,
+  readLegacyBackup,
+  resolveLegacyVdi,
+  withLegacyDisk,
+} from './adapters/legacy-disk.js';
 import { settingsOf } from './commands/options.js';
-import { backupName, restoreAsking, restoreOn, summaryLine, withPool } from './commands.js';
 import type { Settings } from './config.js';
-import { legacyCandidates, readLegacyBackup, resolveLegacyVdi, withLegacyDisk } from './legacy.js';
 import type { Io } from './output.js';
 import { ABORTED, confirm } from './process/confirm.js';
 import { progressBar } from './process/progress.js';
-import { disk } from './runtime.js';
+import { withPool } from './root.js';
+import { backupName, restoreAsking, restoreOn, summaryLine } from './services.js';
 
 /** What `xe-restore-metadata` was given (its declaration: commands/xe-restore-metadata.ts). */
 export interface Flags {
@@ -55,14 +61,8 @@ export async function restoreMain(values: Flags, io: Io): Promise<number> {
       },
       io,
     );
-  if (values.x) {
-    const own = await withPool(s, async (p) => p.backupVdiUuid(await resolveSr(p, srUuid)), srUuid);
-    if (values.x !== own)
-      throw new AppError(
-        'UNTRUSTED_VDI',
-        `refusing VDI ${values.x}: only the SR's own backup VDI (${own}) is trusted; -o allows legacy VDIs`,
-      );
-  }
+  const named = values.x;
+  if (named) await withPool(s, (p) => checkNamedBackupVdi(p, srUuid, named), srUuid);
   if (values.p || values.l) {
     await withPool(
       s,

@@ -6,12 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XapiClient } from '@xsmeta/xapi';
 import { describe, expect, it } from 'vitest';
+import { retryTiming } from '../src/adapters/clock.js';
+import { XapiPool } from '../src/adapters/xapi-pool.js';
 import { main as xeBackup } from '../src/bin/xe-backup-metadata.js';
 import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { resolveSettings } from '../src/config.js';
 import { allowsNewDisk } from '../src/console.js';
-import { retryTiming, XapiPool } from '../src/runtime.js';
 import { runDue } from '../src/schedule.js';
 import { capture, pool, withEnv } from './support.js';
 

@@ -43,12 +43,12 @@ function backupChild(env: Record<string, string>): {
   };
 }
 
-/** Runs a node script that imports the built runtime, and returns its exit code and stderr. */
+/** Runs a node script that imports the built signal clean-ups (process/signals.ts) and event log, and returns its exit code and stderr. */
 function runtimeChild(
   script: string,
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; stderr: string }> {
-  const runtime = new URL('../dist/runtime.js', import.meta.url).href;
+  const runtime = new URL('../dist/process/signals.js', import.meta.url).href;
   const eventLog = new URL('../dist/adapters/event-log.js', import.meta.url).href;
   const child = spawn(
     process.execPath,

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { XapiClient } from '@xsmeta/xapi';
 import { expect, it } from 'vitest';
+import { legacyMaxVms } from '../src/adapters/legacy-disk.js';
 import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
-import { legacyMaxVms } from '../src/legacy.js';
 import { legacyImage, vmsAndSr } from './legacy-image.js';
 import { capture, pool, withEnv } from './support.js';
 

@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BACKUP_FORMAT_VERSION } from '@xsmeta/core';
+import { BACKUP_FORMAT_VERSION, legacyListing } from '@xsmeta/core';
 import { openImage, openLegacyDisk } from '@xsmeta/legacy-compat';
 import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
 import { startSimulator } from '@xsmeta/xapi-sim';
@@ -28,7 +28,6 @@ import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { connectionFlags, resolveSettings } from '../src/config.js';
 import { consoleServices } from '../src/console.js';
-import { legacyListing } from '../src/legacy.js';
 import { capture, pool, withEnv } from './support.js';
 
 // The old scripts' disks are made with mke2fs -d and looked into with debugfs.

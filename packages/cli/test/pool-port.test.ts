@@ -1,6 +1,7 @@
 import { poolPortSuite } from '@xsmeta/core/test-support';
+import { connect } from '../src/adapters/xapi-connection.js';
+import { XapiPool } from '../src/adapters/xapi-pool.js';
 import { resolveSettings } from '../src/config.js';
-import { connect, XapiPool } from '../src/runtime.js';
 import { pool } from './support.js';
 
 // The CLI's adapter over xapi, against the simulated pool (a fresh one per case).

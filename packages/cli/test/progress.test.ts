@@ -1,7 +1,7 @@
 import { expect, it } from 'vitest';
-import { backup } from '../src/commands.js';
 import { resolveSettings } from '../src/config.js';
 import { barLine, progressBar, type Tick } from '../src/process/progress.js';
+import { backup } from '../src/services.js';
 import { bin, built } from './bins.js';
 import { capture, pool, withEnv } from './support.js';
 

@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { XapiClient } from '@xsmeta/xapi';
 import { startSimulator } from '@xsmeta/xapi-sim';
 import { describe, expect, it } from 'vitest';
+import { retryTiming } from '../src/adapters/clock.js';
 import { main as xeBackup } from '../src/bin/xe-backup-metadata.js';
 import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
-import { retryTiming } from '../src/runtime.js';
 import { allEvents, capture, devicesLeft, pool, withEnv } from './support.js';
 
 type R = Record<string, unknown>;

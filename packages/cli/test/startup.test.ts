@@ -14,8 +14,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
  * Runs the built xsmeta with a module hook that records every module it loads; returns the
  * exit code, stdout and the loaded URLs.
  */
-function loaded(args: string[]): { code: number | null; stdout: string; urls: string[] } {
-  const log = join(dir, `loaded-${args.join('-')}.txt`);
+function loaded(
+  args: string[],
+  env: Record<string, string> = {},
+): { code: number | null; stdout: string; stderr: string; urls: string[] } {
+  const log = join(dir, `loaded-${args.join('-').replace(/[^\w-]/g, '_')}.txt`);
   const hooks = join(dir, 'hooks.mjs');
   writeFileSync(
     hooks,
@@ -35,9 +38,14 @@ export async function resolve(spec, ctx, next) {
   writeFileSync(log, '');
   const r = spawnSync(process.execPath, ['--import', register, BIN, ...args], {
     encoding: 'utf8',
-    env: { ...process.env, XSMETA_URL: '' },
+    env: { ...process.env, XSMETA_URL: '', ...env },
   });
-  return { code: r.status, stdout: r.stdout, urls: readFileSync(log, 'utf8').split('\n') };
+  return {
+    code: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    urls: readFileSync(log, 'utf8').split('\n'),
+  };
 }
 
 const HEAVY =
@@ -59,5 +67,28 @@ it.skipIf(!built)(
     const keys = loaded(['keys', '--help']);
     expect(keys.code).toBe(0);
     expect(keys.stdout).toContain('keys');
+  },
+);
+
+it.skipIf(!built)(
+  '`list` loads no event-store code (classic-level, msgpackr) before it reaches the log (needs dist)',
+  () => {
+    // A pool that refuses the connection: list loads its modules, fails at once, and never
+    // reaches the event log, so the LevelDB code must not have been loaded (issue 19's start-up).
+    for (const args of [
+      ['list', '--url', 'http://127.0.0.1:9'],
+      ['list', '--url', 'http://127.0.0.1:9', '--json'],
+    ]) {
+      const r = loaded(args, {
+        XSMETA_PASSWORD: 'x',
+        XSMETA_STATE_DIR: join(dir, 'state'),
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/ECONNREFUSED|XAPI_TRANSPORT/);
+      // it did load the command's own modules (the hook sees them) ...
+      expect(r.urls.some((u) => /packages[/\\]xapi[/\\]/.test(u))).toBe(true);
+      // ... but none of the event store's
+      expect(r.urls.filter((u) => /classic-level|msgpackr|eventstore-level/.test(u))).toEqual([]);
+    }
   },
 );

@@ -5,25 +5,92 @@ import {
   type EventMetadata,
   type EventStore,
   type ExpectedVersion,
+  errorCode,
   interruptRun,
   KNOWN_EVENT_TYPES,
   MemoryEventStore,
   type NewEvent,
   type ReadStreamOptions,
+  type RecordedEvent,
+  type Subscription,
 } from '@xsmeta/core';
-import { SharedLevelEventStore } from '@xsmeta/eventstore-level';
+import { withCode } from '../output.js';
 import { myOwner, parseOwner } from '../process/owner.js';
-import { onCleanup, signalReceived } from '../runtime.js';
+import { onCleanup, signalReceived } from '../process/signals.js';
 
 /**
  * The event log of this machine: `<state-dir>/events`, a LevelDB that every xsmeta process
  * shares by opening it for each operation (see @xsmeta/eventstore-level); an operation waits up
  * to 30 s while another process holds it, then fails with STORE_LOCKED.
+ *
+ * The LevelDB code (classic-level, msgpackr: about 40 ms of CPU at start-up) is loaded at the
+ * log's first operation, not when this module is: a command that never reaches the log (any
+ * `--help`, a `list` whose pool is unreachable, `history` answered from its run index) does
+ * not pay for it. packages/cli/test/startup.test.ts checks the module list.
  */
-export function openEvents(stateDir: string): SharedLevelEventStore {
-  return new SharedLevelEventStore(join(stateDir, 'events'), {
-    knownTypes: KNOWN_EVENT_TYPES,
-  });
+export function openEvents(stateDir: string): EventStore {
+  return new LazyEventStore(join(stateDir, 'events'));
+}
+
+/** The shared LevelDB store, imported and constructed on first use. */
+class LazyEventStore implements EventStore {
+  private loading: Promise<EventStore> | undefined;
+  private closed = false;
+  constructor(readonly location: string) {}
+
+  private store(): Promise<EventStore> {
+    this.loading ??= import('@xsmeta/eventstore-level').then(async ({ SharedLevelEventStore }) => {
+      const s = new SharedLevelEventStore(this.location, { knownTypes: KNOWN_EVENT_TYPES });
+      // Closed before its first use: it answers as a closed store does (STORE_CLOSED).
+      if (this.closed) await s.close();
+      return s;
+    });
+    return this.loading;
+  }
+  async appendToStream(
+    stream: string,
+    events: readonly NewEvent[],
+    opts?: { expectedVersion?: ExpectedVersion },
+  ): Promise<AppendResult> {
+    return (await this.store()).appendToStream(stream, events, opts);
+  }
+  async *readStream(stream: string, opts?: ReadStreamOptions): AsyncIterable<RecordedEvent> {
+    yield* (await this.store()).readStream(stream, opts);
+  }
+  async *readAll(opts?: {
+    fromPosition?: number;
+    maxCount?: number;
+  }): AsyncIterable<RecordedEvent> {
+    yield* (await this.store()).readAll(opts);
+  }
+  subscribe(
+    fromPosition: number,
+    handler: (e: RecordedEvent) => void | Promise<void>,
+  ): Subscription {
+    let inner: Subscription | undefined;
+    let stopped = false;
+    const done = this.store().then(
+      (s) => {
+        if (stopped) return null;
+        inner = s.subscribe(fromPosition, handler);
+        return inner.done;
+      },
+      (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+    );
+    return {
+      close() {
+        stopped = true;
+        inner?.close();
+      },
+      done,
+    };
+  }
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Never opened: nothing to load only to close it.
+    if (this.loading) await (await this.loading).close();
+  }
 }
 
 /** This process as events record it: host, boot, pid and the pid's start time. */
@@ -132,4 +199,13 @@ export async function withEvents<T>(
     // reached this step: its runs are ended here.
     if (signalReceived() !== undefined) await interrupt();
   }
+}
+
+/** The warning line of a run whose history could not be written (see RunLog). */
+export function historyLostLine(what: string, e: unknown): string {
+  const why = withCode(
+    errorCode(e) ?? 'error',
+    (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '',
+  );
+  return `warning: the history of this ${what} could not be written (${why}): 'xsmeta history' will not show it; the ${what} itself is reported as it happened`;
 }

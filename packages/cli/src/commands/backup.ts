@@ -29,7 +29,7 @@ export const backupCommand: Declare = (ctx) =>
     .action(async (o: { sr?: string; create?: true; keep?: number; wait?: true; json?: true }) => {
       const s = settingsOf(o);
       const { fmtBytes } = await import('@xsmeta/core');
-      const { backup, partialBackup } = await import('../commands.js');
+      const { backup, partialBackup } = await import('../services.js');
       const bar = progressBar(ctx.io, { enabled: ctx.io.isTTY && !o.json });
       const r = await backup(
         s,

@@ -17,9 +17,7 @@ export const listCommand: Declare = (ctx) =>
     .action(async (o: { sr?: string; json?: true }) => {
       const s = settingsOf(o);
       const { fmtBytes, listings } = await import('@xsmeta/core');
-      const { openEvents } = await import('../adapters/event-log.js');
-      const { withBackupRing } = await import('../commands.js');
-      const { abandonedBackups } = await import('../history.js');
+      const { withBackupRing } = await import('../root.js');
       const { warnRoot } = await import('../ring-report.js');
       const rows = await withBackupRing(s, o.sr, async (ring) => {
         warnRoot(ring, ctx.io);
@@ -34,6 +32,8 @@ export const listCommand: Declare = (ctx) =>
       if (!o.json) {
         // Backups whose process died part-way: the history has what they had done.
         const sr = o.sr ?? rows[0]?.srUuid ?? null;
+        const { openEvents } = await import('../adapters/event-log.js');
+        const { abandonedBackups } = await import('../history.js');
         for (const l of await abandonedBackups(openEvents(s.stateDir), s.stateDir, sr))
           ctx.io.out(l);
       }

@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { ABORTED, confirm } from '../process/confirm.js';
 import { progressBar } from '../process/progress.js';
 import { type Declare, date, once, oneOf, settingsOf, uuid, withConnection } from './options.js';
 
@@ -63,7 +62,8 @@ export const restoreCommand: Declare = (ctx) =>
         identity?: string;
       }) => {
         const s = settingsOf(o);
-        const { backupName, restoreAsking, summaryLine } = await import('../commands.js');
+        const { backupName, restoreAsking, summaryLine } = await import('../services.js');
+        const { ABORTED, confirm } = await import('../process/confirm.js');
         const dryRun = o.dryRun === true;
         const mode = o.mode ?? 'all';
         if (o.from !== undefined) {

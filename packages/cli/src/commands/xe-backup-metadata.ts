@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { ABORTED, confirm } from '../process/confirm.js';
 import { progressBar } from '../process/progress.js';
 import { type Declare, ENVIRONMENT, keep, once, settingsOf, uuid } from './options.js';
 
@@ -69,7 +68,8 @@ error, 1 otherwise.`,
           return;
         }
         const s = settingsOf({});
-        const { backup, partialBackup } = await import('../commands.js');
+        const { backup, partialBackup } = await import('../services.js');
+        const { ABORTED, confirm } = await import('../process/confirm.js');
         if (o.f)
           io.err(
             'xe-backup-metadata: -f has no effect: the backup disk is a checksummed ring, never fsck-ed or mounted',

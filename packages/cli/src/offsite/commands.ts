@@ -18,12 +18,14 @@ import {
 } from '@xsmeta/core';
 import { MemoryDevice, Ring } from '@xsmeta/vdi-store';
 import { backupVdiUuid } from '@xsmeta/xapi';
-import { restoreOn, summaryLine, withBackupRing, withPool } from '../commands.js';
+import { archive } from '../adapters/archive.js';
+import { disk } from '../adapters/disk.js';
 import { type Settings, UsageError } from '../config.js';
 import type { Io } from '../output.js';
 import { ABORTED, confirm } from '../process/confirm.js';
 import { lockSr } from '../process/lock.js';
-import { archive, disk } from '../runtime.js';
+import { withBackupRing, withPool } from '../root.js';
+import { restoreOn, summaryLine } from '../services.js';
 import { checkRecipient, decryptWith, encryptTo } from './age.js';
 import {
   type CopyHeader,

@@ -13,8 +13,8 @@ import {
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { onCleanup } from '../runtime.js';
 import { myOwner, ownerGone, parseOwner } from './owner.js';
+import { onCleanup } from './signals.js';
 
 export class LockError extends Error {
   readonly code = 'BACKUP_LOCKED';

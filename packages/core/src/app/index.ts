@@ -33,6 +33,20 @@ export {
   interruptRun,
   newRunId,
 } from './handle.js';
+export {
+  chooseLegacyVdi,
+  convertRefusal,
+  findLegacyVdis,
+  type LegacyHow,
+  type LegacyListing,
+  type LegacyListingSource,
+  type LegacyRefused,
+  type LegacySearchDeps,
+  type LegacySource,
+  legacyListing,
+  legacyNotes,
+  legacyRestoreContent,
+} from './legacy-source.js';
 export type {
   ArchivePart,
   ArchivePort,
@@ -70,4 +84,5 @@ export {
   runRestore,
   type VmOutcome,
 } from './restore.js';
+export { checkNamedBackupVdi } from './trusted-vdi.js';
 export { type PartScanner, verifyRecord } from './verify-record.js';

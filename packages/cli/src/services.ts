@@ -1,68 +1,23 @@
 import {
-  AppError,
   type BackupResult,
   backupVdiOf,
   escapeText,
   loadBackup,
   type RestoreDeps,
   type RestoreResult,
-  type RingPort,
   resolveSr,
   runBackup,
   runRestore,
   type VmOutcome,
-  withRing,
 } from '@xsmeta/core';
-import { withEvents } from './adapters/event-log.js';
+import { retryTiming } from './adapters/clock.js';
+import { historyLostLine, withEvents } from './adapters/event-log.js';
+import type { XapiPool } from './adapters/xapi-pool.js';
 import type { Settings } from './config.js';
 import { EXIT_PARTIAL, type Io } from './output.js';
 import { lockSr } from './process/lock.js';
 import type { Tick } from './process/progress.js';
-import {
-  archive,
-  connect,
-  disk,
-  historyLostLine,
-  retryTiming,
-  systemClock,
-  XapiPool,
-} from './runtime.js';
-
-/**
- * Connects, checks that the SR named (if any) is one of the pool's, runs fn with the pool
- * port, and always logs out.
- */
-export async function withPool<T>(
-  s: Settings,
-  fn: (pool: XapiPool) => Promise<T>,
-  srUuid?: string,
-): Promise<T> {
-  const xapi = await connect(s);
-  try {
-    const pool = new XapiPool(xapi, s);
-    if (srUuid !== undefined && !(await pool.srs()).some((sr) => sr.uuid === srUuid))
-      throw new AppError(
-        'SR_NOT_FOUND',
-        `there is no SR ${srUuid} in this pool: 'xe sr-list' shows the SRs`,
-      );
-    return await fn(pool);
-  } finally {
-    await xapi.logout();
-  }
-}
-
-/** Opens the SR's backup ring read-only for fn, and always detaches and logs out. */
-export function withBackupRing<T>(
-  s: Settings,
-  srUuid: string | undefined,
-  fn: (ring: RingPort) => Promise<T>,
-): Promise<T> {
-  return withPool(
-    s,
-    async (pool) => withRing(pool, disk, await backupVdiOf(pool, srUuid), true, fn),
-    srUuid,
-  );
-}
+import { ports, withPool } from './root.js';
 
 export interface BackupArgs {
   srUuid?: string | undefined;
@@ -95,9 +50,7 @@ export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<Backup
             runBackup(
               {
                 pool,
-                disk,
-                archive,
-                clock: systemClock,
+                ...ports,
                 events,
                 ...(a.progress ? { progress: a.progress } : {}),
                 ...(a.signal ? { signal: a.signal } : {}),
@@ -188,9 +141,7 @@ export function restoreOn(
       const r = await runRestore(
         {
           pool,
-          disk,
-          archive,
-          clock: systemClock,
+          ...ports,
           events,
           ...(a.progress ? { progress: a.progress } : {}),
           onVm: (v, at) => {
@@ -260,7 +211,7 @@ export function restoreAsking(
       try {
         const id = await backupVdiOf(pool, a.srUuid);
         const content = await loadBackup(
-          { pool, disk, archive, onNote: (line) => io.err(line) },
+          { pool, ...ports, onNote: (line) => io.err(line) },
           id,
           a.date,
         );
