@@ -737,7 +737,7 @@ export const disk: DiskPort = {
 
 export const archive: ArchivePort = {
   write: (parts, opts) => writeArchive(parts, opts),
-  read: (bytes) => readArchive(bytes),
+  read: (bytes, opts) => readArchive(bytes, opts),
 };
 
 export const systemClock = { now: () => new Date() };
