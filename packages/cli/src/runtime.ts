@@ -21,7 +21,7 @@ import {
 } from '@xsmeta/vdi-store';
 import {
   backupVdiUuid,
-  ovaNetworks,
+  exportNetworks,
   readOva,
   splitExport,
   writeOva,
@@ -621,7 +621,7 @@ export class XapiPool implements PoolPort {
   }
 
   exportNetworks(body: Uint8Array) {
-    return ovaNetworks(readOva(body));
+    return exportNetworks(body);
   }
 
   async setSrNames(srUuid: string, name: string, description: string) {
