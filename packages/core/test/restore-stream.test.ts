@@ -29,7 +29,11 @@ async function restoreOf(opts: { dryRun: boolean; networks: boolean }) {
         handedOut++;
         const kept = opts?.keep?.(name) ?? true;
         if (kept) keptNames.push(name);
-        yield { name, data: kept ? enc.encode(text) : new Uint8Array(0), sha256: `h${name}${text.length}` };
+        yield {
+          name,
+          data: kept ? enc.encode(text) : new Uint8Array(0),
+          sha256: `h${name}${text.length}`,
+        };
       }
     },
   };

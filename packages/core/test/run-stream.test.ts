@@ -115,7 +115,7 @@ describe('runStream: group commit', () => {
     expect(rec.state().restored).toBe(3);
   });
 
-  it("a store error rejects every call of the group; the next group decides on the last stored state", async () => {
+  it('a store error rejects every call of the group; the next group decides on the last stored state', async () => {
     const inner = new MemoryEventStore();
     let fail = false;
     const store: EventStore = {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { exportNetworks, ovaNetworks, readOva, writeOva } from '../src/index.js';
 
-
 const enc = new TextEncoder();
 
 /** A one-member tar as xapi's handler writes it (ova.xml first). */
@@ -30,7 +29,12 @@ const doc = (...objects: string[]) =>
 const slow = (t: Uint8Array) => ovaNetworks(readOva(t));
 
 describe('exportNetworks: the networks of an export without decoding all of it', () => {
-  const vm = obj('VM', 'Ref:0', m('uuid', s('vm-a')), m('VIFs', '<value><array><data><value>Ref:1</value></data></array></value>'));
+  const vm = obj(
+    'VM',
+    'Ref:0',
+    m('uuid', s('vm-a')),
+    m('VIFs', '<value><array><data><value>Ref:1</value></data></array></value>'),
+  );
   const cases: [string, string][] = [
     [
       'two networks, names with escapes, a map with a class key inside a snapshot',
@@ -44,7 +48,12 @@ describe('exportNetworks: the networks of an export without decoding all of it',
           m('other_config', struct(m('class', s('network')))),
         ),
         obj('VIF', 'Ref:1', m('network', s('Ref:2'))),
-        obj('network', 'Ref:3', m('name_label', s('Pool-wide network associated with eth0')), m('bridge', s('xenbr0'))),
+        obj(
+          'network',
+          'Ref:3',
+          m('name_label', s('Pool-wide network associated with eth0')),
+          m('bridge', s('xenbr0')),
+        ),
       ),
     ],
     ['no network at all', doc(vm)],
@@ -59,7 +68,11 @@ describe('exportNetworks: the networks of an export without decoding all of it',
       'class not the first member (decoded whole)',
       doc(
         vm,
-        struct(m('id', s('Ref:5')), m('class', s('network')), m('snapshot', struct(m('name_label', s('late')), m('bridge', s('xapi9'))))),
+        struct(
+          m('id', s('Ref:5')),
+          m('class', s('network')),
+          m('snapshot', struct(m('name_label', s('late')), m('bridge', s('xapi9')))),
+        ),
       ),
     ],
   ];

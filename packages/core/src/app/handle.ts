@@ -127,8 +127,7 @@ export function runStream<C, E extends { type: string; data: unknown }, S>(
       const all: E[] = [];
       const decided = group.map((w) => {
         try {
-          const cmd =
-            typeof w.cmd === 'function' ? (w.cmd as (s: S) => C)(state) : (w.cmd as C);
+          const cmd = typeof w.cmd === 'function' ? (w.cmd as (s: S) => C)(state) : (w.cmd as C);
           const mine = decider.decide(cmd, state);
           state = mine.reduce((st, e) => decider.evolve(st, e), state);
           all.push(...mine);

@@ -412,7 +412,11 @@ export async function runRestore(
       };
     } else {
       out = guard
-        ? await guard.around(body, () => attempt(body), (o) => o.ok)
+        ? await guard.around(
+            body,
+            () => attempt(body),
+            (o) => o.ok,
+          )
         : await attempt(body);
     }
     await rec.exec(
