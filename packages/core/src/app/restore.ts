@@ -148,6 +148,8 @@ function exportsOnDemand(
   parts: Uint8Array,
   vmMap: VmMapEntry[],
 ): Pick<BackupContent, 'vmExport' | 'select' | 'release'> {
+  // The record's bytes, let go of once released (the names pass that follows lists the pool).
+  let record: Uint8Array | null = parts;
   const byPart = new Map(vmMap.map((v) => [PART.vm(v.uuid, v.isTemplate), v.uuid]));
   const held = new Map<string, Uint8Array>();
   let wanted: Set<string> | null = null;
@@ -163,7 +165,8 @@ function exportsOnDemand(
       held.delete(uuid);
       return have;
     }
-    stream ??= archive.read(parts, { keep })[Symbol.asyncIterator]();
+    if (!record) return undefined; // released: the restore asked for all it wanted
+    stream ??= archive.read(record, { keep })[Symbol.asyncIterator]();
     for (;;) {
       const r = await stream.next();
       if (r.done) return undefined;
@@ -184,7 +187,9 @@ function exportsOnDemand(
     },
     release: async () => {
       held.clear();
+      record = null;
       await stream?.return?.();
+      stream = null;
     },
   };
 }
