@@ -9,7 +9,8 @@
 //           ran one `xe vm-export` per VM (backup only)
 // Every client runs as its own process under /usr/bin/time: wall time, CPU time (user +
 // system, children included) and peak RSS are the client's; the simulator's are not counted.
-// BENCH_SIZES (default 100,1000) and BENCH_ROUNDS (default 3) change the work.
+// BENCH_SIZES (default 100,1000) and BENCH_ROUNDS (default 3) change the work;
+// BENCH_RESTORE_PROF=DIR writes a CPU profile of each of our restores there.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -74,9 +75,13 @@ async function side(name, vms, scratch) {
       await sim.stop();
       sim = await startSim(simDir, ['--fresh-pool']);
       const env2 = { ...sim.env, XSMETA_STATE_DIR: join(dir, 'state') };
+      // BENCH_RESTORE_PROF=DIR: a CPU profile of each of our restores in DIR (node --cpu-prof).
+      const prof = process.env.BENCH_RESTORE_PROF
+        ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_RESTORE_PROF]
+        : [];
       r.restore = await timed(
         process.execPath,
-        [XSMETA, 'restore', '--sr', srUuid, '--mode', 'all', '--yes'],
+        [...prof, XSMETA, 'restore', '--sr', srUuid, '--mode', 'all', '--yes'],
         env2,
         dir,
       );

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RecordedEvent } from '@xsmeta/core';
+import { XapiClient } from '@xsmeta/xapi';
 import { expect, it } from 'vitest';
 import { openEvents } from '../src/adapters/event-log.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
@@ -82,7 +83,12 @@ it.skipIf(!built)(
       expect(seen.at(-1)).toMatchObject({ type: 'BackupStarted' });
 
       // A restore, killed after every VM's outcome, before the SR names: each outcome was
-      // appended as it finished.
+      // appended as it finished. The SRs are renamed first, so that the restore sets their
+      // names (a name already right is not set again).
+      const x = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
+      for (const ref of (await x.getAllRecords('SR')).keys())
+        await x.call('SR.set_name_label', ref, 'renamed since the backup');
+      await x.logout();
       freezeOn = 'SR.set_name_label';
       child = spawn(process.execPath, [BIN, 'restore', '--yes', '--force'], {
         env: { ...process.env, ...p.env },

@@ -18,15 +18,22 @@ const N = 60;
  * imports ask for them, so at no point do more than a few sit decoded and not yet imported,
  * whatever N is (the record is never held decoded as a whole).
  */
-it('restore holds a few parts at a time, not the record', async () => {
+async function restoreOf(opts: { dryRun: boolean; networks: boolean }) {
   // A fake archive: JSON of [name, text]; it counts the parts it hands out.
   let handedOut = 0;
+  const keptNames: string[] = [];
   const archive: ArchivePort = {
     write: () => Promise.reject(new Error('unused')),
-    async *read(bytes) {
+    async *read(bytes, opts) {
       for (const [name, text] of JSON.parse(dec.decode(bytes)) as [string, string][]) {
         handedOut++;
-        yield { name, data: enc.encode(text), sha256: `h${name}${text.length}` };
+        const kept = opts?.keep?.(name) ?? true;
+        if (kept) keptNames.push(name);
+        yield {
+          name,
+          data: kept ? enc.encode(text) : new Uint8Array(0),
+          sha256: `h${name}${text.length}`,
+        };
       }
     },
   };
@@ -83,22 +90,51 @@ it('restore holds a few parts at a time, not the record', async () => {
       await Promise.resolve();
       imported++;
     },
+    ...(opts.networks
+      ? {
+          networks: async () => [],
+          exportNetworks: (body: Uint8Array) => [
+            { name: `net of ${dec.decode(body).length % 3}`, bridge: '' },
+          ],
+        }
+      : {}),
   });
   const clock = { now: () => new Date(0) };
   const origRead = archive.read.bind(archive);
   let passes = 0;
-  archive.read = (bytes) => {
+  archive.read = (bytes, o) => {
     if (dec.decode(bytes).startsWith('[["pool-db.xml"') && ++passes === 2) firstPass = handedOut;
-    return origRead(bytes);
+    return origRead(bytes, o);
   };
   const r = await runRestore(
     { pool, disk, archive, clock, events: null },
-    { mode: 'all', dryRun: true, force: false, parallel: 4 },
+    { mode: 'all', dryRun: opts.dryRun, force: false, parallel: 4 },
   );
+  return { r, passes, maxAhead, keptNames };
+}
+
+it('restore holds a few parts at a time, not the record', async () => {
+  const { r, passes, maxAhead } = await restoreOf({ dryRun: true, networks: false });
   expect(r.vms.filter((v) => v.ok)).toHaveLength(N);
   expect(passes).toBe(2);
   // At most the parallel imports plus the part in hand (plus pool-db.xml passed over).
   expect(maxAhead).toBeLessThanOrEqual(6);
+});
+
+it('a real restore that minds the networks decodes the record twice, and holds no part it passes over', async () => {
+  const { r, passes, maxAhead, keptNames } = await restoreOf({ dryRun: false, networks: true });
+  expect(r.vms.filter((v) => v.ok)).toHaveLength(N);
+  // Once to check every part, once for the imports (the networks are read from the exports
+  // as they are imported, not in passes of their own).
+  expect(passes).toBe(2);
+  expect(maxAhead).toBeLessThanOrEqual(6);
+  // The check keeps only the VM map and SRMETA, the imports only the VM exports.
+  expect(keptNames.filter((n) => !n.startsWith('vms/'))).toEqual([
+    'manifest.json',
+    'srmeta.xml',
+    'vm-map.json',
+  ]);
+  expect(keptNames.filter((n) => n.startsWith('vms/'))).toHaveLength(N);
 });
 
 it('a record whose manifest is not JSON, or lists no parts, is BACKUP_INVALID (a restore skips it)', async () => {

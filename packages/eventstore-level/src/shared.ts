@@ -12,6 +12,7 @@ import { ClassicLevel } from 'classic-level';
 import {
   appendLevel,
   type EventLevel,
+  type HeadCache,
   type LevelStoreOptions,
   openLevel,
   readAllLevel,
@@ -29,18 +30,27 @@ export interface SharedStoreOptions extends LevelStoreOptions {
 const turns = new Map<string, Promise<unknown>>();
 
 /**
- * Per folder, the LevelDB this process holds between operations: kept open for LINGER_MS after
- * the last one (a run's steps come in bursts), and let go at once when another process has
- * knocked (see `knockFile`), after which this process waits HANDOVER_MS before it opens again,
- * so that the knocking process, which retries at most every 200 ms, gets its turn.
+ * Per folder, the LevelDB this process holds between operations: kept open for up to LINGER_MS
+ * after the last one (a run's steps come in bursts, a restore's every few milliseconds to
+ * seconds apart), looking for a knock every KNOCK_POLL_MS meanwhile, and let go at once when
+ * another process has knocked (see `knockFile`), after which this process waits HANDOVER_MS
+ * before it opens again, so that the knocking process, which retries at most every 200 ms,
+ * gets its turn.
  */
 interface Held {
   db: EventLevel | null;
   idle: ReturnType<typeof setTimeout> | null;
   quietUntil: number;
+  /**
+   * The last position and stream heads, remembered while this process holds the LevelDB
+   * (LevelDB's lock keeps every other process out meanwhile) and forgotten when it lets go:
+   * an append in a burst reads neither back.
+   */
+  heads: HeadCache | null;
 }
 const held = new Map<string, Held>();
-const LINGER_MS = 50;
+const LINGER_MS = 1000;
+const KNOCK_POLL_MS = 50;
 const HANDOVER_MS = 300;
 
 /** The file a process waiting for the folder creates beside it: "let go, please". */
@@ -78,7 +88,7 @@ const classic = (location: string) =>
 /**
  * The event store that several processes share. classic-level lets one process at a time hold
  * a LevelDB: an operation opens the folder (or uses it while this process still holds it from
- * the last one, for LINGER_MS), and a process that finds it held knocks (a `.waiting` file
+ * the last one, up to LINGER_MS), and a process that finds it held knocks (a `.waiting` file
  * beside the folder) and retries with a short, growing pause until `waitMs`, then fails with
  * STORE_LOCKED; the holder lets go at its next operation or when idle. Within a process,
  * operations on one folder take turns. An append is durable (LevelDB's write-ahead log,
@@ -96,7 +106,7 @@ export class SharedLevelEventStore extends BaseEventStore {
   private held(): Held {
     let h = held.get(this.location);
     if (!h) {
-      h = { db: null, idle: null, quietUntil: 0 };
+      h = { db: null, idle: null, quietUntil: 0, heads: null };
       held.set(this.location, h);
     }
     return h;
@@ -140,6 +150,7 @@ export class SharedLevelEventStore extends BaseEventStore {
       h.idle = null;
       const db = h.db;
       h.db = null;
+      h.heads = null;
       await db?.close();
     });
   }
@@ -157,7 +168,7 @@ export class SharedLevelEventStore extends BaseEventStore {
   }
 
   /** Runs fn with the log open, in this folder's turn, retrying while another process holds it. */
-  private withDb<T>(fn: (db: EventLevel) => Promise<T>): Promise<T> {
+  private withDb<T>(fn: (db: EventLevel, heads: HeadCache) => Promise<T>): Promise<T> {
     return this.inTurn(async () => {
       const h = this.held();
       if (h.idle) clearTimeout(h.idle);
@@ -166,14 +177,29 @@ export class SharedLevelEventStore extends BaseEventStore {
       if (h.db && knocked(this.location)) {
         const db = h.db;
         h.db = null;
+        h.heads = null;
         await db.close();
         h.quietUntil = Date.now() + HANDOVER_MS;
       }
-      h.db ??= await this.acquire(h);
+      if (!h.db) {
+        h.heads = null;
+        h.db = await this.acquire(h);
+        h.heads = { last: undefined, heads: new Map() };
+      }
       try {
-        return await fn(h.db);
+        return await fn(h.db, h.heads!);
       } finally {
-        h.idle = setTimeout(() => void this.release(h), LINGER_MS);
+        const idleSince = Date.now();
+        const tick = () => {
+          h.idle = null;
+          if (Date.now() - idleSince >= LINGER_MS || knocked(this.location)) {
+            void this.release(h);
+            return;
+          }
+          h.idle = setTimeout(tick, KNOCK_POLL_MS);
+          h.idle.unref?.();
+        };
+        h.idle = setTimeout(tick, KNOCK_POLL_MS);
         h.idle.unref?.();
       }
     });
@@ -184,11 +210,16 @@ export class SharedLevelEventStore extends BaseEventStore {
     events: readonly IdentifiedEvent[],
     expected: ExpectedVersion | undefined,
   ): Promise<AppendOutcome> {
-    return this.withDb((db) =>
-      appendLevel(db, this.opts.clock ?? { now: () => new Date() }, stream, events, expected, {
-        ...this.opts,
-        sync: this.opts.sync ?? true,
-      }),
+    return this.withDb((db, heads) =>
+      appendLevel(
+        db,
+        this.opts.clock ?? { now: () => new Date() },
+        stream,
+        events,
+        expected,
+        { ...this.opts, sync: this.opts.sync ?? true },
+        heads,
+      ),
     );
   }
 

@@ -89,3 +89,70 @@ it('a knock left by a process that is gone is removed, not obeyed', async () => 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+it('an idle holder lets go of the log when another process knocks, without another operation of its own', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'xsmeta-shared-'));
+  const { ClassicLevel } = await import('classic-level');
+  const { writeFileSync } = await import('node:fs');
+  try {
+    const events = join(dir, 'events');
+    const s = new SharedLevelEventStore(events);
+    await s.appendToStream('s', [{ type: 'Step', data: {} }]);
+    // A live process (this one stands in for it) knocks: the holder, idle, closes the log
+    // at its next look for a knock; the knocker then opens it.
+    writeFileSync(`${events}.waiting`, `${process.pid}\n`);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const other = new ClassicLevel(events);
+      try {
+        await other.open();
+        await other.close();
+        break;
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    await rm(`${events}.waiting`, { force: true });
+    // Its next append opens the log again and finds where it left off.
+    await s.appendToStream('s', [{ type: 'Step', data: {} }], { expectedVersion: 0 });
+    await s.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it.skipIf(!built)(
+  'a holder that let go for another process reads the last position again (needs dist: pnpm build)',
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'xsmeta-shared-'));
+    try {
+      const events = join(dir, 'events');
+      const s = new SharedLevelEventStore(events);
+      for (let i = 0; i < 5; i++)
+        await s.appendToStream('run-p', [{ type: 'Step', data: { i } }], {
+          expectedVersion: i === 0 ? 'no_stream' : i - 1,
+        });
+      // Another process knocks, gets the log (this one is idle: it lets go) and appends 3.
+      expect(await child(events, 'c', 3)).toBe(0);
+      // This one's next append must land after them, not over them.
+      await s.appendToStream('run-p', [{ type: 'Step', data: { i: 5 } }], { expectedVersion: 4 });
+      const all: RecordedEvent[] = [];
+      for await (const e of s.readAll()) all.push(e);
+      expect(all.map((e) => `${e.position} ${e.stream} ${e.version}`)).toEqual([
+        '1 run-p 0',
+        '2 run-p 1',
+        '3 run-p 2',
+        '4 run-p 3',
+        '5 run-p 4',
+        '6 run-c 0',
+        '7 run-c 1',
+        '8 run-c 2',
+        '9 run-p 5',
+      ]);
+      await s.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);

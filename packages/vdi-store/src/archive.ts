@@ -271,15 +271,26 @@ class Cursor {
   }
 }
 
+export interface ReadOptions extends Partial<ArchiveLimits> {
+  /**
+   * Which parts to hand out with their bytes. The others are decoded and checked all the
+   * same (size, sha256, the limits) but not held: each is yielded with empty `data`, so memory
+   * stays at one decompressed chunk while the reader passes over them (a restore passes over
+   * the pool database and the VMs it does not import). Default: every part.
+   */
+  keep?: ((name: string) => boolean) | undefined;
+}
+
 /**
  * Unpacks parts one by one, checking each part's size and sha256; bounded by `limits` (default
- * RECORD_LIMITS, the writer's): memory by the largest part, time by the expansion bound.
+ * RECORD_LIMITS, the writer's): memory by the largest part kept, time by the expansion bound.
  */
 export function readArchive(
   bytes: Uint8Array,
-  limits: Partial<ArchiveLimits> = {},
+  opts: ReadOptions = {},
 ): AsyncIterable<{ name: string; data: Uint8Array; sha256: string }> {
-  return unpack(bytes, limits, true);
+  const { keep, ...limits } = opts;
+  return unpack(bytes, limits, keep ?? true);
 }
 
 /**
@@ -297,7 +308,7 @@ export async function* scanArchive(
 async function* unpack(
   bytes: Uint8Array,
   limits: Partial<ArchiveLimits>,
-  retain: boolean,
+  keep: boolean | ((name: string) => boolean),
 ): AsyncIterable<{ name: string; data: Uint8Array; sha256: string; size: number }> {
   const lim = { ...RECORD_LIMITS, ...limits };
   if (bytes.length < MAGIC.length || !MAGIC.every((b, i) => bytes[i] === b)) {
@@ -338,6 +349,7 @@ async function* unpack(
     } catch {
       throw new ArchiveError('ARCHIVE_CORRUPT', 'part name is not UTF-8');
     }
+    const retain = typeof keep === 'function' ? keep(name) : keep;
     const chunks: Buffer[] = [];
     let size = 0;
     const hash = createHash('sha256');
@@ -355,7 +367,8 @@ async function* unpack(
         for (let left = n; left > 0; ) {
           const c = await cur.take(Math.min(left, 1024 * 1024));
           hash.update(c);
-          if (retain) chunks.push(Buffer.from(c));
+          // A view of the cursor's buffer: copied once, by the concat at the part's end.
+          if (retain) chunks.push(c);
           left -= c.length;
         }
         size += n;
@@ -366,9 +379,12 @@ async function* unpack(
         if (declared !== size || !sha.equals(tail.subarray(8, 40))) {
           throw new ArchiveError('ARCHIVE_CORRUPT', `part ${name} fails its checksum`);
         }
+        const joined = retain ? Buffer.concat(chunks, size) : null;
         yield {
           name,
-          data: retain ? new Uint8Array(Buffer.concat(chunks, size)) : new Uint8Array(0),
+          data: joined
+            ? new Uint8Array(joined.buffer, joined.byteOffset, joined.byteLength)
+            : new Uint8Array(0),
           sha256: sha.toString('hex'),
           size,
         };

@@ -3,6 +3,7 @@ export {
   type ArchivePart,
   type ArchiveSummary,
   RECORD_LIMITS,
+  type ReadOptions,
   readArchive,
   scanArchive,
   writeArchive,

@@ -36,6 +36,43 @@ describe('archive', () => {
     expect(sha(parts[1]!.data)).toBe(sha(big));
   });
 
+  it('keep: the parts passed over are checked but handed out empty; a damaged one still fails', async () => {
+    const big = payload(3, 200_000);
+    const s = await writeArchive(
+      (async function* () {
+        yield { name: 'pool-db.xml', data: chunked(big, 50_000) };
+        yield { name: 'vms/a.ova.tar', data: new TextEncoder().encode('A') };
+        yield { name: 'vm-map.json', data: new TextEncoder().encode('[]') };
+      })(),
+    );
+    const keep = (n: string) => n !== 'pool-db.xml';
+    const parts: { name: string; data: Uint8Array; sha256: string }[] = [];
+    for await (const p of readArchive(s.bytes, { keep })) parts.push(p);
+    expect(parts.map((p) => [p.name, p.data.length])).toEqual([
+      ['pool-db.xml', 0],
+      ['vms/a.ova.tar', 1],
+      ['vm-map.json', 2],
+    ]);
+    // The sum of a part passed over is still computed and checked.
+    expect(parts[0]!.sha256).toBe(sha(big));
+    const bad = new Uint8Array(
+      await writeArchive(
+        (async function* () {
+          yield { name: 'pool-db.xml', data: big };
+        })(),
+        { quality: 0 },
+      ).then((a) => a.bytes),
+    );
+    // Flip a byte inside the compressed pool database: the reader refuses it kept or not.
+    bad[bad.length >> 1]! ^= 0xff;
+    await expect(
+      (async () => {
+        for await (const _ of readArchive(bad, { keep: () => false })) {
+        }
+      })(),
+    ).rejects.toBeInstanceOf(ArchiveError);
+  });
+
   it('compresses similar XML documents far below 0.15 of raw', async () => {
     const vm = (i: number) =>
       `<value><struct>${Array.from({ length: 120 }, (_, f) => `<member><name>field_${f}</name><value>${f % 7 === 0 ? `uuid-${i}-${(i * 7919 + f) % 10007}` : `value ${f}`}</value></member>`).join('')}</struct></value>`;

@@ -13,6 +13,7 @@ export {
   tarOne,
   writeOva,
 } from './ova.js';
+export { exportNetworks } from './ova-networks.js';
 export type {
   EventFromResult,
   HostRecord,

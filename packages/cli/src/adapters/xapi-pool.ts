@@ -1,8 +1,8 @@
 import type { Attachment, PoolPort, SrInfo, VmInfo } from '@xsmeta/core';
 import {
   backupVdiUuid,
+  exportNetworks,
   NULL_REF,
-  ovaNetworks,
   readOva,
   splitExport,
   type VbdRecord,
@@ -289,7 +289,7 @@ export class XapiPool implements PoolPort {
   }
 
   exportNetworks(body: Uint8Array) {
-    return ovaNetworks(readOva(body));
+    return exportNetworks(body);
   }
 
   async setSrNames(srUuid: string, name: string, description: string) {

@@ -89,9 +89,14 @@ export function newRunId(now: Date, rnd: () => number = Math.random): string {
 }
 
 /**
- * The commands of one run on its own stream, each through handleCommand; what one leaves
- * (state, version) is what the next decides on first. No store (a dry run of a use-case in a
- * test): an in-memory one.
+ * The commands of one run on its own stream, decided one after another in call order on the
+ * state the ones before left (no store: a dry run of a use-case in a test gets an in-memory
+ * one). Group commit: a command called while the run's previous append is being written waits
+ * for it, then goes with every other command that arrived meanwhile in ONE append (one batch,
+ * one sync in a durable store); each call still resolves only once its own events are stored,
+ * with those events, or rejects with its own DomainError (the others of its group are not
+ * affected) or with the group's store error. A version conflict (another writer) reads the
+ * stream again and decides the whole group anew, as handleCommand does for one.
  */
 export function runStream<C, E extends { type: string; data: unknown }, S>(
   store: EventStore | null,
@@ -99,22 +104,89 @@ export function runStream<C, E extends { type: string; data: unknown }, S>(
   decider: Decider<C, E, S>,
   metadata: EventMetadata,
 ) {
+  const retries = 5;
   const events = store ?? new MemoryEventStore();
   let known: { state: S; version: number } | undefined;
-  // A run's own commands (parallel VM restores) are handled one at a time, in call order.
-  let turn: Promise<unknown> = Promise.resolve();
+  interface Waiting {
+    cmd: C;
+    resolve(events: readonly E[]): void;
+    reject(e: unknown): void;
+  }
+  let waiting: Waiting[] = [];
+  let writing = false;
+  const commit = async (group: Waiting[]): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      let base: { state: S; version: number };
+      try {
+        base = known ?? (await load(events, stream, decider));
+      } catch (e) {
+        for (const w of group) w.reject(e);
+        return;
+      }
+      let state = base.state;
+      const all: E[] = [];
+      const decided = group.map((w) => {
+        try {
+          const cmd = typeof w.cmd === 'function' ? (w.cmd as (s: S) => C)(state) : (w.cmd as C);
+          const mine = decider.decide(cmd, state);
+          state = mine.reduce((st, e) => decider.evolve(st, e), state);
+          all.push(...mine);
+          return { w, mine };
+        } catch (error) {
+          return { w, error };
+        }
+      });
+      const settle = () => {
+        for (const d of decided) {
+          if ('error' in d) d.w.reject(d.error);
+          else d.w.resolve(d.mine);
+        }
+      };
+      if (all.length === 0) {
+        known = { state, version: base.version };
+        settle();
+        return;
+      }
+      try {
+        const r = await events.appendToStream(
+          stream,
+          all.map((e) => ({ type: e.type, data: e.data, metadata })),
+          { expectedVersion: base.version === -1 ? 'no_stream' : base.version },
+        );
+        known = { state, version: r.nextExpectedVersion };
+        settle();
+        return;
+      } catch (e) {
+        if (e instanceof ConcurrencyError && attempt < retries) {
+          known = undefined;
+          continue;
+        }
+        // The state stays as the last stored append left it (the next group decides on it).
+        for (const w of group) w.reject(e);
+        return;
+      }
+    }
+  };
+  const drain = async () => {
+    writing = true;
+    try {
+      while (waiting.length > 0) {
+        const group = waiting;
+        waiting = [];
+        await commit(group);
+      }
+    } finally {
+      writing = false;
+    }
+  };
   return {
-    /** The run's state as of its last command. */
+    /** The run's state as of its last stored command. */
     state: (): S => known?.state ?? decider.initialState(),
     exec(cmd: C): Promise<readonly E[]> {
-      const go = async () => {
-        const r = await handleCommand(events, stream, decider, cmd, { known, metadata });
-        known = { state: r.state, version: r.version };
-        return r.events;
-      };
-      const p = turn.then(go, go);
-      turn = p.catch(() => {});
-      return p;
+      return new Promise<readonly E[]>((resolve, reject) => {
+        waiting.push({ cmd, resolve, reject });
+        if (!writing) void drain();
+      });
     },
   };
 }

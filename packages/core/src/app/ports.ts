@@ -152,7 +152,14 @@ export interface ArchivePort {
     storedBytes: number;
     parts: { name: string; rawBytes: number; sha256: string }[];
   }>;
-  read(bytes: Uint8Array): AsyncIterable<{ name: string; data: Uint8Array; sha256: string }>;
+  /**
+   * Every part, checked (size, sha256, the record limits). With `keep`, a part it refuses is
+   * checked all the same but handed out with empty `data` and never held whole.
+   */
+  read(
+    bytes: Uint8Array,
+    opts?: { keep?: (name: string) => boolean },
+  ): AsyncIterable<{ name: string; data: Uint8Array; sha256: string }>;
 }
 
 /**

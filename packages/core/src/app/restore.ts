@@ -4,7 +4,8 @@ import { mapLimit, splitRecord } from './backup.js';
 import { type BackupListing, backupVdiOf, listings, withRing } from './catalogue.js';
 import { AppError, errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
-import type { ArchivePort, DiskPort, NetworkKey, PoolPort, Progress } from './ports.js';
+import { NetworkGuard } from './network-guard.js';
+import type { ArchivePort, DiskPort, PoolPort, Progress, SrInfo } from './ports.js';
 import {
   checkFormatVersion,
   decodeSrMeta,
@@ -89,11 +90,6 @@ export interface BackupContent {
   select?(uuids: readonly string[]): void;
   /** Ends the second decoding early (the restore asked for all it wanted). */
   release?(): Promise<void>;
-  /**
-   * Starts handing out exports from the archive's start again, for the VMs named (another
-   * pass: an export is handed out once a pass, so that memory stays bounded).
-   */
-  rewind?(uuids: readonly string[]): Promise<void>;
   srmeta: SrMeta[];
   /** VMs the backup left out (a partial backup). */
   skipped?: SkippedVm[];
@@ -101,9 +97,11 @@ export interface BackupContent {
 
 /**
  * Reads and checks one ring record: archive checksums, manifest, format version, every part
- * against the manifest, all before any change; keeps only the VM map and SRMETA. The VM
- * exports are decoded again when asked for (see BackupContent.vmExport): memory is bounded by
- * the restore's parallelism times the largest part, not by the record.
+ * against the manifest, all before any change, in one decoding that holds only the VM map and
+ * SRMETA (the pool database and the VM exports are checked as they stream past, not kept). The
+ * VM exports are decoded a second time, as the imports ask for them (see
+ * BackupContent.vmExport): memory is bounded by the restore's parallelism times the largest
+ * export, not by the record or the pool.
  */
 export async function readRecord(
   archive: ArchivePort,
@@ -112,10 +110,11 @@ export async function readRecord(
 ): Promise<BackupContent> {
   const { parts, manifest: mbytes } = splitRecord(bytes);
   const manifest = await readManifest(archive, mbytes);
+  const small = (name: string) => name === PART.vmMap || name === PART.srmeta;
   const files = new Map<string, Uint8Array>();
   const sums = new Map<string, string>();
-  for await (const p of archive.read(parts)) {
-    if (p.name === PART.vmMap || p.name === PART.srmeta) files.set(p.name, p.data);
+  for await (const p of archive.read(parts, { keep: small })) {
+    if (small(p.name)) files.set(p.name, p.data);
     sums.set(p.name, p.sha256);
   }
   for (const p of manifest.parts) {
@@ -139,15 +138,25 @@ export async function readRecord(
   };
 }
 
-/** The VM exports of a checked record, decoded again in archive order as they are asked for. */
+/**
+ * The VM exports of a checked record, decoded again in archive order as they are asked for.
+ * Only the exports of the VMs selected are held (an export asked for out of order by a
+ * parallel import, until it is asked for); every other part streams past.
+ */
 function exportsOnDemand(
   archive: ArchivePort,
   parts: Uint8Array,
   vmMap: VmMapEntry[],
-): Pick<BackupContent, 'vmExport' | 'select' | 'release' | 'rewind'> {
+): Pick<BackupContent, 'vmExport' | 'select' | 'release'> {
+  // The record's bytes, let go of once released (the names pass that follows lists the pool).
+  let record: Uint8Array | null = parts;
   const byPart = new Map(vmMap.map((v) => [PART.vm(v.uuid, v.isTemplate), v.uuid]));
   const held = new Map<string, Uint8Array>();
   let wanted: Set<string> | null = null;
+  const keep = (name: string) => {
+    const u = byPart.get(name);
+    return u !== undefined && (!wanted || wanted.has(u));
+  };
   let stream: AsyncIterator<{ name: string; data: Uint8Array }> | null = null;
   let queue: Promise<unknown> = Promise.resolve();
   const pull = async (uuid: string): Promise<Uint8Array | undefined> => {
@@ -156,14 +165,15 @@ function exportsOnDemand(
       held.delete(uuid);
       return have;
     }
-    stream ??= archive.read(parts)[Symbol.asyncIterator]();
+    if (!record) return undefined; // released: the restore asked for all it wanted
+    stream ??= archive.read(record, { keep })[Symbol.asyncIterator]();
     for (;;) {
       const r = await stream.next();
       if (r.done) return undefined;
       const u = byPart.get(r.value.name);
       if (u === uuid) return r.value.data;
       // Asked for out of order by a parallel import: kept until then; never asked: dropped.
-      if (u !== undefined && (!wanted || wanted.has(u))) held.set(u, r.value.data);
+      if (u !== undefined && keep(r.value.name)) held.set(u, r.value.data);
     }
   };
   return {
@@ -177,17 +187,9 @@ function exportsOnDemand(
     },
     release: async () => {
       held.clear();
+      record = null;
       await stream?.return?.();
-    },
-    rewind: (uuids) => {
-      const run = queue.then(async () => {
-        held.clear();
-        await stream?.return?.();
-        stream = null;
-        wanted = new Set(uuids);
-      });
-      queue = run.catch(() => {});
-      return run;
+      stream = null;
     },
   };
 }
@@ -286,82 +288,54 @@ export async function loadBackup(
 }
 
 /**
- * Imports the chosen VMs without ever letting two imports create the same network. xapi's
- * import looks a network up by name_label, then by bridge, and creates it when neither
- * matches, with no lock between the look-up and the create (module Net in
- * ocaml/xapi/import.ml): parallel imports that need the same missing network each create
- * one. So each VM that needs a network the pool lacks (one not yet created by an earlier
- * import of this run) is imported alone, in order; once every missing network exists the
- * rest go in parallel. A failed import creates nothing, so the next VM needing its networks
- * goes alone in its turn. A dry run creates nothing and goes in parallel.
+ * Imports the chosen VMs in one pass over the backup, `parallel` at a time, in the backup's
+ * order, so that no two imports create the same missing network (NetworkGuard). A dry run
+ * creates nothing and needs no guard; nor does a pool that cannot tell its networks.
  */
 async function importInOrder(
   pool: PoolPort,
   chosen: VmMapEntry[],
   content: BackupContent,
   opts: RestoreOptions,
-  importOne: (vm: VmMapEntry) => Promise<VmOutcome>,
+  importOne: (vm: VmMapEntry, guard: NetworkGuard | null) => Promise<VmOutcome>,
   signal: AbortSignal | undefined,
 ): Promise<VmOutcome[]> {
-  const parallel = opts.parallel ?? 8;
-  const all = chosen.map((v) => v.uuid);
-  content.select?.(all);
-  if (opts.dryRun || !pool.networks || !pool.exportNetworks)
-    return mapLimit(chosen, parallel, importOne, signal);
-  const present = await pool.networks();
-  const names = new Set(present.map((n) => n.name));
-  const bridges = new Set(present.map((n) => n.bridge));
-  // Keys of the networks still to be created: a name and a bridge each (xapi matches either).
-  const unsettled = new Set<string>();
-  const keysOf = async (vm: VmMapEntry): Promise<string[]> => {
-    const body = await content.vmExport(vm.uuid);
-    if (!body) return [];
-    let nets: NetworkKey[];
+  content.select?.(chosen.map((v) => v.uuid));
+  const guard =
+    opts.dryRun || !pool.networks || !pool.exportNetworks
+      ? null
+      : new NetworkGuard(await pool.networks(), (body) => pool.exportNetworks!(body));
+  return mapLimit(chosen, opts.parallel ?? 8, (vm) => importOne(vm, guard), signal);
+}
+
+/**
+ * Sets the SR's and its VDIs' names from SRMETA where they differ from the live ones (a name
+ * already right is not set again), the VDIs `parallel` at a time. The first failure stops it
+ * (no VDI is started after it; those under way finish) and is thrown.
+ */
+async function restoreNames(
+  pool: PoolPort,
+  sr: SrMeta,
+  live: SrInfo,
+  parallel: number,
+): Promise<void> {
+  if (live.name !== sr.name || live.description !== sr.description)
+    await pool.setSrNames(sr.uuid, sr.name, sr.description);
+  const liveVdis = new Map(live.vdis.map((v) => [v.uuid, v]));
+  const todo = sr.vdis.filter((v) => {
+    const l = liveVdis.get(v.uuid);
+    return l !== undefined && (l.name !== v.name || l.description !== v.description);
+  });
+  let failure: { e: unknown } | null = null;
+  await mapLimit(todo, parallel, async (v) => {
+    if (failure) return;
     try {
-      nets = pool.exportNetworks!(body);
-    } catch {
-      return [];
+      await pool.setVdiNames(v.uuid, v.name, v.description);
+    } catch (e) {
+      failure ??= { e };
     }
-    const keys: string[] = [];
-    for (const n of nets) {
-      if (names.has(n.name) || (n.bridge !== '' && bridges.has(n.bridge))) continue;
-      keys.push(`name:${n.name}`);
-      if (n.bridge !== '') keys.push(`bridge:${n.bridge}`);
-    }
-    return keys;
-  };
-  // A first pass over the exports (in archive order, one at a time) finds the networks each VM
-  // needs; a record's exports are then read again from the start for the imports.
-  const needs = new Map<string, string[]>();
-  for (const vm of chosen) {
-    if (signal?.aborted) return [];
-    needs.set(vm.uuid, await keysOf(vm));
-  }
-  for (const keys of needs.values()) for (const k of keys) unsettled.add(k);
-  if (unsettled.size === 0) {
-    await content.rewind?.(all);
-    return mapLimit(chosen, parallel, importOne, signal);
-  }
-  // Those that may have to go alone are read in one pass (the others are not held meanwhile),
-  // the rest in another, in parallel.
-  const outcomes = new Map<string, VmOutcome>();
-  const later: VmMapEntry[] = [];
-  await content.rewind?.(chosen.filter((vm) => needs.get(vm.uuid)!.length > 0).map((v) => v.uuid));
-  for (const vm of chosen) {
-    if (signal?.aborted) return [];
-    const mine = needs.get(vm.uuid)!.filter((k) => unsettled.has(k));
-    if (mine.length === 0) {
-      later.push(vm);
-      continue;
-    }
-    const out = await importOne(vm);
-    outcomes.set(vm.uuid, out);
-    if (out.ok) for (const k of mine) unsettled.delete(k);
-  }
-  await content.rewind?.(later.map((v) => v.uuid));
-  for (const out of await mapLimit(later, parallel, importOne, signal))
-    if (out) outcomes.set(out.uuid, out);
-  return chosen.map((vm) => outcomes.get(vm.uuid)!);
+  });
+  if (failure) throw (failure as { e: unknown }).e;
 }
 
 /**
@@ -411,9 +385,26 @@ export async function runRestore(
     opts.mode === 'sr' ? content.vmMap.filter((v) => v.srUuids.includes(id.srUuid)) : content.vmMap;
   let done = 0;
   let bytesDone = 0;
-  const importOne = async (vm: VmMapEntry): Promise<VmOutcome> => {
+  const importOne = async (vm: VmMapEntry, guard: NetworkGuard | null): Promise<VmOutcome> => {
     const body = await content.vmExport(vm.uuid);
     let out: VmOutcome;
+    const attempt = async (b: Uint8Array): Promise<VmOutcome> => {
+      try {
+        await deps.pool.importMetadata(b, { force: opts.force, dryRun: opts.dryRun });
+        return { uuid: vm.uuid, name: vm.name, isTemplate: vm.isTemplate, ok: true };
+      } catch (e) {
+        const params = ((e as { params?: unknown }).params as string[] | undefined) ?? [];
+        return {
+          uuid: vm.uuid,
+          name: vm.name,
+          isTemplate: vm.isTemplate,
+          ok: false,
+          code: errorCode(e) ?? 'ERROR',
+          params,
+          message: (e as Error).message,
+        };
+      }
+    };
     if (!body) {
       out = {
         uuid: vm.uuid,
@@ -425,21 +416,13 @@ export async function runRestore(
         message: 'the backup holds no metadata export for this VM',
       };
     } else {
-      try {
-        await deps.pool.importMetadata(body, { force: opts.force, dryRun: opts.dryRun });
-        out = { uuid: vm.uuid, name: vm.name, isTemplate: vm.isTemplate, ok: true };
-      } catch (e) {
-        const params = ((e as { params?: unknown }).params as string[] | undefined) ?? [];
-        out = {
-          uuid: vm.uuid,
-          name: vm.name,
-          isTemplate: vm.isTemplate,
-          ok: false,
-          code: errorCode(e) ?? 'ERROR',
-          params,
-          message: (e as Error).message,
-        };
-      }
+      out = guard
+        ? await guard.around(
+            body,
+            () => attempt(body),
+            (o) => o.ok,
+          )
+        : await attempt(body);
     }
     await rec.exec(
       out.ok
@@ -499,12 +482,7 @@ export async function runRestore(
       continue;
     }
     try {
-      if (!opts.dryRun) {
-        await deps.pool.setSrNames(sr.uuid, sr.name, sr.description);
-        const liveVdis = new Set(live.vdis.map((v) => v.uuid));
-        for (const v of sr.vdis)
-          if (liveVdis.has(v.uuid)) await deps.pool.setVdiNames(v.uuid, v.name, v.description);
-      }
+      if (!opts.dryRun) await restoreNames(deps.pool, sr, live, opts.parallel ?? 8);
       await rec.exec({
         type: 'RecordSrMetadata',
         data: { runId, srUuid: sr.uuid, vdis: sr.vdis.length, dryRun: opts.dryRun },
