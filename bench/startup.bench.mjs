@@ -22,6 +22,17 @@ const CASES = {
   "import('classic-level')": ['--input-type=module', '-e', "await import('classic-level')"],
   "import('msgpackr')": ['--input-type=module', '-e', "await import('msgpackr')"],
 };
+// BENCH_STARTUP_OTHER="label=/path/to/xsmeta.js,…" adds a `list` case per other build of the bin
+// (a checkout of the previous commit, or a bundle of it), run in the same paired rounds.
+for (const spec of (process.env.BENCH_STARTUP_OTHER ?? '').split(',').filter(Boolean)) {
+  const [label, bin] = spec.split('=');
+  CASES[`xsmeta list (refused connection), ${label}`] = [
+    bin,
+    'list',
+    '--url',
+    'http://127.0.0.1:9',
+  ];
+}
 const CWD = { "import('classic-level')": 'packages/cli', "import('msgpackr')": 'packages/core' };
 
 function once(name, scratch) {
@@ -58,7 +69,7 @@ export async function run() {
   for (const n of names.slice(1)) {
     const extraWall = res[n].map((x, i) => x.ms - base[i].ms);
     const extraCpu = res[n].map((x, i) => x.cpuMs - base[i].cpuMs);
-    const goal = n.startsWith('xsmeta');
+    const goal = n === 'xsmeta --help' || n === 'xsmeta list (refused connection)';
     rows.push(
       row({
         bench: 'start-up (issue 19)',
