@@ -1,12 +1,5 @@
-import {
-  AppError,
-  type ArchivePort,
-  backupVdiOf,
-  type Clock,
-  type DiskPort,
-  type RingPort,
-  withRing,
-} from '@xsmeta/core';
+import type { ArchivePort, Clock, DiskPort, RingPort } from '@xsmeta/core';
+import { AppError, backupVdiOf, withRing } from '@xsmeta/core/catalogue';
 import { archive } from './adapters/archive.js';
 import { systemClock } from './adapters/clock.js';
 import { disk } from './adapters/disk.js';

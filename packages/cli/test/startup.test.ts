@@ -12,7 +12,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /**
  * Runs the built xsmeta with a module hook that records every module it loads; returns the
- * exit code, stdout and the loaded URLs.
+ * exit code, stdout and the loaded URLs. Node's built-ins loaded by any means (an import, or
+ * `require` through createRequire, which the hook does not see) are added at exit as `node:NAME`
+ * from process.moduleLoadList.
  */
 function loaded(
   args: string[],
@@ -33,7 +35,14 @@ export async function resolve(spec, ctx, next) {
   const register = join(dir, 'register.mjs');
   writeFileSync(
     register,
-    `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`,
+    `import { appendFileSync } from 'node:fs';
+import { register } from 'node:module';
+register(${JSON.stringify(pathToFileURL(hooks).href)});
+process.on('exit', () => {
+  const builtins = process.moduleLoadList.filter((m) => /^NativeModule [a-z]/.test(m));
+  appendFileSync(${JSON.stringify(log)}, builtins.map((m) => 'node:' + m.slice(13) + '\\n').join(''));
+});
+`,
   );
   writeFileSync(log, '');
   const r = spawnSync(process.execPath, ['--import', register, BIN, ...args], {
@@ -90,5 +99,29 @@ it.skipIf(!built)(
       // ... but none of the event store's
       expect(r.urls.filter((u) => /classic-level|msgpackr|eventstore-level/.test(u))).toEqual([]);
     }
+  },
+);
+
+it.skipIf(!built)(
+  '`list` loads core only through its catalogue entry, and TLS only for an https URL (needs dist)',
+  () => {
+    const env = { XSMETA_PASSWORD: 'x', XSMETA_STATE_DIR: join(dir, 'state') };
+    const plain = loaded(['list', '--url', 'http://127.0.0.1:9'], env);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toMatch(/ECONNREFUSED|XAPI_TRANSPORT/);
+    const core = plain.urls.filter((u) => /packages[/\\]core[/\\](dist|src)[/\\]/.test(u));
+    expect(core.some((u) => /core[/\\](dist|src)[/\\]catalogue\.(js|ts)$/.test(u))).toBe(true);
+    // core's index (and what only it re-exports: the deciders' projections, restore, convert)
+    expect(
+      core.filter((u) => /[/\\](index|projections|restore|convert)\.(js|ts)$/.test(u)),
+    ).toEqual([]);
+    // an http URL never loads node:https or node:tls (the built-ins list is exhaustive) ...
+    expect(plain.urls).toContain('node:http');
+    expect(plain.urls.filter((u) => u === 'node:https' || u === 'node:tls')).toEqual([]);
+    // ... an https one does, before it is refused
+    const secure = loaded(['list', '--url', 'https://127.0.0.1:9'], env);
+    expect(secure.code).toBe(1);
+    expect(secure.urls).toContain('node:https');
+    expect(secure.urls).toContain('node:tls');
   },
 );

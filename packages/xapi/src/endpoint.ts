@@ -5,10 +5,19 @@
  * trusted.
  */
 import http from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
+import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { XapiError } from './errors.js';
+
+// node:https and node:tls load only when a URL is https (or a certificate is read): a client of
+// an http URL or of the local socket (`xsmeta list` on a pool host) does not pay for them at
+// start-up. Node caches built-ins, so each loads once.
+const load = createRequire(import.meta.url);
+/** node:https, loaded at first use. */
+export const httpsModule = (): typeof https => load('node:https');
+const tlsModule = (): typeof tls => load('node:tls');
 
 export interface TlsSettings {
   /** Verify the pool certificate against the system CAs (default true). */
@@ -69,6 +78,7 @@ export function makeEndpoint(
     const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
     return { agent, secure: false, trusted: trustAlways, destroy: () => agent.destroy() };
   }
+  const https = httpsModule();
   const pin = settings.tls?.fingerprint;
   if (pin === undefined) {
     const agent = new https.Agent({
@@ -81,6 +91,7 @@ export function makeEndpoint(
     return { agent, secure: true, trusted: trustAlways, destroy: () => agent.destroy() };
   }
   const want = normaliseFingerprint(pin);
+  const tls = tlsModule();
   const verdicts = new WeakMap<object, Promise<void>>();
   class PinnedAgent extends https.Agent {
     override createConnection(
@@ -144,7 +155,7 @@ export const UNTRUSTED_CERT_RE = /SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISS
  */
 export function peerFingerprint(url: URL, timeoutMs: number): Promise<string | null> {
   return new Promise((resolve) => {
-    const socket = tls.connect({
+    const socket = tlsModule().connect({
       host: url.hostname.replace(/^\[|\]$/g, ''),
       port: Number(url.port || 443),
       rejectUnauthorized: false,

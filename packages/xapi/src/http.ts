@@ -6,8 +6,7 @@
  * go (agents, TLS, the local socket) is `endpoint.ts`.
  */
 import http from 'node:http';
-import https from 'node:https';
-import type { Endpoint } from './endpoint.js';
+import { type Endpoint, httpsModule } from './endpoint.js';
 import { XapiError } from './errors.js';
 
 const TLS_ERROR_RE = /CERT|SSL|TLS|SELF_SIGNED|VERIFY|ISSUER|HOSTNAME|ALTNAME/i;
@@ -63,7 +62,7 @@ export interface Exchange {
 export function send(endpoint: Endpoint, opts: SendOptions): Exchange {
   // Errors name the host and what was asked of it (never the query: it may hold a session).
   const where = `${opts.what ?? opts.method} ${opts.url.protocol}//${opts.url.host}${opts.url.pathname}`;
-  const mod = endpoint.secure ? https : http;
+  const mod = endpoint.secure ? httpsModule() : http;
   const headers: http.OutgoingHttpHeaders = { ...opts.headers };
   const body = opts.body;
   if (typeof body === 'string') headers['content-length'] = Buffer.byteLength(body);

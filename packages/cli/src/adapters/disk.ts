@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { type DiskPort, type PoolPort, verifyRecord } from '@xsmeta/core';
+import type { DiskPort, PoolPort } from '@xsmeta/core';
+import { verifyRecord } from '@xsmeta/core/catalogue';
 import { type BlockDevice, openFileDevice, Ring, scanArchive } from '@xsmeta/vdi-store';
 import { ringKeys } from '../keys.js';
 import { closeOnSignal } from '../process/signals.js';

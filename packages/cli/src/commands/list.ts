@@ -16,7 +16,7 @@ export const listCommand: Declare = (ctx) =>
     .addHelpText('after', '\nExit 0; 3 when the SR has no backup VDI; 1 on any other failure.')
     .action(async (o: { sr?: string; json?: true }) => {
       const s = settingsOf(o);
-      const { fmtBytes, listings } = await import('@xsmeta/core');
+      const { fmtBytes, listings } = await import('@xsmeta/core/catalogue');
       const { withBackupRing } = await import('../root.js');
       const { warnRoot } = await import('../ring-report.js');
       const rows = await withBackupRing(s, o.sr, async (ring) => {

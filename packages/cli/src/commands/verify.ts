@@ -19,7 +19,7 @@ export const verifyCommand: Declare = (ctx) =>
     )
     .action(async (o: { sr?: string; json?: true }) => {
       const s = settingsOf(o);
-      const { listings } = await import('@xsmeta/core');
+      const { listings } = await import('@xsmeta/core/catalogue');
       const { withBackupRing } = await import('../root.js');
       const { rootOf } = await import('../ring-report.js');
       const { report, partial } = await withBackupRing(s, o.sr, async (ring) => ({
