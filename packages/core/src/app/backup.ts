@@ -4,7 +4,9 @@ import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
 import { resolveSr } from './catalogue.js';
 import { AppError, errorCode, legacyOnBackupVdi } from './errors.js';
+import { fmtBytes } from './format.js';
 import { newRunId, runStream } from './handle.js';
+import { DEFAULT_PARALLEL } from './map-limit.js';
 import type {
   ArchivePart,
   ArchivePort,
@@ -24,6 +26,7 @@ import {
   uniqueDate,
   type VmMapEntry,
 } from './record.js';
+import { joinRecord } from './record-frame.js';
 
 export const DEFAULT_VDI_SIZE = 500 * 1024 * 1024;
 export const DEFAULT_KEEP = 25;
@@ -83,29 +86,6 @@ export interface BackupResult {
   skipped: SkippedVm[];
   /** What the ring found wrong with its root and recovered (also in the BackupWritten event). */
   rootWarnings?: string[];
-}
-
-/**
- * Runs `fn` over `items` with at most `limit` at once, results in order. Once `signal` is
- * aborted no item is started; those running finish (their results are kept, the rest are
- * holes), so nothing runs on after the promise settled.
- */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (t: T, i: number) => Promise<R>,
-  signal?: AbortSignal,
-): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length && !signal?.aborted) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  });
-  await Promise.all(workers);
-  return out;
 }
 
 /**
@@ -241,7 +221,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       bytes += n;
       deps.progress?.({ phase: 'capture', done, total, bytes, ...(item ? { item } : {}) });
     };
-    const parallel = opts.parallel ?? 8;
+    const parallel = opts.parallel ?? DEFAULT_PARALLEL;
     const sleep = deps.sleep ?? realSleep;
     /**
      * One VM's export. A refusal goes to the backup decider (RecordExportRefused), which says
@@ -502,32 +482,4 @@ export async function appendRecord(
     evicted: before.filter((s) => !after.has(s)),
     storedBytes: data.length,
   };
-}
-
-/** A record is two archives back to back: the parts, then the manifest (each length-prefixed). */
-export function joinRecord(parts: Uint8Array, manifest: Uint8Array): Uint8Array {
-  const out = new Uint8Array(8 + parts.length + manifest.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(parts.length), true);
-  out.set(parts, 8);
-  out.set(manifest, 8 + parts.length);
-  return out;
-}
-
-export function splitRecord(record: Uint8Array): { parts: Uint8Array; manifest: Uint8Array } {
-  if (record.length < 8) throw new AppError('BACKUP_INVALID', 'backup record is too short');
-  const n = Number(new DataView(record.buffer, record.byteOffset, 8).getBigUint64(0, true));
-  if (n > record.length - 8)
-    throw new AppError('BACKUP_INVALID', 'backup record framing is damaged');
-  return { parts: record.subarray(8, 8 + n), manifest: record.subarray(8 + n) };
-}
-
-export function fmtBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let u = 0;
-  let v = n;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
 }

@@ -1,6 +1,7 @@
 import { restoreDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
-import { mapLimit, splitRecord } from './backup.js';
+import { DEFAULT_PARALLEL, mapLimit } from './map-limit.js';
+import { splitRecord } from './record-frame.js';
 import { type BackupListing, backupVdiOf, listings, withRing } from './catalogue.js';
 import { AppError, errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
@@ -303,7 +304,7 @@ async function importInOrder(
   importOne: (vm: VmMapEntry) => Promise<VmOutcome>,
   signal: AbortSignal | undefined,
 ): Promise<VmOutcome[]> {
-  const parallel = opts.parallel ?? 8;
+  const parallel = opts.parallel ?? DEFAULT_PARALLEL;
   const all = chosen.map((v) => v.uuid);
   content.select?.(all);
   if (opts.dryRun || !pool.networks || !pool.exportNetworks)
