@@ -16,7 +16,8 @@ import {
   toXapiError,
   UNTRUSTED_CERT_RE,
 } from './http.js';
-import { INT_FIELDS, type TaskRecord, type XapiRef } from './records.js';
+import { decodeRecordsReply, pickFields } from './project.js';
+import { INT_FIELDS, type TaskRecord, type XapiRecordTypes, type XapiRef } from './records.js';
 import {
   JsonRpcUnsupported,
   jsonRpcCall,
@@ -498,6 +499,31 @@ export class XapiClient {
       const rec = all[ref]!;
       normaliseRecord(cls, rec);
       out.set(ref, rec);
+    }
+    return out;
+  }
+
+  /**
+   * `<cls>.get_all_records` keeping only `fields` of each record: over JSON-RPC the other
+   * fields are skipped while the answer is decoded, never built (project.ts); over XML-RPC
+   * the records are decoded whole, then cut down.
+   */
+  async getAllRecordsFields<C extends keyof XapiRecordTypes, K extends keyof XapiRecordTypes[C]>(
+    cls: C,
+    fields: readonly (K & string)[],
+  ): Promise<Map<XapiRef, Pick<XapiRecordTypes[C], K>>> {
+    const all = (await this.#call(`${cls}.get_all_records`, [], {
+      timeoutMs: this.#s.timeoutMs,
+      decodeJson: (body) => decodeRecordsReply(body, fields),
+    })) as Record<string, Record<string, unknown>>;
+    if (typeof all !== 'object' || all === null || Array.isArray(all)) {
+      throw new XapiError('XAPI_PROTOCOL', [cls], `${cls}.get_all_records did not return a map`);
+    }
+    const out = new Map<XapiRef, Pick<XapiRecordTypes[C], K>>();
+    for (const ref of Object.keys(all)) {
+      const rec = pickFields(all[ref]!, fields);
+      normaliseRecord(cls, rec);
+      out.set(ref, rec as Pick<XapiRecordTypes[C], K>);
     }
     return out;
   }

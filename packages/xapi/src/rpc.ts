@@ -27,6 +27,8 @@ export interface RpcContext {
 export interface RpcCallOptions {
   signal?: AbortSignal | undefined;
   timeoutMs?: number | undefined;
+  /** Decodes a JSON-RPC reply's bytes instead of JSON.parse (see project.ts). */
+  decodeJson?: ((body: Buffer) => unknown) | undefined;
 }
 
 /** The JSON-RPC endpoint answered 404 or not with JSON: the caller may fall back to XML-RPC. */
@@ -120,7 +122,7 @@ export async function jsonRpcCall(
   const { ex, res } = await post(ctx, method, url, 'application/json', body, opts);
   const status = res.statusCode ?? 0;
   const ctype = contentType(res.headers['content-type']);
-  const text = (await readBody(ex, res, ctx.maxResponseBytes, where)).toString('utf8');
+  const answer = await readBody(ex, res, ctx.maxResponseBytes, where);
   if (status === 404) throw new JsonRpcUnsupported('HTTP 404');
   if (status !== 200) {
     throw new XapiError('XAPI_TRANSPORT', [`HTTP ${status}`], `${where}: HTTP ${status}`);
@@ -130,7 +132,7 @@ export async function jsonRpcCall(
   }
   let reply: unknown;
   try {
-    reply = JSON.parse(text);
+    reply = opts.decodeJson ? opts.decodeJson(answer) : JSON.parse(answer.toString('utf8'));
   } catch {
     throw new XapiError('XAPI_PROTOCOL', ['bad JSON'], `${where}: the answer is not JSON`);
   }

@@ -57,7 +57,11 @@ export interface PoolPort {
    * named `nameLabel`: how a legacy disk is kept before its VDI becomes the ring.
    */
   copyVdi(vdiUuid: string, nameLabel: string): Promise<VdiInfo>;
-  dumpDatabase(): Promise<Uint8Array>;
+  /**
+   * The pool database (xapi's `GET /pool/xmldbdump`), whole or as chunks: a backup streams
+   * chunks into the record as they arrive, so a large pool's dump is never held at once.
+   */
+  dumpDatabase(): Promise<Uint8Array | AsyncIterable<Uint8Array>>;
   /** VMs and custom templates to back up: no dom0, no snapshots, no default templates. */
   vms(): Promise<VmInfo[]>;
   exportMetadata(vmUuid: string): Promise<Uint8Array>;
