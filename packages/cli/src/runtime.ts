@@ -23,8 +23,7 @@ import {
   backupVdiUuid,
   ovaNetworks,
   readOva,
-  splitExport,
-  writeOva,
+  splitExportTar,
   XapiClient,
   XapiError,
 } from '@xsmeta/xapi';
@@ -630,9 +629,9 @@ export class XapiPool implements PoolPort {
       { all: true },
       { exportSnapshots: false, includeDom0: false },
     );
-    const out = new Map<string, Uint8Array>();
-    for (const [uuid, ova] of splitExport(readOva(tar), vmUuids)) out.set(uuid, writeOva(ova));
-    return out;
+    // Split on the export's text (splitExportTar): only an index is decoded, and each VM's
+    // export is built when the backup takes it.
+    return splitExportTar(tar, vmUuids);
   }
 
   async importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }) {

@@ -356,9 +356,14 @@ export async function readBody(
     throw err;
   }
   const chunks: Buffer[] = [];
+  // A declared length: the chunks are copied into the body as they come, so a large answer
+  // (an all=true export, a pool's records) is not held twice, as chunks and joined.
+  const whole =
+    Number.isFinite(declared) && declared > 64 * 1024 ? Buffer.allocUnsafe(declared) : null;
   let total = 0;
   try {
     for await (const chunk of res as AsyncIterable<Buffer>) {
+      if (whole !== null && total + chunk.length <= whole.length) whole.set(chunk, total);
       total += chunk.length;
       if (total > max) {
         const err = new XapiError(
@@ -369,7 +374,7 @@ export async function readBody(
         ex.fail(err);
         throw err;
       }
-      chunks.push(chunk);
+      if (whole === null) chunks.push(chunk);
     }
   } catch (e) {
     throw toXapiError(e, where);
@@ -389,6 +394,7 @@ export async function readBody(
     throw err;
   }
   ex.done();
+  if (whole !== null) return whole;
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
 }
 

@@ -59,6 +59,11 @@ export function tarOne(name: string, data: Uint8Array, mtime = 0): Uint8Array {
 
 /** The `ova.xml` of a metadata export tar (its first member, as xapi's import requires). */
 export function ovaXmlOf(tar: Uint8Array): string {
+  return dec.decode(ovaXmlBytes(tar));
+}
+
+/** The bytes of `ova.xml` in a metadata export tar (a view, not a copy). */
+export function ovaXmlBytes(tar: Uint8Array): Uint8Array {
   if (tar.length < 512)
     throw new XapiError('XAPI_PROTOCOL', ['ova'], 'the metadata export is not a tar');
   const name = dec.decode(tar.subarray(0, 100)).replace(/\0.*$/s, '');
@@ -68,7 +73,7 @@ export function ovaXmlOf(tar: Uint8Array): string {
   );
   if (name !== 'ova.xml' || !Number.isFinite(size) || size < 0 || 512 + size > tar.length)
     throw new XapiError('XAPI_PROTOCOL', ['ova'], 'the metadata export has no ova.xml first');
-  return dec.decode(tar.subarray(512, 512 + size));
+  return tar.subarray(512, 512 + size);
 }
 
 /**
@@ -122,7 +127,7 @@ export function ovaNetworks(ova: Ova): { name: string; bridge: string }[] {
  * single (`lookup`: another object's id, else NULL) or lists (`filter`: only ids of exported
  * objects). Fields not named here are left as they are, as xapi leaves them.
  */
-const REF_FIELDS: Record<string, { one: string[]; many: string[] }> = {
+export const REF_FIELDS: Record<string, { one: string[]; many: string[] }> = {
   host: { one: ['crash_dump_sr', 'suspend_image_sr'], many: ['resident_VMs'] },
   VM: {
     one: [

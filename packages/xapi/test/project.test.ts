@@ -44,7 +44,11 @@ describe('decodeRecordsReply (get_all_records keeping some fields)', () => {
     });
 
   it('decodes an error reply, and an empty map, whole', () => {
-    const err = { jsonrpc: '2.0', error: { code: 1, message: 'SESSION_INVALID', data: ['x'] }, id: 3 };
+    const err = {
+      jsonrpc: '2.0',
+      error: { code: 1, message: 'SESSION_INVALID', data: ['x'] },
+      id: 3,
+    };
     expect(JSON.parse(JSON.stringify(decodeRecordsReply(body(err), ['uuid'])))).toEqual(err);
     const empty = { jsonrpc: '2.0', result: {}, id: 1 };
     expect(JSON.parse(JSON.stringify(decodeRecordsReply(body(empty), ['uuid'])))).toEqual(empty);

@@ -67,10 +67,11 @@ export interface PoolPort {
   exportMetadata(vmUuid: string): Promise<Uint8Array>;
   /**
    * The fast path: every VM's metadata in one request (xapi's `export_metadata?all=true`, one
-   * pass of locks), split into the per-VM exports `exportMetadata` would give, by VM uuid.
+   * pass of locks), split into the per-VM exports `exportMetadata` would give, by VM uuid;
+   * each is built when its function is called (once), so they are never all held at once.
    * May hold fewer VMs than asked; a pool refuses it whole when any VM is busy. Optional.
    */
-  exportAll?(vmUuids: readonly string[]): Promise<Map<string, Uint8Array>>;
+  exportAll?(vmUuids: readonly string[]): Promise<Map<string, () => Uint8Array>>;
   importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }): Promise<void>;
   /**
    * The pool's networks, and those a metadata export refers to, by name and bridge: how

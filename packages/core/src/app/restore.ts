@@ -1,10 +1,9 @@
 import { restoreDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
-import { DEFAULT_PARALLEL, mapLimit } from './map-limit.js';
-import { splitRecord } from './record-frame.js';
 import { type BackupListing, backupVdiOf, listings, withRing } from './catalogue.js';
 import { AppError, errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
+import { DEFAULT_PARALLEL, mapLimit } from './map-limit.js';
 import type { ArchivePort, DiskPort, NetworkKey, PoolPort, Progress } from './ports.js';
 import {
   checkFormatVersion,
@@ -14,6 +13,7 @@ import {
   type SrMeta,
   type VmMapEntry,
 } from './record.js';
+import { splitRecord } from './record-frame.js';
 import { readManifest } from './verify-record.js';
 
 export interface RestoreDeps {
