@@ -3,7 +3,7 @@ import type { Clock, EventStore } from '../store/types.js';
 import { type BackupListing, backupVdiOf, listings, withRing } from './catalogue.js';
 import { AppError, errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
-import { DEFAULT_PARALLEL, mapLimit } from './map-limit.js';
+import { mapLimit } from './map-limit.js';
 import type { ArchivePort, DiskPort, NetworkKey, PoolPort, Progress } from './ports.js';
 import {
   checkFormatVersion,
@@ -304,7 +304,7 @@ async function importInOrder(
   importOne: (vm: VmMapEntry) => Promise<VmOutcome>,
   signal: AbortSignal | undefined,
 ): Promise<VmOutcome[]> {
-  const parallel = opts.parallel ?? DEFAULT_PARALLEL;
+  const parallel = opts.parallel ?? 8;
   const all = chosen.map((v) => v.uuid);
   content.select?.(all);
   if (opts.dryRun || !pool.networks || !pool.exportNetworks)
