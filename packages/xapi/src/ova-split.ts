@@ -167,7 +167,7 @@ class Scanner {
    * its value tag, and returns where that value ends (reading or skipping it). Returns the
    * index after the struct's `</value>`.
    */
-  members(v: Tag, each: (name: string, value: Tag) => number): number {
+  members(v: Tag, each: (name: () => string, value: Tag, nameBytes: number) => number): number {
     if (v.selfClose) throw bad(`expected a struct at ${v.start}`);
     const st = this.open(v.end, STRUCT);
     if (st.selfClose) return this.closing(st.end, VALUE).end;
@@ -178,9 +178,10 @@ class Scanner {
       if (t.name !== MEMBER || t.close) throw bad(`expected <member> at ${t.start}`);
       const nameOpen = this.open(t.end, NAME);
       const nameClose = this.closing(nameOpen.end, NAME);
-      const name = this.b.toString('utf8', nameOpen.end, nameClose.start);
+      // Decoded only when asked: most members of a snapshot are skipped unread.
+      const name = () => this.b.toString('utf8', nameOpen.end, nameClose.start);
       const value = this.open(nameClose.end, VALUE);
-      i = this.closing(each(name, value), MEMBER).end;
+      i = this.closing(each(name, value, nameClose.start - nameOpen.end), MEMBER).end;
     }
   }
 
@@ -232,7 +233,8 @@ export function splitExportTar(
   const prolog = x.subarray(0, root.start);
   let versionText: Buffer | null = null;
   const objects: Obj[] = [];
-  s.members(root, (name, v) => {
+  s.members(root, (nameOf, v) => {
+    const name = nameOf();
     if (name === 'version') {
       const end = s.skipValue(v);
       versionText = x.subarray(v.start, end);
@@ -243,7 +245,8 @@ export function splitExportTar(
       let cls: string | null = null;
       let id: string | null = null;
       let snapshot: Tag | null = null;
-      const end = s.members(ov, (m, mv) => {
+      const end = s.members(ov, (nameOf, mv) => {
+        const m = nameOf();
         const mend = s.skipValue(mv);
         if (m === 'class' || m === 'id') {
           const val = s.decode(mv.start, mend);
@@ -261,9 +264,13 @@ export function splitExportTar(
         ...(REF_FIELDS[c]?.many ?? []),
         ...(EXTRA[c] ?? []),
       ]);
+      const lengths = new Set([...want].map((f) => Buffer.byteLength(f)));
       if (snapshot !== null && want.size > 0)
-        s.members(snapshot, (f, fv) => {
+        s.members(snapshot, (nameOf, fv, nameBytes) => {
           const fend = s.skipValue(fv);
+          // Most names are ruled out by their length alone, without decoding them.
+          if (!lengths.has(nameBytes)) return fend;
+          const f = nameOf();
           if (want.has(f))
             fields.push({ name: f, start: fv.start, end: fend, value: s.decode(fv.start, fend) });
           return fend;
