@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
@@ -21,9 +23,9 @@ import {
 } from '@xsmeta/vdi-store';
 import {
   backupVdiUuid,
+  ExportSplitter,
   ovaNetworks,
   readOva,
-  splitExportTar,
   XapiClient,
   XapiError,
 } from '@xsmeta/xapi';
@@ -625,13 +627,54 @@ export class XapiPool implements PoolPort {
    * sent (splitExport follows export.ml's update_table and make_* rules).
    */
   async exportAll(vmUuids: readonly string[]) {
-    const tar = await this.xapi.exportMetadata(
+    const body = await this.xapi.exportMetadataStream(
       { all: true },
       { exportSnapshots: false, includeDom0: false },
     );
-    // Split on the export's text (splitExportTar): only an index is decoded, and each VM's
-    // export is built when the backup takes it.
-    return splitExportTar(tar, vmUuids);
+    // The export (about 33 KiB a VM) goes to a file, unlinked at once, while the splitter
+    // indexes it; each VM's export is read back from it when the backup takes it. Memory
+    // holds the index only, not the pool's export.
+    const dir = mkdtempSync(join(tmpdir(), 'xsmeta-export-'));
+    const file = join(dir, 'all.tar');
+    const fd = openSync(file, 'w+', 0o600);
+    rmSync(dir, { recursive: true, force: true });
+    let left = 0;
+    let closed = false;
+    const close = () => {
+      if (!closed) closeSync(fd);
+      closed = true;
+    };
+    try {
+      const splitter = new ExportSplitter(vmUuids);
+      for await (const chunk of body) {
+        writeSync(fd, chunk);
+        splitter.push(chunk);
+      }
+      const builders = splitter.finish((offset, length) => {
+        const b = Buffer.allocUnsafe(length);
+        if (readSync(fd, b, 0, length, offset) !== length)
+          throw new XapiError('XAPI_PROTOCOL', ['ova'], 'the spooled export is short');
+        return b;
+      });
+      left = builders.size;
+      if (left === 0) close();
+      // The file is closed once the last VM's export was built.
+      return new Map(
+        [...builders].map(([uuid, build]) => [
+          uuid,
+          () => {
+            try {
+              return build();
+            } finally {
+              if (--left === 0) close();
+            }
+          },
+        ]),
+      );
+    } catch (e) {
+      close();
+      throw e;
+    }
   }
 
   async importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }) {

@@ -805,14 +805,19 @@ export class XapiClient {
     vm: { uuid: string } | { ref: string } | { all: true },
     opts: TransferOptions & { exportSnapshots?: boolean; includeDom0?: boolean } = {},
   ): Promise<Uint8Array> {
-    const query: Record<string, string> =
-      'uuid' in vm ? { uuid: vm.uuid } : 'ref' in vm ? { ref: vm.ref } : { all: 'true' };
-    if (opts.exportSnapshots !== undefined)
-      query.export_snapshots = opts.exportSnapshots ? 'true' : 'false';
-    // with all=true the handler includes the control domain unless include_dom0=false
-    if (opts.includeDom0 !== undefined) query.include_dom0 = opts.includeDom0 ? 'true' : 'false';
     // export.ml `metadata_handler` sends the whole tar with its Content-Length, or HTTP 500
-    return this.#download('/export_metadata', query, opts, true);
+    return this.#download('/export_metadata', exportQuery(vm, opts), opts, true);
+  }
+
+  /**
+   * `exportMetadata` as a stream of chunks (consume it to the end, or break out), with a task
+   * of ours: how a large `all=true` export goes to a file instead of memory.
+   */
+  exportMetadataStream(
+    vm: { uuid: string } | { ref: string } | { all: true },
+    opts: TransferOptions & { exportSnapshots?: boolean; includeDom0?: boolean } = {},
+  ): Promise<AsyncIterable<Uint8Array>> {
+    return this.#downloadStream('/export_metadata', exportQuery(vm, opts), opts);
   }
 
   /**
@@ -903,6 +908,20 @@ export class XapiClient {
       this.#s.endpoint.destroy();
     }
   }
+}
+
+/** The query of `GET /export_metadata` (ocaml/xapi/export.ml `metadata_handler`). */
+function exportQuery(
+  vm: { uuid: string } | { ref: string } | { all: true },
+  opts: { exportSnapshots?: boolean; includeDom0?: boolean },
+): Record<string, string> {
+  const query: Record<string, string> =
+    'uuid' in vm ? { uuid: vm.uuid } : 'ref' in vm ? { ref: vm.ref } : { all: 'true' };
+  if (opts.exportSnapshots !== undefined)
+    query.export_snapshots = opts.exportSnapshots ? 'true' : 'false';
+  // with all=true the handler includes the control domain unless include_dom0=false
+  if (opts.includeDom0 !== undefined) query.include_dom0 = opts.includeDom0 ? 'true' : 'false';
+  return query;
 }
 
 /** A response body that ends with the connection (neither Content-Length nor chunked). */

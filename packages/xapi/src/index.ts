@@ -5,7 +5,7 @@ export { isXapiError, XapiError } from './errors.js';
 export type { TlsSettings } from './http.js';
 export type { Ova, OvaObject } from './ova.js';
 export { ovaNetworks, readOva, splitExport, tarOne, writeOva } from './ova.js';
-export { splitExportTar } from './ova-split.js';
+export { type ExportBytes, ExportSplitter, splitExportTar } from './ova-split.js';
 export type {
   EventFromResult,
   HostRecord,

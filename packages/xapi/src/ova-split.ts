@@ -9,7 +9,7 @@
  * against it): see ova.ts for the rules.
  */
 import { XapiError } from './errors.js';
-import { ovaXmlBytes, REF_FIELDS, tarOne } from './ova.js';
+import { REF_FIELDS, tarOne } from './ova.js';
 import { decodeValue, encodeValue, type XmlRpcValue } from './xmlrpc.js';
 
 const NULL_REF = 'OpaqueRef:NULL';
@@ -75,24 +75,27 @@ const PLAIN_LIST =
   /^<value><array><data>((?:<value>(?:<string>)?[^<&]*(?:<\/string>)?<\/value>)*)<\/data><\/array><\/value>$/;
 const PLAIN_ITEM = /<value>(?:<string>)?([^<&]*)(?:<\/string>)?<\/value>/g;
 
+/** Thrown by the scanner when the bytes so far end inside what it reads (more will come). */
+class NeedMore extends Error {}
+
 class Scanner {
-  constructor(readonly b: Buffer) {}
+  constructor(public b: Buffer) {}
 
   /** The next tag at or after `i` (declarations and comments skipped). */
   tag(i: number): Tag {
     const b = this.b;
     for (;;) {
       const lt = b.indexOf(LT, i);
-      if (lt < 0) throw bad('ends early');
+      if (lt < 0 || lt + 1 >= b.length) throw new NeedMore();
       const c = b[lt + 1];
       if (c === 0x3f /* ? */ || c === 0x21 /* ! */) {
         const close = b.indexOf(c === 0x3f ? '?>' : '>', lt + 2);
-        if (close < 0) throw bad('ends early');
+        if (close < 0) throw new NeedMore();
         i = close + 1;
         continue;
       }
       const gt = b.indexOf(GT, lt + 1);
-      if (gt < 0) throw bad('ends early');
+      if (gt < 0) throw new NeedMore();
       const close = c === SLASH;
       const selfClose = b[gt - 1] === SLASH;
       let n = lt + (close ? 2 : 1);
@@ -143,7 +146,7 @@ class Scanner {
     let i = v.end;
     while (depth > 0) {
       const lt = b.indexOf(LT, i);
-      if (lt < 0) throw bad('ends early');
+      if (lt < 0 || lt + 8 > b.length) throw new NeedMore();
       if (b[lt + 1] === SLASH) {
         if (this.isValue(lt + 2) && b[lt + 7] === GT) {
           depth--;
@@ -217,72 +220,221 @@ class Scanner {
 const refList = (v: XmlRpcValue | undefined): string[] =>
   Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
 
+/** Where a VM's export comes from: the bytes of the export tar at an offset. */
+export type ExportBytes = (offset: number, length: number) => Uint8Array;
+
 /**
  * Splits an `all=true` export tar (asked with `export_snapshots=false`) into per-VM export
  * tars, keyed by VM uuid, for the VMs named in `uuids` (every VM when omitted). Each is built
- * when its function is called; the index keeps the export's text until every one is dropped.
+ * when its function is called; the tar stays referenced until every one is dropped.
  */
 export function splitExportTar(
   tar: Uint8Array,
   uuids?: readonly string[],
 ): Map<string, () => Uint8Array> {
-  const xml = ovaXmlBytes(tar);
-  const x = Buffer.from(xml.buffer, xml.byteOffset, xml.byteLength);
-  const s = new Scanner(x);
-  const root = s.open(0, VALUE);
-  const prolog = x.subarray(0, root.start);
-  let versionText: Buffer | null = null;
-  const objects: Obj[] = [];
-  s.members(root, (nameOf, v) => {
-    const name = nameOf();
-    if (name === 'version') {
-      const end = s.skipValue(v);
-      versionText = x.subarray(v.start, end);
-      return end;
-    }
-    if (name !== 'objects') return s.skipValue(v);
-    return s.items(v, (ov) => {
-      let cls: string | null = null;
-      let id: string | null = null;
-      let snapshot: Tag | null = null;
-      const end = s.members(ov, (nameOf, mv) => {
-        const m = nameOf();
-        const mend = s.skipValue(mv);
-        if (m === 'class' || m === 'id') {
-          const val = s.decode(mv.start, mend);
-          if (typeof val !== 'string') throw bad(`object ${m} is not a string`);
-          if (m === 'class') cls = val;
-          else id = val;
-        } else if (m === 'snapshot') snapshot = mv;
-        return mend;
-      });
-      if (cls === null || id === null) throw bad('an object without class or id');
-      const c: string = cls;
-      const fields: Field[] = [];
-      const want = new Set([
-        ...(REF_FIELDS[c]?.one ?? []),
-        ...(REF_FIELDS[c]?.many ?? []),
-        ...(EXTRA[c] ?? []),
-      ]);
-      const lengths = new Set([...want].map((f) => Buffer.byteLength(f)));
-      if (snapshot !== null && want.size > 0)
-        s.members(snapshot, (nameOf, fv, nameBytes) => {
-          const fend = s.skipValue(fv);
-          // Most names are ruled out by their length alone, without decoding them.
-          if (!lengths.has(nameBytes)) return fend;
-          const f = nameOf();
-          if (want.has(f))
-            fields.push({ name: f, start: fv.start, end: fend, value: s.decode(fv.start, fend) });
-          return fend;
-        });
-      const byName = new Map(fields.map((f) => [f.name, f.value]));
-      objects.push({ class: c, id, start: ov.start, end, fields, get: (n) => byName.get(n) });
-      return end;
-    });
-  });
-  if (versionText === null) throw bad('no version');
-  const version: Buffer = versionText;
+  const splitter = new ExportSplitter(uuids);
+  splitter.push(tar);
+  return splitter.finish((offset, length) => tar.subarray(offset, offset + length));
+}
 
+/**
+ * The same split, fed the export tar chunk by chunk as it arrives: it keeps only the index
+ * and the bytes of the object being read, so the export itself can go to a file (`push`
+ * each chunk, then `finish` with a reader of that file's bytes).
+ */
+export class ExportSplitter {
+  readonly #uuids: readonly string[] | undefined;
+  #head: Buffer = Buffer.alloc(0);
+  /** The length of ova.xml, once the tar header is read. */
+  #size = -1;
+  /** Bytes of ova.xml not read yet; `#base` is the offset in ova.xml of its first byte. */
+  #buf: Buffer = Buffer.alloc(0);
+  #base = 0;
+  #pos = 0;
+  #received = 0;
+  #state: 'root' | 'member' | 'objects' | 'done' = 'root';
+  #prolog: Buffer | null = null;
+  #version: Buffer | null = null;
+  readonly #objects: Obj[] = [];
+  readonly #s = new Scanner(Buffer.alloc(0));
+
+  constructor(uuids?: readonly string[]) {
+    this.#uuids = uuids;
+  }
+
+  /** The next bytes of the export tar. */
+  push(chunk: Uint8Array): void {
+    let c = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.#received += c.length;
+    if (this.#size < 0) {
+      this.#head = Buffer.concat([this.#head, c]);
+      if (this.#head.length < 512) return;
+      const name = this.#head.toString('latin1', 0, 100).replace(/\0.*$/s, '');
+      const size = Number.parseInt(
+        this.#head.toString('latin1', 124, 136).replace(/\0.*$/s, '').trim() || 'x',
+        8,
+      );
+      if (name !== 'ova.xml' || !Number.isFinite(size) || size < 0)
+        throw new XapiError('XAPI_PROTOCOL', ['ova'], 'the metadata export has no ova.xml first');
+      this.#size = size;
+      c = this.#head.subarray(512);
+      this.#head = Buffer.alloc(0);
+    }
+    if (this.#state === 'done') return;
+    const left = this.#size - (this.#base + this.#buf.length);
+    if (left <= 0) return;
+    if (c.length > left) c = c.subarray(0, left);
+    // Keep what is not read yet, then the new bytes (a copy only when something is kept).
+    const rest = this.#buf.subarray(this.#pos);
+    this.#base += this.#pos;
+    this.#pos = 0;
+    this.#buf = rest.length === 0 ? c : Buffer.concat([rest, c]);
+    this.#s.b = this.#buf;
+    this.#pump();
+  }
+
+  /** Reads as far as the bytes so far go. */
+  #pump(): void {
+    const s = this.#s;
+    const b = this.#buf;
+    for (;;) {
+      try {
+        if (this.#state === 'done') return;
+        if (this.#state === 'root') {
+          const root = s.open(this.#pos, VALUE);
+          const st = s.open(root.end, STRUCT);
+          if (st.selfClose) throw bad('no objects');
+          this.#prolog = Buffer.from(b.subarray(this.#pos, root.start));
+          this.#pos = st.end;
+          this.#state = 'member';
+        } else if (this.#state === 'member') {
+          const t = s.tag(this.#pos);
+          if (t.name === STRUCT && t.close) {
+            s.closing(t.end, VALUE);
+            this.#state = 'done';
+            return;
+          }
+          if (t.name !== MEMBER || t.close)
+            throw bad(`expected <member> at ${this.#base + t.start}`);
+          const nameOpen = s.open(t.end, NAME);
+          const nameClose = s.closing(nameOpen.end, NAME);
+          const name = b.toString('utf8', nameOpen.end, nameClose.start);
+          const v = s.open(nameClose.end, VALUE);
+          if (name === 'objects') {
+            if (v.selfClose) throw bad('objects is not an array');
+            const data = s.open(s.open(v.end, ARRAY).end, DATA);
+            if (data.selfClose) {
+              const end = s.closing(s.closing(s.closing(data.end, ARRAY).end, VALUE).end, MEMBER);
+              this.#pos = end.end;
+            } else {
+              this.#pos = data.end;
+              this.#state = 'objects';
+            }
+          } else {
+            const end = s.skipValue(v);
+            const close = s.closing(end, MEMBER);
+            if (name === 'version') this.#version = Buffer.from(b.subarray(v.start, end));
+            this.#pos = close.end;
+          }
+        } else {
+          const t = s.tag(this.#pos);
+          if (t.name === DATA && t.close) {
+            const end = s.closing(s.closing(s.closing(t.end, ARRAY).end, VALUE).end, MEMBER);
+            this.#pos = end.end;
+            this.#state = 'member';
+            continue;
+          }
+          if (t.name !== VALUE || t.close) throw bad(`expected <value> at ${this.#base + t.start}`);
+          const end = s.skipValue(t);
+          this.#objects.push(readObject(s, t, end, this.#base));
+          this.#pos = end;
+        }
+      } catch (e) {
+        if (e instanceof NeedMore) return;
+        throw e;
+      }
+    }
+  }
+
+  /**
+   * The per-VM exports, once every byte was pushed; `read` gives bytes of the tar (offsets
+   * from its start). A tar that ended early or holds no version is XAPI_PROTOCOL.
+   */
+  finish(read: ExportBytes): Map<string, () => Uint8Array> {
+    if (this.#size < 0 || this.#received < 512 + this.#size)
+      throw new XapiError('XAPI_PROTOCOL', ['ova'], 'the metadata export has no ova.xml first');
+    if (this.#state !== 'done') throw bad('ends early');
+    if (this.#version === null || this.#prolog === null) throw bad('no version');
+    this.#buf = Buffer.alloc(0);
+    return perVm(
+      this.#objects,
+      this.#prolog,
+      this.#version,
+      (o) => read(512 + o.start, o.end - o.start),
+      this.#uuids,
+    );
+  }
+}
+
+/** One object of the export (at its `<value>` tag, ending at `end`), offsets made absolute. */
+function readObject(s: Scanner, ov: Tag, end: number, base: number): Obj {
+  let cls: string | null = null;
+  let id: string | null = null;
+  let snapshot: Tag | null = null;
+  s.members(ov, (nameOf, mv) => {
+    const m = nameOf();
+    const mend = s.skipValue(mv);
+    if (m === 'class' || m === 'id') {
+      const val = s.decode(mv.start, mend);
+      if (typeof val !== 'string') throw bad(`object ${m} is not a string`);
+      if (m === 'class') cls = val;
+      else id = val;
+    } else if (m === 'snapshot') snapshot = mv;
+    return mend;
+  });
+  if (cls === null || id === null) throw bad('an object without class or id');
+  const c: string = cls;
+  const fields: Field[] = [];
+  const want = new Set([
+    ...(REF_FIELDS[c]?.one ?? []),
+    ...(REF_FIELDS[c]?.many ?? []),
+    ...(EXTRA[c] ?? []),
+  ]);
+  const lengths = new Set([...want].map((f) => Buffer.byteLength(f)));
+  if (snapshot !== null && want.size > 0)
+    s.members(snapshot, (nameOf, fv, nameBytes) => {
+      const fend = s.skipValue(fv);
+      // Most names are ruled out by their length alone, without decoding them.
+      if (!lengths.has(nameBytes)) return fend;
+      const f = nameOf();
+      if (want.has(f))
+        fields.push({
+          name: f,
+          start: fv.start - ov.start,
+          end: fend - ov.start,
+          value: s.decode(fv.start, fend),
+        });
+      return fend;
+    });
+  const byName = new Map(fields.map((f) => [f.name, f.value]));
+  return {
+    class: c,
+    id,
+    start: base + ov.start,
+    end: base + end,
+    fields,
+    get: (n) => byName.get(n),
+  };
+}
+
+/** The builders of the per-VM exports (see splitExport in ova.ts for what each holds). */
+function perVm(
+  objects: Obj[],
+  prolog: Buffer,
+  version: Buffer,
+  bytesOf: (o: Obj) => Uint8Array,
+  uuids: readonly string[] | undefined,
+): Map<string, () => Uint8Array> {
   const byId = new Map(objects.map((o) => [o.id, o]));
   const order = new Map(objects.map((o, i) => [o.id, i]));
   const proxies = objects.filter((o) => o.class === 'PVS_proxy');
@@ -343,7 +495,8 @@ export function splitExportTar(
       for (const id of [...keep].sort((a, b) => order.get(a)! - order.get(b)!)) {
         const o = byId.get(id)!;
         const rules = REF_FIELDS[o.class];
-        let at = o.start;
+        const ob = bytesOf(o);
+        let at = 0;
         for (const f of o.fields) {
           let next: XmlRpcValue | null = null;
           if (rules?.one.includes(f.name)) {
@@ -354,10 +507,10 @@ export function splitExportTar(
             if (list.length !== f.value.length) next = list;
           }
           if (next === null) continue;
-          parts.push(x.subarray(at, f.start), enc.encode(encodeValue(next)));
+          parts.push(ob.subarray(at, f.start), enc.encode(encodeValue(next)));
           at = f.end;
         }
-        parts.push(x.subarray(at, o.end));
+        parts.push(ob.subarray(at));
       }
       parts.push(enc.encode('</data></array></value></member></struct></value>'));
       return tarOne('ova.xml', Buffer.concat(parts));

@@ -63,7 +63,7 @@ export function ovaXmlOf(tar: Uint8Array): string {
 }
 
 /** The bytes of `ova.xml` in a metadata export tar (a view, not a copy). */
-export function ovaXmlBytes(tar: Uint8Array): Uint8Array {
+function ovaXmlBytes(tar: Uint8Array): Uint8Array {
   if (tar.length < 512)
     throw new XapiError('XAPI_PROTOCOL', ['ova'], 'the metadata export is not a tar');
   const name = dec.decode(tar.subarray(0, 100)).replace(/\0.*$/s, '');

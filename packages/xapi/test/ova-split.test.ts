@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type Ova, readOva, splitExport, tarOne, writeOva } from '../src/ova.js';
-import { splitExportTar } from '../src/ova-split.js';
+import { ExportSplitter, splitExportTar } from '../src/ova-split.js';
 
 const NULL = 'OpaqueRef:NULL';
 const enc = new TextEncoder();
@@ -94,6 +94,36 @@ describe('splitExportTar (the split on the export text)', () => {
       // Asked for some VMs only.
       expect([...splitExportTar(tar, ['vm-3', 'vm-1']).keys()]).toEqual(['vm-1', 'vm-3']);
     });
+
+  it('gives the same fed chunk by chunk (any cut), reading the objects back by offset', () => {
+    const tar = spaced(writeOva(pool()));
+    const whole = splitExportTar(tar);
+    for (const size of [7, 100, 511, 513, 4096]) {
+      const s = new ExportSplitter(['vm-0', 'vm-1', 'vm-2', 'vm-3']);
+      for (let i = 0; i < tar.length; i += size) s.push(tar.slice(i, i + size));
+      const reads: number[] = [];
+      const got = s.finish((offset, length) => {
+        reads.push(length);
+        return tar.subarray(offset, offset + length);
+      });
+      expect([...got.keys()], `chunks of ${size}`).toEqual([...whole.keys()]);
+      for (const [uuid, build] of got) expect(build()).toEqual(whole.get(uuid)!());
+      // Object by object, never the whole export.
+      expect(Math.max(...reads)).toBeLessThan(tar.length / 4);
+    }
+  });
+
+  it('refuses an export that ends early with XAPI_PROTOCOL', () => {
+    const tar = writeOva(pool());
+    const size = Number.parseInt(dec.decode(tar.subarray(124, 136)).replace(/\0.*$/s, ''), 8);
+    for (const cut of [100, 600, 512 + Math.floor(size / 2), 512 + size - 3]) {
+      const s = new ExportSplitter();
+      s.push(tar.subarray(0, cut));
+      expect(() => s.finish((o, l) => tar.subarray(o, o + l)), `cut at ${cut}`).toThrow(
+        expect.objectContaining({ code: 'XAPI_PROTOCOL' }),
+      );
+    }
+  });
 
   it('keeps the text of what it does not change (doubles stay doubles)', () => {
     const text = dec.decode(splitExportTar(writeOva(pool())).get('vm-0')!());
