@@ -62,17 +62,17 @@ export interface BackupOptions {
   /** Use the pool's one-request export of every VM when it has one (default true). */
   exportAll?: boolean;
   /**
-   * Above this many VMs the one-request export is not used: xapi sends it whole (about
-   * 33 KiB a VM, with its Content-Length: ocaml/xapi/export.ml builds it in memory first and
-   * takes no subset of VMs), and it is held whole while it is split; per-VM exports stream
-   * into the archive in bounded memory.
+   * Above this many VMs the one-request export is not used: xapi takes no subset of VMs
+   * (ocaml/xapi/export.ml), and the index its split keeps grows with the pool; per-VM
+   * exports stream into the archive in bounded memory.
    */
   exportAllMaxVms?: number;
 }
 
 /**
  * Default of BackupOptions.exportAllMaxVms: the fast path's backup of 1,000 VMs peaked at
- * 181 MiB (the 33 MiB export held once, split on its text), under the 200 MiB goal.
+ * 165-171 MiB (the CLI spools the export to a file; the split's index is about 30 MiB of
+ * heap), under the 200 MiB goal.
  */
 export const EXPORT_ALL_MAX_VMS = 1200;
 
