@@ -59,17 +59,6 @@ class Walker {
     }
   }
 
-  /** A string (at `"`), decoded. */
-  string(): string {
-    this.ws();
-    if (this.b[this.i] !== QUOTE) throw bad(`expected a string at ${this.i}`);
-    const start = this.i;
-    const end = this.endOfString(start);
-    this.i = end;
-    const raw = this.b.toString('utf8', start + 1, end - 1);
-    return raw.includes('\\') ? (JSON.parse(this.b.toString('utf8', start, end)) as string) : raw;
-  }
-
   /** Skips one value; returns where it started (after white space). */
   skip(): number {
     this.ws();
@@ -123,8 +112,12 @@ class Walker {
     }
   }
 
-  /** The members of an object (at `{`): `each` reads each member's value. */
-  members(each: (key: string) => void): void {
+  /**
+   * The members of an object (at `{`): `each` reads each member's value. Its key is decoded
+   * when `each` asks (`key()`); `keyBytes` is its length as written, quotes left out, or -1
+   * when it holds an escape.
+   */
+  members(each: (key: () => string, keyBytes: number) => void): void {
     this.expect(OPEN_OBJECT);
     this.ws();
     if (this.b[this.i] === CLOSE_OBJECT) {
@@ -132,9 +125,26 @@ class Walker {
       return;
     }
     for (;;) {
-      const key = this.string();
+      this.ws();
+      if (this.b[this.i] !== QUOTE) throw bad(`expected a string at ${this.i}`);
+      const start = this.i;
+      const end = this.endOfString(start);
+      this.i = end;
+      const key = () => {
+        const raw = this.b.toString('utf8', start + 1, end - 1);
+        return raw.includes('\\')
+          ? (JSON.parse(this.b.toString('utf8', start, end)) as string)
+          : raw;
+      };
+      // A key with an escape is decoded whatever its length (-1: its length says nothing).
+      let bytes = end - start - 2;
+      for (let k = start + 1; k < end - 1; k++)
+        if (this.b[k] === BACKSLASH) {
+          bytes = -1;
+          break;
+        }
       this.expect(COLON);
-      each(key);
+      each(key, bytes);
       this.ws();
       const c = this.b[this.i];
       this.i++;
@@ -151,22 +161,27 @@ class Walker {
  */
 export function decodeRecordsReply(body: Buffer, fields: readonly string[]): unknown {
   const keep = new Set(fields);
+  // A key whose length no field has is skipped without being decoded.
+  const lengths = new Set(fields.map((f) => Buffer.byteLength(f)));
   const w = new Walker(body);
   // No prototype: a member named __proto__ is a member like any other.
   const reply: Record<string, unknown> = Object.create(null);
-  w.members((key) => {
+  w.members((keyOf) => {
+    const key = keyOf();
     w.ws();
     if (key !== 'result' || body[w.i] !== OPEN_OBJECT) {
       reply[key] = w.value();
       return;
     }
     const records: Record<string, Record<string, unknown>> = Object.create(null);
-    w.members((ref) => {
+    w.members((refOf) => {
+      const ref = refOf();
       const rec: Record<string, unknown> = Object.create(null);
       w.ws();
       if (body[w.i] !== OPEN_OBJECT) throw bad(`the record of ${ref} is not an object`);
-      w.members((field) => {
-        if (keep.has(field)) rec[field] = w.value();
+      w.members((fieldOf, bytes) => {
+        const field = bytes < 0 || lengths.has(bytes) ? fieldOf() : null;
+        if (field !== null && keep.has(field)) rec[field] = w.value();
         else w.skip();
       });
       records[ref] = rec;

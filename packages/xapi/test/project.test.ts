@@ -43,6 +43,14 @@ describe('decodeRecordsReply (get_all_records keeping some fields)', () => {
       }
     });
 
+  it('finds a field whose key is written with escapes', () => {
+    const text = '{"result":{"r":{"\\u0075uid":"x","name_label":"n"}},"id":1}';
+    const got = decodeRecordsReply(Buffer.from(text), ['uuid']) as {
+      result: Record<string, Record<string, string>>;
+    };
+    expect({ ...got.result.r }).toEqual({ uuid: 'x' });
+  });
+
   it('decodes an error reply, and an empty map, whole', () => {
     const err = {
       jsonrpc: '2.0',
