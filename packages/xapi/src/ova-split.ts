@@ -345,8 +345,9 @@ export class ExportSplitter {
             continue;
           }
           if (t.name !== VALUE || t.close) throw bad(`expected <value> at ${this.#base + t.start}`);
-          const end = s.skipValue(t);
-          this.#objects.push(readObject(s, t, end, this.#base));
+          // Read in one pass; an object cut by the end of the bytes so far is NeedMore.
+          const { obj, end } = readObject(s, t, this.#base);
+          this.#objects.push(obj);
           this.#pos = end;
         }
       } catch (e) {
@@ -377,32 +378,22 @@ export class ExportSplitter {
 }
 
 /** One object of the export (at its `<value>` tag, ending at `end`), offsets made absolute. */
-function readObject(s: Scanner, ov: Tag, end: number, base: number): Obj {
+function readObject(s: Scanner, ov: Tag, base: number): { obj: Obj; end: number } {
   let cls: string | null = null;
   let id: string | null = null;
   let snapshot: Tag | null = null;
-  s.members(ov, (nameOf, mv) => {
-    const m = nameOf();
-    const mend = s.skipValue(mv);
-    if (m === 'class' || m === 'id') {
-      const val = s.decode(mv.start, mend);
-      if (typeof val !== 'string') throw bad(`object ${m} is not a string`);
-      if (m === 'class') cls = val;
-      else id = val;
-    } else if (m === 'snapshot') snapshot = mv;
-    return mend;
-  });
-  if (cls === null || id === null) throw bad('an object without class or id');
-  const c: string = cls;
+  let walked = false;
   const fields: Field[] = [];
-  const want = new Set([
-    ...(REF_FIELDS[c]?.one ?? []),
-    ...(REF_FIELDS[c]?.many ?? []),
-    ...(EXTRA[c] ?? []),
-  ]);
-  const lengths = new Set([...want].map((f) => Buffer.byteLength(f)));
-  if (snapshot !== null && want.size > 0)
-    s.members(snapshot, (nameOf, fv, nameBytes) => {
+  /** The wanted fields of a snapshot, read as its members are walked (one pass). */
+  const walk = (c: string, st: Tag): number => {
+    const want = new Set([
+      ...(REF_FIELDS[c]?.one ?? []),
+      ...(REF_FIELDS[c]?.many ?? []),
+      ...(EXTRA[c] ?? []),
+    ]);
+    if (want.size === 0) return s.skipValue(st);
+    const lengths = new Set([...want].map((f) => Buffer.byteLength(f)));
+    return s.members(st, (nameOf, fv, nameBytes) => {
       const fend = s.skipValue(fv);
       // Most names are ruled out by their length alone, without decoding them.
       if (!lengths.has(nameBytes)) return fend;
@@ -416,8 +407,29 @@ function readObject(s: Scanner, ov: Tag, end: number, base: number): Obj {
         });
       return fend;
     });
+  };
+  const end = s.members(ov, (nameOf, mv) => {
+    const m = nameOf();
+    // xapi writes class and id first: the snapshot is then read as it is walked.
+    if (m === 'snapshot' && cls !== null) {
+      walked = true;
+      return walk(cls, mv);
+    }
+    const mend = s.skipValue(mv);
+    if (m === 'class' || m === 'id') {
+      const val = s.decode(mv.start, mend);
+      if (typeof val !== 'string') throw bad(`object ${m} is not a string`);
+      if (m === 'class') cls = val;
+      else id = val;
+    } else if (m === 'snapshot') snapshot = mv;
+    return mend;
+  });
+  if (cls === null || id === null) throw bad('an object without class or id');
+  const c: string = cls;
+  // A snapshot written before the class: walked now that the class is known.
+  if (snapshot !== null && !walked) walk(c, snapshot);
   const byName = new Map(fields.map((f) => [f.name, f.value]));
-  return {
+  const obj: Obj = {
     class: c,
     id,
     start: base + ov.start,
@@ -425,6 +437,7 @@ function readObject(s: Scanner, ov: Tag, end: number, base: number): Obj {
     fields,
     get: (n) => byName.get(n),
   };
+  return { obj, end };
 }
 
 /** The builders of the per-VM exports (see splitExport in ova.ts for what each holds). */
