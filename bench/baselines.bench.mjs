@@ -9,11 +9,12 @@
 //           ran one `xe vm-export` per VM (backup only)
 // Every client runs as its own process under /usr/bin/time: wall time, CPU time (user +
 // system, children included) and peak RSS are the client's; the simulator's are not counted.
-// BENCH_SIZES (default 100,1000) and BENCH_ROUNDS (default 3) change the work;
-// BENCH_RESTORE_PROF=DIR writes a CPU profile of each of our restores there.
+// BENCH_SIZES (default 100,1000) and BENCH_ROUNDS (default 3) change the work; BENCH_RESTORE=0
+// runs the backup side only (its rows alone); BENCH_RESTORE_PROF=DIR writes a CPU profile of
+// each of our restores there.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startSim } from './backup.bench.mjs';
@@ -23,6 +24,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const XSMETA = join(here, '..', 'packages/cli/bin/xsmeta.js');
 const SIZES = (process.env.BENCH_SIZES ?? '100,1000').split(',').map(Number);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const RESTORE = process.env.BENCH_RESTORE !== '0';
 const MiB = 1024 * 1024;
 
 /** Runs a command under /usr/bin/time; resolves with stdout, wall ms, CPU ms and peak RSS. */
@@ -71,6 +73,7 @@ async function side(name, vms, scratch) {
     if (name === 'ours') {
       const env = { ...sim.env, XSMETA_STATE_DIR: join(dir, 'state') };
       r.backup = await timed(process.execPath, [XSMETA, 'backup', '--create', '--json'], env, dir);
+      if (!RESTORE) return r;
       const { srUuid } = JSON.parse(r.backup.out.trim().split('\n').pop());
       await sim.stop();
       sim = await startSim(simDir, ['--fresh-pool']);
@@ -91,6 +94,7 @@ async function side(name, vms, scratch) {
       const files = join(dir, 'files');
       const client = join(here, 'baseline-client.mjs');
       r.backup = await timed(process.execPath, [client, 'backup', files], sim.env, dir);
+      if (!RESTORE) return r;
       await sim.stop();
       sim = await startSim(simDir, ['--fresh-pool']);
       r.restore = await timed(process.execPath, [client, 'restore', files], sim.env, dir);
@@ -126,10 +130,11 @@ export async function rounds(vms, n = ROUNDS) {
   try {
     for (let i = 0; i < n; i++) {
       const order = i % 2 === 0 ? ['ours', 'seq', 'legacy'] : ['legacy', 'seq', 'ours'];
-      const round = {};
+      const round = { load: [loadavg()[0]] };
       for (const name of order) {
         process.stderr.write(`baselines: ${vms} VMs, round ${i + 1}/${n}, ${name}\n`);
         round[name] = await side(name, vms, scratch);
+        round.load.push(loadavg()[0]);
       }
       out.push(round);
     }
@@ -159,7 +164,9 @@ export async function run() {
   const rows = [];
   for (const vms of SIZES) {
     const rs = await rounds(vms);
-    const bench = `baselines (issue 19), ${vms} VMs`;
+    // The 1-minute load average seen between the sides (the machine may be shared).
+    const loads = rs.flatMap((r) => r.load);
+    const bench = `baselines (issue 19), ${vms} VMs, load ${Math.min(...loads).toFixed(0)}-${Math.max(...loads).toFixed(0)}`;
     const b = (s, k) => rs.map((r) => r[s].backup[k]);
     const re = (s, k) => rs.map((r) => r[s].restore[k]);
     const main = vms === 1000;
@@ -197,32 +204,35 @@ export async function run() {
         better: 'higher',
         target: (x) => x <= 1.0,
       }),
-      ratioRow({
-        bench,
-        metric: `restore --mode all wall (${median(re('ours', 'result').map((x) => x.restored))} VMs, real imports, fresh pool): sequential client / ours`,
-        ours: re('ours', 'ms').map((x) => x / 1000),
-        base: re('seq', 'ms').map((x) => x / 1000),
-        ratios: rs.map((r) => r.seq.restore.ms / r.ours.restore.ms),
-        unit: 's',
-        goal: main ? '>= 1.5' : '',
-        better: 'lower',
-        target: (x) => (main ? x >= 1.5 : null),
-      }),
-      ratioRow({
-        bench,
-        metric: 'restore client CPU (user+sys): ours / sequential client',
-        ours: re('ours', 'cpuMs').map((x) => x / 1000),
-        base: re('seq', 'cpuMs').map((x) => x / 1000),
-        ratios: rs.map((r) => r.ours.restore.cpuMs / r.seq.restore.cpuMs),
-        unit: 's CPU',
-        goal: '',
-        better: 'higher',
-        target: () => null,
-      }),
     );
+    if (RESTORE)
+      rows.push(
+        ratioRow({
+          bench,
+          metric: `restore --mode all wall (${median(re('ours', 'result').map((x) => x.restored))} VMs, real imports, fresh pool): sequential client / ours`,
+          ours: re('ours', 'ms').map((x) => x / 1000),
+          base: re('seq', 'ms').map((x) => x / 1000),
+          ratios: rs.map((r) => r.seq.restore.ms / r.ours.restore.ms),
+          unit: 's',
+          goal: main ? '>= 1.5' : '',
+          better: 'lower',
+          target: (x) => (main ? x >= 1.5 : null),
+        }),
+        ratioRow({
+          bench,
+          metric: 'restore client CPU (user+sys): ours / sequential client',
+          ours: re('ours', 'cpuMs').map((x) => x / 1000),
+          base: re('seq', 'cpuMs').map((x) => x / 1000),
+          ratios: rs.map((r) => r.ours.restore.cpuMs / r.seq.restore.cpuMs),
+          unit: 's CPU',
+          goal: '',
+          better: 'higher',
+          target: () => null,
+        }),
+      );
     for (const [what, xs] of [
       ['backup', b('ours', 'rss')],
-      ['restore', re('ours', 'rss')],
+      ...(RESTORE ? [['restore', re('ours', 'rss')]] : []),
     ]) {
       const peak = Math.max(...xs) / MiB;
       rows.push(

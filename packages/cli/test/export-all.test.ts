@@ -14,6 +14,7 @@ import {
   XapiClient as Client,
   readOva,
   splitExport,
+  splitExportTar,
   writeOva,
   type XapiClient,
   type XmlRpcValue,
@@ -357,9 +358,11 @@ describe('export_metadata?all=true split client-side (the backup fast path)', ()
     });
     try {
       const vms = await xapi.getAllRecords<Rec>('VM');
-      const all = readOva(
-        await xapi.exportMetadata({ all: true }, { exportSnapshots: false, includeDom0: false }),
+      const allTar = await xapi.exportMetadata(
+        { all: true },
+        { exportSnapshots: false, includeDom0: false },
       );
+      const all = readOva(allTar);
       expect([...new Set(all.objects.map((o) => o.class))].sort()).toEqual(
         ['SR', 'VBD', 'VDI', 'VIF', 'VM', 'host', 'network'].sort(),
       );
@@ -378,11 +381,17 @@ describe('export_metadata?all=true split client-side (the backup fast path)', ()
       expect(expected.some((v) => v.is_a_template === true)).toBe(true);
       const split = splitExport(all, uuids);
       expect([...split.keys()].sort()).toEqual(uuids);
+      // The backup's split on the export's text (splitExportTar) gives the same.
+      const onText = splitExportTar(allTar, uuids);
+      expect([...onText.keys()].sort()).toEqual(uuids);
       for (const uuid of uuids) {
         const alone = readOva(await xapi.exportMetadata({ uuid }, { exportSnapshots: false }));
         const mine = readOva(writeOva(split.get(uuid)!));
         expect(canonical(mine), uuid).toEqual(canonical(alone));
         expect(mine.objects.map((o) => o.class)).toEqual(alone.objects.map((o) => o.class));
+        const text = readOva(onText.get(uuid)!());
+        expect(canonical(text), uuid).toEqual(canonical(alone));
+        expect(text.objects.map((o) => o.class)).toEqual(alone.objects.map((o) => o.class));
       }
     } finally {
       await xapi.logout();

@@ -218,7 +218,14 @@ describe('upstream behaviours of the scripts and the console', () => {
       ],
     ]);
     const xapi = {
-      getAllRecords: async (cls: string) => (cls === 'SR' ? records : vdis),
+      // The listing of only some fields (getAllRecordsFields): the records cut down.
+      getAllRecordsFields: async (cls: string, fields: string[]) =>
+        new Map(
+          [...(cls === 'SR' ? records : vdis)].map(([ref, r]) => [
+            ref,
+            Object.fromEntries(fields.filter((f) => f in r).map((f) => [f, r[f]])),
+          ]),
+        ),
     } as unknown as XapiClient;
     const srs = await new XapiPool(xapi, {} as never).srs();
     expect(srs.map((s) => s.uuid)).toEqual(['sr-a', 'sr-b']);

@@ -6,7 +6,8 @@
  * each module costs the ESM loader a resolve, a stat and a read). Everything here is also
  * exported by `@xsmeta/core` itself; the two are the same functions.
  */
-export { fmtBytes } from './app/backup.js';
+
 export { type BackupListing, backupVdiOf, listings, resolveSr, withRing } from './app/catalogue.js';
 export { AppError, type AppErrorCode, errorCode } from './app/errors.js';
+export { fmtBytes } from './app/format.js';
 export { verifyRecord } from './app/verify-record.js';

@@ -4,6 +4,7 @@
  * record, the events, the listing and a restore all say so.
  */
 import { describe, expect, it } from 'vitest';
+import { splitRecord } from '../src/app/record-frame.js';
 import {
   type ArchivePort,
   BUSY_VM_CODES,
@@ -230,8 +231,8 @@ describe('the one-request export of every VM (export_metadata?all=true)', () => 
     p.exportAll = async (uuids) => {
       asked.push([...uuids]);
       return new Map([
-        ['vm-a', enc.encode('split vm-a')],
-        ['vm-b', enc.encode('split vm-b')],
+        ['vm-a', () => enc.encode('split vm-a')],
+        ['vm-b', () => enc.encode('split vm-b')],
       ]);
     };
     const r = await runBackup({
@@ -288,5 +289,56 @@ describe('the one-request export of every VM (export_metadata?all=true)', () => 
     expect(attempts.get('vm-a')).toBe(1);
     expect(r.skipped.map((v) => v.uuid)).toEqual(['vm-c']);
     expect(r.vmCount).toBe(2);
+  });
+});
+
+describe('the pool database in a backup', () => {
+  it('given as chunks, goes into the record as chunks (never joined whole first), counted in the progress', async () => {
+    const ring = memoryRing();
+    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { pool: p } = pool((uuid) => Promise.resolve(enc.encode(uuid)));
+    const given: string[] = [];
+    p.dumpDatabase = async () =>
+      (async function* () {
+        for (const c of ['<database>', '<table/>', '</database>']) {
+          given.push(c);
+          yield enc.encode(c);
+        }
+      })();
+    const seen: { part: string; streamed: boolean }[] = [];
+    const spy: ArchivePort = {
+      write: (parts, opts) =>
+        archive.write(
+          (async function* () {
+            for await (const part of parts) {
+              seen.push({ part: part.name, streamed: !(part.data instanceof Uint8Array) });
+              yield part;
+            }
+          })(),
+          opts,
+        ),
+      read: archive.read,
+    };
+    const bytes: number[] = [];
+    await runBackup({
+      pool: p,
+      disk,
+      archive: spy,
+      clock: { now: () => new Date(0) },
+      events: null,
+      progress: (e) => {
+        if (e.item === 'pool database') bytes.push(e.bytes);
+      },
+    });
+    expect(seen[0]).toEqual({ part: 'pool-db.xml', streamed: true });
+    expect(given).toHaveLength(3);
+    expect(bytes).toEqual(['<database><table/></database>'.length]);
+    const [rec] = ring.list();
+    const parts = JSON.parse(dec.decode(splitRecord(await ring.readAll(rec!.seq)).parts)) as {
+      name: string;
+      data: string;
+    }[];
+    const db = parts.find((x) => x.name === 'pool-db.xml')!;
+    expect(Buffer.from(db.data, 'base64').toString()).toBe('<database><table/></database>');
   });
 });

@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { joinRecord } from '../src/app/backup.js';
+import { joinRecord } from '../src/app/record-frame.js';
 import {
   type ArchivePort,
   type DiskPort,

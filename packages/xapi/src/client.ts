@@ -7,8 +7,8 @@
  */
 import type { XapiConnectOptions } from './connect-options.js';
 import { HandlerIo, type TransferOptions } from './handler-io.js';
-import { getAllRecords, getRecord } from './record-calls.js';
-import type { XapiRef } from './records.js';
+import { getAllRecords, getAllRecordsFields, getRecord } from './record-calls.js';
+import type { XapiRecordTypes, XapiRef } from './records.js';
 import type { Transport } from './rpc.js';
 import { Session } from './session.js';
 import { Tasks, type WaitTaskOptions } from './tasks.js';
@@ -16,6 +16,7 @@ import {
   dumpDatabase,
   dumpDatabaseStream,
   exportMetadata,
+  exportMetadataStream,
   exportRawVdi,
   importMetadata,
   importRawVdi,
@@ -89,6 +90,18 @@ export class XapiClient {
     return getAllRecords<T>(this.#session, cls);
   }
 
+  /**
+   * `<cls>.get_all_records` keeping only `fields` of each record: over JSON-RPC the other
+   * fields are skipped while the answer is decoded, never built (project.ts); over XML-RPC
+   * the records are decoded whole, then cut down.
+   */
+  getAllRecordsFields<C extends keyof XapiRecordTypes, K extends keyof XapiRecordTypes[C]>(
+    cls: C,
+    fields: readonly (K & string)[],
+  ): Promise<Map<XapiRef, Pick<XapiRecordTypes[C], K>>> {
+    return getAllRecordsFields(this.#session, cls, fields);
+  }
+
   /** `<cls>.get_record` (int fields as numbers). */
   getRecord<T>(cls: string, ref: XapiRef): Promise<T> {
     return getRecord<T>(this.#session, cls, ref);
@@ -100,6 +113,17 @@ export class XapiClient {
     opts: TransferOptions & { exportSnapshots?: boolean; includeDom0?: boolean } = {},
   ): Promise<Uint8Array> {
     return exportMetadata(this.#io, vm, opts);
+  }
+
+  /**
+   * `exportMetadata` as a stream of chunks (consume it to the end, or break out), with a task
+   * of ours: how a large `all=true` export goes to a file instead of memory.
+   */
+  exportMetadataStream(
+    vm: { uuid: string } | { ref: string } | { all: true },
+    opts: TransferOptions & { exportSnapshots?: boolean; includeDom0?: boolean } = {},
+  ): Promise<AsyncIterable<Uint8Array>> {
+    return exportMetadataStream(this.#io, vm, opts);
   }
 
   /** `PUT /import_metadata?restore=true&…`: the refs of the VMs created (none on a dry run). */

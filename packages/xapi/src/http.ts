@@ -228,12 +228,17 @@ export async function readBody(
   const declared = Number(res.headers['content-length']);
   if (Number.isFinite(declared) && declared > max) refuse(tooLong());
   const chunks: Buffer[] = [];
+  // A declared length: the chunks are copied into the body as they come, so a large answer
+  // (an all=true export, a pool's records) is not held twice, as chunks and joined.
+  const whole =
+    Number.isFinite(declared) && declared > 64 * 1024 ? Buffer.allocUnsafe(declared) : null;
   let total = 0;
   try {
     for await (const chunk of res as AsyncIterable<Buffer>) {
+      if (whole !== null && total + chunk.length <= whole.length) whole.set(chunk, total);
       total += chunk.length;
       if (total > max) refuse(tooLong());
-      chunks.push(chunk);
+      if (whole === null) chunks.push(chunk);
     }
   } catch (e) {
     throw toXapiError(e, where);
@@ -241,6 +246,7 @@ export async function readBody(
   const broken = bodyFault(res, total, where);
   if (broken !== undefined) refuse(broken);
   ex.done();
+  if (whole !== null) return whole;
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
 }
 

@@ -14,6 +14,7 @@ export {
   writeOva,
 } from './ova.js';
 export { exportNetworks } from './ova-networks.js';
+export { type ExportBytes, ExportSplitter, splitExportTar } from './ova-split.js';
 export type {
   EventFromResult,
   HostRecord,

@@ -78,6 +78,11 @@ export function firstTarMember(tar: Uint8Array): { name: string; data: Uint8Arra
 
 /** The `ova.xml` of a metadata export tar (its first member, as xapi's import requires). */
 export function ovaXmlOf(tar: Uint8Array): string {
+  return dec.decode(ovaXmlBytes(tar));
+}
+
+/** The bytes of `ova.xml` in a metadata export tar (a view, not a copy). */
+function ovaXmlBytes(tar: Uint8Array): Uint8Array {
   if (tar.length < 512)
     throw new XapiError('XAPI_PROTOCOL', ['ova'], 'the metadata export is not a tar');
   let first: { name: string; data: Uint8Array } | null = null;
@@ -86,7 +91,7 @@ export function ovaXmlOf(tar: Uint8Array): string {
   } catch {}
   if (first?.name !== 'ova.xml')
     throw new XapiError('XAPI_PROTOCOL', ['ova'], 'the metadata export has no ova.xml first');
-  return dec.decode(first.data);
+  return first.data;
 }
 
 /**
@@ -140,7 +145,7 @@ export function ovaNetworks(ova: Ova): { name: string; bridge: string }[] {
  * single (`lookup`: another object's id, else NULL) or lists (`filter`: only ids of exported
  * objects). Fields not named here are left as they are, as xapi leaves them.
  */
-const REF_FIELDS: Record<string, { one: string[]; many: string[] }> = {
+export const REF_FIELDS: Record<string, { one: string[]; many: string[] }> = {
   host: { one: ['crash_dump_sr', 'suspend_image_sr'], many: ['resident_VMs'] },
   VM: {
     one: [

@@ -4,7 +4,8 @@
  * ints as strings).
  */
 import { XapiError } from './errors.js';
-import { INT_FIELDS, type XapiRef } from './records.js';
+import { decodeRecordsReply, pickFields } from './project.js';
+import { INT_FIELDS, type XapiRecordTypes, type XapiRef } from './records.js';
 import type { Session } from './session.js';
 
 /** `<cls>.get_all_records` as a Map ref -> record (int fields as numbers). */
@@ -18,6 +19,35 @@ export async function getAllRecords<T>(session: Session, cls: string): Promise<M
     const rec = all[ref]!;
     normaliseRecord(cls, rec);
     out.set(ref, rec);
+  }
+  return out;
+}
+
+/**
+ * `<cls>.get_all_records` keeping only `fields` of each record: over JSON-RPC the other
+ * fields are skipped while the answer is decoded, never built (project.ts); over XML-RPC
+ * the records are decoded whole, then cut down.
+ */
+export async function getAllRecordsFields<
+  C extends keyof XapiRecordTypes,
+  K extends keyof XapiRecordTypes[C],
+>(
+  session: Session,
+  cls: C,
+  fields: readonly (K & string)[],
+): Promise<Map<XapiRef, Pick<XapiRecordTypes[C], K>>> {
+  const all = (await session.call(`${cls}.get_all_records`, [], {
+    timeoutMs: session.settings.timeoutMs,
+    decodeJson: (body) => decodeRecordsReply(body, fields),
+  })) as Record<string, Record<string, unknown>>;
+  if (typeof all !== 'object' || all === null || Array.isArray(all)) {
+    throw new XapiError('XAPI_PROTOCOL', [cls], `${cls}.get_all_records did not return a map`);
+  }
+  const out = new Map<XapiRef, Pick<XapiRecordTypes[C], K>>();
+  for (const ref of Object.keys(all)) {
+    const rec = pickFields(all[ref]!, fields);
+    normaliseRecord(cls, rec);
+    out.set(ref, rec as Pick<XapiRecordTypes[C], K>);
   }
   return out;
 }

@@ -24,6 +24,8 @@ interface RpcContext {
 export interface RpcCallOptions {
   signal?: AbortSignal | undefined;
   timeoutMs?: number | undefined;
+  /** Decodes a JSON-RPC reply's bytes instead of JSON.parse (see project.ts). */
+  decodeJson?: ((body: Buffer) => unknown) | undefined;
 }
 
 /** The JSON-RPC endpoint answered 404 or not with JSON: the caller may fall back to XML-RPC. */
@@ -46,11 +48,11 @@ export function isReadOnlyCall(method: string): boolean {
   return READ_ONLY_RE.test(method);
 }
 
-/** An RPC answer: its HTTP status, its content-type and its whole body as text. */
+/** An RPC answer: its HTTP status, its content-type and its whole body. */
 interface RpcReply {
   status: number;
   contentType: string;
-  text: string;
+  body: Buffer;
 }
 
 /**
@@ -88,7 +90,7 @@ async function post(
     return {
       status: res.statusCode ?? 0,
       contentType: (Array.isArray(ctype) ? ctype[0] : ctype) ?? '',
-      text: (await readBody(ex, res, ctx.maxResponseBytes, where)).toString('utf8'),
+      body: await readBody(ex, res, ctx.maxResponseBytes, where),
     };
   }
 }
@@ -134,7 +136,7 @@ async function jsonRpcCall(
   const {
     status,
     contentType: ctype,
-    text,
+    body: answer,
   } = await post(ctx, method, where, url, 'application/json', body, opts);
   if (status === 404) throw new JsonRpcUnsupported('HTTP 404');
   if (status !== 200) throw httpStatusError(where, status);
@@ -143,7 +145,7 @@ async function jsonRpcCall(
   }
   let reply: unknown;
   try {
-    reply = JSON.parse(text);
+    reply = opts.decodeJson ? opts.decodeJson(answer) : JSON.parse(answer.toString('utf8'));
   } catch {
     throw new XapiError('XAPI_PROTOCOL', ['bad JSON'], `${where}: the answer is not JSON`);
   }
@@ -213,7 +215,8 @@ async function xmlRpcCall(
   const url = new URL('/', ctx.base);
   const body = encodeMethodCall(method, params as XmlRpcValue[]);
   const where = `XML-RPC ${method}`;
-  const { status, text } = await post(ctx, method, where, url, 'text/xml', body, opts);
+  const { status, body: answer } = await post(ctx, method, where, url, 'text/xml', body, opts);
+  const text = answer.toString('utf8');
   if (status !== 200) throw httpStatusError(where, status);
   const reply = decodeMethodResponse(text);
   if (!isStruct(reply) || typeof reply.Status !== 'string') {

@@ -30,14 +30,34 @@ export function exportMetadata(
   vm: MetadataExportTarget,
   opts: MetadataExportOptions,
 ): Promise<Uint8Array> {
+  // export.ml `metadata_handler` sends the whole tar with its Content-Length, or HTTP 500
+  return io.download('/export_metadata', exportQuery(vm, opts), opts, true);
+}
+
+/**
+ * `exportMetadata` as a stream of chunks (consume it to the end, or break out), with a task
+ * of ours: how a large `all=true` export goes to a file instead of memory.
+ */
+export function exportMetadataStream(
+  io: HandlerIo,
+  vm: MetadataExportTarget,
+  opts: MetadataExportOptions,
+): Promise<AsyncIterable<Uint8Array>> {
+  return io.downloadStream('/export_metadata', exportQuery(vm, opts), opts);
+}
+
+/** The query of `GET /export_metadata` (ocaml/xapi/export.ml `metadata_handler`). */
+function exportQuery(
+  vm: MetadataExportTarget,
+  opts: MetadataExportOptions,
+): Record<string, string> {
   const query: Record<string, string> =
     'uuid' in vm ? { uuid: vm.uuid } : 'ref' in vm ? { ref: vm.ref } : { all: 'true' };
   if (opts.exportSnapshots !== undefined)
     query.export_snapshots = opts.exportSnapshots ? 'true' : 'false';
   // with all=true the handler includes the control domain unless include_dom0=false
   if (opts.includeDom0 !== undefined) query.include_dom0 = opts.includeDom0 ? 'true' : 'false';
-  // export.ml `metadata_handler` sends the whole tar with its Content-Length, or HTTP 500
-  return io.download('/export_metadata', query, opts, true);
+  return query;
 }
 
 /**

@@ -48,6 +48,19 @@ async function failure(f: () => Promise<unknown>, secret = PASSWORD): Promise<Xa
 }
 
 describe.each(['jsonrpc', 'xmlrpc'] as const)('RPC over %s', (transport) => {
+  it('lists records keeping only the fields asked for, as getAllRecords gives them', async () => {
+    const f = await fake();
+    const c = await connect(f, { transport });
+    const whole = await c.getAllRecords<VmRecord>('VM');
+    const some = await c.getAllRecordsFields('VM', ['uuid', 'memory_static_max', 'VBDs']);
+    expect([...some.keys()]).toEqual([...whole.keys()]);
+    for (const [ref, rec] of some) {
+      const w = whole.get(ref)!;
+      expect(rec).toEqual({ uuid: w.uuid, memory_static_max: w.memory_static_max, VBDs: w.VBDs });
+      expect(typeof rec.memory_static_max).toBe('number');
+    }
+  });
+
   it('logs in, calls, lists records with int fields as numbers, logs out', async () => {
     const f = await fake();
     const c = await connect(f, { transport });

@@ -4,7 +4,6 @@ export {
   type BackupResult,
   DEFAULT_KEEP,
   DEFAULT_VDI_SIZE,
-  fmtBytes,
   runBackup,
 } from './backup.js';
 export {
@@ -26,6 +25,7 @@ export {
   runConvert,
 } from './convert.js';
 export { AppError, type AppErrorCode, errorCode } from './errors.js';
+export { fmtBytes } from './format.js';
 export {
   type Handled,
   type HandleOptions,

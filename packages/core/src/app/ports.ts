@@ -57,16 +57,21 @@ export interface PoolPort {
    * named `nameLabel`: how a legacy disk is kept before its VDI becomes the ring.
    */
   copyVdi(vdiUuid: string, nameLabel: string): Promise<VdiInfo>;
-  dumpDatabase(): Promise<Uint8Array>;
+  /**
+   * The pool database (xapi's `GET /pool/xmldbdump`), whole or as chunks: a backup streams
+   * chunks into the record as they arrive, so a large pool's dump is never held at once.
+   */
+  dumpDatabase(): Promise<Uint8Array | AsyncIterable<Uint8Array>>;
   /** VMs and custom templates to back up: no dom0, no snapshots, no default templates. */
   vms(): Promise<VmInfo[]>;
   exportMetadata(vmUuid: string): Promise<Uint8Array>;
   /**
    * The fast path: every VM's metadata in one request (xapi's `export_metadata?all=true`, one
-   * pass of locks), split into the per-VM exports `exportMetadata` would give, by VM uuid.
+   * pass of locks), split into the per-VM exports `exportMetadata` would give, by VM uuid;
+   * each is built when its function is called (once), so they are never all held at once.
    * May hold fewer VMs than asked; a pool refuses it whole when any VM is busy. Optional.
    */
-  exportAll?(vmUuids: readonly string[]): Promise<Map<string, Uint8Array>>;
+  exportAll?(vmUuids: readonly string[]): Promise<Map<string, () => Uint8Array>>;
   importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }): Promise<void>;
   /**
    * The pool's networks, and those a metadata export refers to, by name and bridge: how

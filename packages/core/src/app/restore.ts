@@ -1,9 +1,9 @@
 import { restoreDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
-import { mapLimit, splitRecord } from './backup.js';
 import { type BackupListing, backupVdiOf, listings, withRing } from './catalogue.js';
 import { AppError, errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
+import { DEFAULT_PARALLEL, mapLimit } from './map-limit.js';
 import { NetworkGuard } from './network-guard.js';
 import type { ArchivePort, DiskPort, PoolPort, Progress, SrInfo } from './ports.js';
 import {
@@ -14,6 +14,7 @@ import {
   type SrMeta,
   type VmMapEntry,
 } from './record.js';
+import { splitRecord } from './record-frame.js';
 import { readManifest } from './verify-record.js';
 
 export interface RestoreDeps {
@@ -305,7 +306,7 @@ async function importInOrder(
     opts.dryRun || !pool.networks || !pool.exportNetworks
       ? null
       : new NetworkGuard(await pool.networks(), (body) => pool.exportNetworks!(body));
-  return mapLimit(chosen, opts.parallel ?? 8, (vm) => importOne(vm, guard), signal);
+  return mapLimit(chosen, opts.parallel ?? DEFAULT_PARALLEL, (vm) => importOne(vm, guard), signal);
 }
 
 /**
@@ -482,7 +483,7 @@ export async function runRestore(
       continue;
     }
     try {
-      if (!opts.dryRun) await restoreNames(deps.pool, sr, live, opts.parallel ?? 8);
+      if (!opts.dryRun) await restoreNames(deps.pool, sr, live, opts.parallel ?? DEFAULT_PARALLEL);
       await rec.exec({
         type: 'RecordSrMetadata',
         data: { runId, srUuid: sr.uuid, vdis: sr.vdis.length, dryRun: opts.dryRun },

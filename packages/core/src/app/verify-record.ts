@@ -1,7 +1,7 @@
-import { splitRecord } from './backup.js';
 import { AppError } from './errors.js';
 import type { ArchivePort } from './ports.js';
 import { checkFormatVersion, type Manifest, PART } from './record.js';
+import { splitRecord } from './record-frame.js';
 
 /** Decodes an archive's parts one by one and keeps none (vdi-store's scanArchive). */
 export type PartScanner = (
