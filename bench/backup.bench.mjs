@@ -69,7 +69,7 @@ export async function startSim(dir, args) {
       .map((l) => l.replace(/^export /, ''))
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
-  return { env, startMs, stop };
+  return { env, startMs, stop, pid: child.pid };
 }
 
 /**

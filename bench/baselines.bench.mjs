@@ -8,11 +8,13 @@
 //   legacy  bench/legacy-loop.sh: one process (curl) per VM export, as the old dom0 script
 //           ran one `xe vm-export` per VM (backup only)
 // Every client runs as its own process under /usr/bin/time: wall time, CPU time (user +
-// system, children included) and peak RSS are the client's; the simulator's are not counted.
+// system, children included) and peak RSS are the client's. The simulator's own CPU time over
+// each client run (utime + stime of its process, /proc/<pid>/stat) is recorded beside them: the
+// simulator is one Node process, so its CPU time for our side is a floor under our wall time.
 // BENCH_SIZES (default 100,1000) and BENCH_ROUNDS (default 3) change the work; BENCH_RESTORE=0
 // runs the backup side only (its rows alone); BENCH_RESTORE_PROF=DIR writes a CPU profile of
 // each of our restores there.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -57,6 +59,24 @@ function timed(cmd, args, env, scratch) {
   );
 }
 
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** CPU time (user + system, ms) process `pid` has used so far, from /proc/<pid>/stat. */
+function procCpuMs(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // after "pid (comm) " the fields count from 3 (state): utime is field 14, stime 15
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+}
+
+/** `timed`, plus the simulator's CPU time over the run (`simCpuMs`). */
+async function timedOn(sim, cmd, args, env, scratch) {
+  const before = procCpuMs(sim.pid);
+  const r = await timed(cmd, args, env, scratch);
+  r.simCpuMs = procCpuMs(sim.pid) - before;
+  return r;
+}
+
 const restored = (out) => {
   const m = /Restored (\d+) VM\(s\), and (\d+) error\(s\)/.exec(out);
   if (!m) throw new Error(`no summary line from xsmeta restore: ${out.slice(-500)}`);
@@ -72,7 +92,13 @@ async function side(name, vms, scratch) {
   try {
     if (name === 'ours') {
       const env = { ...sim.env, XSMETA_STATE_DIR: join(dir, 'state') };
-      r.backup = await timed(process.execPath, [XSMETA, 'backup', '--create', '--json'], env, dir);
+      r.backup = await timedOn(
+        sim,
+        process.execPath,
+        [XSMETA, 'backup', '--create', '--json'],
+        env,
+        dir,
+      );
       if (!RESTORE) return r;
       const { srUuid } = JSON.parse(r.backup.out.trim().split('\n').pop());
       await sim.stop();
@@ -82,7 +108,8 @@ async function side(name, vms, scratch) {
       const prof = process.env.BENCH_RESTORE_PROF
         ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_RESTORE_PROF]
         : [];
-      r.restore = await timed(
+      r.restore = await timedOn(
+        sim,
         process.execPath,
         [...prof, XSMETA, 'restore', '--sr', srUuid, '--mode', 'all', '--yes'],
         env2,
@@ -93,15 +120,16 @@ async function side(name, vms, scratch) {
     } else if (name === 'seq') {
       const files = join(dir, 'files');
       const client = join(here, 'baseline-client.mjs');
-      r.backup = await timed(process.execPath, [client, 'backup', files], sim.env, dir);
+      r.backup = await timedOn(sim, process.execPath, [client, 'backup', files], sim.env, dir);
       if (!RESTORE) return r;
       await sim.stop();
       sim = await startSim(simDir, ['--fresh-pool']);
-      r.restore = await timed(process.execPath, [client, 'restore', files], sim.env, dir);
+      r.restore = await timedOn(sim, process.execPath, [client, 'restore', files], sim.env, dir);
       const res = JSON.parse(r.restore.out.trim());
       r.restore.result = { restored: res.ok, errors: res.vms - res.ok };
     } else {
-      r.backup = await timed(
+      r.backup = await timedOn(
+        sim,
         'sh',
         [join(here, 'legacy-loop.sh'), join(dir, 'files')],
         sim.env,
@@ -230,6 +258,36 @@ export async function run() {
           target: () => null,
         }),
       );
+    // The simulator's CPU time over each run, and the bound it sets: the simulator is one Node
+    // process, so our wall time cannot fall below its CPU time for our requests, and no client
+    // making those requests can beat the sequential client by more than seq wall / that.
+    for (const [what, x] of [['backup', b], ...(RESTORE ? [['restore', re]] : [])]) {
+      const sim = (s) => x(s, 'simCpuMs').map((v) => v / 1000);
+      rows.push(
+        ratioRow({
+          bench,
+          metric: `${what} simulator CPU (user+sys of xapi-sim during the run): ours / sequential client`,
+          ours: sim('ours'),
+          base: sim('seq'),
+          ratios: rs.map((r) => r.ours[what].simCpuMs / r.seq[what].simCpuMs),
+          unit: 's CPU',
+          goal: '',
+          better: 'higher',
+          target: () => null,
+        }),
+        ratioRow({
+          bench,
+          metric: `${what} bound: sequential client wall / simulator CPU of ours (highest reachable wall ratio)`,
+          ours: sim('ours'),
+          base: x('seq', 'ms').map((v) => v / 1000),
+          ratios: rs.map((r) => r.seq[what].ms / r.ours[what].simCpuMs),
+          unit: 's',
+          goal: '',
+          better: 'lower',
+          target: () => null,
+        }),
+      );
+    }
     for (const [what, xs] of [
       ['backup', b('ours', 'rss')],
       ...(RESTORE ? [['restore', re('ours', 'rss')]] : []),

@@ -270,22 +270,35 @@ async function handle(
   }
   if (name === '/import_raw_vdi') return importRawVdi(pool, req, res, url, task, finish);
   if (name === '/export_raw_vdi') return exportRawVdi(pool, res, url, task, finish);
+  if (req.method === 'PUT' && name === '/import_metadata') {
+    // import.ml `metadata_handler`: the 200 (keep_alive false) with the task id goes out
+    // first, then the archive is read and imported; the task is completed or failed before
+    // the handler returns (Xapi_http.with_context), and only then does the connection close
+    // (the handler set `req.close`; http_svr.ml). So the response ends when the import is
+    // over, and a task of the caller's is final by then.
+    res.writeHead(200, { 'task-id': task, connection: 'close' });
+    res.flushHeaders();
+    try {
+      const body = await readBody(req);
+      const refs = await importMetadata(pool, new Uint8Array(body), {
+        restore: flag('restore'),
+        force: flag('force'),
+        dryRun: flag('dry_run'),
+      });
+      finish({ result: refs });
+    } catch (e) {
+      finish({ error: asFailure(e) });
+    }
+    res.end();
+    return;
+  }
   if (req.method === 'PUT') {
     const body = await readBody(req);
     res.writeHead(200, { 'task-id': task, connection: 'close' }).end();
-    setImmediate(async () => {
+    setImmediate(() => {
       try {
-        if (name === '/import_metadata') {
-          const refs = await importMetadata(pool, new Uint8Array(body), {
-            restore: flag('restore'),
-            force: flag('force'),
-            dryRun: flag('dry_run'),
-          });
-          finish({ result: refs });
-        } else {
-          restoreDb(pool, body.toString('utf8'), flag('dry_run'));
-          finish({ result: '' });
-        }
+        restoreDb(pool, body.toString('utf8'), flag('dry_run'));
+        finish({ result: '' });
       } catch (e) {
         finish({ error: asFailure(e) });
       }

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -298,5 +299,63 @@ describe('connector with the fault knobs', () => {
       Array.from({ length: 16 }, (_, i) => c.exportMetadata({ ref: vms[i % vms.length]![0] })),
     );
     expect(all.every((t) => t.length > 10_000)).toBe(true);
+  });
+});
+
+describe('requests of a metadata import', () => {
+  it('is task.create, the PUT, task.get_record, task.destroy; RPCs reuse a kept-alive socket, the pool closes the PUT', async () => {
+    // xapi answers no task id nor result in the PUT's response and destroys a task it made
+    // itself (Xapi_http.with_context), so the import needs a task of ours; once the PUT's
+    // connection closes that task is final (import.ml `metadata_handler` sets req.close;
+    // http_svr.ml closes after the handler), so one task.get_record reads its outcome.
+    const calls: string[] = [];
+    const d = await mkdtemp(join(tmpdir(), 'xapi-e2e-count-'));
+    const s = await startSimulator({
+      stateDir: d,
+      vms: 2,
+      srs: 1,
+      seed: 5,
+      password: PASSWORD,
+      log: (line) => calls.push(line.trim()),
+    });
+    let connections = 0;
+    const proxy = net.createServer((down) => {
+      connections++;
+      const up = net.connect(s.port, '127.0.0.1');
+      down.pipe(up).on('error', () => down.destroy());
+      up.pipe(down).on('error', () => up.destroy());
+      down.on('error', () => up.destroy());
+      up.on('error', () => down.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    let c: XapiClient | undefined;
+    try {
+      const port = (proxy.address() as net.AddressInfo).port;
+      c = await XapiClient.connect({
+        url: `http://127.0.0.1:${port}`,
+        username: 'root',
+        password: PASSWORD,
+      });
+      const [ref] = guests(await c.getAllRecords<VmRecord>('VM'))[0]!;
+      const tar = await c.exportMetadata({ ref }, { exportSnapshots: false });
+      // the export's connection was closed by the pool: an RPC opens the kept-alive one
+      await c.call('pool.get_all');
+      const n = 4;
+      calls.length = 0;
+      const before = connections;
+      for (let i = 0; i < n; i++)
+        expect(await c.importMetadata(tar, { dryRun: true, force: true })).toEqual([]);
+      expect(calls).toEqual(
+        Array.from({ length: n }, () => ['task.create', 'task.get_record', 'task.destroy']).flat(),
+      );
+      // one new connection per import: the PUT takes the free kept-alive socket and the pool
+      // closes it, so the next call opens another
+      expect(connections - before).toBe(n);
+    } finally {
+      await c?.logout();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      await s.close();
+      await rm(d, { recursive: true, force: true });
+    }
   });
 });

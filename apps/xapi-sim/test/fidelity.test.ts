@@ -357,6 +357,38 @@ describe('metadata import (import.ml)', () => {
     const tpl = await c.exportMetadata({ ref: tplRef }, { exportSnapshots: false });
     expect(await c.importMetadata(tpl, { dryRun: true })).toEqual([tplRef]);
   });
+
+  it('answers 200 with its task id before reading the archive, and ends only once its task is final', async () => {
+    const s = await sim();
+    const c = await connect(s);
+    const [ref] = (await guests(c))[0]!;
+    const tar = await c.exportMetadata({ ref }, { exportSnapshots: false });
+    const task = await c.call<string>('task.create', 'import', '');
+    const query = `session_id=${c.sessionRef}&task_id=${task}&restore=true&force=true&dry_run=true`;
+    const req = http.request({
+      host: '127.0.0.1',
+      port: s.port,
+      method: 'PUT',
+      path: `/import_metadata?${query}`,
+      headers: { 'content-length': tar.length },
+    });
+    const head = new Promise<http.IncomingMessage>((resolve, reject) => {
+      req.once('response', resolve);
+      req.once('error', reject);
+    });
+    req.write(tar.subarray(0, 100));
+    // the head comes while most of the archive is still unsent
+    const res = await head;
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['task-id']).toBe(task);
+    expect(res.headers.connection).toBe('close');
+    expect(await c.call('task.get_status', task)).toBe('pending');
+    req.end(tar.subarray(100));
+    for await (const _ of res) {
+      // the body is empty; it ends when the handler returns
+    }
+    expect(await c.call('task.get_status', task)).toBe('success');
+  });
 });
 
 describe('pool database dump (pool_db_backup.ml)', () => {
