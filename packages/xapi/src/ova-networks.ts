@@ -1,6 +1,6 @@
 import { ovaNetworks, ovaXmlOf, readOva } from './ova.js';
-import { decodeValue } from './xmlrpc-decode.js';
 import { isStruct } from './xmlrpc.js';
+import { decodeValue } from './xmlrpc-decode.js';
 
 /** An object of class network in an export's `objects`: `<struct><member><name>class</name>…`. */
 const NETWORK_CLASS =
