@@ -66,6 +66,9 @@ function once(name, scratch) {
   return { ms, cpuMs: (u + s) * 1000 };
 }
 
+/** `min..max` of a list, rounded to whole ms (the spread of the paired rounds). */
+const range = (xs) => `${Math.round(Math.min(...xs))}..${Math.round(Math.max(...xs))}`;
+
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -91,7 +94,7 @@ export async function run() {
     rows.push(
       row({
         bench: 'start-up (issue 19)',
-        metric: `${n}: over node -e 0, wall (median of ${ROUNDS} paired rounds)`,
+        metric: `${n}: over node -e 0, wall (median of ${ROUNDS} paired rounds; range ${range(extraWall)})`,
         ours: median(extraWall),
         baseline: median(base.map((x) => x.ms)),
         unit: 'ms',
@@ -101,7 +104,7 @@ export async function run() {
       }),
       row({
         bench: 'start-up (issue 19)',
-        metric: `${n}: over node -e 0, CPU user+sys`,
+        metric: `${n}: over node -e 0, CPU user+sys (range ${range(extraCpu)})`,
         ours: median(extraCpu),
         baseline: median(base.map((x) => x.cpuMs)),
         unit: 'ms CPU',

@@ -3,7 +3,7 @@
 // be published: a leaked `source` condition, a workspace range, a file named but not packed, a
 // test file, a private package, a stale build output, a README without its runnable example.
 // Runs in `pnpm lint`.
-import { manifestProblems, readmeExamples, staleOutputs } from './pack-rules.mjs';
+import { bundleChunkRefs, manifestProblems, readmeExamples, staleOutputs } from './pack-rules.mjs';
 
 let cases = 0;
 let failures = 0;
@@ -105,6 +105,47 @@ expect(
   'the output of a removed source is stale, the rest is not',
   JSON.stringify(stale) === JSON.stringify(['runtime.js', 'runtime.d.ts']),
   JSON.stringify(stale),
+);
+
+// A bundle (the cli): entries under bin/ have their source; chunks have none and are kept while
+// a file imports them (statically, dynamically or through another chunk), stale once nothing does.
+const refs = bundleChunkRefs([
+  {
+    path: 'bin/xsmeta.js',
+    text: 'import { a } from "../chunks/chunk-AAAA1111.js";\nconst c = () => import("../chunks/console-BBBB2222.js");',
+  },
+  { path: 'chunks/console-BBBB2222.js', text: "export * from './chunk-CCCC3333.js';" },
+]);
+expect(
+  "a bundle's chunk references are found (static, dynamic, chunk to chunk)",
+  JSON.stringify([...refs].sort()) ===
+    JSON.stringify([
+      'chunks/chunk-AAAA1111.js',
+      'chunks/chunk-CCCC3333.js',
+      'chunks/console-BBBB2222.js',
+    ]),
+  JSON.stringify([...refs]),
+);
+const staleChunks = staleOutputs(
+  [
+    'bin/xsmeta.js',
+    'bin/xsmeta.js.map',
+    'chunks/chunk-AAAA1111.js',
+    'chunks/chunk-AAAA1111.js.map',
+    'chunks/console-BBBB2222.js',
+    'chunks/chunk-CCCC3333.js',
+    'chunks/chunk-OLD00000.js',
+    'chunks/chunk-OLD00000.js.map',
+    'bin/xe-gone.js',
+  ],
+  ['bin/xsmeta.ts'],
+  refs,
+);
+expect(
+  'a bundle chunk nothing imports is stale, and so is an entry whose source is gone',
+  JSON.stringify(staleChunks) ===
+    JSON.stringify(['chunks/chunk-OLD00000.js', 'chunks/chunk-OLD00000.js.map', 'bin/xe-gone.js']),
+  JSON.stringify(staleChunks),
 );
 
 const readme = [

@@ -7,7 +7,7 @@
 //    pack-check-selftest.mjs): a version, not private, no `source` condition, no workspace or
 //    catalog range, `engines.node`, every file that exports/main/types/bin name is in the
 //    tarball, nothing but dist/, bin/, README.md, LICENSE and package.json in it, no test file,
-//    and no output in dist/ of a source that is gone;
+//    and no output in dist/ of a source that is gone (nor a bundle chunk nothing imports);
 // 4. `npm install`s the tarballs into an empty folder (ours from the tarballs, third-party
 //    dependencies from the npm registry);
 // 5. imports every package and subpath there;
@@ -30,7 +30,7 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { manifestProblems, readmeExamples, staleOutputs } from './pack-rules.mjs';
+import { bundleChunkRefs, manifestProblems, readmeExamples, staleOutputs } from './pack-rules.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -148,10 +148,11 @@ const ours = new Set(manifests.map((m) => m.source.name));
 for (const m of manifests) {
   const name = m.source.name;
   step = `manifest ${name}`;
-  const stale = staleOutputs(
-    listFiles(join(root, m.dir, 'dist')),
-    listFiles(join(root, m.dir, 'src')),
-  );
+  const dist = listFiles(join(root, m.dir, 'dist'));
+  const scripts = dist
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => ({ path: f, text: readFileSync(join(root, m.dir, 'dist', f), 'utf8') }));
+  const stale = staleOutputs(dist, listFiles(join(root, m.dir, 'src')), bundleChunkRefs(scripts));
   if (stale.length) {
     fail(
       `${m.dir}/dist holds output of sources that are gone (${stale.slice(0, 3).join(', ')}): ` +

@@ -67,15 +67,41 @@ function hasCondition(exportsValue, condition) {
 /**
  * The compiled files in `dist/` that no source in `src/` produces any more (a module removed
  * or renamed since the last build): they would be published. `dist` and `src` are the paths
- * under each folder.
+ * under each folder. A bundle's chunks (`chunks/<name>-<hash>.js`, the cli's esbuild output)
+ * have no source of their own: one is stale when no other file of `dist/` imports it
+ * (`referenced`, from bundleChunkRefs), as a chunk left by an earlier build is.
  */
-export function staleOutputs(dist, src) {
+export function staleOutputs(dist, src, referenced = new Set()) {
   const sources = new Set(src.map((f) => f.replace(/\.tsx?$/, '')));
   return dist.filter((f) => {
+    const chunk = /^(chunks\/[\w.-]+\.js)(\.map)?$/.exec(f);
+    if (chunk) return !referenced.has(chunk[1]);
     const m = /^(.*?)(\.d)?\.js(\.map)?$|^(.*?)\.d\.ts(\.map)?$/.exec(f);
     const stem = m?.[1] ?? m?.[4];
     return stem !== undefined && !sources.has(stem);
   });
+}
+
+/**
+ * The chunks a bundle's files import: every relative `.js` specifier of a static or dynamic
+ * import or re-export in `files` (`{ path, text }`, paths under `dist/`), as a path under `dist/`.
+ */
+export function bundleChunkRefs(files) {
+  const refs = new Set();
+  for (const { path, text } of files) {
+    const dir = path.split('/').slice(0, -1);
+    for (const m of text.matchAll(
+      /(?:\bfrom\s*|\bimport\s*\(?\s*)["'](\.{1,2}\/[^"']+\.js)["']/g,
+    )) {
+      const parts = [...dir];
+      for (const seg of m[1].split('/')) {
+        if (seg === '..') parts.pop();
+        else if (seg !== '.') parts.push(seg);
+      }
+      refs.add(parts.join('/'));
+    }
+  }
+  return refs;
 }
 
 /**

@@ -16,6 +16,7 @@ import { expect, it } from 'vitest';
 import { newDom0Vbd } from '../../../test-support/xapi.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { built } from './bins.js';
+import { childModule } from './child-module.js';
 import { capture, devicesLeft, pool, withEnv } from './support.js';
 
 const BIN = new URL('../bin/xsmeta.js', import.meta.url).pathname;
@@ -43,20 +44,19 @@ function backupChild(env: Record<string, string>): {
   };
 }
 
-/** Runs a node script that imports the built signal clean-ups (process/signals.ts) and event log, and returns its exit code and stderr. */
-function runtimeChild(
+/** Runs a node script that imports the signal clean-ups and the event log, and returns its exit code and stderr. */
+async function runtimeChild(
   script: string,
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; stderr: string }> {
-  const runtime = new URL('../dist/process/signals.js', import.meta.url).href;
-  const eventLog = new URL('../dist/adapters/event-log.js', import.meta.url).href;
+  const runtime = await childModule(
+    'kill-runtime',
+    "export { onCleanup } from './src/process/signals.js';\n" +
+      "export { withEvents } from './src/adapters/event-log.js';\n",
+  );
   const child = spawn(
     process.execPath,
-    [
-      '--input-type=module',
-      '-e',
-      `import { onCleanup } from '${runtime}';\nimport { withEvents } from '${eventLog}';\n${script}`,
-    ],
+    ['--input-type=module', '-e', `import { onCleanup, withEvents } from '${runtime}';\n${script}`],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } },
   );
   let stderr = '';

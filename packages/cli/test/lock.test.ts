@@ -5,9 +5,9 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { lockSr, lockWaitMs } from '../src/process/lock.js';
+import { childModule } from './child-module.js';
 
-const LOCK = new URL('../dist/process/lock.js', import.meta.url);
-const built = existsSync(LOCK);
+const LOCK = await childModule('lock', "export { lockSr } from './src/process/lock.js';\n");
 
 /** The pid of a process that has exited. */
 const deadPid = () => spawnSync(process.execPath, ['-e', '0']).pid!;
@@ -23,7 +23,7 @@ function contender(dir: string) {
     [
       '--input-type=module',
       '-e',
-      `import { lockSr } from '${LOCK.href}';
+      `import { lockSr } from '${LOCK}';
        process.on('SIGUSR1', async () => {
          try {
            await lockSr(${JSON.stringify(dir)}, 'sr-1', false);
@@ -64,36 +64,32 @@ function contender(dir: string) {
   };
 }
 
-it.skipIf(!built)(
-  'of 8 processes that find the same stale lock at once, exactly one takes it; round after round (needs dist)',
-  async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'xsmeta-lock-'));
-    await mkdir(join(dir, 'locks'));
-    const lock = join(dir, 'locks', 'backup-sr-1.lock');
-    writeFileSync(lock, JSON.stringify({ host: hostname(), pid: deadPid() }));
-    for (let round = 0; round < 15; round++) {
-      const cs = Array.from({ length: 8 }, () => contender(dir));
-      // The barrier: every one is loaded and waiting before any is told to go.
-      await Promise.all(cs.map((c) => c.ready));
-      for (const c of cs) c.go();
-      const outcomes = await Promise.all(cs.map((c) => c.outcome));
-      for (const c of cs) c.release();
-      await Promise.all(cs.map((c) => c.exited));
-      expect(
-        outcomes.filter((o) => o === 'won\n'),
-        `round ${round}: ${JSON.stringify(outcomes)}`,
-      ).toHaveLength(1);
-      expect(
-        outcomes.filter((o) => o === 'lost\n'),
-        `round ${round}: ${JSON.stringify(outcomes)}`,
-      ).toHaveLength(7);
-    }
-    // No claim or half-made lock is left beside it: only the last winner's (now stale) lock.
-    expect(readdirSync(join(dir, 'locks'))).toEqual(['backup-sr-1.lock']);
-    await rm(dir, { recursive: true, force: true });
-  },
-  180_000,
-);
+it('of 8 processes that find the same stale lock at once, exactly one takes it; round after round', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'xsmeta-lock-'));
+  await mkdir(join(dir, 'locks'));
+  const lock = join(dir, 'locks', 'backup-sr-1.lock');
+  writeFileSync(lock, JSON.stringify({ host: hostname(), pid: deadPid() }));
+  for (let round = 0; round < 15; round++) {
+    const cs = Array.from({ length: 8 }, () => contender(dir));
+    // The barrier: every one is loaded and waiting before any is told to go.
+    await Promise.all(cs.map((c) => c.ready));
+    for (const c of cs) c.go();
+    const outcomes = await Promise.all(cs.map((c) => c.outcome));
+    for (const c of cs) c.release();
+    await Promise.all(cs.map((c) => c.exited));
+    expect(
+      outcomes.filter((o) => o === 'won\n'),
+      `round ${round}: ${JSON.stringify(outcomes)}`,
+    ).toHaveLength(1);
+    expect(
+      outcomes.filter((o) => o === 'lost\n'),
+      `round ${round}: ${JSON.stringify(outcomes)}`,
+    ).toHaveLength(7);
+  }
+  // No claim or half-made lock is left beside it: only the last winner's (now stale) lock.
+  expect(readdirSync(join(dir, 'locks'))).toEqual(['backup-sr-1.lock']);
+  await rm(dir, { recursive: true, force: true });
+}, 180_000);
 
 it('an empty or unreadable lock names no live owner: it is stale and taken over', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'xsmeta-lock-'));
