@@ -14,6 +14,7 @@ import {
   type PoolPort,
   type RingPort,
   resolveSr,
+  restoreSummaryLine,
   withRing,
 } from '@xsmeta/core';
 import { MemoryDevice, Ring } from '@xsmeta/vdi-store';
@@ -25,7 +26,7 @@ import type { Io } from '../output.js';
 import { ABORTED, confirm } from '../process/confirm.js';
 import { lockSr } from '../process/lock.js';
 import { withBackupRing, withPool } from '../root.js';
-import { restoreOn, summaryLine } from '../services.js';
+import { restoreOn } from '../services.js';
 import { checkRecipient, decryptWith, encryptTo } from './age.js';
 import {
   type CopyHeader,
@@ -293,6 +294,6 @@ export async function cmdRestoreFrom(
     ),
   );
   if (values.json) io.out(JSON.stringify(r));
-  else io.out(summaryLine(r));
+  else io.out(restoreSummaryLine(r.restored, r.errors));
   return Math.min(r.errors, 125);
 }

@@ -1,4 +1,5 @@
 import { parseBackupDate } from '../domain/backup-date.js';
+import { damagesOneLegacyBackup } from '../domain/legacy.js';
 import { convertDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
@@ -141,10 +142,7 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
           // One backup beyond the record limits restore applies, or one the legacy reader
           // refuses (damaged, hostile): reported, the rest go on. The disk's own limits
           // (LEGACY_LIMIT, the time budget) are the whole run's problem: it stops before any write.
-          else if (
-            code === 'ARCHIVE_LIMIT' ||
-            (code.startsWith('LEGACY_') && code !== 'LEGACY_TIMEOUT' && code !== 'LEGACY_LIMIT')
-          )
+          else if (code === 'ARCHIVE_LIMIT' || damagesOneLegacyBackup(code))
             skipped.push({ date, reason: `${code}: ${(e as Error).message}` });
           else throw e;
           continue;
