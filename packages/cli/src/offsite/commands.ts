@@ -6,8 +6,6 @@ import {
   AppError,
   type BackupContent,
   backupVdiOf,
-  DEFAULT_KEEP,
-  DEFAULT_VDI_SIZE,
   type DiskPort,
   decodeLabel,
   loadBackup,
@@ -16,6 +14,7 @@ import {
   resolveSr,
   restoreSummaryLine,
   withRing,
+  withWritableRing,
 } from '@xsmeta/core';
 import { MemoryDevice, Ring } from '@xsmeta/vdi-store';
 import { backupVdiUuid } from '@xsmeta/xapi';
@@ -109,8 +108,8 @@ function writeAtomic(path: string, bytes: Uint8Array): void {
   renameSync(tmp, path);
 }
 
-/** Runs fn on the SR's ring opened for writing, under the SR's lock; --create makes it. */
-async function withWritableRing<T>(
+/** Runs fn on the SR's ring opened for writing (core's rule), under the SR's lock. */
+function withWritableRingLocked<T>(
   argv: { srUuid: string | undefined; create: boolean },
   s: Settings,
   fn: (ring: RingPort) => Promise<T>,
@@ -121,28 +120,7 @@ async function withWritableRing<T>(
       const srUuid = await resolveSr(pool, argv.srUuid);
       const unlock = await lockSr(s.stateDir, srUuid, false);
       try {
-        const vdiUuid = pool.backupVdiUuid(srUuid);
-        if (!(await pool.findVdi(vdiUuid))) {
-          if (!argv.create)
-            throw new AppError(
-              'BACKUP_VDI_MISSING',
-              `SR ${srUuid} has no Pool Metadata Backup VDI (${vdiUuid}): add --create`,
-            );
-          await pool.createBackupVdi(srUuid, DEFAULT_VDI_SIZE);
-          const att = await pool.attach(vdiUuid, { readOnly: false });
-          try {
-            const ring = await disk.format(att.devicePath, {
-              vdiUuid,
-              srUuid,
-              maxRecords: DEFAULT_KEEP,
-              intent: 'reinitialise', // a VDI just created
-            });
-            await ring.close();
-          } finally {
-            await att.detach();
-          }
-        }
-        return await withRing(pool, disk, await backupVdiOf(pool, srUuid), false, fn);
+        return await withWritableRing({ pool, disk }, { srUuid, create: argv.create }, fn);
       } finally {
         unlock();
       }
@@ -158,7 +136,7 @@ export async function cmdImport(
   io: Io,
 ): Promise<number> {
   const { header, label, record } = await openCopy(file, values.identity as string | undefined);
-  const added = await withWritableRing(
+  const added = await withWritableRingLocked(
     { srUuid: values.sr as string | undefined, create: values.create === true },
     s,
     async (ring) => {

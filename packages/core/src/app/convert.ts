@@ -8,6 +8,7 @@ import { AppError, errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
 import type { ArchivePart, ArchivePort, DiskPort, PoolPort, Progress } from './ports.js';
 import { decodeLabel, PART, type VmMapEntry } from './record.js';
+import { findOrCreateBackupVdi } from './writable-ring.js';
 
 /** The legacy format version (the `/.ctxs-metadata-backup` marker's content). */
 export const LEGACY_FORMAT_VERSION = 1;
@@ -175,9 +176,12 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
     if (sameVdi) {
       keptCopyVdiUuid = (await pool.copyVdi(vdiUuid, KEPT_LEGACY_NAME)).uuid;
       reinit = true;
-    } else if (!(await pool.findVdi(vdiUuid))) {
-      await pool.createBackupVdi(srUuid, opts.vdiSize ?? DEFAULT_VDI_SIZE);
-      reinit = true;
+    } else {
+      const target = await findOrCreateBackupVdi(pool, srUuid, {
+        create: true,
+        ...(opts.vdiSize === undefined ? {} : { vdiSize: opts.vdiSize }),
+      });
+      reinit = target.created;
     }
 
     // 3. Append, never evicting: dates already there are skipped; when the ring has room for
