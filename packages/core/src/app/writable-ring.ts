@@ -5,6 +5,7 @@
  * backup's own run (backup.ts) and a conversion follow the same rule.
  */
 import { DEFAULT_KEEP, DEFAULT_VDI_SIZE, openOrFormat } from './backup.js';
+import { onRing } from './catalogue.js';
 import { AppError } from './errors.js';
 import type { DiskPort, PoolPort, RingPort } from './ports.js';
 
@@ -42,20 +43,17 @@ export async function withWritableRing<T>(
 ): Promise<T> {
   const { srUuid } = opts;
   const { vdiUuid, created } = await findOrCreateBackupVdi(deps.pool, srUuid, opts);
-  const att = await deps.pool.attach(vdiUuid, { readOnly: false });
-  try {
-    const ring = await openOrFormat(
-      deps.disk,
-      att,
-      { vdiUuid, srUuid },
-      { reinit: false, justCreated: created, keep: opts.keep ?? DEFAULT_KEEP },
-    );
-    try {
-      return await fn(ring);
-    } finally {
-      await ring.close();
-    }
-  } finally {
-    await att.detach();
-  }
+  return onRing(
+    deps.pool,
+    vdiUuid,
+    false,
+    (att) =>
+      openOrFormat(
+        deps.disk,
+        att,
+        { vdiUuid, srUuid },
+        { reinit: false, justCreated: created, keep: opts.keep ?? DEFAULT_KEEP },
+      ),
+    fn,
+  );
 }
