@@ -14,7 +14,14 @@ import { XapiClient as Client, readOva, splitExport, splitExportTar, writeOva } 
 import { startSimulator } from '@xsmeta/xapi-sim';
 import { describe, expect, it } from 'vitest';
 import { pool } from './support.js';
-import { canonical, enrich, type Rec, readDb, xapiExport } from './xapi-export-model.js';
+import {
+  canonical,
+  enrich,
+  placeOnHost,
+  type Rec,
+  readDb,
+  xapiExport,
+} from './xapi-export-model.js';
 
 describe('export_metadata?all=true split client-side (the backup fast path)', () => {
   it('gives, for every VM of a seeded pool, the objects and fields of its own export', async () => {
@@ -81,12 +88,7 @@ describe('export_metadata?all=true split client-side (the backup fast path)', ()
       if (vm.is_a_template === true || vm.is_control_domain === true || vm.is_a_snapshot === true)
         continue;
       i++;
-      if (i % 3 === 0) {
-        vm.power_state = 'Running';
-        vm.resident_on = hostRef;
-        (host.resident_VMs as string[]).push(ref);
-      }
-      if (i % 4 === 1) vm.affinity = hostRef;
+      placeOnHost(i, ref, vm, host, hostRef);
     }
     await writeFile(state, JSON.stringify(saved));
     const sim = await startSimulator({ stateDir: join(p.dir, 'sim') });

@@ -202,6 +202,19 @@ export function xapiExport(db: Db, vms: string[], withSnapshots: boolean) {
 }
 
 /**
+ * The i-th VM (from 1) of a seeded pool placed as on a real pool: every third one running on
+ * the host (and listed in its resident_VMs), every fourth from the first with an affinity.
+ */
+export function placeOnHost(i: number, ref: string, vm: Rec, host: Rec, hostRef: string): void {
+  if (i % 3 === 0) {
+    vm.power_state = 'Running';
+    vm.resident_on = hostRef;
+    (host.resident_VMs as string[]).push(ref);
+  }
+  if (i % 4 === 1) vm.affinity = hostRef;
+}
+
+/**
  * What the seeded pool lacks and a real one has: running VMs resident on the host, VMs with
  * an affinity, metrics and guest metrics objects, a suspended VM with its suspend VDI, and a
  * host whose crash-dump SR is one the VMs use.
@@ -217,12 +230,7 @@ export function enrich(db: Db): void {
   for (const [ref, vm] of db.get('VM')!) {
     if (vm.is_control_domain === true || vm.is_a_snapshot === true) continue;
     i++;
-    if (i % 3 === 0) {
-      vm.power_state = 'Running';
-      vm.resident_on = hostRef;
-      (host.resident_VMs as string[]).push(ref);
-    }
-    if (i % 4 === 1) vm.affinity = hostRef;
+    placeOnHost(i, ref, vm, host, hostRef);
     vm.metrics = `OpaqueRef:metrics-${i}`;
     metrics.set(vm.metrics, {
       uuid: `metrics-${i}`,
