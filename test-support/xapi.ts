@@ -15,10 +15,14 @@ import { expect } from 'vitest';
 import { rejection } from './reject.js';
 
 /**
- * The XapiError `p` rejects with (anything else fails the test); with `secret`, the test fails
- * too if the error's message, params, stack or JSON holds it.
+ * The XapiError `p` rejects with (or the function `p` throws or rejects with; anything else
+ * fails the test); with `secret`, the test fails too if the error's message, params, stack or
+ * JSON holds it.
  */
-export async function xapiFailure(p: Promise<unknown>, secret?: string): Promise<XapiError> {
+export async function xapiFailure(
+  p: Promise<unknown> | (() => unknown),
+  secret?: string,
+): Promise<XapiError> {
   const e = await rejection(p);
   expect(e).toBeInstanceOf(XapiError);
   const err = e as XapiError;

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { backupVdiUuid, XapiClient, XapiError } from '@xsmeta/xapi';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requireTools } from '../../../test-support/tools.js';
-import { newDom0Vbd } from '../../../test-support/xapi.js';
+import { newDom0Vbd, newVdi } from '../../../test-support/xapi.js';
 import { type Simulator, startSimulator } from '../src/index.js';
 
 const dirs: string[] = [];
@@ -101,30 +101,18 @@ describe('xapi-sim', () => {
   it('creates the backup VDI with the derived uuid, plugs it into dom0 as a device, scans SRs', async () => {
     const s = await sim();
     const c = await connect(s);
-    const [poolRef] = (await c.getAllRecords<{ default_SR: string }>('pool')).keys();
-    const pool = await c.call<{ default_SR: string }>('pool.get_record', poolRef);
-    const sr = await c.call<{ uuid: string }>('SR.get_record', pool.default_SR);
-    const vdi = await c.call<string>('VDI.create', {
-      name_label: 'Pool Metadata Backup',
-      name_description: '',
-      SR: pool.default_SR,
-      virtual_size: String(64 * 1024 * 1024),
-      type: 'user',
-      sharable: false,
-      read_only: false,
-      other_config: {},
-      xenstore_data: {},
-      sm_config: {},
-      tags: [],
-    });
-    const vdiRec = await c.call<{ uuid: string; virtual_size: string }>('VDI.get_record', vdi);
-    expect(vdiRec.uuid).toBe(backupVdiUuid(sr.uuid));
+    const {
+      ref: vdi,
+      srUuid,
+      record: vdiRec,
+    } = await newVdi(c, { size: 64 * 1024 * 1024, name: 'Pool Metadata Backup' });
+    expect(vdiRec.uuid).toBe(backupVdiUuid(srUuid));
     const vbd = await newDom0Vbd(c, vdi, { otherConfig: { 'xsmeta-attach': 'true' } });
     // other_config is kept as given (clients find their own VBDs by it after a crash).
     expect(await c.call('VBD.get_other_config', vbd)).toEqual({ 'xsmeta-attach': 'true' });
     await c.call('VBD.plug', vbd);
     const device = await c.call<string>('VBD.get_device', vbd);
-    expect(device).toBe(`sm/backend/${sr.uuid}/${vdiRec.uuid}`);
+    expect(device).toBe(`sm/backend/${srUuid}/${vdiRec.uuid}`);
     const link = join(s.env.XSMETA_DEV_DIR!, device);
     expect(readlinkSync(link)).toContain(vdiRec.uuid);
     expect(statSync(link).size).toBe(64 * 1024 * 1024);

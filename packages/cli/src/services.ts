@@ -173,10 +173,6 @@ export function restoreOn(
   );
 }
 
-export function summaryLine(r: RestoreResult): string {
-  return `Restored ${r.restored} VM(s), and ${r.errors} error(s)`;
-}
-
 /** The backup a restore is about to use, as it is announced and confirmed. */
 export interface ChosenBackup {
   date: string;

@@ -1,4 +1,11 @@
-import { backupVdiOf, checkNamedBackupVdi, listings, resolveSr, withRing } from '@xsmeta/core';
+import {
+  backupVdiOf,
+  checkNamedBackupVdi,
+  listings,
+  resolveSr,
+  restoreSummaryLine,
+  withRing,
+} from '@xsmeta/core';
 import { disk } from './adapters/disk.js';
 import {
   legacyCandidates,
@@ -12,7 +19,7 @@ import type { Io } from './output.js';
 import { ABORTED, confirm } from './process/confirm.js';
 import { progressBar } from './process/progress.js';
 import { withPool } from './root.js';
-import { backupName, restoreAsking, restoreOn, summaryLine } from './services.js';
+import { backupName, restoreAsking, restoreOn } from './services.js';
 
 /** What `xe-restore-metadata` was given (its declaration: commands/xe-restore-metadata.ts). */
 export interface Flags {
@@ -99,7 +106,7 @@ export async function restoreMain(values: Flags, io: Io): Promise<number> {
       io.err(
         `SR ${sr.uuid}: ${sr.restored ? (dryRun ? 'names would be restored' : 'names restored') : `skipped (${sr.reason})`}`,
       );
-  io.out(summaryLine(r));
+  io.out(restoreSummaryLine(r.restored, r.errors));
   return Math.min(r.errors, 125);
 }
 
@@ -153,7 +160,7 @@ async function legacyRestore(
         io.out,
         { id: { srUuid, vdiUuid }, content, legacy: true },
       );
-      io.out(summaryLine(r));
+      io.out(restoreSummaryLine(r.restored, r.errors));
       return Math.min(r.errors, 125);
     },
     a.srUuid,

@@ -4,7 +4,7 @@ import { XapiClient } from '@xsmeta/xapi';
 import { expect, it } from 'vitest';
 import { legacyMaxVms } from '../src/adapters/legacy-disk.js';
 import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
-import { legacyImage, vmsAndSr } from './legacy-image.js';
+import { scannedLegacyImage, vmsAndSr } from './legacy-image.js';
 import { capture, pool, withEnv } from './support.js';
 
 it('a legacy backup with more VMs than the documented maximum is refused before anything is imported', async () => {
@@ -15,7 +15,7 @@ it('a legacy backup with more VMs than the documented maximum is refused before 
   // The old script's layout with the pool's real exports, as an ext3 image on the SR.
   const date = '2024-05-06-07-08-09';
   const vdi = randomUUID();
-  await legacyImage(x, vms, sr, date, join(p.dir, 'sim', 'sr', sr, `${vdi}.img`));
+  await scannedLegacyImage(x, vms, sr, date, join(p.dir, 'sim', 'sr', sr, `${vdi}.img`));
   await x.logout();
   await withEnv({ ...p.env, XSMETA_LEGACY_MAX_VMS: String(vms.length - 1) }, async () => {
     const io = capture();

@@ -1,10 +1,20 @@
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
 import { expect, it } from 'vitest';
+import { until } from '../../../test-support/wait.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { built } from './bins.js';
-import { legacyImage, vmsAndSr } from './legacy-image.js';
+import {
+  countVdis,
+  legacyImage,
+  poolVms,
+  scannedLegacyImage,
+  sha,
+  vmsAndSr,
+  xapiOf,
+} from './legacy-image.js';
 import { allEvents, capture, devicesLeft, pool, withEnv } from './support.js';
 
 const BIN = new URL('../bin/xsmeta.js', import.meta.url).pathname;
@@ -17,7 +27,7 @@ it.skipIf(!built)(
     const x = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
     const { vms, sr } = await vmsAndSr(x);
     // Upstream's ext3 on the SR's own backup VDI: converting it copies it first.
-    await legacyImage(
+    await scannedLegacyImage(
       x,
       vms,
       sr,
@@ -85,7 +95,7 @@ it.skipIf(!built)(
     const x = await XapiClient.connect({ url: p.sim.url, username: 'root', password: 'xsmeta' });
     const { vms, sr } = await vmsAndSr(x);
     const vdi = '5a1e9b0e-0000-4000-8000-00000000000a';
-    await legacyImage(
+    await scannedLegacyImage(
       x,
       vms,
       sr,
@@ -133,4 +143,61 @@ it.skipIf(!built)(
     await p.close();
   },
   90_000,
+);
+
+it.skipIf(!built)(
+  'a signal while legacy convert copies the disk (or creates the copy) removes the unfinished copy and its VBDs; the legacy disk is untouched (needs dist)',
+  async () => {
+    let onLog: (line: string) => void = () => {};
+    const p = await pool({ vms: 3, srs: 1, log: (line) => onLog(line) });
+    const { sim, env, dir } = p;
+    const x = await xapiOf(sim.url);
+    const vms = await poolVms(x);
+    const [srRec] = (await x.getAllRecords<{ uuid: string }>('SR')).values();
+    const sr = srRec!.uuid;
+    const { img, tree } = await legacyImage(
+      x,
+      vms,
+      sr,
+      ['2024-01-07-02-00-00'],
+      join(dir, 'sim', 'sr', sr, `${backupVdiUuid(sr)}.img`),
+    );
+    await x.call('SR.scan', await x.call<string>('SR.get_by_uuid', sr));
+    const original = sha(img);
+    const vdisBefore = (await x.getAllRecords('VDI')).size;
+    const unfinished = async () =>
+      [...(await x.getAllRecords<{ name_label: string }>('VDI')).values()].some((v) =>
+        v.name_label.endsWith('(incomplete copy)'),
+      );
+    for (const when of ['copying', 'creating'] as const) {
+      // Each call waits 40 ms: the copy takes long enough to be caught in the middle.
+      sim.faults.set({ latencyMs: 40 });
+      const child = spawn(
+        process.execPath,
+        [new URL('../bin/xsmeta.js', import.meta.url).pathname, 'legacy', 'convert', '--sr', sr],
+        { env: { ...process.env, ...env }, stdio: 'ignore' },
+      );
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      if (when === 'creating') {
+        // The pool has made the VDI; the answer is not back yet: VDI.create is in flight.
+        onLog = (line) => {
+          if (line.startsWith('VDI.create')) child.kill('SIGTERM');
+        };
+      } else {
+        await until(unfinished, 'the unfinished copy');
+        expect(await unfinished()).toBe(true);
+        child.kill('SIGTERM');
+      }
+      expect(await exited).toBe(143);
+      onLog = () => {};
+      sim.faults.clear();
+      expect(await unfinished()).toBe(false);
+      expect(await xapiOf(sim.url).then(countVdis)).toEqual([vdisBefore, 0]);
+      expect(sha(img)).toBe(original);
+    }
+    await x.logout();
+    rmSync(tree, { recursive: true, force: true });
+    await p.close();
+  },
+  300_000,
 );

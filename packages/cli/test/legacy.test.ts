@@ -1,112 +1,22 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
-import {
-  closeSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { copyFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { BACKUP_FORMAT_VERSION, legacyListing } from '@xsmeta/core';
-import { openImage, openLegacyDisk } from '@xsmeta/legacy-compat';
-import { backupVdiUuid, XapiClient } from '@xsmeta/xapi';
+import { BACKUP_FORMAT_VERSION } from '@xsmeta/core';
+import { backupVdiUuid } from '@xsmeta/xapi';
 import { startSimulator } from '@xsmeta/xapi-sim';
 import { expect, it } from 'vitest';
 import { requireTools } from '../../../test-support/tools.js';
-import { until } from '../../../test-support/wait.js';
 import { main as xeBackup } from '../src/bin/xe-backup-metadata.js';
 import { main as xeRestore } from '../src/bin/xe-restore-metadata.js';
 import { main as xsmeta } from '../src/bin/xsmeta.js';
 import { connectionFlags, resolveSettings } from '../src/config.js';
 import { consoleServices } from '../src/console.js';
+import { countVdis, legacyImage, poolVms, sha, type Vm, xapiOf } from './legacy-image.js';
 import { capture, pool, withEnv } from './support.js';
 
 // The old scripts' disks are made with mke2fs -d and looked into with debugfs.
 requireTools('mke2fs', 'debugfs');
-
-type Vm = {
-  uuid: string;
-  name_label: string;
-  is_a_template: boolean;
-  is_control_domain: boolean;
-  is_a_snapshot: boolean;
-  other_config: Record<string, string>;
-  VBDs: string[];
-};
-
-const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
-
-const xapiOf = (url: string) => XapiClient.connect({ url, username: 'root', password: 'xsmeta' });
-
-/** The pool's VDIs, and the VBDs xsmeta plugged on the control domain (none when idle). */
-async function countVdis(x: XapiClient): Promise<[number, number]> {
-  const vdis = (await x.getAllRecords('VDI')).size;
-  const vbds = [
-    ...(await x.getAllRecords<{ other_config: Record<string, string> }>('VBD')).values(),
-  ].filter((v) => v.other_config['xsmeta-attach'] === 'true').length;
-  await x.logout();
-  return [vdis, vbds];
-}
-
-/** Lists the pool's VMs and custom templates (what the old script exported). */
-async function poolVms(x: XapiClient): Promise<Vm[]> {
-  return [...(await x.getAllRecords<Vm>('VM')).values()].filter(
-    (v) => !v.is_control_domain && !v.is_a_snapshot && v.other_config.default_template !== 'true',
-  );
-}
-
-/**
- * Writes the old xe-backup-metadata's layout (real metadata exports, SRMETA.xml, by-sr links,
- * rotated pool database dumps) for each date, and makes it an ext3 image with mke2fs -d.
- */
-async function legacyImage(
-  x: XapiClient,
-  vms: Vm[],
-  sr: string,
-  dates: string[],
-  img: string,
-  blockSize: 1024 | 4096 = 1024,
-  extra: (tree: string) => void = () => {},
-): Promise<{ img: string; tree: string; poolUuid: string }> {
-  const tree = mkdtempSync(join(tmpdir(), 'legacy-tree-'));
-  writeFileSync(join(tree, '.ctxs-metadata-backup'), '1\n');
-  const poolUuid = randomUUID();
-  for (const [i, d] of [...dates].reverse().entries())
-    writeFileSync(join(tree, `${poolUuid}.db${i ? `.${i}` : ''}`), `<database run="${d}"/>`);
-  for (const date of dates) {
-    const d = join(tree, 'metadata', date);
-    mkdirSync(join(d, 'all'), { recursive: true });
-    mkdirSync(join(d, 'by-sr', sr), { recursive: true });
-    writeFileSync(
-      join(d, 'SRMETA.xml'),
-      `<meta><sr uuid="${sr}" name_label="legacy name of the SR" name_description=""/></meta>`,
-    );
-    for (const v of vms) {
-      // As the old script's `xe vm-export --metadata`: no snapshots in the export.
-      const meta = await x.exportMetadata({ uuid: v.uuid }, { exportSnapshots: false });
-      writeFileSync(join(d, 'all', `${v.uuid}.vmmeta`), meta);
-      symlinkSync(`../../all/${v.uuid}.vmmeta`, join(d, 'by-sr', sr, `${v.uuid}.vmmeta`));
-    }
-  }
-  extra(tree);
-  execFileSync(
-    'mke2fs',
-    ['-q', '-F', '-t', 'ext3', '-b', String(blockSize), '-d', tree, img, '32M'],
-    {
-      stdio: 'ignore',
-    },
-  );
-  return { img, tree, poolUuid };
-}
 
 it('restores from a legacy ext3 backup VDI with -o (never mounted); two candidates need -x; a new-format SR needs -o -x', async () => {
   const p = await pool({ vms: 5, srs: 1 });
@@ -396,100 +306,3 @@ it("upstream's ext3 disk on the SR's own backup VDI: backup refuses to format it
   rmSync(tree, { recursive: true, force: true });
   await p.close();
 }, 300_000);
-
-it('a legacy backup that cannot be read is listed as damaged; the others stay listed', async () => {
-  const tree = mkdtempSync(join(tmpdir(), 'legacy-tree-'));
-  const dates = ['2024-01-01-00-00-00', '2024-02-01-00-00-00'];
-  writeFileSync(join(tree, '.ctxs-metadata-backup'), '1\n');
-  for (const date of dates) {
-    mkdirSync(join(tree, 'metadata', date, 'all'), { recursive: true });
-    for (let i = 0; i < 3; i++)
-      writeFileSync(join(tree, 'metadata', date, 'all', `${randomUUID()}.vmmeta`), 'ova.xml');
-  }
-  const img = join(tree, '..', `${tree.split('/').at(-1)}.img`);
-  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext3', '-b', '1024', '-d', tree, img, '8M'], {
-    stdio: 'ignore',
-  });
-  // The newest backup's all/ directory: its first entry's rec_len set to 0.
-  const blk = Number(
-    execFileSync('debugfs', ['-R', `blocks /metadata/${dates[1]}/all`, img], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).trim(),
-  );
-  const fd = openSync(img, 'r+');
-  writeSync(fd, Buffer.from([0, 0]), 0, 2, blk * 1024 + 4);
-  closeSync(fd);
-  const dev = await openImage(img);
-  try {
-    const r = await legacyListing(await openLegacyDisk(dev));
-    expect(r.backups).toEqual([
-      { date: dates[1], vmCount: 0, damaged: expect.stringMatching(/^LEGACY_CORRUPT: /) },
-      { date: dates[0], vmCount: 3 },
-    ]);
-    expect(r.skipped).toEqual([
-      { path: `/metadata/${dates[1]}`, reason: expect.stringMatching(/^LEGACY_CORRUPT: /) },
-    ]);
-  } finally {
-    await dev.close();
-    rmSync(tree, { recursive: true, force: true });
-    rmSync(img, { force: true });
-  }
-});
-
-it.skipIf(!existsSync(new URL('../dist/bin/xsmeta.js', import.meta.url)))(
-  'a signal while legacy convert copies the disk (or creates the copy) removes the unfinished copy and its VBDs; the legacy disk is untouched (needs dist)',
-  async () => {
-    let onLog: (line: string) => void = () => {};
-    const p = await pool({ vms: 3, srs: 1, log: (line) => onLog(line) });
-    const { sim, env, dir } = p;
-    const x = await xapiOf(sim.url);
-    const vms = await poolVms(x);
-    const [srRec] = (await x.getAllRecords<{ uuid: string }>('SR')).values();
-    const sr = srRec!.uuid;
-    const { img, tree } = await legacyImage(
-      x,
-      vms,
-      sr,
-      ['2024-01-07-02-00-00'],
-      join(dir, 'sim', 'sr', sr, `${backupVdiUuid(sr)}.img`),
-    );
-    await x.call('SR.scan', await x.call<string>('SR.get_by_uuid', sr));
-    const original = sha(img);
-    const vdisBefore = (await x.getAllRecords('VDI')).size;
-    const unfinished = async () =>
-      [...(await x.getAllRecords<{ name_label: string }>('VDI')).values()].some((v) =>
-        v.name_label.endsWith('(incomplete copy)'),
-      );
-    for (const when of ['copying', 'creating'] as const) {
-      // Each call waits 40 ms: the copy takes long enough to be caught in the middle.
-      sim.faults.set({ latencyMs: 40 });
-      const child = spawn(
-        process.execPath,
-        [new URL('../bin/xsmeta.js', import.meta.url).pathname, 'legacy', 'convert', '--sr', sr],
-        { env: { ...process.env, ...env }, stdio: 'ignore' },
-      );
-      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-      if (when === 'creating') {
-        // The pool has made the VDI; the answer is not back yet: VDI.create is in flight.
-        onLog = (line) => {
-          if (line.startsWith('VDI.create')) child.kill('SIGTERM');
-        };
-      } else {
-        await until(unfinished, 'the unfinished copy');
-        expect(await unfinished()).toBe(true);
-        child.kill('SIGTERM');
-      }
-      expect(await exited).toBe(143);
-      onLog = () => {};
-      sim.faults.clear();
-      expect(await unfinished()).toBe(false);
-      expect(await xapiOf(sim.url).then(countVdis)).toEqual([vdisBefore, 0]);
-      expect(sha(img)).toBe(original);
-    }
-    await x.logout();
-    rmSync(tree, { recursive: true, force: true });
-    await p.close();
-  },
-  300_000,
-);

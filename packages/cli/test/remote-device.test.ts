@@ -10,6 +10,7 @@ import { blockDeviceSuite } from '@xsmeta/vdi-store/test-support';
 import { VHD_SECTOR, XapiClient } from '@xsmeta/xapi';
 import { type Simulator, startSimulator } from '@xsmeta/xapi-sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { payload } from '../../../test-support/payload.js';
 import { newVdi as newTestVdi } from '../../../test-support/xapi.js';
 import { RemoteDevice } from '../src/remote/device.js';
 
@@ -32,15 +33,6 @@ afterAll(async () => {
 
 const newVdi = (size: number) => newTestVdi(c, { size, name: 'remote device test' });
 
-function payload(seed: number, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = seed * 2654435761 + 1;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const label = (s: string) => new TextEncoder().encode(s);
 

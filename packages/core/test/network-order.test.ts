@@ -5,14 +5,8 @@
  * creates its own copy. A restore must never end with two networks of one name.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  type BackupContent,
-  type NetworkKey,
-  type PoolPort,
-  runRestore,
-  type VmMapEntry,
-} from '../src/index.js';
-import { stubPool } from './stub-pool.js';
+import type { BackupContent, NetworkKey, VmMapEntry } from '../src/index.js';
+import { restore, stubPool } from './stub-pool.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -76,20 +70,6 @@ function backup(vms: { uuid: string; nets: NetworkKey[] }[]): BackupContent {
 const lan = { name: 'Pool-wide network associated with eth0', bridge: 'xenbr0' };
 const dmz = { name: 'DMZ', bridge: 'xapi1' };
 const backend = { name: 'backend', bridge: 'xapi2' };
-
-async function restore(pool: PoolPort, content: BackupContent, dryRun = false) {
-  return runRestore(
-    {
-      pool,
-      disk: {} as never,
-      archive: {} as never,
-      clock: { now: () => new Date(0) },
-      events: null,
-    },
-    { mode: 'all', dryRun, force: false },
-    { id: { srUuid: 'sr', vdiUuid: 'vdi' }, content, legacy: false },
-  );
-}
 
 describe('restore into a pool that lacks some networks', () => {
   it('creates each missing network once, and still imports the others in parallel', async () => {

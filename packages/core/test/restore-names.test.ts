@@ -3,7 +3,8 @@
  * VDIs go several at a time, and a failure skips the rest of that SR with its reason.
  */
 import { describe, expect, it } from 'vitest';
-import { type BackupContent, type PoolPort, runRestore, type SrInfo } from '../src/index.js';
+import type { BackupContent, PoolPort, SrInfo } from '../src/index.js';
+import { restore } from './stub-pool.js';
 
 function namesPool(live: SrInfo[], failOn?: string) {
   const calls: string[] = [];
@@ -45,19 +46,6 @@ function content(srmeta: BackupContent['srmeta']): BackupContent {
     srmeta,
   };
 }
-
-const restore = (pool: PoolPort, c: BackupContent, dryRun = false) =>
-  runRestore(
-    {
-      pool,
-      disk: {} as never,
-      archive: {} as never,
-      clock: { now: () => new Date(0) },
-      events: null,
-    },
-    { mode: 'all', dryRun, force: false },
-    { id: { srUuid: 'sr', vdiUuid: 'vdi' }, content: c, legacy: false },
-  );
 
 describe('restore of SR and VDI names', () => {
   const backup = content([

@@ -1,4 +1,4 @@
-import type { PoolPort, VdiInfo } from '../src/index.js';
+import { type BackupContent, type PoolPort, runRestore, type VdiInfo } from '../src/index.js';
 
 /** The backup VDI `vdi` on the default SR `sr` that `stubPool` finds. */
 export const STUB_BACKUP_VDI: VdiInfo = {
@@ -34,4 +34,19 @@ export function stubPool(given: Partial<PoolPort> = {}): PoolPort {
     setVdiNames: async () => {},
     ...given,
   };
+}
+
+/** Restores `content` (every VM) into `pool`, with no disk, archive or event store. */
+export function restore(pool: PoolPort, content: BackupContent, dryRun = false) {
+  return runRestore(
+    {
+      pool,
+      disk: {} as never,
+      archive: {} as never,
+      clock: { now: () => new Date(0) },
+      events: null,
+    },
+    { mode: 'all', dryRun, force: false },
+    { id: { srUuid: 'sr', vdiUuid: 'vdi' }, content, legacy: false },
+  );
 }

@@ -5,15 +5,7 @@ export const SR = '00000000-0000-0000-0000-000000000000';
 export const VDI = '581017e4-81dd-5c81-adf6-59e789731929';
 
 /** Deterministic pseudo-random bytes for payloads. */
-export function payload(seed: number, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = seed * 2654435761 + 1;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
+export { payload } from '../../../test-support/payload.js';
 
 export const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 export const label = (s: string) => new TextEncoder().encode(s);

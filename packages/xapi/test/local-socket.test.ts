@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { rejection } from '../../../test-support/reject.js';
 import { isXapiError, type VmRecord, XapiClient } from '../src/index.js';
 import { type FakeOptions, FakeXapi } from './support/fake-xapi.js';
 
@@ -34,15 +35,6 @@ afterEach(async () => {
   await Promise.all(started.splice(0).map((f) => f.stop()));
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a failure');
-}
 
 describe.each(['jsonrpc', 'xmlrpc'] as const)("xapi's local Unix socket over %s", (transport) => {
   it('logs in as local root with no password, calls, and uses the HTTP handlers', async () => {

@@ -2,7 +2,8 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, expect, it } from 'vitest';
-import { XapiClient, XapiError } from '../src/index.js';
+import { xapiFailure as failure } from '../../../test-support/xapi.js';
+import { XapiClient } from '../src/index.js';
 import { FakeXapi } from './support/fake-xapi.js';
 
 const toClose: (() => Promise<void>)[] = [];
@@ -21,16 +22,6 @@ async function silent(): Promise<string> {
   });
   const { port } = server.address() as { port: number };
   return `http://127.0.0.1:${port}`;
-}
-
-async function failure(p: Promise<unknown>): Promise<XapiError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(XapiError);
-    return e as XapiError;
-  }
-  throw new Error('expected a failure');
 }
 
 it('a silent server fails the login at its deadline, naming the host and the call', async () => {

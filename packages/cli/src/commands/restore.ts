@@ -62,7 +62,8 @@ export const restoreCommand: Declare = (ctx) =>
         identity?: string;
       }) => {
         const s = settingsOf(o);
-        const { backupName, restoreAsking, summaryLine } = await import('../services.js');
+        const { backupName, restoreAsking } = await import('../services.js');
+        const { restoreSummaryLine } = await import('@xsmeta/core');
         const { ABORTED, confirm } = await import('../process/confirm.js');
         const dryRun = o.dryRun === true;
         const mode = o.mode ?? 'all';
@@ -88,7 +89,7 @@ export const restoreCommand: Declare = (ctx) =>
           ctx.exit(1);
           return;
         }
-        ctx.io.out(o.json ? JSON.stringify(r) : summaryLine(r));
+        ctx.io.out(o.json ? JSON.stringify(r) : restoreSummaryLine(r.restored, r.errors));
         ctx.exit(Math.min(r.errors, 125));
       },
     );

@@ -6,15 +6,15 @@ import {
   AppError,
   type BackupContent,
   backupVdiOf,
-  DEFAULT_KEEP,
-  DEFAULT_VDI_SIZE,
   type DiskPort,
   decodeLabel,
   loadBackup,
   type PoolPort,
   type RingPort,
   resolveSr,
+  restoreSummaryLine,
   withRing,
+  withWritableRing,
 } from '@xsmeta/core';
 import { MemoryDevice, Ring } from '@xsmeta/vdi-store';
 import { backupVdiUuid } from '@xsmeta/xapi';
@@ -25,7 +25,7 @@ import type { Io } from '../output.js';
 import { ABORTED, confirm } from '../process/confirm.js';
 import { lockSr } from '../process/lock.js';
 import { withBackupRing, withPool } from '../root.js';
-import { restoreOn, summaryLine } from '../services.js';
+import { restoreOn } from '../services.js';
 import { checkRecipient, decryptWith, encryptTo } from './age.js';
 import {
   type CopyHeader,
@@ -108,8 +108,8 @@ function writeAtomic(path: string, bytes: Uint8Array): void {
   renameSync(tmp, path);
 }
 
-/** Runs fn on the SR's ring opened for writing, under the SR's lock; --create makes it. */
-async function withWritableRing<T>(
+/** Runs fn on the SR's ring opened for writing (core's rule), under the SR's lock. */
+function withWritableRingLocked<T>(
   argv: { srUuid: string | undefined; create: boolean },
   s: Settings,
   fn: (ring: RingPort) => Promise<T>,
@@ -120,28 +120,7 @@ async function withWritableRing<T>(
       const srUuid = await resolveSr(pool, argv.srUuid);
       const unlock = await lockSr(s.stateDir, srUuid, false);
       try {
-        const vdiUuid = pool.backupVdiUuid(srUuid);
-        if (!(await pool.findVdi(vdiUuid))) {
-          if (!argv.create)
-            throw new AppError(
-              'BACKUP_VDI_MISSING',
-              `SR ${srUuid} has no Pool Metadata Backup VDI (${vdiUuid}): add --create`,
-            );
-          await pool.createBackupVdi(srUuid, DEFAULT_VDI_SIZE);
-          const att = await pool.attach(vdiUuid, { readOnly: false });
-          try {
-            const ring = await disk.format(att.devicePath, {
-              vdiUuid,
-              srUuid,
-              maxRecords: DEFAULT_KEEP,
-              intent: 'reinitialise', // a VDI just created
-            });
-            await ring.close();
-          } finally {
-            await att.detach();
-          }
-        }
-        return await withRing(pool, disk, await backupVdiOf(pool, srUuid), false, fn);
+        return await withWritableRing({ pool, disk }, { srUuid, create: argv.create }, fn);
       } finally {
         unlock();
       }
@@ -157,7 +136,7 @@ export async function cmdImport(
   io: Io,
 ): Promise<number> {
   const { header, label, record } = await openCopy(file, values.identity as string | undefined);
-  const added = await withWritableRing(
+  const added = await withWritableRingLocked(
     { srUuid: values.sr as string | undefined, create: values.create === true },
     s,
     async (ring) => {
@@ -293,6 +272,6 @@ export async function cmdRestoreFrom(
     ),
   );
   if (values.json) io.out(JSON.stringify(r));
-  else io.out(summaryLine(r));
+  else io.out(restoreSummaryLine(r.restored, r.errors));
   return Math.min(r.errors, 125);
 }

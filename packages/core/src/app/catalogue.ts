@@ -1,7 +1,7 @@
 import type { BackupVdiContent } from '../domain/legacy.js';
 import { chooseSr } from '../domain/rules.js';
 import { AppError, errorCode, legacyOnBackupVdi } from './errors.js';
-import type { DiskPort, PoolPort, RingPort } from './ports.js';
+import type { Attachment, DiskPort, PoolPort, RingPort } from './ports.js';
 import { decodeLabel } from './record.js';
 
 export interface BackupListing {
@@ -51,27 +51,20 @@ export async function backupVdiOf(
   return { srUuid: sr, vdiUuid };
 }
 
-/** Attaches the backup VDI read-only, runs fn on its ring, and always detaches. */
-export async function withRing<T>(
-  pool: PoolPort,
-  disk: DiskPort,
-  id: { srUuid: string; vdiUuid: string },
+/**
+ * Attaches a VDI, opens a ring on it with `open`, runs fn on the ring, then closes the ring
+ * and always detaches: the one shape of every use of a backup VDI's ring.
+ */
+export async function onRing<T>(
+  pool: Pick<PoolPort, 'attach'>,
+  vdiUuid: string,
   readOnly: boolean,
+  open: (att: Attachment) => Promise<RingPort>,
   fn: (ring: RingPort) => Promise<T>,
 ): Promise<T> {
-  const att = await pool.attach(id.vdiUuid, { readOnly });
+  const att = await pool.attach(vdiUuid, { readOnly });
   try {
-    let ring: RingPort;
-    try {
-      ring = await disk.open(att.devicePath, { readOnly, expect: id });
-    } catch (e) {
-      if (errorCode(e) === 'RING_FOREIGN') throw legacyOnBackupVdi(id, e);
-      if (errorCode(e) === 'RING_NOT_FORMATTED')
-        throw new AppError('NO_BACKUPS', `the backup VDI ${id.vdiUuid} holds no backups yet`, {
-          cause: e,
-        });
-      throw e;
-    }
+    const ring = await open(att);
     try {
       return await fn(ring);
     } finally {
@@ -80,6 +73,29 @@ export async function withRing<T>(
   } finally {
     await att.detach();
   }
+}
+
+/** Attaches the backup VDI (read-only unless asked), runs fn on its ring, and always detaches. */
+export async function withRing<T>(
+  pool: PoolPort,
+  disk: DiskPort,
+  id: { srUuid: string; vdiUuid: string },
+  readOnly: boolean,
+  fn: (ring: RingPort) => Promise<T>,
+): Promise<T> {
+  const open = async (att: Attachment): Promise<RingPort> => {
+    try {
+      return await disk.open(att.devicePath, { readOnly, expect: id });
+    } catch (e) {
+      if (errorCode(e) === 'RING_FOREIGN') throw legacyOnBackupVdi(id, e);
+      if (errorCode(e) === 'RING_NOT_FORMATTED')
+        throw new AppError('NO_BACKUPS', `the backup VDI ${id.vdiUuid} holds no backups yet`, {
+          cause: e,
+        });
+      throw e;
+    }
+  };
+  return onRing(pool, id.vdiUuid, readOnly, open, fn);
 }
 
 /**

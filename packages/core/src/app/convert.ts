@@ -1,12 +1,22 @@
 import { parseBackupDate } from '../domain/backup-date.js';
+import { damagesOneLegacyBackup } from '../domain/legacy.js';
 import { convertDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
 import { appendRecord, DEFAULT_KEEP, DEFAULT_VDI_SIZE, openOrFormat } from './backup.js';
+import { onRing } from './catalogue.js';
 import { AppError, errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
-import type { ArchivePart, ArchivePort, DiskPort, PoolPort, Progress } from './ports.js';
+import type {
+  ArchivePart,
+  ArchivePort,
+  Attachment,
+  DiskPort,
+  PoolPort,
+  Progress,
+} from './ports.js';
 import { decodeLabel, PART, type VmMapEntry } from './record.js';
+import { findOrCreateBackupVdi } from './writable-ring.js';
 
 /** The legacy format version (the `/.ctxs-metadata-backup` marker's content). */
 export const LEGACY_FORMAT_VERSION = 1;
@@ -141,10 +151,7 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
           // One backup beyond the record limits restore applies, or one the legacy reader
           // refuses (damaged, hostile): reported, the rest go on. The disk's own limits
           // (LEGACY_LIMIT, the time budget) are the whole run's problem: it stops before any write.
-          else if (
-            code === 'ARCHIVE_LIMIT' ||
-            (code.startsWith('LEGACY_') && code !== 'LEGACY_TIMEOUT' && code !== 'LEGACY_LIMIT')
-          )
+          else if (code === 'ARCHIVE_LIMIT' || damagesOneLegacyBackup(code))
             skipped.push({ date, reason: `${code}: ${(e as Error).message}` });
           else throw e;
           continue;
@@ -177,117 +184,109 @@ export async function runConvert(deps: ConvertDeps, opts: ConvertOptions): Promi
     if (sameVdi) {
       keptCopyVdiUuid = (await pool.copyVdi(vdiUuid, KEPT_LEGACY_NAME)).uuid;
       reinit = true;
-    } else if (!(await pool.findVdi(vdiUuid))) {
-      await pool.createBackupVdi(srUuid, opts.vdiSize ?? DEFAULT_VDI_SIZE);
-      reinit = true;
+    } else {
+      const target = await findOrCreateBackupVdi(pool, srUuid, {
+        create: true,
+        ...(opts.vdiSize === undefined ? {} : { vdiSize: opts.vdiSize }),
+      });
+      reinit = target.created;
     }
 
     // 3. Append, never evicting: dates already there are skipped; when the ring has room for
     // fewer than are left, the newest are kept; they go in oldest first.
-    const att = await pool.attach(vdiUuid, { readOnly: false });
-    try {
-      const ring = await openOrFormat(
-        disk,
-        att,
-        { vdiUuid, srUuid },
-        { reinit, keep: DEFAULT_KEEP },
-      );
-      try {
-        const present = new Set(ring.list().map((x) => decodeLabel(x.label)?.date));
-        const u = ring.usage();
-        let room = Math.max(0, u.maxRecords - ring.list().length);
-        let free = u.free;
-        const chosen: Converted[] = [];
-        for (const r of records) {
-          if (present.has(r.date))
-            skipped.push({ date: r.date, reason: 'a backup of that date is already in the ring' });
-          else if (room === 0)
-            skipped.push({
-              date: r.date,
-              reason: `the ring holds its maximum of ${u.maxRecords} backups: converting more would push out newer ones`,
-            });
-          else if (estimate(r) > free)
-            skipped.push({
-              date: r.date,
-              reason: 'no room left on the backup disk without evicting a backup',
-            });
-          else {
-            chosen.push(r);
-            room--;
-            free -= estimate(r);
-          }
+    const open = (att: Attachment) =>
+      openOrFormat(disk, att, { vdiUuid, srUuid }, { reinit, keep: DEFAULT_KEEP });
+    await onRing(pool, vdiUuid, false, open, async (ring) => {
+      const present = new Set(ring.list().map((x) => decodeLabel(x.label)?.date));
+      const u = ring.usage();
+      let room = Math.max(0, u.maxRecords - ring.list().length);
+      let free = u.free;
+      const chosen: Converted[] = [];
+      for (const r of records) {
+        if (present.has(r.date))
+          skipped.push({ date: r.date, reason: 'a backup of that date is already in the ring' });
+        else if (room === 0)
+          skipped.push({
+            date: r.date,
+            reason: `the ring holds its maximum of ${u.maxRecords} backups: converting more would push out newer ones`,
+          });
+        else if (estimate(r) > free)
+          skipped.push({
+            date: r.date,
+            reason: 'no room left on the backup disk without evicting a backup',
+          });
+        else {
+          chosen.push(r);
+          room--;
+          free -= estimate(r);
         }
-        for (const r of chosen.reverse()) {
-          const createdAt = parseBackupDate(r.date)?.getTime() ?? 0;
-          let w: { seq: number; storedBytes: number };
-          const list = ring.list();
-          try {
-            w = await appendRecord(
-              archive,
-              ring,
-              r.archived,
-              {
-                formatVersion: BACKUP_FORMAT_VERSION,
-                tool: 'xsmeta',
-                toolVersion: TOOL_VERSION,
-                poolUuid: r.poolUuid,
-                srUuid,
-                vdiUuid,
-                date: r.date,
-                createdAt,
-                vmCount: r.vmCount,
-                templateCount: r.templateCount,
-                converted: {
-                  from: 'legacy',
-                  formatVersion: LEGACY_FORMAT_VERSION,
-                  vdiUuid: opts.legacyVdiUuid,
-                },
-              },
-              // Keep every record already there: nothing is evicted for a conversion.
-              list.length + 1,
-            );
-          } catch (e) {
-            if (errorCode(e) !== 'BACKUP_TOO_LARGE') throw e;
-            skipped.push({
+      }
+      for (const r of chosen.reverse()) {
+        const createdAt = parseBackupDate(r.date)?.getTime() ?? 0;
+        let w: { seq: number; storedBytes: number };
+        const list = ring.list();
+        try {
+          w = await appendRecord(
+            archive,
+            ring,
+            r.archived,
+            {
+              formatVersion: BACKUP_FORMAT_VERSION,
+              tool: 'xsmeta',
+              toolVersion: TOOL_VERSION,
+              poolUuid: r.poolUuid,
+              srUuid,
+              vdiUuid,
               date: r.date,
-              reason: 'no room left on the backup disk without evicting a backup',
-            });
-            continue;
-          }
-          await rec.exec({
-            type: 'RecordConverted',
-            data: {
-              runId,
-              date: r.date,
-              seq: w.seq,
+              createdAt,
               vmCount: r.vmCount,
               templateCount: r.templateCount,
-              rawBytes: r.archived.rawBytes,
-              storedBytes: w.storedBytes,
-              fromFormatVersion: LEGACY_FORMAT_VERSION,
-              formatVersion: BACKUP_FORMAT_VERSION,
+              converted: {
+                from: 'legacy',
+                formatVersion: LEGACY_FORMAT_VERSION,
+                vdiUuid: opts.legacyVdiUuid,
+              },
             },
+            // Keep every record already there: nothing is evicted for a conversion.
+            list.length + 1,
+          );
+        } catch (e) {
+          if (errorCode(e) !== 'BACKUP_TOO_LARGE') throw e;
+          skipped.push({
+            date: r.date,
+            reason: 'no room left on the backup disk without evicting a backup',
           });
-          converted.push({
+          continue;
+        }
+        await rec.exec({
+          type: 'RecordConverted',
+          data: {
+            runId,
             date: r.date,
             seq: w.seq,
             vmCount: r.vmCount,
             templateCount: r.templateCount,
-          });
-          deps.progress?.({
-            phase: 'write',
-            done: converted.length,
-            total: chosen.length,
-            bytes: w.storedBytes,
-            item: r.date,
-          });
-        }
-      } finally {
-        await ring.close();
+            rawBytes: r.archived.rawBytes,
+            storedBytes: w.storedBytes,
+            fromFormatVersion: LEGACY_FORMAT_VERSION,
+            formatVersion: BACKUP_FORMAT_VERSION,
+          },
+        });
+        converted.push({
+          date: r.date,
+          seq: w.seq,
+          vmCount: r.vmCount,
+          templateCount: r.templateCount,
+        });
+        deps.progress?.({
+          phase: 'write',
+          done: converted.length,
+          total: chosen.length,
+          bytes: w.storedBytes,
+          item: r.date,
+        });
       }
-    } finally {
-      await att.detach();
-    }
+    });
     return await finish();
   } catch (caught) {
     // Once the copy is kept the backup VDI may already be a ring: say where the legacy disk is.

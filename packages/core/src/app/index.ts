@@ -86,3 +86,4 @@ export {
 } from './restore.js';
 export { checkNamedBackupVdi } from './trusted-vdi.js';
 export { type PartScanner, verifyRecord } from './verify-record.js';
+export { withWritableRing } from './writable-ring.js';

@@ -7,6 +7,7 @@
 import {
   type BackupVdiContent,
   chooseLegacyCandidate,
+  damagesOneLegacyBackup,
   type LegacyRefusal,
   legacyAccess,
 } from '../domain/legacy.js';
@@ -134,17 +135,6 @@ export async function legacyRestoreContent(
     vmExport: (u) => exports.get(u),
     srmeta: srmetaXml ? decodeSrMeta(new TextDecoder().decode(srmetaXml)) : [],
   };
-}
-
-/**
- * Whether an error met while one legacy backup is read damages that backup only (it is
- * listed as damaged, or skipped by a conversion) rather than the whole disk: a `LEGACY_*`
- * refusal of the reader, but not its time budget or its limits, which end the run.
- */
-export function damagesOneLegacyBackup(code: string | undefined): boolean {
-  return (
-    code?.startsWith('LEGACY_') === true && code !== 'LEGACY_TIMEOUT' && code !== 'LEGACY_LIMIT'
-  );
 }
 
 /** What a listing reads of a legacy disk (legacy-compat's LegacyDisk has it). */

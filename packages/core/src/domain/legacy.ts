@@ -62,3 +62,14 @@ export function chooseLegacyCandidate(
     reason: `${found.length} VDIs on SR ${srUuid} look like legacy backups (${found.join(', ')}): any guest can forge one; name the right one with -x VDI_UUID (xsmeta legacy: --vdi VDI_UUID)`,
   };
 }
+
+/**
+ * Whether an error met while one legacy backup is read damages that backup only (it is
+ * listed as damaged, or skipped by a conversion) rather than the whole disk: a `LEGACY_*`
+ * refusal of the reader, but not its time budget or its limits, which end the run.
+ */
+export function damagesOneLegacyBackup(code: string | undefined): boolean {
+  return (
+    code?.startsWith('LEGACY_') === true && code !== 'LEGACY_TIMEOUT' && code !== 'LEGACY_LIMIT'
+  );
+}

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one fake XAPI whose RPC methods, tasks, event.from and HTTP
+// handlers share the same sessions, tasks and records; split, each part would reach into the others.
 /**
  * A tiny XAPI for the connector's own tests: real node:http(s) on 127.0.0.1, both RPC
  * transports, sessions, tasks, event.from, and the HTTP handlers the client exercises. It is
