@@ -262,6 +262,26 @@ class Cursor {
     return out;
   }
 
+  /**
+   * The next `n` bytes as views of the chunks they lie in (no copy, no join): what a reader
+   * that hashes or collects them needs, without a new buffer for every frame.
+   */
+  async *pieces(n: number): AsyncIterable<Buffer> {
+    let left = n;
+    while (left > 0) {
+      if (this.buf.length === 0) {
+        const r = await this.it.next();
+        if (r.done) throw new ArchiveError('ARCHIVE_CORRUPT', 'archive ends early');
+        this.buf = r.value;
+        continue;
+      }
+      const c = this.buf.subarray(0, Math.min(left, this.buf.length));
+      this.buf = this.buf.subarray(c.length);
+      left -= c.length;
+      yield c;
+    }
+  }
+
   async atEnd(): Promise<boolean> {
     if (this.buf.length > 0) return false;
     const r = await this.it.next();
@@ -363,13 +383,11 @@ async function* unpack(
             `part ${name} is larger than ${lim.maxPartBytes} bytes`,
           );
         }
-        // Large chunks are taken piecewise: memory stays bounded when nothing is retained.
-        for (let left = n; left > 0; ) {
-          const c = await cur.take(Math.min(left, 1024 * 1024));
+        // Views of the inflated chunks, never joined here: a part not retained is hashed and
+        // dropped without a copy; one retained is copied once, by the concat at its end.
+        for await (const c of cur.pieces(n)) {
           hash.update(c);
-          // A view of the cursor's buffer: copied once, by the concat at the part's end.
           if (retain) chunks.push(c);
-          left -= c.length;
         }
         size += n;
       } else if (t === 0x45) {

@@ -1,3 +1,4 @@
+import '../process/young-generation.js';
 import { run } from '../commands/options.js';
 import { xeBackupProgram } from '../commands/xe-backup-metadata.js';
 import { type Io, stdio } from '../output.js';

@@ -1,3 +1,4 @@
+import '../process/young-generation.js';
 import { run } from '../commands/options.js';
 import { xeRestoreProgram } from '../commands/xe-restore-metadata.js';
 import { type Io, stdio } from '../output.js';

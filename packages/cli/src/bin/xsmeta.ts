@@ -1,3 +1,4 @@
+import '../process/young-generation.js';
 import { run } from '../commands/options.js';
 import { xsmetaProgram } from '../commands/xsmeta.js';
 import { type Io, stdio } from '../output.js';
