@@ -208,8 +208,9 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     });
 
     // 1. Capture, streamed into the archive; the raw pool is never held in memory at once.
-    const vms = await pool.vms();
-    const srs = await pool.srs();
+    const { vms, srs } = pool.inventory
+      ? await pool.inventory()
+      : { vms: await pool.vms(), srs: await pool.srs() };
     const map: VmMapEntry[] = vms.map((v) => ({
       uuid: v.uuid,
       name: v.name,
@@ -284,6 +285,18 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
           : [];
       });
     async function* parts(): AsyncIterable<ArchivePart> {
+      // The fast path: one request for every VM, asked before the dump is read so that the
+      // pool builds it while this side compresses the dump. Refused (a busy VM: xapi locks
+      // them all, ocaml/xapi/export.ml metadata_handler) or failed, the per-VM exports below
+      // do the work, with their retries; a VM it did not hold is exported on its own.
+      const cap = opts.exportAllMaxVms ?? EXPORT_ALL_MAX_VMS;
+      const all =
+        pool.exportAll && opts.exportAll !== false && vms.length > 1 && vms.length <= cap
+          ? pool.exportAll(vms.map((v) => v.uuid))
+          : null;
+      // Awaited after the dump; until then (or if the run stops first) a failure must not
+      // surface as an unhandled rejection.
+      all?.catch(() => {});
       // Streamed into the archive when the pool gives chunks: a large pool's dump (93 MiB at
       // 5,000 VMs) is never held whole.
       const db = await pool.dumpDatabase();
@@ -291,13 +304,9 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         tick(db.length, 'pool database', false);
         yield { name: PART.poolDb, data: db };
       } else yield { name: PART.poolDb, data: counted(db, (n) => tick(n, 'pool database', false)) };
-      // The fast path: one request for every VM. Refused (a busy VM: xapi locks them all,
-      // ocaml/xapi/export.ml metadata_handler) or failed, the per-VM exports below do the
-      // work, with their retries; a VM it did not hold is exported on its own.
-      const cap = opts.exportAllMaxVms ?? EXPORT_ALL_MAX_VMS;
-      if (pool.exportAll && opts.exportAll !== false && vms.length > 1 && vms.length <= cap) {
+      if (all) {
         try {
-          prefetched = await pool.exportAll(vms.map((v) => v.uuid));
+          prefetched = await all;
         } catch (e) {
           deps.signal?.throwIfAborted();
           if (errorCode(e) === 'XAPI_CANCELLED') throw e;
