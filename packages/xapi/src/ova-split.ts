@@ -6,12 +6,11 @@
  * the `make_*` functions rewrite (ocaml/xapi/export.ml). A VM's export is then the text of
  * its objects, copied, with only those reference fields written again where they change, and
  * is built when it is taken, not before. What it holds is what `splitExport` gives (tested
- * against it): see ova.ts for the rules. The byte scanner is xml-scan.ts; building a VM's
+ * against it): see ova.ts for the rules. The byte scanner is ova-scan.ts; building a VM's
  * export from the index is ova-split-build.ts.
  */
 import { XapiError } from './errors.js';
 import { REF_FIELDS } from './ova.js';
-import { type Field, type Obj, perVm } from './ova-split-build.js';
 import {
   ARRAY,
   bad,
@@ -23,7 +22,8 @@ import {
   STRUCT,
   type Tag,
   VALUE,
-} from './xml-scan.js';
+} from './ova-scan.js';
+import { type Field, type Obj, perVm } from './ova-split-build.js';
 
 /** Fields read besides REF_FIELDS: what the walk from a VM looks at. */
 const EXTRA: Record<string, string[]> = {
