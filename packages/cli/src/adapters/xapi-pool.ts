@@ -73,16 +73,32 @@ export class XapiPool implements PoolPort {
   }
 
   /**
-   * What `vms()` and `srs()` give, from four listings instead of six: the SR and VDI
-   * listings serve both. The VBD listing is asked while the VM listing is decoded.
+   * What `vms()` and `srs()` give, from three listings instead of six: the SR and VDI
+   * listings serve both, and a VBD's VDI is read from the VDIs' `VBDs`, the other end of the
+   * same relation (xapi keeps the two ends together: ocaml/idl/datamodel.ml `all_relations`,
+   * VBD.VDI and VDI.VBDs), so the VBDs are not listed at all. Asked at once: the pool works
+   * out the next listing while this side decodes one.
    */
   async inventory(): Promise<{ vms: VmInfo[]; srs: SrInfo[] }> {
-    // Asked at once: the pool works out the next listing while this side decodes one.
     const vmsP = this.vmListing();
-    const vbdsP = this.xapi.getAllRecordsFields('VBD', ['VDI']);
-    const listingP = this.srListing();
-    const [vms, vbds, listing] = await Promise.all([vmsP, vbdsP, listingP]);
-    return { vms: vmInfos(vms, vbds, listing.vdis, listing.srs), srs: srInfos(listing) };
+    const srsP = this.xapi.getAllRecordsFields('SR', [
+      'uuid',
+      'name_label',
+      'name_description',
+      'type',
+    ]);
+    const vdisP = this.xapi.getAllRecordsFields('VDI', [
+      'uuid',
+      'name_label',
+      'name_description',
+      'read_only',
+      'SR',
+      'VBDs',
+    ]);
+    const [vms, srs, vdis] = await Promise.all([vmsP, srsP, vdisP]);
+    const vbds = new Map<string, { VDI: string }>();
+    for (const [ref, vdi] of vdis) for (const vbd of vdi.VBDs ?? []) vbds.set(vbd, { VDI: ref });
+    return { vms: vmInfos(vms, vbds, vdis, srs), srs: srInfos({ srs, vdis }) };
   }
 
   backupVdiUuid(srUuid: string): string {
