@@ -250,7 +250,7 @@ it.skipIf(!built)(
     const p = await pool({
       vms: 30,
       log: (line) => {
-        if (line.startsWith('VBD.get_all_records')) kill();
+        if (line.startsWith('VM.get_all_records')) kill();
       },
     });
     const { sim, env } = p;

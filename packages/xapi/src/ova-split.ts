@@ -6,16 +6,24 @@
  * the `make_*` functions rewrite (ocaml/xapi/export.ml). A VM's export is then the text of
  * its objects, copied, with only those reference fields written again where they change, and
  * is built when it is taken, not before. What it holds is what `splitExport` gives (tested
- * against it): see ova.ts for the rules.
+ * against it): see ova.ts for the rules. The byte scanner is ova-scan.ts; building a VM's
+ * export from the index is ova-split-build.ts.
  */
 import { XapiError } from './errors.js';
-import { REF_FIELDS, tarOne } from './ova.js';
-import type { XmlRpcValue } from './xmlrpc.js';
-import { decodeValue } from './xmlrpc-decode.js';
-import { encodeValue } from './xmlrpc-encode.js';
-
-const NULL_REF = 'OpaqueRef:NULL';
-const enc = new TextEncoder();
+import { REF_FIELDS } from './ova.js';
+import {
+  ARRAY,
+  bad,
+  DATA,
+  MEMBER,
+  NAME,
+  NEED_MORE,
+  Scanner,
+  STRUCT,
+  type Tag,
+  VALUE,
+} from './ova-scan.js';
+import { type Field, type Obj, perVm } from './ova-split-build.js';
 
 /** Fields read besides REF_FIELDS: what the walk from a VM looks at. */
 const EXTRA: Record<string, string[]> = {
@@ -24,203 +32,27 @@ const EXTRA: Record<string, string[]> = {
   VGPU: ['type'],
 };
 
-function bad(why: string): XapiError {
-  return new XapiError('XAPI_PROTOCOL', ['ova'], `ova.xml: ${why}`);
+/** Per class, the fields the walk reads and their lengths in bytes (most names are ruled out by length). */
+const WANTED = new Map<string, { want: Set<string>; lengths: Set<number> }>();
+function wanted(c: string): { want: Set<string>; lengths: Set<number> } {
+  let w = WANTED.get(c);
+  if (!w) {
+    const want = new Set([
+      ...(REF_FIELDS[c]?.one ?? []),
+      ...(REF_FIELDS[c]?.many ?? []),
+      ...(EXTRA[c] ?? []),
+    ]);
+    w = { want, lengths: new Set([...want].map((f) => Buffer.byteLength(f))) };
+    WANTED.set(c, w);
+  }
+  return w;
 }
 
-interface Field {
-  name: string;
-  start: number;
-  end: number;
-  value: XmlRpcValue;
-}
-
-interface Obj {
-  class: string;
-  id: string;
-  start: number;
-  end: number;
-  /** The reference fields, in text order. */
-  fields: Field[];
-  get(name: string): XmlRpcValue | undefined;
-}
-
-/** A tag name as a number: its length, first and last bytes (unique among XML-RPC's tags). */
-const key = (name: string) =>
-  name.length * 65536 + name.charCodeAt(0) * 256 + name.charCodeAt(name.length - 1);
-const VALUE = key('value');
-const STRUCT = key('struct');
-const MEMBER = key('member');
-const NAME = key('name');
-const ARRAY = key('array');
-const DATA = key('data');
-const LT = 0x3c;
-const GT = 0x3e;
-const SLASH = 0x2f;
-
-interface Tag {
-  name: number;
-  close: boolean;
-  selfClose: boolean;
-  start: number;
-  end: number;
-}
-
-const names = new Map(
-  ['value', 'struct', 'member', 'name', 'array', 'data'].map((n) => [key(n), n] as const),
-);
-
-/** A leaf string value (`<value>text</value>` or with `<string>`) with no entity to decode. */
-const PLAIN = /^<value>(?:<string>)?([^<&]*)(?:<\/string>)?<\/value>$/;
-/** An array of such strings. */
-const PLAIN_LIST =
-  /^<value><array><data>((?:<value>(?:<string>)?[^<&]*(?:<\/string>)?<\/value>)*)<\/data><\/array><\/value>$/;
-const PLAIN_ITEM = /<value>(?:<string>)?([^<&]*)(?:<\/string>)?<\/value>/g;
-
-/** Thrown by the scanner when the bytes so far end inside what it reads (more will come). */
-class NeedMore extends Error {}
-
-class Scanner {
-  constructor(public b: Buffer) {}
-
-  /** The next tag at or after `i` (declarations and comments skipped). */
-  tag(i: number): Tag {
-    const b = this.b;
-    for (;;) {
-      const lt = b.indexOf(LT, i);
-      if (lt < 0 || lt + 1 >= b.length) throw new NeedMore();
-      const c = b[lt + 1];
-      if (c === 0x3f /* ? */ || c === 0x21 /* ! */) {
-        const close = b.indexOf(c === 0x3f ? '?>' : '>', lt + 2);
-        if (close < 0) throw new NeedMore();
-        i = close + 1;
-        continue;
-      }
-      const gt = b.indexOf(GT, lt + 1);
-      if (gt < 0) throw new NeedMore();
-      const close = c === SLASH;
-      const selfClose = b[gt - 1] === SLASH;
-      let n = lt + (close ? 2 : 1);
-      const from = n;
-      while (n < gt) {
-        const d = b[n]!;
-        if (d === SLASH || d === 0x20 || d === 0x09 || d === 0x0a || d === 0x0d) break;
-        n++;
-      }
-      const len = n - from;
-      const name = len < 1 ? -1 : len * 65536 + b[from]! * 256 + b[n - 1]!;
-      return { name, close, selfClose, start: lt, end: gt + 1 };
-    }
-  }
-
-  open(i: number, name: number): Tag {
-    const t = this.tag(i);
-    if (t.name !== name || t.close) throw bad(`expected <${names.get(name)}> at ${t.start}`);
-    return t;
-  }
-
-  closing(i: number, name: number): Tag {
-    const t = this.tag(i);
-    if (t.name !== name || !t.close) throw bad(`expected </${names.get(name)}> at ${t.start}`);
-    return t;
-  }
-
-  /** Whether `value` is spelled at `i` (v-a-l-u-e). */
-  isValue(i: number): boolean {
-    const b = this.b;
-    return (
-      b[i] === 0x76 &&
-      b[i + 1] === 0x61 &&
-      b[i + 2] === 0x6c &&
-      b[i + 3] === 0x75 &&
-      b[i + 4] === 0x65
-    );
-  }
-
-  /**
-   * From a `<value>` tag: the index after its `</value>`. Only `<value` and `</value>` count
-   * (text holds no `<`: XML escapes it).
-   */
-  skipValue(v: Tag): number {
-    if (v.selfClose) return v.end;
-    const b = this.b;
-    let depth = 1;
-    let i = v.end;
-    while (depth > 0) {
-      const lt = b.indexOf(LT, i);
-      if (lt < 0 || lt + 8 > b.length) throw new NeedMore();
-      if (b[lt + 1] === SLASH) {
-        if (this.isValue(lt + 2) && b[lt + 7] === GT) {
-          depth--;
-          i = lt + 8;
-        } else i = lt + 2;
-        continue;
-      }
-      if (this.isValue(lt + 1)) {
-        const t = this.tag(lt);
-        if (t.name === VALUE && !t.selfClose) depth++;
-        i = t.end;
-        continue;
-      }
-      i = lt + 1;
-    }
-    return i;
-  }
-
-  /**
-   * The members of a struct value (at its `<value>` tag): `each` gets the member's name and
-   * its value tag, and returns where that value ends (reading or skipping it). Returns the
-   * index after the struct's `</value>`.
-   */
-  members(v: Tag, each: (name: () => string, value: Tag, nameBytes: number) => number): number {
-    if (v.selfClose) throw bad(`expected a struct at ${v.start}`);
-    const st = this.open(v.end, STRUCT);
-    if (st.selfClose) return this.closing(st.end, VALUE).end;
-    let i = st.end;
-    for (;;) {
-      const t = this.tag(i);
-      if (t.name === STRUCT && t.close) return this.closing(t.end, VALUE).end;
-      if (t.name !== MEMBER || t.close) throw bad(`expected <member> at ${t.start}`);
-      const nameOpen = this.open(t.end, NAME);
-      const nameClose = this.closing(nameOpen.end, NAME);
-      // Decoded only when asked: most members of a snapshot are skipped unread.
-      const name = () => this.b.toString('utf8', nameOpen.end, nameClose.start);
-      const value = this.open(nameClose.end, VALUE);
-      i = this.closing(each(name, value, nameClose.start - nameOpen.end), MEMBER).end;
-    }
-  }
-
-  /** The items of an array value (at its `<value>` tag); returns after its `</value>`. */
-  items(v: Tag, each: (value: Tag) => number): number {
-    if (v.selfClose) throw bad(`expected an array at ${v.start}`);
-    let i = this.open(v.end, ARRAY).end;
-    const data = this.open(i, DATA);
-    if (data.selfClose) return this.closing(this.closing(data.end, ARRAY).end, VALUE).end;
-    i = data.end;
-    for (;;) {
-      const t = this.tag(i);
-      if (t.name === DATA && t.close) break;
-      if (t.name !== VALUE || t.close) throw bad(`expected <value> at ${t.start}`);
-      i = each(t);
-    }
-    i = this.closing(i, DATA).end;
-    i = this.closing(i, ARRAY).end;
-    return this.closing(i, VALUE).end;
-  }
-
-  /** A value, decoded: the common plain strings and lists of them without the full decoder. */
-  decode(start: number, end: number): XmlRpcValue {
-    const text = this.b.toString('utf8', start, end);
-    const one = PLAIN.exec(text);
-    if (one) return one[1]!;
-    const list = PLAIN_LIST.exec(text);
-    if (list) return [...list[1]!.matchAll(PLAIN_ITEM)].map((m) => m[1]!);
-    return decodeValue(text);
-  }
-}
-
-const refList = (v: XmlRpcValue | undefined): string[] =>
-  Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+/**
+ * Bytes gathered before they are scanned: an object cut by the end of the bytes so far is
+ * read again from its start, and a network chunk (16-64 KiB) holds few of a pool's objects.
+ */
+const BATCH = 1024 * 1024;
 
 /** Where a VM's export comes from: the bytes of the export tar at an offset. */
 export type ExportBytes = (offset: number, length: number) => Uint8Array;
@@ -251,6 +83,9 @@ export class ExportSplitter {
   #size = -1;
   /** Bytes of ova.xml not read yet; `#base` is the offset in ova.xml of its first byte. */
   #buf: Buffer = Buffer.alloc(0);
+  /** Bytes pushed, not scanned yet (see BATCH). */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
   #base = 0;
   #pos = 0;
   #received = 0;
@@ -260,8 +95,12 @@ export class ExportSplitter {
   readonly #objects: Obj[] = [];
   readonly #s = new Scanner(Buffer.alloc(0));
 
-  constructor(uuids?: readonly string[]) {
+  readonly #batch: number;
+
+  /** `batchBytes`: how many bytes are gathered before they are scanned (BATCH by default). */
+  constructor(uuids?: readonly string[], opts: { batchBytes?: number } = {}) {
     this.#uuids = uuids;
+    this.#batch = opts.batchBytes ?? BATCH;
   }
 
   /** The next bytes of the export tar. */
@@ -283,14 +122,24 @@ export class ExportSplitter {
       this.#head = Buffer.alloc(0);
     }
     if (this.#state === 'done') return;
-    const left = this.#size - (this.#base + this.#buf.length);
+    const left = this.#size - (this.#base + this.#buf.length + this.#pendingBytes);
     if (left <= 0) return;
     if (c.length > left) c = c.subarray(0, left);
-    // Keep what is not read yet, then the new bytes (a copy only when something is kept).
+    this.#pending.push(c);
+    this.#pendingBytes += c.length;
+    if (this.#pendingBytes >= this.#batch || c.length === left) this.#flush();
+  }
+
+  /** Scans the pending bytes after what is not read yet (one copy, when anything is kept). */
+  #flush(): void {
+    if (this.#pending.length === 0 || this.#state === 'done') return;
     const rest = this.#buf.subarray(this.#pos);
     this.#base += this.#pos;
     this.#pos = 0;
-    this.#buf = rest.length === 0 ? c : Buffer.concat([rest, c]);
+    const all = rest.length === 0 ? this.#pending : [rest, ...this.#pending];
+    this.#buf = all.length === 1 ? all[0]! : Buffer.concat(all);
+    this.#pending = [];
+    this.#pendingBytes = 0;
     this.#s.b = this.#buf;
     this.#pump();
   }
@@ -353,7 +202,7 @@ export class ExportSplitter {
           this.#pos = end;
         }
       } catch (e) {
-        if (e instanceof NeedMore) return;
+        if (e === NEED_MORE) return;
         throw e;
       }
     }
@@ -366,6 +215,7 @@ export class ExportSplitter {
   finish(read: ExportBytes): Map<string, () => Uint8Array> {
     if (this.#size < 0 || this.#received < 512 + this.#size)
       throw new XapiError('XAPI_PROTOCOL', ['ova'], 'the metadata export has no ova.xml first');
+    this.#flush();
     if (this.#state !== 'done') throw bad('ends early');
     if (this.#version === null || this.#prolog === null) throw bad('no version');
     this.#buf = Buffer.alloc(0);
@@ -388,18 +238,13 @@ function readObject(s: Scanner, ov: Tag, base: number): { obj: Obj; end: number 
   const fields: Field[] = [];
   /** The wanted fields of a snapshot, read as its members are walked (one pass). */
   const walk = (c: string, st: Tag): number => {
-    const want = new Set([
-      ...(REF_FIELDS[c]?.one ?? []),
-      ...(REF_FIELDS[c]?.many ?? []),
-      ...(EXTRA[c] ?? []),
-    ]);
+    const { want, lengths } = wanted(c);
     if (want.size === 0) return s.skipValue(st);
-    const lengths = new Set([...want].map((f) => Buffer.byteLength(f)));
-    return s.members(st, (nameOf, fv, nameBytes) => {
+    return s.members(st, (ns, ne, fv) => {
       const fend = s.skipValue(fv);
       // Most names are ruled out by their length alone, without decoding them.
-      if (!lengths.has(nameBytes)) return fend;
-      const f = nameOf();
+      if (!lengths.has(ne - ns)) return fend;
+      const f = s.text(ns, ne);
       if (want.has(f))
         fields.push({
           name: f,
@@ -410,8 +255,8 @@ function readObject(s: Scanner, ov: Tag, base: number): { obj: Obj; end: number 
       return fend;
     });
   };
-  const end = s.members(ov, (nameOf, mv) => {
-    const m = nameOf();
+  const end = s.members(ov, (ns, ne, mv) => {
+    const m = s.text(ns, ne);
     // xapi writes class and id first: the snapshot is then read as it is walked.
     if (m === 'snapshot' && cls !== null) {
       walked = true;
@@ -440,96 +285,4 @@ function readObject(s: Scanner, ov: Tag, base: number): { obj: Obj; end: number 
     get: (n) => byName.get(n),
   };
   return { obj, end };
-}
-
-/** The builders of the per-VM exports (see splitExport in ova.ts for what each holds). */
-function perVm(
-  objects: Obj[],
-  prolog: Buffer,
-  version: Buffer,
-  bytesOf: (o: Obj) => Uint8Array,
-  uuids: readonly string[] | undefined,
-): Map<string, () => Uint8Array> {
-  const byId = new Map(objects.map((o) => [o.id, o]));
-  const order = new Map(objects.map((o, i) => [o.id, i]));
-  const proxies = objects.filter((o) => o.class === 'PVS_proxy');
-  const want = uuids ? new Set(uuids) : null;
-  const out = new Map<string, () => Uint8Array>();
-  for (const vm of objects) {
-    if (vm.class !== 'VM') continue;
-    const uuid = String(vm.get('uuid') ?? '');
-    if (want && !want.has(uuid)) continue;
-    out.set(uuid, () => {
-      const keep = new Set<string>();
-      const add = (id: XmlRpcValue | undefined): Obj | undefined => {
-        if (typeof id !== 'string') return undefined;
-        const o = byId.get(id);
-        if (o) keep.add(id);
-        return o;
-      };
-      const addVdi = (id: XmlRpcValue | undefined) => {
-        const vdi = add(id);
-        if (vdi) add(vdi.get('SR'));
-      };
-      add(vm.id);
-      const vifs = refList(vm.get('VIFs'));
-      for (const id of vifs) {
-        const vif = add(id);
-        if (vif) add(vif.get('network'));
-      }
-      for (const id of refList(vm.get('VBDs'))) {
-        const vbd = add(id);
-        if (vbd && vbd.get('empty') !== true) addVdi(vbd.get('VDI'));
-      }
-      for (const id of refList(vm.get('VGPUs'))) {
-        const vgpu = add(id);
-        if (vgpu) {
-          add(vgpu.get('type'));
-          add(vgpu.get('GPU_group'));
-        }
-      }
-      for (const p of proxies) {
-        const vif = p.get('VIF');
-        if (typeof vif === 'string' && vifs.includes(vif)) {
-          add(p.id);
-          add(p.get('site'));
-        }
-      }
-      for (const id of refList(vm.get('VTPMs'))) add(id);
-      if (vm.get('power_state') === 'Suspended') addVdi(vm.get('suspend_VDI'));
-      add(vm.get('metrics'));
-      add(vm.get('guest_metrics'));
-      add(vm.get('resident_on'));
-      add(vm.get('affinity'));
-      const parts: Uint8Array[] = [
-        prolog,
-        enc.encode('<value><struct><member><name>version</name>'),
-        version,
-        enc.encode('</member><member><name>objects</name><value><array><data>'),
-      ];
-      for (const id of [...keep].sort((a, b) => order.get(a)! - order.get(b)!)) {
-        const o = byId.get(id)!;
-        const rules = REF_FIELDS[o.class];
-        const ob = bytesOf(o);
-        let at = 0;
-        for (const f of o.fields) {
-          let next: XmlRpcValue | null = null;
-          if (rules?.one.includes(f.name)) {
-            const v = f.value;
-            if (typeof v === 'string' && v !== NULL_REF && !keep.has(v)) next = NULL_REF;
-          } else if (rules?.many.includes(f.name) && Array.isArray(f.value)) {
-            const list = refList(f.value).filter((r) => keep.has(r));
-            if (list.length !== f.value.length) next = list;
-          }
-          if (next === null) continue;
-          parts.push(ob.subarray(at, f.start), enc.encode(encodeValue(next)));
-          at = f.end;
-        }
-        parts.push(ob.subarray(at));
-      }
-      parts.push(enc.encode('</data></array></value></member></struct></value>'));
-      return tarOne('ova.xml', Buffer.concat(parts));
-    });
-  }
-  return out;
 }

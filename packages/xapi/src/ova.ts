@@ -39,13 +39,21 @@ function octal(n: number, width: number): string {
  * The simulator builds its exports with it too.
  */
 export function tarOne(name: string, data: Uint8Array, mtime = 0): Uint8Array {
+  const out = new Uint8Array(512 + Math.ceil(data.length / 512) * 512 + 1024);
+  out.set(tarHeader(name, data.length, mtime), 0);
+  out.set(data, 512);
+  return out;
+}
+
+/** The ustar header of a one-member tar (`tarOne`) holding `size` bytes. */
+export function tarHeader(name: string, size: number, mtime = 0): Uint8Array {
   const h = new Uint8Array(512);
   const put = (s: string, off: number) => h.set(enc.encode(s), off);
   put(name, 0);
   put(octal(0o644, 8), 100);
   put(octal(0, 8), 108);
   put(octal(0, 8), 116);
-  put(octal(data.length, 12), 124);
+  put(octal(size, 12), 124);
   put(octal(mtime, 12), 136);
   put('        ', 148);
   put('0', 156);
@@ -53,10 +61,7 @@ export function tarOne(name: string, data: Uint8Array, mtime = 0): Uint8Array {
   let sum = 0;
   for (const b of h) sum += b;
   put(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-  const out = new Uint8Array(512 + Math.ceil(data.length / 512) * 512 + 1024);
-  out.set(h, 0);
-  out.set(data, 512);
-  return out;
+  return h;
 }
 
 /**

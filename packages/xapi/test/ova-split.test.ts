@@ -52,7 +52,13 @@ function pool(): Ova {
     o('VIF', `Ref:vif${i}`, { uuid: `vif-${i}`, VM: `Ref:v${i}`, network: `Ref:net${i % 2}` });
   }
   o('VM_guest_metrics', 'Ref:gm0', { uuid: 'gm-0', os_version: {} });
-  o('network', 'Ref:net0', { uuid: 'net0', VIFs: ['Ref:vif0', 'Ref:vif2'], bridge: 'xenbr0' });
+  // A shared object's list longer than what one VM's export keeps (as in a large pool).
+  const others = Array.from({ length: 40 }, (_, k) => `Ref:elsewhere${k}`);
+  o('network', 'Ref:net0', {
+    uuid: 'net0',
+    VIFs: ['Ref:vif2', ...others, 'Ref:vif0'],
+    bridge: 'xenbr0',
+  });
   o('network', 'Ref:net1', { uuid: 'net1', VIFs: ['Ref:vif1', 'Ref:vif3'], bridge: 'xenbr1' });
   for (let i = 0; i < 4; i++)
     o('VDI', `Ref:vdi${i}`, { uuid: `vdi-${i}`, SR: `Ref:sr${i % 2}`, VBDs: [`Ref:vbd${i}a`] });
@@ -98,15 +104,21 @@ describe('splitExportTar (the split on the export text)', () => {
   it('gives the same fed chunk by chunk (any cut), reading the objects back by offset', () => {
     const tar = spaced(writeOva(pool()));
     const whole = splitExportTar(tar);
-    for (const size of [7, 100, 511, 513, 4096]) {
-      const s = new ExportSplitter(['vm-0', 'vm-1', 'vm-2', 'vm-3']);
+    // Scanned at every chunk (objects cut anywhere, read again) and gathered (the default).
+    for (const [size, batchBytes] of [7, 100, 511, 513, 4096].flatMap(
+      (n): [number, number | undefined][] => [
+        [n, 1],
+        [n, undefined],
+      ],
+    )) {
+      const s = new ExportSplitter(['vm-0', 'vm-1', 'vm-2', 'vm-3'], { batchBytes });
       for (let i = 0; i < tar.length; i += size) s.push(tar.slice(i, i + size));
       const reads: number[] = [];
       const got = s.finish((offset, length) => {
         reads.push(length);
         return tar.subarray(offset, offset + length);
       });
-      expect([...got.keys()], `chunks of ${size}`).toEqual([...whole.keys()]);
+      expect([...got.keys()], `chunks of ${size}, batch ${batchBytes}`).toEqual([...whole.keys()]);
       for (const [uuid, build] of got) expect(build()).toEqual(whole.get(uuid)!());
       // Object by object, never the whole export.
       expect(Math.max(...reads)).toBeLessThan(tar.length / 4);

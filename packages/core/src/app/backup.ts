@@ -1,35 +1,25 @@
-import { ringAction } from '../domain/rules.js';
 import { backupDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
+import { appendRecord, backupsOn, DEFAULT_KEEP, openOrFormat } from './backup-ring.js';
 import { resolveSr } from './catalogue.js';
-import { AppError, errorCode, legacyOnBackupVdi } from './errors.js';
-import { fmtBytes } from './format.js';
+import { AppError, errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
 import { DEFAULT_PARALLEL } from './map-limit.js';
-import type {
-  ArchivePart,
-  ArchivePort,
-  Attachment,
-  DiskPort,
-  PoolPort,
-  Progress,
-  RingPort,
-} from './ports.js';
+import type { ArchivePart, ArchivePort, DiskPort, PoolPort, Progress } from './ports.js';
 import {
   decodeLabel,
-  encodeLabel,
   encodeSrMeta,
-  type Manifest,
   PART,
   type SkippedVm,
   uniqueDate,
   type VmMapEntry,
 } from './record.js';
-import { joinRecord } from './record-frame.js';
+
+// The ring side lives in backup-ring.ts; convert.ts and the package index take these from here.
+export { appendRecord, DEFAULT_KEEP, openOrFormat } from './backup-ring.js';
 
 export const DEFAULT_VDI_SIZE = 500 * 1024 * 1024;
-export const DEFAULT_KEEP = 25;
 
 export interface BackupDeps {
   pool: PoolPort;
@@ -91,57 +81,6 @@ export interface BackupResult {
   skipped: SkippedVm[];
   /** What the ring found wrong with its root and recovered (also in the BackupWritten event). */
   rootWarnings?: string[];
-}
-
-/**
- * Opens the ring on an attached backup VDI, formatting a blank one (never a foreign one, nor
- * one whose root is lost but which holds records: the ring refuses and points to repair).
- */
-export async function openOrFormat(
-  disk: DiskPort,
-  att: Attachment,
-  id: { vdiUuid: string; srUuid: string },
-  opts: { reinit: boolean; justCreated?: boolean; keep: number },
-): Promise<RingPort> {
-  // A confirmed -i, or a VDI just created (ours whatever it holds: a thick LVM volume may hold
-  // old bytes), is formatted whatever it holds; a blank one only when it holds no records.
-  const format = (intent?: 'reinitialise') =>
-    disk.format(att.devicePath, {
-      ...id,
-      maxRecords: Math.max(opts.keep, DEFAULT_KEEP),
-      ...(intent ? { intent } : {}),
-    });
-  const rule = { reinit: opts.reinit, justCreated: opts.justCreated ?? false };
-  if (ringAction({ ...rule, found: null }) === 'format') return format('reinitialise');
-  try {
-    return await disk.open(att.devicePath, { readOnly: false, expect: id });
-  } catch (e) {
-    const code = errorCode(e);
-    const found =
-      code === 'RING_FOREIGN' ? 'foreign' : code === 'RING_NOT_FORMATTED' ? 'not-formatted' : null;
-    if (found === null) throw e;
-    if (ringAction({ ...rule, found }) === 'refuse') throw legacyOnBackupVdi(id, e);
-    return format();
-  }
-}
-
-/** The backups a ring holds (none when the disk holds no ring of this VDI), before `-i`. */
-async function backupsOn(
-  disk: DiskPort,
-  att: Attachment,
-  id: { vdiUuid: string; srUuid: string },
-): Promise<{ seq: number; date: string }[]> {
-  let ring: RingPort;
-  try {
-    ring = await disk.open(att.devicePath, { readOnly: true, expect: id });
-  } catch {
-    return [];
-  }
-  try {
-    return ring.list().map((r) => ({ seq: r.seq, date: decodeLabel(r.label)?.date ?? '' }));
-  } finally {
-    await ring.close();
-  }
 }
 
 /**
@@ -208,8 +147,9 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     });
 
     // 1. Capture, streamed into the archive; the raw pool is never held in memory at once.
-    const vms = await pool.vms();
-    const srs = await pool.srs();
+    const { vms, srs } = pool.inventory
+      ? await pool.inventory()
+      : { vms: await pool.vms(), srs: await pool.srs() };
     const map: VmMapEntry[] = vms.map((v) => ({
       uuid: v.uuid,
       name: v.name,
@@ -284,6 +224,18 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
           : [];
       });
     async function* parts(): AsyncIterable<ArchivePart> {
+      // The fast path: one request for every VM, asked before the dump is read so that the
+      // pool builds it while this side compresses the dump. Refused (a busy VM: xapi locks
+      // them all, ocaml/xapi/export.ml metadata_handler) or failed, the per-VM exports below
+      // do the work, with their retries; a VM it did not hold is exported on its own.
+      const cap = opts.exportAllMaxVms ?? EXPORT_ALL_MAX_VMS;
+      const all =
+        pool.exportAll && opts.exportAll !== false && vms.length > 1 && vms.length <= cap
+          ? pool.exportAll(vms.map((v) => v.uuid))
+          : null;
+      // Awaited after the dump; until then (or if the run stops first) a failure must not
+      // surface as an unhandled rejection.
+      all?.catch(() => {});
       // Streamed into the archive when the pool gives chunks: a large pool's dump (93 MiB at
       // 5,000 VMs) is never held whole.
       const db = await pool.dumpDatabase();
@@ -291,13 +243,9 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         tick(db.length, 'pool database', false);
         yield { name: PART.poolDb, data: db };
       } else yield { name: PART.poolDb, data: counted(db, (n) => tick(n, 'pool database', false)) };
-      // The fast path: one request for every VM. Refused (a busy VM: xapi locks them all,
-      // ocaml/xapi/export.ml metadata_handler) or failed, the per-VM exports below do the
-      // work, with their retries; a VM it did not hold is exported on its own.
-      const cap = opts.exportAllMaxVms ?? EXPORT_ALL_MAX_VMS;
-      if (pool.exportAll && opts.exportAll !== false && vms.length > 1 && vms.length <= cap) {
+      if (all) {
         try {
-          prefetched = await pool.exportAll(vms.map((v) => v.uuid));
+          prefetched = await all;
         } catch (e) {
           deps.signal?.throwIfAborted();
           if (errorCode(e) === 'XAPI_CANCELLED') throw e;
@@ -448,60 +396,4 @@ async function* counted(
     yield c;
   }
   done(n);
-}
-
-/**
- * Appends one backup record to a ring: the parts archive, then a tiny archive holding the
- * manifest (so the manifest is written last), under a label that lets listing read no record.
- * A record that does not fit even after evicting down to `keep - 1` fails with
- * BACKUP_TOO_LARGE and changes nothing.
- */
-export async function appendRecord(
-  archive: ArchivePort,
-  ring: RingPort,
-  archived: { bytes: Uint8Array; rawBytes: number; parts: Manifest['parts'] },
-  m: Omit<Manifest, 'parts'>,
-  keep: number,
-): Promise<{ seq: number; evicted: number[]; storedBytes: number }> {
-  const manifest: Manifest = { ...m, parts: archived.parts };
-  const tail = await archive.write(
-    (async function* () {
-      yield { name: PART.manifest, data: new TextEncoder().encode(JSON.stringify(manifest)) };
-    })(),
-    {},
-  );
-  const data = joinRecord(archived.bytes, tail.bytes);
-  const label = encodeLabel({
-    date: m.date,
-    createdAt: m.createdAt,
-    formatVersion: m.formatVersion,
-    poolUuid: m.poolUuid,
-    srUuid: m.srUuid,
-    vmCount: m.vmCount,
-    templateCount: m.templateCount,
-    rawBytes: archived.rawBytes,
-    ...(m.converted ? { converted: true } : {}),
-    ...(m.skipped && m.skipped.length > 0 ? { skipped: m.skipped.length } : {}),
-  });
-  const before = ring.list().map((r) => r.seq);
-  let appended: { seq: number };
-  try {
-    appended = await ring.append({ label, data, createdAt: m.createdAt, keep });
-  } catch (e) {
-    if (errorCode(e) === 'RING_FULL') {
-      const u = ring.usage();
-      throw new AppError(
-        'BACKUP_TOO_LARGE',
-        `this backup needs ${fmtBytes(data.length)} but the backup disk (${fmtBytes(u.capacity)}) has ${fmtBytes(u.free)} free after keeping the newest ${keep - 1} backup(s): lower -k, re-initialise with -i, or use a larger disk`,
-        { cause: e },
-      );
-    }
-    throw e;
-  }
-  const after = new Set(ring.list().map((r) => r.seq));
-  return {
-    seq: appended.seq,
-    evicted: before.filter((s) => !after.has(s)),
-    storedBytes: data.length,
-  };
 }

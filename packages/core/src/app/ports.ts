@@ -64,6 +64,11 @@ export interface PoolPort {
   dumpDatabase(): Promise<Uint8Array | AsyncIterable<Uint8Array>>;
   /** VMs and custom templates to back up: no dom0, no snapshots, no default templates. */
   vms(): Promise<VmInfo[]>;
+  /**
+   * `vms()` and `srs()` at once, the same answers, from one listing of each class the two
+   * share (a backup needs both). Optional: without it the two are asked in turn.
+   */
+  inventory?(): Promise<{ vms: VmInfo[]; srs: SrInfo[] }>;
   exportMetadata(vmUuid: string): Promise<Uint8Array>;
   /**
    * The fast path: every VM's metadata in one request (xapi's `export_metadata?all=true`, one

@@ -87,6 +87,18 @@ export function poolPortSuite(name: string, make: () => Promise<PoolPortUnderTes
         expect(dbBytes).toBeGreaterThan(0);
       }));
 
+    it('inventory(), when the port has one, gives exactly what vms() and srs() give', () =>
+      using(make, async (p) => {
+        if (!p.inventory) return;
+        const [sr] = await p.srs();
+        // A VDI of ours on an SR: it must show in the SR metadata of both answers.
+        await p.createBackupVdi(sr!.uuid, 8 * MiB);
+        const both = await p.inventory();
+        expect(both.vms).toEqual(await p.vms());
+        expect(both.srs).toEqual(await p.srs());
+        expect(both.vms.some((v) => v.srUuids.length > 0)).toBe(true);
+      }));
+
     it('a dry-run import changes nothing, whether it would succeed or not; an empty one fails', () =>
       using(make, async (p) => {
         const before = await p.vms();

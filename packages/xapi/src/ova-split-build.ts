@@ -1,0 +1,160 @@
+/**
+ * The second half of ova-split.ts: from the index of an `all=true` export's objects, each
+ * VM's export, built when it is taken: the walk from the VM over the references that
+ * `update_table` follows, and the text of the objects kept with the reference fields that
+ * the `make_*` functions rewrite written again (ocaml/xapi/export.ml; see ova.ts).
+ */
+import { REF_FIELDS, tarHeader } from './ova.js';
+import type { XmlRpcValue } from './xmlrpc.js';
+import { encodeValue } from './xmlrpc-encode.js';
+
+const NULL_REF = 'OpaqueRef:NULL';
+const enc = new TextEncoder();
+
+export interface Field {
+  name: string;
+  start: number;
+  end: number;
+  value: XmlRpcValue;
+  /** A list's items by place, made once (null: it holds repeats or other than strings). */
+  places?: Map<string, number> | null;
+}
+
+/**
+ * The refs of a list field that `keep` holds, in the list's order. A shared object's list
+ * (a network's VIFs, an SR's VDIs) is as long as the pool is large, and every VM's export
+ * holds the object: looked up from the few kept ids instead of filtered whole each time.
+ */
+function keptOf(f: Field, list: XmlRpcValue[], keep: Set<string>): string[] {
+  if (f.places === undefined) {
+    const places = new Map<string, number>();
+    list.forEach((r, i) => {
+      if (typeof r === 'string') places.set(r, i);
+    });
+    f.places = places.size === list.length ? places : null;
+  }
+  const places = f.places;
+  if (places === null || places.size <= keep.size) return refList(list).filter((r) => keep.has(r));
+  const out: string[] = [];
+  for (const id of keep) if (places.has(id)) out.push(id);
+  return out.sort((a, b) => places.get(a)! - places.get(b)!);
+}
+
+export interface Obj {
+  class: string;
+  id: string;
+  start: number;
+  end: number;
+  /** The reference fields, in text order. */
+  fields: Field[];
+  get(name: string): XmlRpcValue | undefined;
+}
+
+const refList = (v: XmlRpcValue | undefined): string[] =>
+  Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+
+/** The builders of the per-VM exports (see splitExport in ova.ts for what each holds). */
+export function perVm(
+  objects: Obj[],
+  prolog: Buffer,
+  version: Buffer,
+  bytesOf: (o: Obj) => Uint8Array,
+  uuids: readonly string[] | undefined,
+): Map<string, () => Uint8Array> {
+  const byId = new Map(objects.map((o) => [o.id, o]));
+  const order = new Map(objects.map((o, i) => [o.id, i]));
+  const proxies = objects.filter((o) => o.class === 'PVS_proxy');
+  const want = uuids ? new Set(uuids) : null;
+  const out = new Map<string, () => Uint8Array>();
+  for (const vm of objects) {
+    if (vm.class !== 'VM') continue;
+    const uuid = String(vm.get('uuid') ?? '');
+    if (want && !want.has(uuid)) continue;
+    out.set(uuid, () => {
+      const keep = new Set<string>();
+      const add = (id: XmlRpcValue | undefined): Obj | undefined => {
+        if (typeof id !== 'string') return undefined;
+        const o = byId.get(id);
+        if (o) keep.add(id);
+        return o;
+      };
+      const addVdi = (id: XmlRpcValue | undefined) => {
+        const vdi = add(id);
+        if (vdi) add(vdi.get('SR'));
+      };
+      add(vm.id);
+      const vifs = refList(vm.get('VIFs'));
+      for (const id of vifs) {
+        const vif = add(id);
+        if (vif) add(vif.get('network'));
+      }
+      for (const id of refList(vm.get('VBDs'))) {
+        const vbd = add(id);
+        if (vbd && vbd.get('empty') !== true) addVdi(vbd.get('VDI'));
+      }
+      for (const id of refList(vm.get('VGPUs'))) {
+        const vgpu = add(id);
+        if (vgpu) {
+          add(vgpu.get('type'));
+          add(vgpu.get('GPU_group'));
+        }
+      }
+      for (const p of proxies) {
+        const vif = p.get('VIF');
+        if (typeof vif === 'string' && vifs.includes(vif)) {
+          add(p.id);
+          add(p.get('site'));
+        }
+      }
+      for (const id of refList(vm.get('VTPMs'))) add(id);
+      if (vm.get('power_state') === 'Suspended') addVdi(vm.get('suspend_VDI'));
+      add(vm.get('metrics'));
+      add(vm.get('guest_metrics'));
+      add(vm.get('resident_on'));
+      add(vm.get('affinity'));
+      const parts: Uint8Array[] = [
+        prolog,
+        enc.encode('<value><struct><member><name>version</name>'),
+        version,
+        enc.encode('</member><member><name>objects</name><value><array><data>'),
+      ];
+      for (const id of [...keep].sort((a, b) => order.get(a)! - order.get(b)!)) {
+        const o = byId.get(id)!;
+        const rules = REF_FIELDS[o.class];
+        const ob = bytesOf(o);
+        let at = 0;
+        for (const f of o.fields) {
+          let next: XmlRpcValue | null = null;
+          if (rules?.one.includes(f.name)) {
+            const v = f.value;
+            if (typeof v === 'string' && v !== NULL_REF && !keep.has(v)) next = NULL_REF;
+          } else if (rules?.many.includes(f.name) && Array.isArray(f.value)) {
+            const list = keptOf(f, f.value, keep);
+            if (list.length !== f.value.length) next = list;
+          }
+          if (next === null) continue;
+          parts.push(ob.subarray(at, f.start), enc.encode(encodeValue(next)));
+          at = f.end;
+        }
+        parts.push(ob.subarray(at));
+      }
+      parts.push(enc.encode('</data></array></value></member></struct></value>'));
+      return tarOf('ova.xml', parts);
+    });
+  }
+  return out;
+}
+
+/** A one-member tar of the parts joined, made in one buffer (as `tarOne` of their join). */
+function tarOf(name: string, parts: Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(512 + Math.ceil(size / 512) * 512 + 1024);
+  out.set(tarHeader(name, size), 0);
+  let at = 512;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
