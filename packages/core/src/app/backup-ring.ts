@@ -5,12 +5,15 @@
 import { ringAction } from '../domain/rules.js';
 import { AppError, errorCode, legacyOnBackupVdi } from './errors.js';
 import { fmtBytes } from './format.js';
-import type { ArchivePort, Attachment, DiskPort, RingPort } from './ports.js';
+import type { ArchivePort, Attachment, DiskPort, PoolPort, RingPort } from './ports.js';
 import { decodeLabel, encodeLabel, type Manifest, PART } from './record.js';
 import { joinRecord } from './record-frame.js';
 
 /** The fewest records a ring is formatted for (the default of -k). */
 export const DEFAULT_KEEP = 25;
+
+/** The size of a new Pool Metadata Backup VDI (500 MiB). */
+export const DEFAULT_VDI_SIZE = 500 * 1024 * 1024;
 
 /**
  * Opens the ring on an attached backup VDI, formatting a blank one (never a foreign one, nor
@@ -117,4 +120,27 @@ export async function appendRecord(
     evicted: before.filter((s) => !after.has(s)),
     storedBytes: data.length,
   };
+}
+
+/**
+ * The SR's backup VDI: found, or created when missing and `create` (else BACKUP_VDI_MISSING,
+ * which says to add -c / --create). A VDI of that uuid on another SR is UNTRUSTED_VDI.
+ */
+export async function findOrCreateBackupVdi(
+  pool: Pick<PoolPort, 'backupVdiUuid' | 'findVdi' | 'createBackupVdi'>,
+  srUuid: string,
+  opts: { create: boolean; vdiSize?: number },
+): Promise<{ vdiUuid: string; created: boolean }> {
+  const vdiUuid = pool.backupVdiUuid(srUuid);
+  const vdi = await pool.findVdi(vdiUuid);
+  if (vdi && vdi.srUuid !== srUuid)
+    throw new AppError('UNTRUSTED_VDI', `VDI ${vdiUuid} is not on SR ${srUuid}`);
+  if (vdi) return { vdiUuid, created: false };
+  if (!opts.create)
+    throw new AppError(
+      'BACKUP_VDI_MISSING',
+      `SR ${srUuid} has no Pool Metadata Backup VDI (${vdiUuid}): run again with -c to create it (xsmeta: --create)`,
+    );
+  await pool.createBackupVdi(srUuid, opts.vdiSize ?? DEFAULT_VDI_SIZE);
+  return { vdiUuid, created: true };
 }

@@ -1,7 +1,13 @@
 import { backupDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
-import { appendRecord, backupsOn, DEFAULT_KEEP, openOrFormat } from './backup-ring.js';
+import {
+  appendRecord,
+  backupsOn,
+  DEFAULT_KEEP,
+  findOrCreateBackupVdi,
+  openOrFormat,
+} from './backup-ring.js';
 import { resolveSr } from './catalogue.js';
 import { AppError, errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
@@ -17,9 +23,8 @@ import {
 } from './record.js';
 
 // The ring side lives in backup-ring.ts; convert.ts and the package index take these from here.
-export { appendRecord, DEFAULT_KEEP, openOrFormat } from './backup-ring.js';
+export { appendRecord, DEFAULT_KEEP, DEFAULT_VDI_SIZE, openOrFormat } from './backup-ring.js';
 
-export const DEFAULT_VDI_SIZE = 500 * 1024 * 1024;
 
 export interface BackupDeps {
   pool: PoolPort;
@@ -100,23 +105,12 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
   try {
     const info = await pool.pool();
     srUuid = await resolveSr({ pool: async () => info }, srUuid);
-    const vdiUuid = pool.backupVdiUuid(srUuid);
-    let vdi = await pool.findVdi(vdiUuid);
-    let createdVdi = false;
-    if (vdi && vdi.srUuid !== srUuid)
-      throw new AppError('UNTRUSTED_VDI', `VDI ${vdiUuid} is not on SR ${srUuid}`);
-    if (!vdi) {
-      // `-c -n` creates the disk, then stops, as upstream's scripts/xe-backup-metadata does
-      // (its -n check comes after the creation).
-      if (!opts.create) {
-        throw new AppError(
-          'BACKUP_VDI_MISSING',
-          `SR ${srUuid} has no Pool Metadata Backup VDI (${vdiUuid}): run again with -c to create it (xsmeta: --create)`,
-        );
-      }
-      vdi = await pool.createBackupVdi(srUuid, opts.vdiSize ?? DEFAULT_VDI_SIZE);
-      createdVdi = true;
-    }
+    // `-c -n` creates the disk, then stops, as upstream's scripts/xe-backup-metadata does
+    // (its -n check comes after the creation).
+    const { vdiUuid, created: createdVdi } = await findOrCreateBackupVdi(pool, srUuid, {
+      create: opts.create ?? false,
+      ...(opts.vdiSize !== undefined ? { vdiSize: opts.vdiSize } : {}),
+    });
     const base = {
       srUuid,
       vdiUuid,

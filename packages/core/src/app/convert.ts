@@ -16,7 +16,7 @@ import type {
   Progress,
 } from './ports.js';
 import { decodeLabel, PART, type VmMapEntry } from './record.js';
-import { findOrCreateBackupVdi } from './writable-ring.js';
+import { findOrCreateBackupVdi } from './backup-ring.js';
 
 /** The legacy format version (the `/.ctxs-metadata-backup` marker's content). */
 export const LEGACY_FORMAT_VERSION = 1;
