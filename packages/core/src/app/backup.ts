@@ -9,7 +9,7 @@ import {
   openOrFormat,
 } from './backup-ring.js';
 import { resolveSr } from './catalogue.js';
-import { AppError, errorCode } from './errors.js';
+import { errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
 import { DEFAULT_PARALLEL } from './map-limit.js';
 import type { ArchivePart, ArchivePort, DiskPort, PoolPort, Progress } from './ports.js';
@@ -24,7 +24,6 @@ import {
 
 // The ring side lives in backup-ring.ts; convert.ts and the package index take these from here.
 export { appendRecord, DEFAULT_KEEP, DEFAULT_VDI_SIZE, openOrFormat } from './backup-ring.js';
-
 
 export interface BackupDeps {
   pool: PoolPort;

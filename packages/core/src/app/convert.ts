@@ -4,6 +4,7 @@ import { convertDecider } from '../domain/runs.js';
 import type { Clock, EventStore } from '../store/types.js';
 import { BACKUP_FORMAT_VERSION, TOOL_VERSION } from '../version.js';
 import { appendRecord, DEFAULT_KEEP, DEFAULT_VDI_SIZE, openOrFormat } from './backup.js';
+import { findOrCreateBackupVdi } from './backup-ring.js';
 import { onRing } from './catalogue.js';
 import { AppError, errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
@@ -16,7 +17,6 @@ import type {
   Progress,
 } from './ports.js';
 import { decodeLabel, PART, type VmMapEntry } from './record.js';
-import { findOrCreateBackupVdi } from './backup-ring.js';
 
 /** The legacy format version (the `/.ctxs-metadata-backup` marker's content). */
 export const LEGACY_FORMAT_VERSION = 1;
