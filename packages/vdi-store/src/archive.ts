@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the writer and the streaming reader of one frame format, whose
+// limits and checks must stay side by side so that what is written is what is read.
 import { createHash } from 'node:crypto';
 import { constants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
 import { ArchiveError } from './errors.js';
