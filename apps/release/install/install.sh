@@ -15,22 +15,24 @@
 #   links xe.
 #
 # What it does, recorded in /opt/xsmeta/installed-files:
-# - copies the release to /opt/xsmeta (app/, node/ when bundled, uninstall.sh, release.json);
+# - copies the release to /opt/xsmeta (app/, node/ when bundled, uninstall.sh, common.sh,
+#   release.json);
 # - in each of those folders, moves an existing xe-backup-metadata / xe-restore-metadata to
 #   <name>.xsmeta-orig and writes a small launcher in its place; /usr/bin/xsmeta likewise.
 # Installing again (an upgrade) keeps the true originals: a launcher of ours is never moved
 # aside. /opt/xsmeta/uninstall.sh puts everything back.
 set -eu
 
-MARK='# xsmeta-launcher'
-PREFIX=/opt/xsmeta
-ROOT=/
-NODE=
-
-die() {
-  echo "install.sh: $*" >&2
+SELF=install.sh
+HERE=$(cd "$(dirname "$0")" && pwd)
+[ -f "$HERE/common.sh" ] || {
+  echo "install.sh: $HERE holds no release (no common.sh): run the install.sh of an unpacked release" >&2
   exit 1
 }
+# shellcheck source=common.sh
+. "$HERE/common.sh"
+NODE=
+
 usage() {
   cat <<'USAGE'
 Usage: install.sh [--root DIR] [--node PATH]
@@ -41,22 +43,13 @@ Installs xsmeta in place of xe-backup-metadata and xe-restore-metadata (kept as
                when it bundles none, the node found on PATH)
 USAGE
 }
-usage_error() {
-  echo "install.sh: $* (see --help)" >&2
-  exit 2
-}
 
 while [ $# -gt 0 ]; do
+  if root_arg "$@"; then
+    shift "$SHIFT"
+    continue
+  fi
   case $1 in
-  --root)
-    [ $# -ge 2 ] && [ -n "$2" ] || usage_error "--root needs a folder"
-    ROOT=$2
-    shift 2
-    ;;
-  --root=?*)
-    ROOT=${1#--root=}
-    shift
-    ;;
   --node)
     [ $# -ge 2 ] && [ -n "$2" ] || usage_error "--node needs a path"
     NODE=$2
@@ -74,15 +67,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-HERE=$(cd "$(dirname "$0")" && pwd)
 [ -f "$HERE/app/bin/xsmeta.js" ] || die "$HERE holds no release (no app/bin/xsmeta.js): run the install.sh of an unpacked release"
-[ -d "$ROOT" ] || die "--root $ROOT: no such folder"
-R=$(cd "$ROOT" && pwd)
-[ "$R" = / ] && R=
+resolve_root " (it replaces files under /opt and /usr/bin)"
 case $R in *"'"*) die "--root must not contain a quote" ;; esac
-if [ -z "$R" ] && [ "$(id -u)" != 0 ]; then die "run as root (it replaces files under /opt and /usr/bin)"; fi
-DEST=$R$PREFIX
-RECORD=$DEST/installed-files
 
 # The runtime: --node, else the bundled one, else the node on PATH; Node.js >= 20.19.
 if [ -z "$NODE" ] && [ -x "$HERE/node/bin/node" ]; then
@@ -115,7 +102,6 @@ if [ "$TARGETS" != /opt/xensource/bin ] && [ -d "$R/opt/xensource/bin" ]; then
   TARGETS="$TARGETS /opt/xensource/bin"
 fi
 
-is_ours() { [ -f "$1" ] && head -n 2 "$1" | grep -qxF "$MARK"; }
 record() {
   grep -qxF "$1" "$RECORD" || echo "$1" >>"$RECORD"
 }
@@ -153,7 +139,7 @@ for part in app node; do
     rm -rf "$DEST/$part"
   fi
 done
-for f in uninstall.sh release.json; do
+for f in uninstall.sh common.sh release.json; do
   cp "$HERE/$f" "$DEST/$f.new"
   mv -f "$DEST/$f.new" "$DEST/$f"
 done

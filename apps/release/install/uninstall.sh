@@ -6,30 +6,16 @@
 # $XSMETA_STATE_DIR) is data, not the program: it is left, and said so.
 set -eu
 
-MARK='# xsmeta-launcher'
-PREFIX=/opt/xsmeta
-ROOT=/
-
-usage_error() {
-  echo "uninstall.sh: $* (see --help)" >&2
-  exit 2
-}
-die() {
-  echo "uninstall.sh: $*" >&2
-  exit 1
-}
+SELF=uninstall.sh
+# shellcheck source=common.sh
+. "$(cd "$(dirname "$0")" && pwd)/common.sh"
 
 while [ $# -gt 0 ]; do
+  if root_arg "$@"; then
+    shift "$SHIFT"
+    continue
+  fi
   case $1 in
-  --root)
-    [ $# -ge 2 ] && [ -n "$2" ] || usage_error "--root needs a folder"
-    ROOT=$2
-    shift 2
-    ;;
-  --root=?*)
-    ROOT=${1#--root=}
-    shift
-    ;;
   -h | --help)
     echo "Usage: uninstall.sh [--root DIR]"
     echo "Puts back what xsmeta's install.sh (with the same --root) replaced, and removes xsmeta."
@@ -39,15 +25,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-[ -d "$ROOT" ] || die "--root $ROOT: no such folder"
-R=$(cd "$ROOT" && pwd)
-[ "$R" = / ] && R=
-if [ -z "$R" ] && [ "$(id -u)" != 0 ]; then die "run as root"; fi
-DEST=$R$PREFIX
-RECORD=$DEST/installed-files
+resolve_root ""
 [ -f "$RECORD" ] || die "xsmeta is not installed${R:+ under $R} (no $RECORD)"
-
-is_ours() { [ -f "$1" ] && head -n 2 "$1" | grep -qxF "$MARK"; }
 
 # Read it whole first: it lives in $DEST, which goes last.
 entries=$(cat "$RECORD")

@@ -53,6 +53,7 @@ function findFiles(dir: string, suffix: string): string[] {
  *   node/        a Node.js runtime for linux-x64 (when bundled)
  *   install.sh   installs it on a pool host (see install/install.sh)
  *   uninstall.sh puts the host back as it was
+ *   common.sh    what both of them source
  *   release.json what is inside (versions, the Node.js it needs)
  */
 export function buildRelease(opts: BuildOptions): Built {
@@ -79,7 +80,7 @@ export function buildRelease(opts: BuildOptions): Built {
     if (unfit.length > 0)
       throw new Error(`native addons unfit for the pool master:\n${unfit.join('\n')}`);
     const node = opts.node === false ? null : fetchNodeRuntime(opts.node, join(dir, 'node'));
-    for (const script of ['install.sh', 'uninstall.sh']) {
+    for (const script of ['install.sh', 'uninstall.sh', 'common.sh']) {
       copyFileSync(join(installScripts, script), join(dir, script));
       chmodSync(join(dir, script), 0o755);
     }

@@ -37,7 +37,8 @@ beforeAll(() => {
       `console.log(process.argv.includes('--version') ? '9.9.9' : ['${name}', ...process.argv.slice(2)].join(' '));\n`,
     );
   }
-  for (const f of ['install.sh', 'uninstall.sh']) copyFileSync(join(scripts, f), join(release, f));
+  for (const f of ['install.sh', 'uninstall.sh', 'common.sh'])
+    copyFileSync(join(scripts, f), join(release, f));
   writeFileSync(join(release, 'release.json'), '{}\n');
 });
 

@@ -97,7 +97,7 @@ describe('the pool-master release', () => {
     const manifest = JSON.parse(readFileSync(join(release, 'release.json'), 'utf8'));
     expect(manifest.node).toEqual({ bundled: false, required: '>=20.19' });
     expect(existsSync(join(release, 'node'))).toBe(false);
-    for (const script of ['install.sh', 'uninstall.sh']) {
+    for (const script of ['install.sh', 'uninstall.sh', 'common.sh']) {
       expect(lstatSync(join(release, script)).mode & 0o111).toBe(0o111);
     }
     const app = join(release, 'app');
