@@ -198,35 +198,44 @@ export async function run() {
     const b = (s, k) => rs.map((r) => r[s].backup[k]);
     const re = (s, k) => rs.map((r) => r[s].restore[k]);
     const main = vms === 1000;
+    // One measure (`key`, in ms) of a phase, in seconds: ours and side `other` per round, and
+    // the per-round ratio other/ours (ours/other when `oursOver`).
+    const pair = (phase, key, other, oursOver = false) => ({
+      ours: rs.map((r) => r.ours[phase][key] / 1000),
+      base: rs.map((r) => r[other][phase][key] / 1000),
+      ratios: rs.map((r) =>
+        oursOver
+          ? r.ours[phase][key] / r[other][phase][key]
+          : r[other][phase][key] / r.ours[phase][key],
+      ),
+    });
+    // A wall-time goal, set at the main size only.
+    const atLeast = (n) => ({
+      goal: main ? `>= ${n}` : '',
+      target: (x) => (main ? x >= n : null),
+    });
+    const noGoal = { goal: '', target: () => null };
     rows.push(
       ratioRow({
         bench,
         metric: 'backup wall: sequential keep-alive client / ours',
-        ours: b('ours', 'ms').map((x) => x / 1000),
-        base: b('seq', 'ms').map((x) => x / 1000),
-        ratios: rs.map((r) => r.seq.backup.ms / r.ours.backup.ms),
+        ...pair('backup', 'ms', 'seq'),
         unit: 's',
-        goal: main ? '>= 1.5' : '',
         better: 'lower',
-        target: (x) => (main ? x >= 1.5 : null),
+        ...atLeast(1.5),
       }),
       ratioRow({
         bench,
         metric: 'backup wall: process-per-VM legacy loop / ours',
-        ours: b('ours', 'ms').map((x) => x / 1000),
-        base: b('legacy', 'ms').map((x) => x / 1000),
-        ratios: rs.map((r) => r.legacy.backup.ms / r.ours.backup.ms),
+        ...pair('backup', 'ms', 'legacy'),
         unit: 's',
-        goal: main ? '>= 8' : '',
         better: 'lower',
-        target: (x) => (main ? x >= 8 : null),
+        ...atLeast(8),
       }),
       ratioRow({
         bench,
         metric: 'backup client CPU (user+sys): ours / sequential client',
-        ours: b('ours', 'cpuMs').map((x) => x / 1000),
-        base: b('seq', 'cpuMs').map((x) => x / 1000),
-        ratios: rs.map((r) => r.ours.backup.cpuMs / r.seq.backup.cpuMs),
+        ...pair('backup', 'cpuMs', 'seq', true),
         unit: 's CPU',
         goal: '<= 1.0 (ours/seq)',
         better: 'higher',
@@ -238,53 +247,43 @@ export async function run() {
         ratioRow({
           bench,
           metric: `restore --mode all wall (${median(re('ours', 'result').map((x) => x.restored))} VMs, real imports, fresh pool): sequential client / ours`,
-          ours: re('ours', 'ms').map((x) => x / 1000),
-          base: re('seq', 'ms').map((x) => x / 1000),
-          ratios: rs.map((r) => r.seq.restore.ms / r.ours.restore.ms),
+          ...pair('restore', 'ms', 'seq'),
           unit: 's',
-          goal: main ? '>= 1.5' : '',
           better: 'lower',
-          target: (x) => (main ? x >= 1.5 : null),
+          ...atLeast(1.5),
         }),
         ratioRow({
           bench,
           metric: 'restore client CPU (user+sys): ours / sequential client',
-          ours: re('ours', 'cpuMs').map((x) => x / 1000),
-          base: re('seq', 'cpuMs').map((x) => x / 1000),
-          ratios: rs.map((r) => r.ours.restore.cpuMs / r.seq.restore.cpuMs),
+          ...pair('restore', 'cpuMs', 'seq', true),
           unit: 's CPU',
-          goal: '',
           better: 'higher',
-          target: () => null,
+          ...noGoal,
         }),
       );
     // The simulator's CPU time over each run, and the bound it sets: the simulator is one Node
     // process, so our wall time cannot fall below its CPU time for our requests, and no client
     // making those requests can beat the sequential client by more than seq wall / that.
-    for (const [what, x] of [['backup', b], ...(RESTORE ? [['restore', re]] : [])]) {
-      const sim = (s) => x(s, 'simCpuMs').map((v) => v / 1000);
+    for (const what of ['backup', ...(RESTORE ? ['restore'] : [])]) {
+      const sim = pair(what, 'simCpuMs', 'seq', true);
       rows.push(
         ratioRow({
           bench,
           metric: `${what} simulator CPU (user+sys of xapi-sim during the run): ours / sequential client`,
-          ours: sim('ours'),
-          base: sim('seq'),
-          ratios: rs.map((r) => r.ours[what].simCpuMs / r.seq[what].simCpuMs),
+          ...sim,
           unit: 's CPU',
-          goal: '',
           better: 'higher',
-          target: () => null,
+          ...noGoal,
         }),
         ratioRow({
           bench,
           metric: `${what} bound: sequential client wall / simulator CPU of ours (highest reachable wall ratio)`,
-          ours: sim('ours'),
-          base: x('seq', 'ms').map((v) => v / 1000),
+          ours: sim.ours,
+          base: pair(what, 'ms', 'seq').base,
           ratios: rs.map((r) => r.seq[what].ms / r.ours[what].simCpuMs),
           unit: 's',
-          goal: '',
           better: 'lower',
-          target: () => null,
+          ...noGoal,
         }),
       );
     }

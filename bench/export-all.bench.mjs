@@ -8,9 +8,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readOva, splitExport, writeOva, XapiClient } from '@xsmeta/xapi';
+import { readOva, splitExport, writeOva } from '@xsmeta/xapi';
 import { startSim } from './backup.bench.mjs';
-import { row, runIfMain, timeMs } from './lib.mjs';
+import { connectSim, row, runIfMain, timeMs } from './lib.mjs';
 
 const VMS = 1000;
 const PARALLEL = 8;
@@ -56,12 +56,7 @@ export async function run() {
   let sim;
   try {
     sim = await startSim(join(scratch, 'sim'), ['--vms', String(VMS)]);
-    const client = await XapiClient.connect({
-      url: sim.env.XSMETA_URL,
-      username: sim.env.XSMETA_USERNAME,
-      password: sim.env.XSMETA_PASSWORD,
-      maxSockets: PARALLEL,
-    });
+    const client = await connectSim(sim.env, PARALLEL);
     try {
       const vms = [...(await client.getAllRecords('VM')).values()].filter(
         (vm) => !vm.is_control_domain && !vm.is_a_snapshot && !vm.is_default_template,

@@ -7,6 +7,8 @@
 //   ratio: ours / baseline (or baseline / ours for "lower is better"), computed by row()
 //   goal: text such as ">= 0.70 of raw write"; pass: boolean or null
 
+import { XapiClient } from '@xsmeta/xapi';
+
 /** Builds a Row. `better` says which direction of `ours` is an improvement. */
 export function row({
   bench,
@@ -30,6 +32,19 @@ export async function timeMs(fn) {
   const t0 = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/**
+ * A XapiClient logged in to a simulator started by startSim (its `env`), with up to
+ * `maxSockets` requests at a time.
+ */
+export function connectSim(env, maxSockets) {
+  return XapiClient.connect({
+    url: env.XSMETA_URL,
+    username: env.XSMETA_USERNAME,
+    password: env.XSMETA_PASSWORD,
+    maxSockets,
+  });
 }
 
 const fmt = (v) =>

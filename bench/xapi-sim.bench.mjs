@@ -3,9 +3,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { XapiClient } from '@xsmeta/xapi';
 import { startSim } from './backup.bench.mjs';
-import { row, runIfMain, timeMs } from './lib.mjs';
+import { connectSim, row, runIfMain, timeMs } from './lib.mjs';
 
 const VMS = 1000;
 const REQUESTS = 1000;
@@ -17,12 +16,7 @@ export async function run() {
   let sim;
   try {
     sim = await startSim(join(scratch, 'sim'), ['--vms', String(VMS)]);
-    const client = await XapiClient.connect({
-      url: sim.env.XSMETA_URL,
-      username: sim.env.XSMETA_USERNAME,
-      password: sim.env.XSMETA_PASSWORD,
-      maxSockets: CONCURRENCY,
-    });
+    const client = await connectSim(sim.env, CONCURRENCY);
     let seqMs;
     let parMs;
     let bytes = 0;
