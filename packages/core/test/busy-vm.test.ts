@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { splitRecord } from '../src/app/record-frame.js';
 import {
   type ArchivePort,
+  type BackupDeps,
+  type BackupOptions,
   BUSY_VM_CODES,
   type DiskPort,
   listings,
@@ -79,6 +81,27 @@ function memoryRing(): RingPort {
   };
 }
 
+/** A ring in memory, and a disk that opens (or formats) to it. */
+function ringDisk() {
+  const ring = memoryRing();
+  const disk: DiskPort = { open: async () => ring, format: async () => ring };
+  return { ring, disk };
+}
+
+/** A backup of `p` to `disk` at time 0, recording no events and not waiting between retries. */
+const backUp = (p: BackupDeps['pool'], disk: DiskPort, opts?: BackupOptions) =>
+  runBackup(
+    {
+      pool: p,
+      disk,
+      archive,
+      clock: { now: () => new Date(0) },
+      events: null,
+      sleep: async () => {},
+    },
+    opts,
+  );
+
 const busy = (code: string) => Object.assign(new Error(`${code}: VM busy`), { code, params: [] });
 
 function pool(exportOf: (uuid: string, attempt: number) => Promise<Uint8Array>) {
@@ -108,8 +131,7 @@ function pool(exportOf: (uuid: string, attempt: number) => Promise<Uint8Array>) 
 
 describe('a busy VM during a backup', () => {
   it('is retried with back-off, then left out: a partial record that says which and why', async () => {
-    const ring = memoryRing();
-    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { ring, disk } = ringDisk();
     const { pool: p, attempts } = pool((uuid) =>
       uuid === 'vm-b'
         ? Promise.reject(busy('OTHER_OPERATION_IN_PROGRESS'))
@@ -180,42 +202,24 @@ describe('a busy VM during a backup', () => {
   });
 
   it('a VM free again before the retries run out is in the backup; a full backup has no skipped mark', async () => {
-    const ring = memoryRing();
-    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { ring, disk } = ringDisk();
     const { pool: p } = pool((uuid, n) =>
       uuid === 'vm-a' && n < 3
         ? Promise.reject(busy('VM_BAD_POWER_STATE'))
         : Promise.resolve(enc.encode(uuid)),
     );
-    const r = await runBackup({
-      pool: p,
-      disk,
-      archive,
-      clock: { now: () => new Date(0) },
-      events: null,
-      sleep: async () => {},
-    });
+    const r = await backUp(p, disk);
     expect(r.skipped).toEqual([]);
     expect(r.vmCount).toBe(3);
     expect(listings(ring)[0]).not.toHaveProperty('skippedVms');
   });
 
   it('any other export error still fails the backup, without retries', async () => {
-    const ring = memoryRing();
-    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { ring, disk } = ringDisk();
     const { pool: p, attempts } = pool((uuid) =>
       uuid === 'vm-c' ? Promise.reject(busy('INTERNAL_ERROR')) : Promise.resolve(enc.encode(uuid)),
     );
-    await expect(
-      runBackup({
-        pool: p,
-        disk,
-        archive,
-        clock: { now: () => new Date(0) },
-        events: null,
-        sleep: async () => {},
-      }),
-    ).rejects.toMatchObject({ code: 'INTERNAL_ERROR' });
+    await expect(backUp(p, disk)).rejects.toMatchObject({ code: 'INTERNAL_ERROR' });
     expect(attempts.get('vm-c')).toBe(1);
     expect(BUSY_VM_CODES.has('OTHER_OPERATION_IN_PROGRESS')).toBe(true);
     expect(ring.list()).toEqual([]);
@@ -224,8 +228,7 @@ describe('a busy VM during a backup', () => {
 
 describe('the one-request export of every VM (export_metadata?all=true)', () => {
   it('is used when the pool has it: no per-VM export; one it lacks is exported alone', async () => {
-    const ring = memoryRing();
-    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { disk } = ringDisk();
     const { pool: p, attempts } = pool((uuid) => Promise.resolve(enc.encode(`alone ${uuid}`)));
     const asked: string[][] = [];
     p.exportAll = async (uuids) => {
@@ -235,13 +238,7 @@ describe('the one-request export of every VM (export_metadata?all=true)', () => 
         ['vm-b', () => enc.encode('split vm-b')],
       ]);
     };
-    const r = await runBackup({
-      pool: p,
-      disk,
-      archive,
-      clock: { now: () => new Date(0) },
-      events: null,
-    });
+    const r = await backUp(p, disk);
     expect(asked).toEqual([['vm-a', 'vm-b', 'vm-c']]);
     expect([...attempts.keys()]).toEqual(['vm-c']);
     expect(r.vmCount).toBe(3);
@@ -253,39 +250,27 @@ describe('the one-request export of every VM (export_metadata?all=true)', () => 
   });
 
   it('is not used above exportAllMaxVms (it is held in memory whole)', async () => {
-    const ring = memoryRing();
-    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { disk } = ringDisk();
     const { pool: p, attempts } = pool((uuid) => Promise.resolve(enc.encode(uuid)));
     let asked = 0;
     p.exportAll = async () => {
       asked++;
       return new Map();
     };
-    await runBackup(
-      { pool: p, disk, archive, clock: { now: () => new Date(0) }, events: null },
-      { exportAllMaxVms: 2 },
-    );
+    await backUp(p, disk, { exportAllMaxVms: 2 });
     expect(asked).toBe(0);
     expect(attempts.size).toBe(3);
   });
 
   it('refused (a busy VM: xapi locks them all) falls back to per-VM exports, which leave the busy one out', async () => {
-    const ring = memoryRing();
-    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { disk } = ringDisk();
     const { pool: p, attempts } = pool((uuid) =>
       uuid === 'vm-c'
         ? Promise.reject(busy('OTHER_OPERATION_IN_PROGRESS'))
         : Promise.resolve(enc.encode(uuid)),
     );
     p.exportAll = () => Promise.reject(busy('OTHER_OPERATION_IN_PROGRESS'));
-    const r = await runBackup({
-      pool: p,
-      disk,
-      archive,
-      clock: { now: () => new Date(0) },
-      events: null,
-      sleep: async () => {},
-    });
+    const r = await backUp(p, disk);
     expect(attempts.get('vm-a')).toBe(1);
     expect(r.skipped.map((v) => v.uuid)).toEqual(['vm-c']);
     expect(r.vmCount).toBe(2);
@@ -294,8 +279,7 @@ describe('the one-request export of every VM (export_metadata?all=true)', () => 
 
 describe('the pool database in a backup', () => {
   it('given as chunks, goes into the record as chunks (never joined whole first), counted in the progress', async () => {
-    const ring = memoryRing();
-    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { ring, disk } = ringDisk();
     const { pool: p } = pool((uuid) => Promise.resolve(enc.encode(uuid)));
     const given: string[] = [];
     p.dumpDatabase = async () =>
