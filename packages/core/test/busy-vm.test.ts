@@ -249,6 +249,68 @@ describe('the one-request export of every VM (export_metadata?all=true)', () => 
     expect(restored.vms.every((v) => v.ok)).toBe(true);
   });
 
+  it('is closed when the backup fails midway, its exports only partly built', async () => {
+    const ring = memoryRing();
+    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { pool: p } = pool((uuid) => Promise.resolve(enc.encode(uuid)));
+    let closed = 0;
+    p.exportAll = async () =>
+      Object.assign(
+        new Map([
+          ['vm-a', () => enc.encode('split vm-a')],
+          ['vm-b', () => enc.encode('split vm-b')],
+          ['vm-c', () => enc.encode('split vm-c')],
+        ]),
+        { close: () => void closed++ },
+      );
+    // The archive gives up at the first VM's part: the others are never built.
+    const failing: ArchivePort = {
+      ...archive,
+      async write(parts) {
+        for await (const part of parts)
+          if (part.name.includes('vm-a')) throw new Error('disk full');
+        throw new Error('not reached');
+      },
+    };
+    await expect(
+      runBackup({
+        pool: p,
+        disk,
+        archive: failing,
+        clock: { now: () => new Date(0) },
+        events: null,
+      }),
+    ).rejects.toThrow('disk full');
+    expect(closed).toBe(1);
+  });
+
+  it('is closed when the backup stops before taking it (the pool database failed)', async () => {
+    const ring = memoryRing();
+    const disk: DiskPort = { open: async () => ring, format: async () => ring };
+    const { pool: p } = pool((uuid) => Promise.resolve(enc.encode(uuid)));
+    p.dumpDatabase = () => Promise.reject(new Error('dump failed'));
+    // Given only once the backup has failed, so it is never taken; closed all the same.
+    let give!: () => void;
+    const given = new Promise<void>((r) => {
+      give = r;
+    });
+    let closedNow!: () => void;
+    const closed = new Promise<void>((r) => {
+      closedNow = r;
+    });
+    p.exportAll = async () => {
+      await given;
+      return Object.assign(new Map([['vm-a', () => enc.encode('split vm-a')]]), {
+        close: closedNow,
+      });
+    };
+    await expect(
+      runBackup({ pool: p, disk, archive, clock: { now: () => new Date(0) }, events: null }),
+    ).rejects.toThrow('dump failed');
+    give();
+    await closed;
+  });
+
   it('is not used above exportAllMaxVms (it is held in memory whole)', async () => {
     const { disk } = ringDisk();
     const { pool: p, attempts } = pool((uuid) => Promise.resolve(enc.encode(uuid)));

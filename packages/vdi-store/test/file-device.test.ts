@@ -38,9 +38,13 @@ it('tells an ext3 filesystem (an old xe-backup-metadata disk) from a blank disk,
   const before = createHash('sha256')
     .update(await readFile(path))
     .digest('hex');
-  await expect(Ring.open(await openFileDevice(path, { readOnly: true }))).rejects.toMatchObject({
-    code: 'RING_FOREIGN',
-  });
+  // Ring.open leaves the device to its caller when it refuses: closed here, not left to GC.
+  const ext3 = await openFileDevice(path, { readOnly: true });
+  try {
+    await expect(Ring.open(ext3)).rejects.toMatchObject({ code: 'RING_FOREIGN' });
+  } finally {
+    await ext3.close();
+  }
   expect(
     createHash('sha256')
       .update(await readFile(path))
@@ -50,7 +54,10 @@ it('tells an ext3 filesystem (an old xe-backup-metadata disk) from a blank disk,
   const blank = join(dir, 'blank.img');
   await writeFile(blank, '');
   await truncate(blank, 8 * 1024 * 1024);
-  await expect(Ring.open(await openFileDevice(blank, { readOnly: true }))).rejects.toMatchObject({
-    code: 'RING_NOT_FORMATTED',
-  });
+  const blankDev = await openFileDevice(blank, { readOnly: true });
+  try {
+    await expect(Ring.open(blankDev)).rejects.toMatchObject({ code: 'RING_NOT_FORMATTED' });
+  } finally {
+    await blankDev.close();
+  }
 });

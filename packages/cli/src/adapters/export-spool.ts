@@ -6,16 +6,19 @@
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ExportAll } from '@xsmeta/core';
 import { ExportSplitter, XapiError } from '@xsmeta/xapi';
 
 /**
- * One builder per VM uuid found in `body`; the file is closed once the last VM's export was
- * built (or at once when the export names none of them, or on a failure while spooling).
+ * One builder per VM uuid found in `body`; the file is closed by `close()` (a backup calls it
+ * when its capture ends, however it ends), once the last VM's export was built, at once when
+ * the export names none of them, or on a failure while spooling. A builder called after the
+ * file was closed throws (its descriptor may name another file by then).
  */
 export async function spoolExport(
   body: AsyncIterable<Uint8Array>,
   vmUuids: readonly string[],
-): Promise<Map<string, () => Uint8Array>> {
+): Promise<ExportAll> {
   const dir = mkdtempSync(join(tmpdir(), 'xsmeta-export-'));
   const fd = openSync(join(dir, 'all.tar'), 'w+', 0o600);
   rmSync(dir, { recursive: true, force: true });
@@ -31,6 +34,7 @@ export async function spoolExport(
       splitter.push(chunk);
     }
     const builders = splitter.finish((offset, length) => {
+      if (closed) throw new XapiError('XAPI_PROTOCOL', ['ova'], 'the spooled export is closed');
       const b = Buffer.allocUnsafe(length);
       if (readSync(fd, b, 0, length, offset) !== length)
         throw new XapiError('XAPI_PROTOCOL', ['ova'], 'the spooled export is short');
@@ -38,7 +42,7 @@ export async function spoolExport(
     });
     let left = builders.size;
     if (left === 0) close();
-    return new Map(
+    const out: ExportAll = new Map(
       [...builders].map(([uuid, build]) => [
         uuid,
         () => {
@@ -50,6 +54,8 @@ export async function spoolExport(
         },
       ]),
     );
+    out.close = close;
+    return out;
   } catch (e) {
     close();
     throw e;

@@ -12,7 +12,7 @@ import { resolveSr } from './catalogue.js';
 import { errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
 import { DEFAULT_PARALLEL } from './map-limit.js';
-import type { ArchivePart, ArchivePort, DiskPort, PoolPort, Progress } from './ports.js';
+import type { ArchivePart, ArchivePort, DiskPort, ExportAll, PoolPort, Progress } from './ports.js';
 import {
   decodeLabel,
   encodeSrMeta,
@@ -167,7 +167,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
      * (BackupVmSkipped: the backup goes on, partial), or, deciding nothing, the run fails with
      * the refusal. This code only waits and asks again.
      */
-    let prefetched: Map<string, () => Uint8Array> | null = null;
+    let prefetched: ExportAll | null = null;
     const exportVm = async (vm: (typeof vms)[number]): Promise<Uint8Array | null> => {
       const ready = prefetched?.get(vm.uuid);
       if (ready) {
@@ -229,53 +229,61 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       // Awaited after the dump; until then (or if the run stops first) a failure must not
       // surface as an unhandled rejection.
       all?.catch(() => {});
-      // Streamed into the archive when the pool gives chunks: a large pool's dump (93 MiB at
-      // 5,000 VMs) is never held whole.
-      const db = await pool.dumpDatabase();
-      if (db instanceof Uint8Array) {
-        tick(db.length, 'pool database', false);
-        yield { name: PART.poolDb, data: db };
-      } else yield { name: PART.poolDb, data: counted(db, (n) => tick(n, 'pool database', false)) };
-      if (all) {
-        try {
-          prefetched = await all;
-        } catch (e) {
+      try {
+        // Streamed into the archive when the pool gives chunks: a large pool's dump (93 MiB at
+        // 5,000 VMs) is never held whole.
+        const db = await pool.dumpDatabase();
+        if (db instanceof Uint8Array) {
+          tick(db.length, 'pool database', false);
+          yield { name: PART.poolDb, data: db };
+        } else
+          yield { name: PART.poolDb, data: counted(db, (n) => tick(n, 'pool database', false)) };
+        if (all) {
+          try {
+            prefetched = await all;
+          } catch (e) {
+            deps.signal?.throwIfAborted();
+            if (errorCode(e) === 'XAPI_CANCELLED') throw e;
+            prefetched = null;
+          }
+        }
+        // Exports run ahead of the archive by at most `parallel` requests, in order.
+        const inflight: Promise<Uint8Array | null>[] = [];
+        let i = 0;
+        const launch = () => {
+          const vm = vms[i++];
+          if (!vm) return;
+          const p = exportVm(vm);
+          // Awaited in order later; until then (or if the run stops first) a failure must not
+          // surface as an unhandled rejection, which would kill the process.
+          p.catch(() => {});
+          inflight.push(p);
+        };
+        for (let k = 0; k < parallel; k++) launch();
+        for (const vm of vms) {
           deps.signal?.throwIfAborted();
-          if (errorCode(e) === 'XAPI_CANCELLED') throw e;
-          prefetched = null;
+          const data = await inflight.shift()!;
+          launch();
+          if (data === null) {
+            tick(0, vm.name);
+            continue;
+          }
+          tick(data.length, vm.name);
+          yield { name: PART.vm(vm.uuid, vm.isTemplate), data };
         }
+        const srmeta = new TextEncoder().encode(encodeSrMeta(srs));
+        tick(srmeta.length, 'SR metadata', false);
+        yield { name: PART.srmeta, data: srmeta };
+        // The map lists what the record holds: a VM left out is named in the manifest instead.
+        const out = new Set(leftOut().map((v) => v.uuid));
+        const held = map.filter((v) => !out.has(v.uuid));
+        yield { name: PART.vmMap, data: new TextEncoder().encode(JSON.stringify(held)) };
+      } finally {
+        // Whether the capture ended, failed or was aborted, and whether the exports were
+        // taken or not (yet): what holds them (a spool file) is freed.
+        prefetched = null;
+        all?.then((m) => m.close?.()).catch(() => {});
       }
-      // Exports run ahead of the archive by at most `parallel` requests, in order.
-      const inflight: Promise<Uint8Array | null>[] = [];
-      let i = 0;
-      const launch = () => {
-        const vm = vms[i++];
-        if (!vm) return;
-        const p = exportVm(vm);
-        // Awaited in order later; until then (or if the run stops first) a failure must not
-        // surface as an unhandled rejection, which would kill the process.
-        p.catch(() => {});
-        inflight.push(p);
-      };
-      for (let k = 0; k < parallel; k++) launch();
-      for (const vm of vms) {
-        deps.signal?.throwIfAborted();
-        const data = await inflight.shift()!;
-        launch();
-        if (data === null) {
-          tick(0, vm.name);
-          continue;
-        }
-        tick(data.length, vm.name);
-        yield { name: PART.vm(vm.uuid, vm.isTemplate), data };
-      }
-      const srmeta = new TextEncoder().encode(encodeSrMeta(srs));
-      tick(srmeta.length, 'SR metadata', false);
-      yield { name: PART.srmeta, data: srmeta };
-      // The map lists what the record holds: a VM left out is named in the manifest instead.
-      const out = new Set(leftOut().map((v) => v.uuid));
-      const held = map.filter((v) => !out.has(v.uuid));
-      yield { name: PART.vmMap, data: new TextEncoder().encode(JSON.stringify(held)) };
     }
     const archived = await archive.write(parts(), {});
     const skippedVms = leftOut();

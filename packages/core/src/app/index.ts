@@ -52,6 +52,7 @@ export type {
   ArchivePort,
   Attachment,
   DiskPort,
+  ExportAll,
   NetworkKey,
   PoolInfo,
   PoolPort,

@@ -44,6 +44,9 @@ export interface Attachment {
   detach(): Promise<void>;
 }
 
+/** PoolPort.exportAll's answer: one builder per VM uuid, and what frees them all. */
+export type ExportAll = Map<string, () => Uint8Array> & { close?(): void };
+
 export interface PoolPort {
   pool(): Promise<PoolInfo>;
   srs(): Promise<SrInfo[]>;
@@ -75,8 +78,10 @@ export interface PoolPort {
    * pass of locks), split into the per-VM exports `exportMetadata` would give, by VM uuid;
    * each is built when its function is called (once), so they are never all held at once.
    * May hold fewer VMs than asked; a pool refuses it whole when any VM is busy. Optional.
+   * `close`, when given, frees what holds the exports (a spool file): a backup calls it once
+   * its capture ends, whether it succeeded, failed or was aborted, built or not.
    */
-  exportAll?(vmUuids: readonly string[]): Promise<Map<string, () => Uint8Array>>;
+  exportAll?(vmUuids: readonly string[]): Promise<ExportAll>;
   importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }): Promise<void>;
   /**
    * The pool's networks, and those a metadata export refers to, by name and bridge: how
