@@ -11,7 +11,7 @@ import {
   type VmOutcome,
 } from '@xsmeta/core';
 import { retryTiming } from './adapters/clock.js';
-import { historyLostLine, withEvents } from './adapters/event-log.js';
+import { historyLostLine, preloadEventLog, withEvents } from './adapters/event-log.js';
 import type { XapiPool } from './adapters/xapi-pool.js';
 import type { Settings } from './config.js';
 import { EXIT_PARTIAL, type Io } from './output.js';
@@ -38,6 +38,7 @@ export interface BackupArgs {
  * the same), lock, capture, append, events persisted.
  */
 export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<BackupResult> {
+  preloadEventLog();
   return withPool(
     s,
     async (pool) => {

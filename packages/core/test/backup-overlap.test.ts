@@ -139,3 +139,144 @@ it('takes the VMs and SRs from one inventory when the pool port has one', async 
   const srmeta = [...parts.entries()].find(([n]) => n.toLowerCase().includes('srmeta'));
   expect(srmeta![1]).toContain('sr');
 });
+
+/** A pool whose listing answers only when `release` is called, recording the calls' order. */
+function slowListing(count: number) {
+  const calls: string[] = [];
+  let release: () => void = () => {};
+  const listed = new Promise<void>((r) => {
+    release = r;
+  });
+  const pool: PoolPort = stubPool({
+    attach,
+    inventory: async () => {
+      calls.push('inventory');
+      await listed;
+      calls.push('listed');
+      return { vms, srs };
+    },
+    vmCount: async () => count,
+    exportAll: async (uuids) => {
+      calls.push(`exportAll ${uuids ? uuids.join(',') : '(every VM)'}`);
+      release();
+      return new Map(vms.map((v) => [v.uuid, () => enc.encode(`split ${v.uuid}`)]));
+    },
+  });
+  return { pool, calls, release: () => release() };
+}
+
+it('asks for the export of every VM before the listings answer when the VM count allows it', async () => {
+  const { pool, calls } = slowListing(5);
+  const { archive, parts } = keepingArchive();
+  const r = await runBackup(
+    { pool, disk: ringDisk(), archive, clock: { now: () => new Date(0) }, events: null },
+    { exportAllMaxVms: 5 },
+  );
+  // The listing answers only once the export was asked: asked after it, the backup would hang.
+  expect(calls).toEqual(['inventory', 'exportAll (every VM)', 'listed']);
+  expect(r.vmCount).toBe(1);
+  expect([...parts.values()]).toContain('split vm-b');
+});
+
+it('decides on the listings when the VM count is above what the one-request export takes', async () => {
+  const { pool, calls, release } = slowListing(6);
+  const { archive } = keepingArchive();
+  const run = runBackup(
+    { pool, disk: ringDisk(), archive, clock: { now: () => new Date(0) }, events: null },
+    { exportAllMaxVms: 5 },
+  );
+  await new Promise((r) => setImmediate(r));
+  expect(calls).toEqual(['inventory']);
+  release();
+  await run;
+  expect(calls).toEqual(['inventory', 'listed', 'exportAll vm-a,vm-b']);
+});
+
+it('frees an export asked early when the listings then fail', async () => {
+  let closed = 0;
+  const pool: PoolPort = stubPool({
+    attach,
+    inventory: async () => {
+      await new Promise((r) => setImmediate(r));
+      throw Object.assign(new Error('listing refused'), { code: 'SESSION_INVALID' });
+    },
+    vmCount: async () => 3,
+    exportAll: async () =>
+      Object.assign(new Map<string, () => Uint8Array>(), {
+        close: () => {
+          closed++;
+        },
+      }),
+  });
+  const { archive } = keepingArchive();
+  await expect(
+    runBackup({ pool, disk: ringDisk(), archive, clock: { now: () => new Date(0) }, events: null }),
+  ).rejects.toThrow('listing refused');
+  await new Promise((r) => setImmediate(r));
+  expect(closed).toBe(1);
+});
+
+it('attaches the backup disk once the export of every VM arrived, before the VMs are built', async () => {
+  const calls: string[] = [];
+  const pool: PoolPort = stubPool({
+    vms: async () => vms,
+    attach: async () => {
+      calls.push('attach');
+      return { devicePath: '/dev/x', detach: async () => void calls.push('detach') };
+    },
+    exportAll: async () =>
+      new Map(
+        vms.map((v) => [
+          v.uuid,
+          () => {
+            calls.push(`build ${v.uuid}`);
+            return enc.encode(`split ${v.uuid}`);
+          },
+        ]),
+      ),
+  });
+  const { archive } = keepingArchive();
+  await runBackup({
+    pool,
+    disk: ringDisk(),
+    archive,
+    clock: { now: () => new Date(0) },
+    events: null,
+  });
+  expect(calls).toEqual(['attach', 'build vm-a', 'build vm-b', 'detach']);
+});
+
+it('detaches a disk attached during the capture when the capture then fails', async () => {
+  const calls: string[] = [];
+  const pool: PoolPort = stubPool({
+    vms: async () => vms,
+    attach: async () => {
+      calls.push('attach');
+      return { devicePath: '/dev/x', detach: async () => void calls.push('detach') };
+    },
+    exportAll: async () =>
+      new Map([
+        ['vm-a', () => enc.encode('split vm-a')],
+        [
+          'vm-b',
+          () => {
+            throw Object.assign(new Error('spool gone'), { code: 'XAPI_PROTOCOL' });
+          },
+        ],
+      ]),
+  });
+  const { archive } = keepingArchive();
+  const disk = ringDisk();
+  let opened = 0;
+  await expect(
+    runBackup({
+      pool,
+      disk: { ...disk, open: (...a) => (opened++, disk.open(...a)) },
+      archive,
+      clock: { now: () => new Date(0) },
+      events: null,
+    }),
+  ).rejects.toThrow('spool gone');
+  expect(calls).toEqual(['attach', 'detach']);
+  expect(opened).toBe(0);
+});

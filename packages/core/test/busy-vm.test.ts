@@ -232,7 +232,7 @@ describe('the one-request export of every VM (export_metadata?all=true)', () => 
     const { pool: p, attempts } = pool((uuid) => Promise.resolve(enc.encode(`alone ${uuid}`)));
     const asked: string[][] = [];
     p.exportAll = async (uuids) => {
-      asked.push([...uuids]);
+      asked.push([...(uuids ?? [])]);
       return new Map([
         ['vm-a', () => enc.encode('split vm-a')],
         ['vm-b', () => enc.encode('split vm-b')],

@@ -53,6 +53,14 @@ export interface Obj {
 const refList = (v: XmlRpcValue | undefined): string[] =>
   Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
 
+/**
+ * Classes of pool-wide objects: one of them is in the export of every VM that uses it (an
+ * SR, a network, the host), and its text is as long as the pool is large (an SR's VDIs, a
+ * network's VIFs, a host's resident VMs). Their bytes are read once and kept, not read again
+ * for each VM; there are few of them, and together they are a small share of the export.
+ */
+const POOL_WIDE = new Set(['SR', 'network', 'host', 'GPU_group', 'VGPU_type', 'PVS_site']);
+
 /** The builders of the per-VM exports (see splitExport in ova.ts for what each holds). */
 export function perVm(
   objects: Obj[],
@@ -65,6 +73,16 @@ export function perVm(
   const order = new Map(objects.map((o, i) => [o.id, i]));
   const proxies = objects.filter((o) => o.class === 'PVS_proxy');
   const want = uuids ? new Set(uuids) : null;
+  const kept = new Map<string, Uint8Array>();
+  const bytes = (o: Obj): Uint8Array => {
+    if (!POOL_WIDE.has(o.class)) return bytesOf(o);
+    let b = kept.get(o.id);
+    if (b === undefined) {
+      b = bytesOf(o);
+      kept.set(o.id, b);
+    }
+    return b;
+  };
   const out = new Map<string, () => Uint8Array>();
   for (const vm of objects) {
     if (vm.class !== 'VM') continue;
@@ -121,7 +139,7 @@ export function perVm(
       for (const id of [...keep].sort((a, b) => order.get(a)! - order.get(b)!)) {
         const o = byId.get(id)!;
         const rules = REF_FIELDS[o.class];
-        const ob = bytesOf(o);
+        const ob = bytes(o);
         let at = 0;
         for (const f of o.fields) {
           let next: XmlRpcValue | null = null;

@@ -32,6 +32,14 @@ export function openEvents(stateDir: string): EventStore {
   return new LazyEventStore(join(stateDir, 'events'));
 }
 
+/**
+ * Starts loading the LevelDB code now, for a command that will write to the log soon (a
+ * backup): it loads while the pool is reached, instead of after, when the first event waits.
+ */
+export function preloadEventLog(): void {
+  import('@xsmeta/eventstore-level').catch(() => {});
+}
+
 /** The shared LevelDB store, imported and constructed on first use. */
 class LazyEventStore implements EventStore {
   private loading: Promise<EventStore> | undefined;

@@ -10,14 +10,14 @@ import type { ExportAll } from '@xsmeta/core';
 import { ExportSplitter, XapiError } from '@xsmeta/xapi';
 
 /**
- * One builder per VM uuid found in `body`; the file is closed by `close()` (a backup calls it
+ * One builder per VM uuid found in `body` (of those in `vmUuids`, when given); the file is closed by `close()` (a backup calls it
  * when its capture ends, however it ends), once the last VM's export was built, at once when
  * the export names none of them, or on a failure while spooling. A builder called after the
  * file was closed throws (its descriptor may name another file by then).
  */
 export async function spoolExport(
   body: AsyncIterable<Uint8Array>,
-  vmUuids: readonly string[],
+  vmUuids?: readonly string[],
 ): Promise<ExportAll> {
   const dir = mkdtempSync(join(tmpdir(), 'xsmeta-export-'));
   const fd = openSync(join(dir, 'all.tar'), 'w+', 0o600);

@@ -286,12 +286,17 @@ export class XapiPool implements PoolPort {
    * of locks for the whole pool, split client-side into the per-VM exports xapi would have
    * sent (splitExport follows export.ml's update_table and make_* rules).
    */
-  async exportAll(vmUuids: readonly string[]) {
+  async exportAll(vmUuids?: readonly string[]) {
     const body = await this.xapi.exportMetadataStream(
       { all: true },
       { exportSnapshots: false, includeDom0: false },
     );
     return spoolExport(body, vmUuids);
+  }
+
+  /** Every VM object of the pool (`VM.get_all`: references only, cheap to ask). */
+  async vmCount() {
+    return (await this.xapi.call<string[]>('VM.get_all')).length;
   }
 
   async importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }) {

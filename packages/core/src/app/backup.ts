@@ -12,7 +12,15 @@ import { resolveSr } from './catalogue.js';
 import { errorCode } from './errors.js';
 import { newRunId, runStream } from './handle.js';
 import { DEFAULT_PARALLEL } from './map-limit.js';
-import type { ArchivePart, ArchivePort, DiskPort, ExportAll, PoolPort, Progress } from './ports.js';
+import type {
+  ArchivePart,
+  ArchivePort,
+  Attachment,
+  DiskPort,
+  ExportAll,
+  PoolPort,
+  Progress,
+} from './ports.js';
 import {
   decodeLabel,
   encodeSrMeta,
@@ -140,9 +148,39 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     });
 
     // 1. Capture, streamed into the archive; the raw pool is never held in memory at once.
-    const { vms, srs } = pool.inventory
-      ? await pool.inventory()
-      : { vms: await pool.vms(), srs: await pool.srs() };
+    // The fast path (one request for every VM) is asked before the listings are read when the
+    // pool's count of VM objects already shows it small enough: the pool then builds the
+    // export while this side decodes the listings. Otherwise it is decided on the listings.
+    const cap = opts.exportAllMaxVms ?? EXPORT_ALL_MAX_VMS;
+    const fastPath = pool.exportAll !== undefined && opts.exportAll !== false;
+    const listing = pool.inventory
+      ? pool.inventory()
+      : Promise.all([pool.vms(), pool.srs()]).then(([vms, srs]) => ({ vms, srs }));
+    listing.catch(() => {}); // awaited below, after the count
+    let all: Promise<ExportAll> | null = null;
+    let released = false;
+    /** Frees what holds the export (once), whether it was taken, built, or not (yet). */
+    const releaseAll = () => {
+      if (released || all === null) return;
+      released = true;
+      all.then((m) => m.close?.()).catch(() => {});
+    };
+    let vms: Awaited<typeof listing>['vms'];
+    let srs: Awaited<typeof listing>['srs'];
+    try {
+      const bound = fastPath && pool.vmCount ? await pool.vmCount() : null;
+      if (bound !== null && bound > 1 && bound <= cap) all = pool.exportAll!();
+      // Awaited after the listings; until then (or if the run stops first) a failure must not
+      // surface as an unhandled rejection.
+      all?.catch(() => {});
+      ({ vms, srs } = await listing);
+    } catch (e) {
+      releaseAll();
+      throw e;
+    }
+    if (all === null && fastPath && vms.length > 1 && vms.length <= cap)
+      all = pool.exportAll!(vms.map((v) => v.uuid));
+    all?.catch(() => {});
     const map: VmMapEntry[] = vms.map((v) => ({
       uuid: v.uuid,
       name: v.name,
@@ -216,19 +254,25 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
             ]
           : [];
       });
+    /**
+     * The backup disk's attachment, asked once: as soon as the pool has sent what the capture
+     * needs from it, so that the pool plugs the disk while this side builds and compresses the
+     * parts (plugging a VBD is slow on a real pool), or else after the capture.
+     */
+    let attaching: Promise<Attachment> | null = null;
+    const attachEarly = (): Promise<Attachment> => {
+      if (attaching === null) {
+        deps.signal?.throwIfAborted();
+        attaching = pool.attach(vdiUuid, { readOnly: false });
+        attaching.catch(() => {}); // awaited after the capture; a failure must not go unhandled
+      }
+      return attaching;
+    };
     async function* parts(): AsyncIterable<ArchivePart> {
-      // The fast path: one request for every VM, asked before the dump is read so that the
-      // pool builds it while this side compresses the dump. Refused (a busy VM: xapi locks
-      // them all, ocaml/xapi/export.ml metadata_handler) or failed, the per-VM exports below
-      // do the work, with their retries; a VM it did not hold is exported on its own.
-      const cap = opts.exportAllMaxVms ?? EXPORT_ALL_MAX_VMS;
-      const all =
-        pool.exportAll && opts.exportAll !== false && vms.length > 1 && vms.length <= cap
-          ? pool.exportAll(vms.map((v) => v.uuid))
-          : null;
-      // Awaited after the dump; until then (or if the run stops first) a failure must not
-      // surface as an unhandled rejection.
-      all?.catch(() => {});
+      // The fast path (asked above, before the dump, so that the pool builds it while this
+      // side compresses the dump). Refused (a busy VM: xapi locks them all,
+      // ocaml/xapi/export.ml metadata_handler) or failed, the per-VM exports below do the
+      // work, with their retries; a VM it did not hold is exported on its own.
       try {
         // Streamed into the archive when the pool gives chunks: a large pool's dump (93 MiB at
         // 5,000 VMs) is never held whole.
@@ -241,6 +285,8 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         if (all) {
           try {
             prefetched = await all;
+            // The pool has sent every VM: the disk is attached while this side builds them.
+            attachEarly();
           } catch (e) {
             deps.signal?.throwIfAborted();
             if (errorCode(e) === 'XAPI_CANCELLED') throw e;
@@ -271,6 +317,7 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
           tick(data.length, vm.name);
           yield { name: PART.vm(vm.uuid, vm.isTemplate), data };
         }
+        attachEarly();
         const srmeta = new TextEncoder().encode(encodeSrMeta(srs));
         tick(srmeta.length, 'SR metadata', false);
         yield { name: PART.srmeta, data: srmeta };
@@ -282,10 +329,18 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         // Whether the capture ended, failed or was aborted, and whether the exports were
         // taken or not (yet): what holds them (a spool file) is freed.
         prefetched = null;
-        all?.then((m) => m.close?.()).catch(() => {});
+        releaseAll();
       }
     }
-    const archived = await archive.write(parts(), {});
+    // However the capture ends, the export's spool is freed (parts() frees it too, once run),
+    // and a disk attached while it ran is detached when it failed.
+    let archived: Awaited<ReturnType<ArchivePort['write']>>;
+    try {
+      archived = await archive.write(parts(), {}).finally(releaseAll);
+    } catch (e) {
+      await (attaching as Promise<Attachment> | null)?.then((a) => a.detach());
+      throw e;
+    }
     const skippedVms = leftOut();
     const out = new Set(skippedVms.map((v) => v.uuid));
     const vmCount = vms.filter((v) => !v.isTemplate && !out.has(v.uuid)).length;
@@ -295,10 +350,9 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       data: { runId, vmCount, templateCount, rawBytes: archived.rawBytes },
     });
 
-    // 2. Attach, append, always detach.
+    // 2. Attach (done while the capture ended, when it could), append, always detach.
     deps.progress?.({ phase: 'write', done: 0, total: 1, bytes: archived.storedBytes });
-    deps.signal?.throwIfAborted();
-    const att = await pool.attach(vdiUuid, { readOnly: false });
+    const att = await attachEarly();
     let written: { seq: number; evicted: number[]; storedBytes: number; date: string };
     let rootWarnings: string[] = [];
     // A re-initialisation destroys the backups on the disk: the history says which.

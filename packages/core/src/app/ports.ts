@@ -77,11 +77,18 @@ export interface PoolPort {
    * The fast path: every VM's metadata in one request (xapi's `export_metadata?all=true`, one
    * pass of locks), split into the per-VM exports `exportMetadata` would give, by VM uuid;
    * each is built when its function is called (once), so they are never all held at once.
-   * May hold fewer VMs than asked; a pool refuses it whole when any VM is busy. Optional.
+   * May hold fewer VMs than asked (without `vmUuids`, every VM the export holds); a pool
+   * refuses it whole when any VM is busy. Optional.
    * `close`, when given, frees what holds the exports (a spool file): a backup calls it once
    * its capture ends, whether it succeeded, failed or was aborted, built or not.
    */
-  exportAll?(vmUuids: readonly string[]): Promise<ExportAll>;
+  exportAll?(vmUuids?: readonly string[]): Promise<ExportAll>;
+  /**
+   * How many VM objects the pool holds, control domains, snapshots and templates included
+   * (xapi's `VM.get_all`, references only): an upper bound of what `exportAll` holds, cheap
+   * to ask, so that a backup can ask for the export before its listings are read. Optional.
+   */
+  vmCount?(): Promise<number>;
   importMetadata(body: Uint8Array, opts: { force: boolean; dryRun: boolean }): Promise<void>;
   /**
    * The pool's networks, and those a metadata export refers to, by name and bridge: how
