@@ -38,7 +38,7 @@ export interface BackupArgs {
  * the same), lock, capture, append, events persisted.
  */
 export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<BackupResult> {
-  preloadEventLog();
+  preloadEventLog(s.stateDir);
   return withPool(
     s,
     async (pool) => {

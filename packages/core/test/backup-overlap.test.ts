@@ -1,7 +1,9 @@
 /**
  * The backup overlaps its requests with the pool's work: the export of every VM is asked
- * before the pool database is read, and the VMs and SRs come from one inventory when the
- * pool port has one. What the record holds does not change.
+ * before the listings are read (when the pool's VM count allows it) and before the pool
+ * database, which is asked once the export arrived; the disk is attached while the parts are
+ * built; the VMs and SRs come from one inventory when the pool port has one. What the record
+ * holds does not change.
  */
 import { expect, it } from 'vitest';
 import type { ArchivePort, DiskPort, PoolPort, RingPort, SrInfo, VmInfo } from '../src/index.js';
@@ -279,4 +281,42 @@ it('detaches a disk attached during the capture when the capture then fails', as
   ).rejects.toThrow('spool gone');
   expect(calls).toEqual(['attach', 'detach']);
   expect(opened).toBe(0);
+});
+
+it('asks for the pool database only once the export of every VM arrived', async () => {
+  const calls: string[] = [];
+  let arrive: () => void = () => {};
+  const arrived = new Promise<void>((r) => {
+    arrive = r;
+  });
+  const pool: PoolPort = stubPool({
+    attach,
+    vms: async () => vms,
+    dumpDatabase: async () => {
+      calls.push('dumpDatabase');
+      return enc.encode('db');
+    },
+    exportAll: async () => {
+      calls.push('exportAll');
+      await arrived;
+      calls.push('arrived');
+      return new Map(vms.map((v) => [v.uuid, () => enc.encode(`split ${v.uuid}`)]));
+    },
+  });
+  const { archive, parts } = keepingArchive();
+  const run = runBackup({
+    pool,
+    disk: ringDisk(),
+    archive,
+    clock: { now: () => new Date(0) },
+    events: null,
+  });
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  expect(calls).toEqual(['exportAll']);
+  arrive();
+  await run;
+  expect(calls).toEqual(['exportAll', 'arrived', 'dumpDatabase']);
+  expect([...parts.keys()].indexOf('pool-db.xml')).toBeGreaterThan(
+    [...parts.keys()].findIndex((n) => n.startsWith('vms/')),
+  );
 });

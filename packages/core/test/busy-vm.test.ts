@@ -284,11 +284,13 @@ describe('the one-request export of every VM (export_metadata?all=true)', () => 
     expect(closed).toBe(1);
   });
 
-  it('is closed when the backup stops before taking it (the pool database failed)', async () => {
+  it('is closed when the backup stops before taking it (the listings failed)', async () => {
     const ring = memoryRing();
     const disk: DiskPort = { open: async () => ring, format: async () => ring };
     const { pool: p } = pool((uuid) => Promise.resolve(enc.encode(uuid)));
-    p.dumpDatabase = () => Promise.reject(new Error('dump failed'));
+    // Asked before the listings (the count allows it); the listings then fail.
+    p.vmCount = async () => 3;
+    p.vms = () => Promise.reject(new Error('listing failed'));
     // Given only once the backup has failed, so it is never taken; closed all the same.
     let give!: () => void;
     const given = new Promise<void>((r) => {
@@ -306,7 +308,7 @@ describe('the one-request export of every VM (export_metadata?all=true)', () => 
     };
     await expect(
       runBackup({ pool: p, disk, archive, clock: { now: () => new Date(0) }, events: null }),
-    ).rejects.toThrow('dump failed');
+    ).rejects.toThrow('listing failed');
     give();
     await closed;
   });
@@ -365,7 +367,9 @@ describe('the pool database in a backup', () => {
         ),
       read: archive.read,
     };
+    // The running byte count: the dump's tick adds exactly its bytes, once they all went.
     const bytes: number[] = [];
+    let before = 0;
     await runBackup({
       pool: p,
       disk,
@@ -373,10 +377,21 @@ describe('the pool database in a backup', () => {
       clock: { now: () => new Date(0) },
       events: null,
       progress: (e) => {
-        if (e.item === 'pool database') bytes.push(e.bytes);
+        if (e.item === 'pool database') bytes.push(e.bytes - before);
+        else before = e.bytes;
       },
     });
-    expect(seen[0]).toEqual({ part: 'pool-db.xml', streamed: true });
+    // After the VMs' parts (asked once the pool sent them), before the SR metadata.
+    expect(seen.map((x) => x.part)).toEqual([
+      'vms/vm-a.ova.tar',
+      'vms/vm-b.ova.tar',
+      'vms/vm-c.ova.tar',
+      'pool-db.xml',
+      'srmeta.xml',
+      'vm-map.json',
+      'manifest.json',
+    ]);
+    expect(seen[3]).toEqual({ part: 'pool-db.xml', streamed: true });
     expect(given).toHaveLength(3);
     expect(bytes).toEqual(['<database><table/></database>'.length]);
     const [rec] = ring.list();

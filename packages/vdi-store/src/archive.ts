@@ -1,7 +1,13 @@
 // Over 400 lines on purpose: the writer and the streaming reader of one frame format, whose
 // limits and checks must stay side by side so that what is written is what is read.
 import { createHash } from 'node:crypto';
-import { constants, createBrotliCompress, createBrotliDecompress } from 'node:zlib';
+import type { TransformOptions } from 'node:stream';
+import {
+  type BrotliOptions,
+  constants,
+  createBrotliCompress,
+  createBrotliDecompress,
+} from 'node:zlib';
 import { ArchiveError } from './errors.js';
 
 /**
@@ -11,6 +17,13 @@ import { ArchiveError } from './errors.js';
  */
 const MAGIC = new TextEncoder().encode('XSMARC\u0001\u0001');
 const enc = new TextEncoder();
+/**
+ * Bytes the compressor may hold before `write` waits for it. Brotli runs on the thread pool:
+ * with the stream's default (16 KiB) every batch waited until it was compressed, so the
+ * caller's work (building the next parts) and the compression took turns instead of running
+ * at once. Bounded, so memory does not grow with the record.
+ */
+const WRITE_AHEAD = 4 * 1024 * 1024;
 const dec = new TextDecoder('utf-8', { fatal: true });
 
 export interface ArchivePart {
@@ -80,13 +93,17 @@ export async function writeArchive(
       'ARCHIVE_LIMIT',
       `${what}: no reader would restore it, so it is not written (the backup disk is unchanged)`,
     );
-  const z = createBrotliCompress({
+  // zlib hands its options to the Transform it is (lib/zlib.js), stream options included,
+  // though @types/node's BrotliOptions does not list them.
+  const zopts: BrotliOptions & TransformOptions = {
+    writableHighWaterMark: WRITE_AHEAD,
     params: {
       [constants.BROTLI_PARAM_QUALITY]: opts.quality ?? 1,
       [constants.BROTLI_PARAM_LGWIN]: 22,
       [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
     },
-  });
+  };
+  const z = createBrotliCompress(zopts);
   const out: Buffer[] = [Buffer.from(MAGIC)];
   let stored = MAGIC.length;
   let failure: Error | null = null;

@@ -146,17 +146,16 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         createdVdi,
       },
     });
-
     // 1. Capture, streamed into the archive; the raw pool is never held in memory at once.
     // The fast path (one request for every VM) is asked before the listings are read when the
     // pool's count of VM objects already shows it small enough: the pool then builds the
     // export while this side decodes the listings. Otherwise it is decided on the listings.
     const cap = opts.exportAllMaxVms ?? EXPORT_ALL_MAX_VMS;
     const fastPath = pool.exportAll !== undefined && opts.exportAll !== false;
+    const bound = fastPath && pool.vmCount ? await pool.vmCount() : null;
     const listing = pool.inventory
       ? pool.inventory()
       : Promise.all([pool.vms(), pool.srs()]).then(([vms, srs]) => ({ vms, srs }));
-    listing.catch(() => {}); // awaited below, after the count
     let all: Promise<ExportAll> | null = null;
     let released = false;
     /** Frees what holds the export (once), whether it was taken, built, or not (yet). */
@@ -168,7 +167,6 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     let vms: Awaited<typeof listing>['vms'];
     let srs: Awaited<typeof listing>['srs'];
     try {
-      const bound = fastPath && pool.vmCount ? await pool.vmCount() : null;
       if (bound !== null && bound > 1 && bound <= cap) all = pool.exportAll!();
       // Awaited after the listings; until then (or if the run stops first) a failure must not
       // surface as an unhandled rejection.
@@ -268,24 +266,32 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
       }
       return attaching;
     };
+    /**
+     * The pool database, asked once the pool has sent every VM's export: the pool builds it
+     * while this side builds and compresses the VMs' parts (a pool builds one answer at a time:
+     * asked with the export, it would hold back the export's last bytes), and its part comes
+     * last in the archive (a reader takes parts by name). Streamed into the archive when the
+     * pool gives chunks: a large pool's dump (93 MiB at 5,000 VMs) is never held whole.
+     */
+    let dump: ReturnType<PoolPort['dumpDatabase']> | null = null;
+    const askDump = (): ReturnType<PoolPort['dumpDatabase']> => {
+      if (dump === null) {
+        dump = pool.dumpDatabase();
+        dump.catch(() => {}); // awaited after the VMs; a failure must not go unhandled
+      }
+      return dump;
+    };
     async function* parts(): AsyncIterable<ArchivePart> {
-      // The fast path (asked above, before the dump, so that the pool builds it while this
-      // side compresses the dump). Refused (a busy VM: xapi locks them all,
+      // The fast path, asked above. Refused (a busy VM: xapi locks them all,
       // ocaml/xapi/export.ml metadata_handler) or failed, the per-VM exports below do the
       // work, with their retries; a VM it did not hold is exported on its own.
       try {
-        // Streamed into the archive when the pool gives chunks: a large pool's dump (93 MiB at
-        // 5,000 VMs) is never held whole.
-        const db = await pool.dumpDatabase();
-        if (db instanceof Uint8Array) {
-          tick(db.length, 'pool database', false);
-          yield { name: PART.poolDb, data: db };
-        } else
-          yield { name: PART.poolDb, data: counted(db, (n) => tick(n, 'pool database', false)) };
         if (all) {
           try {
             prefetched = await all;
-            // The pool has sent every VM: the disk is attached while this side builds them.
+            // The pool has sent every VM: it builds the dump and plugs the disk while this
+            // side builds the parts.
+            askDump();
             attachEarly();
           } catch (e) {
             deps.signal?.throwIfAborted();
@@ -317,6 +323,12 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
           tick(data.length, vm.name);
           yield { name: PART.vm(vm.uuid, vm.isTemplate), data };
         }
+        const db = await askDump();
+        if (db instanceof Uint8Array) {
+          tick(db.length, 'pool database', false);
+          yield { name: PART.poolDb, data: db };
+        } else
+          yield { name: PART.poolDb, data: counted(db, (n) => tick(n, 'pool database', false)) };
         attachEarly();
         const srmeta = new TextEncoder().encode(encodeSrMeta(srs));
         tick(srmeta.length, 'SR metadata', false);
