@@ -99,6 +99,23 @@ export function poolPortSuite(name: string, make: () => Promise<PoolPortUnderTes
         expect(both.vms.some((v) => v.srUuids.length > 0)).toBe(true);
       }));
 
+    it('vmCount(), when the port has one, bounds every VM that exportAll() holds', () =>
+      using(make, async (p) => {
+        if (!p.vmCount) return;
+        const count = await p.vmCount();
+        expect(count).toBeGreaterThanOrEqual((await p.vms()).length);
+        if (!p.exportAll) return;
+        const all = await p.exportAll();
+        try {
+          expect(all.size).toBeGreaterThan(0);
+          expect(all.size).toBeLessThanOrEqual(count);
+          // Without uuids asked, it holds at least every VM a backup takes.
+          for (const vm of await p.vms()) expect(all.has(vm.uuid)).toBe(true);
+        } finally {
+          all.close?.();
+        }
+      }));
+
     it('a dry-run import changes nothing, whether it would succeed or not; an empty one fails', () =>
       using(make, async (p) => {
         const before = await p.vms();
