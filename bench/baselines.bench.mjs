@@ -13,7 +13,8 @@
 // simulator is one Node process, so its CPU time for our side is a floor under our wall time.
 // BENCH_SIZES (default 100,1000) and BENCH_ROUNDS (default 3) change the work; BENCH_RESTORE=0
 // runs the backup side only (its rows alone); BENCH_RESTORE_PROF=DIR writes a CPU profile of
-// each of our restores there.
+// each of our restores there; BENCH_BEFORE=<an older build's packages/cli/bin/xsmeta.js> adds
+// that build as a fourth side, run as ours is (a change measured before/after in one run).
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -27,6 +28,7 @@ const XSMETA = join(here, '..', 'packages/cli/bin/xsmeta.js');
 const SIZES = (process.env.BENCH_SIZES ?? '100,1000').split(',').map(Number);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const RESTORE = process.env.BENCH_RESTORE !== '0';
+const BEFORE = process.env.BENCH_BEFORE;
 const MiB = 1024 * 1024;
 
 /** Runs a command under /usr/bin/time; resolves with stdout, wall ms, CPU ms and peak RSS. */
@@ -90,12 +92,13 @@ async function side(name, vms, scratch) {
   let sim = await startSim(simDir, ['--vms', String(vms)]);
   const r = { name };
   try {
-    if (name === 'ours') {
+    if (name === 'ours' || name === 'before') {
+      const bin = name === 'before' ? BEFORE : XSMETA;
       const env = { ...sim.env, XSMETA_STATE_DIR: join(dir, 'state') };
       r.backup = await timedOn(
         sim,
         process.execPath,
-        [XSMETA, 'backup', '--create', '--json'],
+        [bin, 'backup', '--create', '--json'],
         env,
         dir,
       );
@@ -111,7 +114,7 @@ async function side(name, vms, scratch) {
       r.restore = await timedOn(
         sim,
         process.execPath,
-        [...prof, XSMETA, 'restore', '--sr', srUuid, '--mode', 'all', '--yes'],
+        [...prof, bin, 'restore', '--sr', srUuid, '--mode', 'all', '--yes'],
         env2,
         dir,
       );
@@ -157,7 +160,8 @@ export async function rounds(vms, n = ROUNDS) {
   const out = [];
   try {
     for (let i = 0; i < n; i++) {
-      const order = i % 2 === 0 ? ['ours', 'seq', 'legacy'] : ['legacy', 'seq', 'ours'];
+      const sides = ['ours', ...(BEFORE ? ['before'] : []), 'seq', 'legacy'];
+      const order = i % 2 === 0 ? sides : sides.slice().reverse();
       const round = { load: [loadavg()[0]] };
       for (const name of order) {
         process.stderr.write(`baselines: ${vms} VMs, round ${i + 1}/${n}, ${name}\n`);
@@ -242,6 +246,39 @@ export async function run() {
         target: (x) => x <= 1.0,
       }),
     );
+    rows.push(
+      ratioRow({
+        bench,
+        metric:
+          'backup bound: legacy loop wall / simulator CPU of ours (highest reachable wall ratio)',
+        ours: pair('backup', 'simCpuMs', 'legacy').ours,
+        base: pair('backup', 'ms', 'legacy').base,
+        ratios: rs.map((r) => r.legacy.backup.ms / r.ours.backup.simCpuMs),
+        unit: 's',
+        better: 'lower',
+        ...noGoal,
+      }),
+    );
+    if (BEFORE)
+      for (const what of ['backup', ...(RESTORE ? ['restore'] : [])])
+        rows.push(
+          ratioRow({
+            bench,
+            metric: `${what} wall: the build before (BENCH_BEFORE) / ours`,
+            ...pair(what, 'ms', 'before'),
+            unit: 's',
+            better: 'lower',
+            ...noGoal,
+          }),
+          ratioRow({
+            bench,
+            metric: `${what} client CPU: ours / the build before`,
+            ...pair(what, 'cpuMs', 'before', true),
+            unit: 's CPU',
+            better: 'higher',
+            ...noGoal,
+          }),
+        );
     if (RESTORE)
       rows.push(
         ratioRow({
