@@ -42,6 +42,7 @@ export function checkRange(dev: { size: number }, offset: number, length: number
 class FileDevice implements BlockDevice {
   /** Opened at the first uncached read; null where O_DIRECT is not to be had. */
   private uncached: Promise<UncachedReader | null> | undefined;
+  private closed = false;
 
   constructor(
     private readonly fh: FileHandle,
@@ -76,7 +77,7 @@ class FileDevice implements BlockDevice {
     checkRange(this, offset, length);
     const start = offset - (offset % UNCACHED_BLOCK);
     const end = offset + length - start;
-    if (end <= UNCACHED_BLOCK) {
+    if (end <= UNCACHED_BLOCK && !this.closed) {
       this.uncached ??= UncachedReader.open(this.real);
       const block = await (await this.uncached)?.block(start);
       // A short block (the file ends inside it) falls back, and the cached read says why.
@@ -100,6 +101,7 @@ class FileDevice implements BlockDevice {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const uncached = this.uncached;
     this.uncached = undefined;
     try {
