@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { type FileHandle, open, readFile, realpath } from 'node:fs/promises';
 import { RingError } from './errors.js';
+import { UNCACHED_BLOCK, UncachedReader } from './uncached.js';
 
 /** The block-device port: what the ring needs from a disk. */
 export interface BlockDevice {
@@ -14,6 +15,12 @@ export interface BlockDevice {
    * so that a reader can reuse its buffers (verify reads a whole disk through a few).
    */
   readInto?(offset: number, target: Uint8Array): Promise<void>;
+  /**
+   * Optional: reads as `read` does, leaving nothing in the page cache where the platform allows
+   * it. For the scattered record headers that opening a ring reads: cached, they would slow a
+   * later front-to-back read of the disk (`verify`) by restarting the kernel's read-ahead.
+   */
+  readUncached?(offset: number, length: number): Promise<Uint8Array>;
   write(offset: number, data: Uint8Array): Promise<void>;
   /** Makes every write so far durable (fdatasync). */
   flush(): Promise<void>;
@@ -33,11 +40,16 @@ export function checkRange(dev: { size: number }, offset: number, length: number
 }
 
 class FileDevice implements BlockDevice {
+  /** Opened at the first uncached read; null where O_DIRECT is not to be had. */
+  private uncached: Promise<UncachedReader | null> | undefined;
+  private closed = false;
+
   constructor(
     private readonly fh: FileHandle,
     readonly size: number,
     readonly readOnly: boolean,
     private readonly path: string,
+    private readonly real: string,
   ) {}
 
   async read(offset: number, length: number): Promise<Uint8Array> {
@@ -61,6 +73,19 @@ class FileDevice implements BlockDevice {
     }
   }
 
+  async readUncached(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this, offset, length);
+    const start = offset - (offset % UNCACHED_BLOCK);
+    const end = offset + length - start;
+    if (end <= UNCACHED_BLOCK && !this.closed) {
+      this.uncached ??= UncachedReader.open(this.real);
+      const block = await (await this.uncached)?.block(start);
+      // A short block (the file ends inside it) falls back, and the cached read says why.
+      if (block && block.length >= end) return block.subarray(offset - start, end);
+    }
+    return this.read(offset, length);
+  }
+
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (this.readOnly) throw new RingError('RING_READ_ONLY', `${this.path} is open read-only`);
     checkRange(this, offset, data.length);
@@ -76,7 +101,14 @@ class FileDevice implements BlockDevice {
   }
 
   async close(): Promise<void> {
-    await this.fh.close();
+    this.closed = true;
+    const uncached = this.uncached;
+    this.uncached = undefined;
+    try {
+      await (await uncached)?.close();
+    } finally {
+      await this.fh.close();
+    }
   }
 }
 
@@ -119,7 +151,7 @@ export async function openFileDevice(
   try {
     const st = await fh.stat();
     const size = st.isBlockDevice() ? await blockDeviceSize(real, st.rdev) : st.size;
-    return new FileDevice(fh, size, readOnly, path);
+    return new FileDevice(fh, size, readOnly, path, real);
   } catch (e) {
     await fh.close();
     throw e;

@@ -78,7 +78,8 @@ interface Found {
  * Reads and checks the record whose header sits at data offset `off`: magic, its own offset,
  * bounds, seq at least `minSeq`, header checksum under `nonce` (when null: any nonce, the
  * fingerprint says which), then the payload and label checksums, reading the payload in chunks.
- * Null when any check fails. `limit` is how many data bytes the device holds.
+ * Null when any check fails. `limit` is how many data bytes the device holds. `uncached`: the
+ * header is read through the device's `readUncached` when it has one.
  */
 async function recordAt(
   dev: BlockDevice,
@@ -87,9 +88,13 @@ async function recordAt(
   off: number,
   nonce: Uint8Array | null,
   minSeq: number,
+  uncached = false,
 ): Promise<Found | null> {
   if (off < 0 || off % BLOCK !== 0 || off + REC_HEADER > Math.min(limit, capacity)) return null;
-  const raw = await dev.read(DATA_START + off, REC_HEADER);
+  const raw =
+    uncached && dev.readUncached
+      ? await dev.readUncached(DATA_START + off, REC_HEADER)
+      : await dev.read(DATA_START + off, REC_HEADER);
   const h = parseRecordHeader(raw);
   if (!h || h.offset !== off || h.seq < minSeq || h.length < 0 || h.createdAt < 0) return null;
   if (h.labelLength > LABEL_MAX || (h.flags & ~REC_SIGNED) !== 0) return null;
@@ -139,7 +144,9 @@ export async function findBeyond(dev: BlockDevice, root: Root, limit: number): P
     const places = [...new Set(frontier)].filter((off) => !tried.has(off));
     for (const off of places) tried.add(off);
     const records = await Promise.all(
-      places.map((off) => recordAt(dev, capacity, limit, off, root.nonce, root.nextSeq)),
+      // Read past the page cache where the device can: a cached header at the start of every
+      // record would slow a front-to-back read of the disk after opening (verify).
+      places.map((off) => recordAt(dev, capacity, limit, off, root.nonce, root.nextSeq, true)),
     );
     const next: number[] = [];
     for (const r of records) {

@@ -17,6 +17,8 @@ export interface ReadableDevice {
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Optional: reads into a given buffer, exactly as `read` reads. */
   readInto?(offset: number, target: Uint8Array): Promise<void>;
+  /** Optional: reads past the page cache, exactly as `read` reads. */
+  readUncached?(offset: number, length: number): Promise<Uint8Array>;
   close?(): Promise<void>;
 }
 
@@ -115,6 +117,38 @@ export function blockDeviceSuite<D extends ReadableDevice>(
           const [o, l] = ranges[i]!;
           expect(sha(b)).toBe(sha(img.subarray(o!, o! + l!)));
         });
+      } finally {
+        await dev.close?.();
+      }
+    });
+
+    it('reads past the cache what read returns, when it can (readUncached)', async (ctx) => {
+      const img = image(caps.sectorSize);
+      const dev = await factory.open(img, { readOnly: true });
+      try {
+        if (!dev.readUncached) return ctx.skip();
+        const last = img.length - (img.length % 4096 || 4096);
+        for (const [offset, length] of [
+          [0, 64],
+          [4096, 4096],
+          [4100, 64],
+          [4090, 12],
+          [last, img.length - last],
+          [img.length - 3, 3],
+          [img.length, 0],
+          [0, img.length],
+        ] as const) {
+          const got = await dev.readUncached(offset, length);
+          expect(got.length).toBe(length);
+          expect(sha(got)).toBe(sha(img.subarray(offset, offset + length)));
+        }
+        const ranges = Array.from({ length: 40 }, (_, i) => (i % 15) * 4096 + i);
+        const uncached = dev.readUncached.bind(dev);
+        const many = await Promise.all(ranges.map((o) => uncached(o, 64)));
+        many.forEach((b, i) => {
+          expect(sha(b)).toBe(sha(img.subarray(ranges[i]!, ranges[i]! + 64)));
+        });
+        expect((await failure(dev.readUncached(img.length - 2, 3))).code).toBe(caps.outOfRangeCode);
       } finally {
         await dev.close?.();
       }
