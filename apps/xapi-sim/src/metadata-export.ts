@@ -210,6 +210,8 @@ export function exportMetadata(pool: Pool, vms: string[], withSnapshots: boolean
     ['VDI', (d) => ({ ...d, VBDs: filter(d.VBDs), crash_dumps: [], SR: lookup(d.SR), ...noOps })],
     ['SR', (s) => ({ ...s, VDIs: filter(s.VDIs), PBDs: [], ...noOps })],
   ];
+  // The records go in as they are, not cloned: the `make_*` functions above copy what they
+  // rewrite and change nothing, and the result is encoded below before anything can.
   const objects: XmlRpcValue[] = [];
   for (const [cls, fn] of make)
     for (const [ref, rec] of db.table(cls))
