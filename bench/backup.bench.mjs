@@ -21,11 +21,12 @@ const MiB = 1024 * 1024;
 
 /**
  * Starts `xapi-sim` in a child process on state directory `dir` and resolves once it listens,
- * with its environment (DIR/env), the start time in ms and `stop()`.
+ * with its environment (DIR/env), the start time in ms and `stop()`. `sim` is the bin to run
+ * (another build's, to compare).
  */
-export async function startSim(dir, args) {
+export async function startSim(dir, args, sim = SIM) {
   const t0 = process.hrtime.bigint();
-  const child = spawn(process.execPath, [SIM, '--state', dir, '--port', '0', ...args], {
+  const child = spawn(process.execPath, [sim, '--state', dir, '--port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -1,5 +1,6 @@
 // The pool database dump (GET /pool/xmldbdump) in xapi's db_xml format, and the check of a
 // database restore as ocaml/xapi/pool_db_backup.ml makes it.
+import { escapeTable, XmlBytes } from '@xsmeta/xapi';
 import { Failure } from './errors.js';
 import type { Db, Field, Rec } from './model.js';
 import type { Pool } from './pool.js';
@@ -14,54 +15,111 @@ function column(field: string): string {
   return field;
 }
 
+const columns = new Map<string, string>();
+function columnOf(field: string): string {
+  let c = columns.get(field);
+  if (c === undefined) {
+    c = column(field);
+    columns.set(field, c);
+  }
+  return c;
+}
+
 function fieldOf(col: string): string {
   return col.replace('__', '_');
 }
 
-const sq = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+/**
+ * A value as an attribute: its S-expression (a set `('a' 'b')`, a map `(('k' 'v'))`, other
+ * values as they print; atoms single-quoted with `\` and `'` backslashed), %-escaped as xapi
+ * writes it (`%` -> `%%`, space -> `%.`, tab -> `%t`, newline -> `%n`), then XML-escaped
+ * (`&`, `<`, `>`, `"`). Each of these escapes maps each char on its own and none touches
+ * what another writes, so they run as one table per char as the bytes are written, with the
+ * S-expression's own spaces written as `%.` directly.
+ */
+const PCT_XML: Record<string, string> = {
+  '%': '%%',
+  ' ': '%.',
+  '\t': '%t',
+  '\n': '%n',
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+};
+const VALUE = escapeTable(PCT_XML);
+const ATOM = escapeTable({ ...PCT_XML, '\\': '\\\\', "'": "\\'" });
+const RAW = escapeTable({});
 
-function sexpr(v: Field): string {
-  if (Array.isArray(v))
-    return `(${v.map((x) => sq(typeof x === 'string' ? x : JSON.stringify(x))).join(' ')})`;
-  if (v !== null && typeof v === 'object')
-    return `(${Object.entries(v)
-      .map(([k, x]) => `(${sq(k)} ${sq(typeof x === 'string' ? x : JSON.stringify(x))})`)
-      .join(' ')})`;
-  return String(v);
+function writeAtom(out: XmlBytes, x: unknown): void {
+  out.ascii("'");
+  out.text(typeof x === 'string' ? x : (JSON.stringify(x) as string), ATOM);
+  out.ascii("'");
 }
 
-/** %-escapes as xapi writes them: `%` -> `%%`, space -> `%.`, tab -> `%t`, newline -> `%n`. */
-function pct(s: string): string {
-  return s.replace(/[% \t\n]/g, (c) => ({ '%': '%%', ' ': '%.', '\t': '%t', '\n': '%n' })[c]!);
+function writeAttr(out: XmlBytes, v: Field): void {
+  if (Array.isArray(v)) {
+    out.ascii('(');
+    for (let i = 0; i < v.length; i++) {
+      if (i > 0) out.ascii('%.');
+      writeAtom(out, v[i]);
+    }
+    out.ascii(')');
+  } else if (v !== null && typeof v === 'object') {
+    out.ascii('(');
+    let first = true;
+    for (const k of Object.keys(v)) {
+      out.ascii(first ? '(' : '%.(');
+      writeAtom(out, k);
+      out.ascii('%.');
+      writeAtom(out, v[k]);
+      out.ascii(')');
+      first = false;
+    }
+    out.ascii(')');
+  } else out.text(String(v), VALUE);
 }
 
 function unpct(s: string): string {
   return s.replace(/%(.)/g, (_, c: string) => ({ '%': '%', '.': ' ', t: '\t', n: '\n' })[c] ?? c);
 }
 
-const xmlAttr = (s: string) =>
-  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const unXml = (s: string) =>
   s.replace(
     /&(lt|gt|quot|apos|amp);/g,
     (_, n: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[n]!,
   );
 
-export function dumpDb(db: Db, generation: number): string {
-  const out: string[] = [
+/** The dump as UTF-8 bytes, written straight into one buffer. */
+export function dumpDb(db: Db, generation: number): Buffer {
+  const out = new XmlBytes();
+  out.ascii(
     `<?xml version="1.0" encoding="UTF-8"?><database><manifest><pair key="schema_major_vsn" value="${SCHEMA_MAJOR}"/><pair key="schema_minor_vsn" value="${SCHEMA_MINOR}"/><pair key="generation_count" value="${generation}"/></manifest>`,
-  ];
+  );
   for (const [cls, t] of db.tables) {
     if (cls === 'task' || cls === 'session') continue;
-    out.push(`<table name="${cls}">`);
+    out.ascii('<table name="');
+    out.text(cls, RAW);
+    out.ascii('">');
     for (const [ref, rec] of t) {
-      const attrs = Object.entries(rec).map(([k, v]) => `${column(k)}="${xmlAttr(pct(sexpr(v)))}"`);
-      out.push(`<row ref="${ref}" __ctime="0" __mtime="0" ${attrs.join(' ')}/>`);
+      out.ascii('<row ref="');
+      out.text(ref, RAW);
+      out.ascii('" __ctime="0" __mtime="0" ');
+      let first = true;
+      for (const k of Object.keys(rec)) {
+        if (!first) out.ascii(' ');
+        out.text(columnOf(k), RAW);
+        out.ascii('="');
+        writeAttr(out, rec[k]!);
+        out.ascii('"');
+        first = false;
+      }
+      out.ascii('/>');
     }
-    out.push('</table>');
+    out.ascii('</table>');
   }
-  out.push('</database>');
-  return out.join('');
+  out.ascii('</database>');
+  return out.bytes();
 }
 
 /** Parses a dump: manifest pairs and rows (values kept as their S-expression text). */

@@ -249,7 +249,7 @@ async function handle(
     // pool_db_backup.ml `pull_database_backup_handler`: 200 with keep_alive false and no
     // Content-Length, then the database streamed; the task completes when the writing ends
     // (Xapi_http.with_context), with a failure if it breaks part-way.
-    const xml = Buffer.from(dumpDb(pool.db, 1));
+    const xml = dumpDb(pool.db, 1);
     const cut = faults.cutAfter(name);
     res.useChunkedEncodingByDefault = false;
     res.sendDate = false;

@@ -1,6 +1,6 @@
 // Metadata export as ocaml/xapi/export.ml does it (GET /export_metadata). Function names in
 // comments are those of export.ml; the import is metadata-import.ts.
-import { encodeValue, tarOne, type XmlRpcValue } from '@xsmeta/xapi';
+import { tarHeader, writeValue, XmlBytes, type XmlRpcValue } from '@xsmeta/xapi';
 import { Failure } from './errors.js';
 import { NULL, type Rec } from './model.js';
 import type { Pool } from './pool.js';
@@ -210,6 +210,8 @@ export function exportMetadata(pool: Pool, vms: string[], withSnapshots: boolean
     ['VDI', (d) => ({ ...d, VBDs: filter(d.VBDs), crash_dumps: [], SR: lookup(d.SR), ...noOps })],
     ['SR', (s) => ({ ...s, VDIs: filter(s.VDIs), PBDs: [], ...noOps })],
   ];
+  // The records go in as they are, not cloned: the `make_*` functions above copy what they
+  // rewrite and change nothing, and the result is encoded below before anything can.
   const objects: XmlRpcValue[] = [];
   for (const [cls, fn] of make)
     for (const [ref, rec] of db.table(cls))
@@ -217,7 +219,7 @@ export function exportMetadata(pool: Pool, vms: string[], withSnapshots: boolean
         objects.push({
           class: cls,
           id: table.get(ref)!,
-          snapshot: fn(structuredClone(rec)) as XmlRpcValue,
+          snapshot: fn(rec) as XmlRpcValue,
         });
   const [, host] = [...db.table('host').entries()][0]!;
   const ova = {
@@ -233,9 +235,15 @@ export function exportMetadata(pool: Pool, vms: string[], withSnapshots: boolean
     },
     objects,
   };
-  return tarOne(
-    'ova.xml',
-    new TextEncoder().encode(`<?xml version="1.0" encoding="UTF-8"?>${encodeValue(ova)}`),
-    Math.floor(Date.now() / 1000),
-  );
+  // The tar (`tarOne` of ova.xml) made in one buffer: header room, the XML written as bytes
+  // straight after it, then the padding and the end blocks; the header last, once the size
+  // is known.
+  const tar = new XmlBytes(512);
+  tar.ascii('<?xml version="1.0" encoding="UTF-8"?>');
+  writeValue(ova, tar);
+  const size = tar.length - 512;
+  tar.zeros(((512 - (size % 512)) % 512) + 1024);
+  const out = tar.bytes();
+  out.set(tarHeader('ova.xml', size, Math.floor(Date.now() / 1000)), 0);
+  return out;
 }

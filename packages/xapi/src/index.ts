@@ -10,6 +10,7 @@ export {
   ovaNetworks,
   readOva,
   splitExport,
+  tarHeader,
   tarOne,
   writeOva,
 } from './ova.js';
@@ -52,9 +53,13 @@ export type { XmlRpcLimits, XmlRpcValue } from './xmlrpc.js';
 export { formatXapiDate, isStruct, parseXapiDate } from './xmlrpc.js';
 export { decodeMethodCall, decodeMethodResponse, decodeValue } from './xmlrpc-decode.js';
 export {
+  type EscapeTable,
   encodeFault,
   encodeMethodCall,
   encodeMethodResponse,
   encodeValue,
+  escapeTable,
   escapeXml,
+  writeValue,
+  XmlBytes,
 } from './xmlrpc-encode.js';
