@@ -23,6 +23,17 @@ export interface XapiEventRow {
   snapshot?: Rec;
 }
 
+/**
+ * What xapi never writes to its database file, so a change to it alone does not make the
+ * simulator save its state (pool.json): the classes declared `~persist:PersistNothing`
+ * (ocaml/idl/datamodel.ml: session; task) and the fields declared `~persist:false`
+ * (ocaml/idl/datamodel_common.ml `allowed_and_current_operations`: the operations an object is
+ * locked for, such as a metadata export's lock of every VM). Their values are still kept
+ * when something else is saved.
+ */
+const TRANSIENT_CLASSES = new Set(['task', 'session']);
+const TRANSIENT_FIELDS = new Set(['current_operations', 'allowed_operations']);
+
 /** The pool's objects by class and ref, plus the event log that event.from reads. */
 export class Db {
   readonly tables = new Map<string, Map<string, Rec>>();
@@ -59,7 +70,13 @@ export class Db {
     const r = this.get(cls, ref);
     if (!r) return;
     Object.assign(r, patch);
-    this.emit(cls, 'mod', ref, r);
+    this.emit(
+      cls,
+      'mod',
+      ref,
+      r,
+      Object.keys(patch).some((f) => !TRANSIENT_FIELDS.has(f)),
+    );
   }
 
   del(cls: string, ref: string): void {
@@ -71,8 +88,9 @@ export class Db {
     operation: XapiEventRow['operation'],
     ref: string,
     snapshot?: Rec,
+    persistent = true,
   ): void {
-    if (cls !== 'task' && cls !== 'session') this.dirty = true;
+    if (persistent && !TRANSIENT_CLASSES.has(cls)) this.dirty = true;
     this.events.push({
       id: ++this.lastId,
       timestamp: new Date().toISOString(),
