@@ -202,7 +202,14 @@ export async function runDue(
   try {
     const r = await backup(
       s,
-      { create: true, reinit: false, findOnly: false, wait: true, trigger: 'schedule' },
+      {
+        create: true,
+        reinit: false,
+        findOnly: false,
+        wait: true,
+        trigger: 'schedule',
+        ownProcess: true,
+      },
       io,
     );
     outcome = { ok: true, srUuid: r.srUuid, result: r };

@@ -1,6 +1,7 @@
 import {
   type BackupResult,
   backupVdiOf,
+  EXPORT_ALL_MAX_VMS,
   escapeText,
   loadBackup,
   type RestoreDeps,
@@ -17,6 +18,7 @@ import type { Settings } from './config.js';
 import { EXIT_PARTIAL, type Io } from './output.js';
 import { lockSr } from './process/lock.js';
 import type { Tick } from './process/progress.js';
+import { growYoungGeneration } from './process/young-generation.js';
 import { ports, withPool } from './root.js';
 
 export interface BackupArgs {
@@ -31,6 +33,11 @@ export interface BackupArgs {
   progress?: ((t: Tick) => void) | undefined;
   /** Stops the capture (the console's Stop); clean-up still runs. */
   signal?: AbortSignal | undefined;
+  /**
+   * The process ends with this backup (a command, not the console): when the pool is within
+   * the one-request export's limit, V8's young generation may grow (see growYoungGeneration).
+   */
+  ownProcess?: boolean | undefined;
 }
 
 /**
@@ -43,6 +50,8 @@ export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<Backup
     s,
     async (pool) => {
       const srUuid = await resolveSr(pool, a.srUuid);
+      if (a.ownProcess && pool.vmCount && (await pool.vmCount()) <= EXPORT_ALL_MAX_VMS)
+        growYoungGeneration();
       const unlock = await lockSr(s.stateDir, srUuid, a.wait);
       try {
         return await withEvents(

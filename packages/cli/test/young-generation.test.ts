@@ -1,9 +1,10 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { built } from './bins.js';
+import { pool } from './support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'xsmeta-young-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,5 +38,36 @@ it.skipIf(!built)("each bin keeps V8's young generation from growing", () => {
     const max = Number(/NEW_SPACE (\d+)/.exec(r.stderr)?.[1]);
     expect(max).toBeGreaterThan(0);
     expect(max, name).toBeLessThanOrEqual(4 * 1024 * 1024);
+  }
+});
+
+// A backup command of a pool within the one-request export's limit ends its process with the
+// young generation free to grow (its memory is bounded by that limit; collections cost less).
+it.skipIf(!built)('a backup command of a small pool lets the young generation grow', async () => {
+  const file = join(dir, 'probe.mjs');
+  writeFileSync(file, probe);
+  const p = await pool({ vms: 4 });
+  try {
+    const path = new URL('../bin/xsmeta.js', import.meta.url).pathname;
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        ['--import', file, path, 'backup', '--create', '--json'],
+        {
+          env: { ...process.env, ...p.env },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      let stderr = '';
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      child.once('close', (code) => resolve({ code, stderr }));
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const max = Number(/NEW_SPACE (\d+)/.exec(r.stderr)?.[1]);
+    expect(max).toBeGreaterThan(4 * 1024 * 1024);
+  } finally {
+    await p.close();
   }
 });

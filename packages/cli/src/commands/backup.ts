@@ -41,6 +41,7 @@ export const backupCommand: Declare = (ctx) =>
           findOnly: false,
           wait: o.wait === true,
           progress: bar.tick,
+          ownProcess: true,
         },
         bar.io,
       ).finally(bar.end);

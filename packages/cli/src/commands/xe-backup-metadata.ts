@@ -93,6 +93,7 @@ error, 1 otherwise.`,
             findOnly: o.n === true,
             wait: false,
             progress: bar.tick,
+            ownProcess: true,
           },
           bar.io,
         ).finally(bar.end);

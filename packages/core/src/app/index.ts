@@ -4,6 +4,7 @@ export {
   type BackupResult,
   DEFAULT_KEEP,
   DEFAULT_VDI_SIZE,
+  EXPORT_ALL_MAX_VMS,
   runBackup,
 } from './backup.js';
 export {
