@@ -7,7 +7,7 @@
  */
 import { expect, it } from 'vitest';
 import type { ArchivePort, DiskPort, PoolPort, RingPort, SrInfo, VmInfo } from '../src/index.js';
-import { runBackup } from '../src/index.js';
+import { MemoryEventStore, runBackup } from '../src/index.js';
 import { stubPool } from './stub-pool.js';
 
 const enc = new TextEncoder();
@@ -319,4 +319,44 @@ it('asks for the pool database only once the export of every VM arrived', async 
   expect([...parts.keys()].indexOf('pool-db.xml')).toBeGreaterThan(
     [...parts.keys()].findIndex((n) => n.startsWith('vms/')),
   );
+});
+
+it('a run stopped once its capture is recorded detaches the disk attached meanwhile, writes nothing', async () => {
+  const calls: string[] = [];
+  const stop = new AbortController();
+  /** Stops the run (Ctrl-C) as soon as the capture is in the log. */
+  class StopAfterCapture extends MemoryEventStore {
+    override async appendToStream(...a: Parameters<MemoryEventStore['appendToStream']>) {
+      const r = await super.appendToStream(...a);
+      if (a[1].some((e) => e.type === 'BackupPartsCaptured')) stop.abort();
+      return r;
+    }
+  }
+  const pool: PoolPort = stubPool({
+    vms: async () => vms,
+    attach: async () => {
+      calls.push('attach');
+      return { devicePath: '/dev/x', detach: async () => void calls.push('detach') };
+    },
+    exportAll: async () => new Map(vms.map((v) => [v.uuid, () => enc.encode(`split ${v.uuid}`)])),
+  });
+  const { archive } = keepingArchive();
+  const disk = ringDisk();
+  await expect(
+    runBackup({
+      pool,
+      disk: {
+        ...disk,
+        open: (...a) => {
+          calls.push('open');
+          return disk.open(...a);
+        },
+      },
+      archive,
+      clock: { now: () => new Date(0) },
+      events: new StopAfterCapture(),
+      signal: stop.signal,
+    }),
+  ).rejects.toThrow();
+  expect(calls).toEqual(['attach', 'detach']);
 });

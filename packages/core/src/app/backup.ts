@@ -344,26 +344,38 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
         releaseAll();
       }
     }
-    // However the capture ends, the export's spool is freed (parts() frees it too, once run),
-    // and a disk attached while it ran is detached when it failed.
+    /** A disk attached while the capture ran, detached when the run stops before the append. */
+    const detachEarly = async (): Promise<void> => {
+      await (attaching as Promise<Attachment> | null)?.then(
+        (a) => a.detach(),
+        () => {}, // never attached: nothing to undo
+      );
+    };
+    // However the capture ends, the export's spool is freed (parts() frees it too, once run).
     let archived: Awaited<ReturnType<ArchivePort['write']>>;
     try {
       archived = await archive.write(parts(), {}).finally(releaseAll);
     } catch (e) {
-      await (attaching as Promise<Attachment> | null)?.then((a) => a.detach());
+      await detachEarly();
       throw e;
     }
     const skippedVms = leftOut();
     const out = new Set(skippedVms.map((v) => v.uuid));
     const vmCount = vms.filter((v) => !v.isTemplate && !out.has(v.uuid)).length;
     const templateCount = vms.filter((v) => v.isTemplate && !out.has(v.uuid)).length;
-    await rec.exec({
-      type: 'RecordCapture',
-      data: { runId, vmCount, templateCount, rawBytes: archived.rawBytes },
-    });
+    try {
+      await rec.exec({
+        type: 'RecordCapture',
+        data: { runId, vmCount, templateCount, rawBytes: archived.rawBytes },
+      });
+      deps.progress?.({ phase: 'write', done: 0, total: 1, bytes: archived.storedBytes });
+      deps.signal?.throwIfAborted();
+    } catch (e) {
+      await detachEarly();
+      throw e;
+    }
 
     // 2. Attach (done while the capture ended, when it could), append, always detach.
-    deps.progress?.({ phase: 'write', done: 0, total: 1, bytes: archived.storedBytes });
     const att = await attachEarly();
     let written: { seq: number; evicted: number[]; storedBytes: number; date: string };
     let rootWarnings: string[] = [];
