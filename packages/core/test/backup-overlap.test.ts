@@ -273,7 +273,13 @@ it('detaches a disk attached during the capture when the capture then fails', as
   await expect(
     runBackup({
       pool,
-      disk: { ...disk, open: (...a) => (opened++, disk.open(...a)) },
+      disk: {
+        ...disk,
+        open: (...a) => {
+          opened++;
+          return disk.open(...a);
+        },
+      },
       archive,
       clock: { now: () => new Date(0) },
       events: null,
