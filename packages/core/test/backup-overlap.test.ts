@@ -54,6 +54,11 @@ const vms: VmInfo[] = [
 ];
 const srs: SrInfo[] = [{ uuid: 'sr', name: 'SR', description: '', type: 'nfs', vdis: [] }];
 const attach = async () => ({ devicePath: '/dev/x', detach: async () => {} });
+/** An attach that records 'attach' and, when the attachment is let go, 'detach' in `calls`. */
+const attachRecorded = (calls: string[]) => async () => {
+  calls.push('attach');
+  return { devicePath: '/dev/x', detach: async () => void calls.push('detach') };
+};
 
 it('asks for the export of every VM before it reads the pool database', async () => {
   const calls: string[] = [];
@@ -222,10 +227,7 @@ it('attaches the backup disk once the export of every VM arrived, before the VMs
   const calls: string[] = [];
   const pool: PoolPort = stubPool({
     vms: async () => vms,
-    attach: async () => {
-      calls.push('attach');
-      return { devicePath: '/dev/x', detach: async () => void calls.push('detach') };
-    },
+    attach: attachRecorded(calls),
     exportAll: async () =>
       new Map(
         vms.map((v) => [
@@ -252,10 +254,7 @@ it('detaches a disk attached during the capture when the capture then fails', as
   const calls: string[] = [];
   const pool: PoolPort = stubPool({
     vms: async () => vms,
-    attach: async () => {
-      calls.push('attach');
-      return { devicePath: '/dev/x', detach: async () => void calls.push('detach') };
-    },
+    attach: attachRecorded(calls),
     exportAll: async () =>
       new Map([
         ['vm-a', () => enc.encode('split vm-a')],
@@ -340,10 +339,7 @@ it('a run stopped once its capture is recorded detaches the disk attached meanwh
   }
   const pool: PoolPort = stubPool({
     vms: async () => vms,
-    attach: async () => {
-      calls.push('attach');
-      return { devicePath: '/dev/x', detach: async () => void calls.push('detach') };
-    },
+    attach: attachRecorded(calls),
     exportAll: async () => new Map(vms.map((v) => [v.uuid, () => enc.encode(`split ${v.uuid}`)])),
   });
   const { archive } = keepingArchive();
