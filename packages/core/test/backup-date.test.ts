@@ -38,4 +38,13 @@ describe('the one backup-date rule (records, conversion and the legacy reader sh
       '2024-01-01-00-00-02',
     );
   });
+
+  it('a unique date comes after every date taken, even one freed below them (evicted)', () => {
+    // more than one backup a second: dates were bumped ahead of the clock, then the oldest
+    // record (dated at the moment) was evicted; the new one must not sort before the rest
+    const at = new Date('2024-01-01T00:00:00.400Z');
+    const kept = new Set(['2024-01-01-00-00-01', '2024-01-01-00-00-02', 'not a date']);
+    expect(uniqueDate(at, kept)).toBe('2024-01-01-00-00-03');
+    expect(uniqueDate(at, new Set(['2023-12-31-23-59-59']))).toBe('2024-01-01-00-00-00');
+  });
 });

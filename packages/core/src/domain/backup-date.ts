@@ -34,9 +34,17 @@ export function parseBackupDate(date: string): Date | null {
   return backupDate(t) === date ? t : null;
 }
 
-/** A date not yet used on this disk: the moment, bumped a second at a time on collision. */
+/**
+ * A date not yet used on this disk, and later than every date on it, so that the records'
+ * dates sort as they were written: the moment, or a second after the newest date taken when
+ * that one is not before it (dates bumped ahead by more than one backup a second, whose
+ * oldest was evicted, or a clock set back).
+ */
 export function uniqueDate(at: Date, taken: ReadonlySet<string>): string {
   let t = at.getTime();
-  while (taken.has(backupDate(new Date(t)))) t += 1000;
+  for (const d of taken) {
+    const next = (parseBackupDate(d)?.getTime() ?? Number.NEGATIVE_INFINITY) + 1000;
+    if (next > t) t = next;
+  }
   return backupDate(new Date(t));
 }
