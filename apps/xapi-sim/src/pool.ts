@@ -21,11 +21,18 @@ import { chooseUserdevice, stringMap, VBD_VDI_TYPES } from './vbd.js';
 export const USERNAME = 'root';
 
 /** Simulated pool: state, RPC methods and HTTP handlers. */
+/** How long the pool stays quiet after a change before the state is saved. */
+const SAVE_QUIET_MS = 500;
+/** The longest a change waits for its save while requests keep coming. */
+const SAVE_MAX_WAIT_MS = 5000;
+
 export class Pool {
   db: Db;
   private sessions = new Set<string>();
   private generation = 1;
   private saveTimer: NodeJS.Timeout | null = null;
+  /** When the change that the pending save is for was made. */
+  private dirtySince = 0;
 
   /** export.ml `make_id`: one counter for the life of the process, never reset. */
   exportIds = 0;
@@ -56,13 +63,27 @@ export class Pool {
     this.db.dirty = false;
   }
 
+  /**
+   * Saves the state once the pool has been quiet for SAVE_QUIET_MS after a change (at most
+   * SAVE_MAX_WAIT_MS after it, however busy). xapi writes its database to disk from threads of
+   * its own (ocaml/database/db_connections.ml `flush_dirty_and_maybe_exit`), never in a
+   * request's way; the simulator has one thread, and its save (the whole database as JSON,
+   * ~180 ms at 1,000 VMs) would stall whatever request it fell in the middle of.
+   */
   scheduleSave(): void {
-    if (!this.db.dirty || this.saveTimer) return;
-    this.generation++;
+    if (!this.db.dirty) return;
+    const now = Date.now();
+    if (this.saveTimer) {
+      if (now - this.dirtySince >= SAVE_MAX_WAIT_MS) return;
+      clearTimeout(this.saveTimer);
+    } else {
+      this.generation++;
+      this.dirtySince = now;
+    }
     this.saveTimer = setTimeout(() => {
       this.saveTimer = null;
       this.save();
-    }, 500);
+    }, SAVE_QUIET_MS);
   }
 
   flush(): void {
