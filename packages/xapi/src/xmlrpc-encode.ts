@@ -112,6 +112,29 @@ export function escapeTable(escapes: Record<string, string>): EscapeTable {
 /** The escapes of `escapeXml`. */
 const XML_ESCAPES = escapeTable(ESCAPES);
 
+/** Per table, what a string must not hold to be copied as it is: a char it escapes, or non-ASCII. */
+const needsWork = new WeakMap<EscapeTable, RegExp>();
+function workIn(escapes: EscapeTable): RegExp {
+  let re = needsWork.get(escapes);
+  if (!re) {
+    let chars = '';
+    escapes.forEach((e, c) => {
+      if (e !== undefined) chars += `\\x${c.toString(16).padStart(2, '0')}`;
+    });
+    re = new RegExp(`[${chars}\\u0080-\\uffff]`);
+    needsWork.set(escapes, re);
+  }
+  return re;
+}
+
+/**
+ * From this length on, `text` first asks whether a string is plain ASCII with nothing to
+ * escape, and then copies it natively: most strings of a record are (uuids, refs, names), and
+ * the char-by-char loop is slow until V8 has optimised it, as in a process just started (the
+ * simulator's first export).
+ */
+const PLAIN_MIN = 8;
+
 /**
  * A growing UTF-8 byte buffer for XML. `ascii` copies markup as it is (every char < 0x80);
  * `text` writes a string escaped (as `escapeXml` does, unless given another table) and
@@ -120,7 +143,7 @@ const XML_ESCAPES = escapeTable(ESCAPES);
 export class XmlBytes implements XmlSink {
   private readonly full: Uint8Array[] = [];
   private fullBytes = 0;
-  private buf: Uint8Array = Buffer.allocUnsafe(0);
+  private buf: Buffer = Buffer.allocUnsafe(0);
   private at = 0;
 
   /** `skip` zero bytes are left at the start (room for a header the caller writes later). */
@@ -138,7 +161,7 @@ export class XmlBytes implements XmlSink {
    * write), joined once by `bytes()`: growing one buffer by doubling copied and zeroed about
    * three times the output.
    */
-  private room(n: number): Uint8Array {
+  private room(n: number): Buffer {
     if (this.at + n <= this.buf.length) return this.buf;
     if (this.at > 0) this.full.push(this.buf.subarray(0, this.at));
     this.fullBytes += this.at;
@@ -161,6 +184,11 @@ export class XmlBytes implements XmlSink {
   }
 
   text(s: string, escapes: EscapeTable = XML_ESCAPES): void {
+    if (s.length >= PLAIN_MIN && !workIn(escapes).test(s)) {
+      const b = this.room(s.length); // may start a new chunk: `at` is read after it
+      this.at += b.write(s, this.at, 'latin1');
+      return;
+    }
     // 6 bytes is the most one UTF-16 unit can take (an escape; a surrogate pair takes 4 for 2).
     const b = this.room(s.length * 6);
     let at = this.at;

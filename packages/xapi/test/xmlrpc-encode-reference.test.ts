@@ -285,6 +285,8 @@ describe('the encoder against its reference copy', () => {
       n: i % 3 === 0 ? i : i / 7,
       b: new Uint8Array(i % 17).fill(i & 0xff),
       f: i % 2 === 0,
+      // plain ASCII, nothing to escape: copied in one step, so also across a chunk's end
+      p: `${'plain-'.repeat(1 + (i % 23))}${i}`,
     }));
     const v: XmlRpcValue = { big, many, tail: [big.slice(0, 12345), ''] };
     const ref = refEncodeValue(v);
