@@ -179,8 +179,9 @@ it('asks for the export of every VM before the listings answer when the VM count
     { pool, disk: ringDisk(), archive, clock: { now: () => new Date(0) }, events: null },
     { exportAllMaxVms: 5 },
   );
-  // The listing answers only once the export was asked: asked after it, the backup would hang.
-  expect(calls).toEqual(['inventory', 'exportAll (every VM)', 'listed']);
+  // Asked before the listings are (so its request reaches the pool while they are built); the
+  // listing answers only once the export was asked: asked after it, the backup would hang.
+  expect(calls).toEqual(['exportAll (every VM)', 'inventory', 'listed']);
   expect(r.vmCount).toBe(1);
   expect([...parts.values()]).toContain('split vm-b');
 });

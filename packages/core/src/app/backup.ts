@@ -153,10 +153,13 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     const cap = opts.exportAllMaxVms ?? EXPORT_ALL_MAX_VMS;
     const fastPath = pool.exportAll !== undefined && opts.exportAll !== false;
     const bound = fastPath && pool.vmCount ? await pool.vmCount() : null;
+    // Asked first: its request reaches the pool while the listings are being built, not once
+    // this side has read them.
+    let all: Promise<ExportAll> | null =
+      bound !== null && bound > 1 && bound <= cap ? pool.exportAll!() : null;
     const listing = pool.inventory
       ? pool.inventory()
       : Promise.all([pool.vms(), pool.srs()]).then(([vms, srs]) => ({ vms, srs }));
-    let all: Promise<ExportAll> | null = null;
     let released = false;
     /** Frees what holds the export (once), whether it was taken, built, or not (yet). */
     const releaseAll = () => {
@@ -167,7 +170,6 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     let vms: Awaited<typeof listing>['vms'];
     let srs: Awaited<typeof listing>['srs'];
     try {
-      if (bound !== null && bound > 1 && bound <= cap) all = pool.exportAll!();
       // Awaited after the listings; until then (or if the run stops first) a failure must not
       // surface as an unhandled rejection.
       all?.catch(() => {});
