@@ -4,7 +4,7 @@
  * `update_table` follows, and the text of the objects kept with the reference fields that
  * the `make_*` functions rewrite written again (ocaml/xapi/export.ml; see ova.ts).
  */
-import { REF_FIELDS, tarHeader } from './ova.js';
+import { REF_FIELDS, refList, tarHeader, vmObjectIds } from './ova.js';
 import type { XmlRpcValue } from './xmlrpc.js';
 import { encodeValue } from './xmlrpc-encode.js';
 
@@ -50,9 +50,6 @@ export interface Obj {
   get(name: string): XmlRpcValue | undefined;
 }
 
-const refList = (v: XmlRpcValue | undefined): string[] =>
-  Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
-
 /**
  * Classes of pool-wide objects: one of them is in the export of every VM that uses it (an
  * SR, a network, the host), and its text is as long as the pool is large (an SR's VDIs, a
@@ -89,47 +86,7 @@ export function perVm(
     const uuid = String(vm.get('uuid') ?? '');
     if (want && !want.has(uuid)) continue;
     out.set(uuid, () => {
-      const keep = new Set<string>();
-      const add = (id: XmlRpcValue | undefined): Obj | undefined => {
-        if (typeof id !== 'string') return undefined;
-        const o = byId.get(id);
-        if (o) keep.add(id);
-        return o;
-      };
-      const addVdi = (id: XmlRpcValue | undefined) => {
-        const vdi = add(id);
-        if (vdi) add(vdi.get('SR'));
-      };
-      add(vm.id);
-      const vifs = refList(vm.get('VIFs'));
-      for (const id of vifs) {
-        const vif = add(id);
-        if (vif) add(vif.get('network'));
-      }
-      for (const id of refList(vm.get('VBDs'))) {
-        const vbd = add(id);
-        if (vbd && vbd.get('empty') !== true) addVdi(vbd.get('VDI'));
-      }
-      for (const id of refList(vm.get('VGPUs'))) {
-        const vgpu = add(id);
-        if (vgpu) {
-          add(vgpu.get('type'));
-          add(vgpu.get('GPU_group'));
-        }
-      }
-      for (const p of proxies) {
-        const vif = p.get('VIF');
-        if (typeof vif === 'string' && vifs.includes(vif)) {
-          add(p.id);
-          add(p.get('site'));
-        }
-      }
-      for (const id of refList(vm.get('VTPMs'))) add(id);
-      if (vm.get('power_state') === 'Suspended') addVdi(vm.get('suspend_VDI'));
-      add(vm.get('metrics'));
-      add(vm.get('guest_metrics'));
-      add(vm.get('resident_on'));
-      add(vm.get('affinity'));
+      const keep = vmObjectIds(vm, byId, proxies, (o, f) => o.get(f));
       const parts: Uint8Array[] = [
         prolog,
         enc.encode('<value><struct><member><name>version</name>'),

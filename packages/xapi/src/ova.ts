@@ -176,8 +176,64 @@ export const REF_FIELDS: Record<string, { one: string[]; many: string[] }> = {
   VTPM: { one: ['VM'], many: [] },
 };
 
-const refList = (v: XmlRpcValue | undefined): string[] =>
+/** The string items of a list field (the refs), or none. */
+export const refList = (v: XmlRpcValue | undefined): string[] =>
   Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+
+/**
+ * The ids of the objects of an `all=true` export that `update_table` adds for one VM alone,
+ * snapshots left out (see splitExport): written once for the decoded export (splitExport) and
+ * for the index of its text (ova-split-build.ts `perVm`); `field` reads an object's field.
+ */
+export function vmObjectIds<O extends { id: string; class: string }>(
+  vm: O,
+  byId: ReadonlyMap<string, O>,
+  proxies: readonly O[],
+  field: (o: O, name: string) => XmlRpcValue | undefined,
+): Set<string> {
+  const keep = new Set<string>();
+  const add = (id: XmlRpcValue | undefined): O | undefined => {
+    if (typeof id !== 'string') return undefined;
+    const o = byId.get(id);
+    if (o) keep.add(id);
+    return o;
+  };
+  const addVdi = (id: XmlRpcValue | undefined) => {
+    const vdi = add(id);
+    if (vdi) add(field(vdi, 'SR'));
+  };
+  add(vm.id);
+  const vifs = refList(field(vm, 'VIFs'));
+  for (const id of vifs) {
+    const vif = add(id);
+    if (vif) add(field(vif, 'network'));
+  }
+  for (const id of refList(field(vm, 'VBDs'))) {
+    const vbd = add(id);
+    if (vbd && field(vbd, 'empty') !== true) addVdi(field(vbd, 'VDI'));
+  }
+  for (const id of refList(field(vm, 'VGPUs'))) {
+    const vgpu = add(id);
+    if (vgpu) {
+      add(field(vgpu, 'type'));
+      add(field(vgpu, 'GPU_group'));
+    }
+  }
+  for (const p of proxies) {
+    const vif = field(p, 'VIF');
+    if (typeof vif === 'string' && vifs.includes(vif)) {
+      add(p.id);
+      add(field(p, 'site'));
+    }
+  }
+  for (const id of refList(field(vm, 'VTPMs'))) add(id);
+  if (field(vm, 'power_state') === 'Suspended') addVdi(field(vm, 'suspend_VDI'));
+  add(field(vm, 'metrics'));
+  add(field(vm, 'guest_metrics'));
+  add(field(vm, 'resident_on'));
+  add(field(vm, 'affinity'));
+  return keep;
+}
 
 /**
  * Splits an `all=true` export into per-VM exports, keyed by VM uuid, for the VMs named in
@@ -199,46 +255,7 @@ export function splitExport(all: Ova, uuids?: readonly string[]): Map<string, Ov
     if (vm.class !== 'VM') continue;
     const uuid = String(vm.snapshot.uuid ?? '');
     if (want && !want.has(uuid)) continue;
-    const keep = new Set<string>();
-    const add = (id: XmlRpcValue | undefined): OvaObject | undefined => {
-      if (typeof id !== 'string') return undefined;
-      const o = byId.get(id);
-      if (o) keep.add(id);
-      return o;
-    };
-    const addVdi = (id: XmlRpcValue | undefined) => {
-      const vdi = add(id);
-      if (vdi) add(vdi.snapshot.SR);
-    };
-    const s = vm.snapshot;
-    add(vm.id);
-    const vifs = refList(s.VIFs);
-    for (const id of vifs) {
-      const vif = add(id);
-      if (vif) add(vif.snapshot.network);
-    }
-    for (const id of refList(s.VBDs)) {
-      const vbd = add(id);
-      if (vbd && vbd.snapshot.empty !== true) addVdi(vbd.snapshot.VDI);
-    }
-    for (const id of refList(s.VGPUs)) {
-      const vgpu = add(id);
-      if (vgpu) {
-        add(vgpu.snapshot.type);
-        add(vgpu.snapshot.GPU_group);
-      }
-    }
-    for (const p of proxies)
-      if (typeof p.snapshot.VIF === 'string' && vifs.includes(p.snapshot.VIF)) {
-        add(p.id);
-        add(p.snapshot.site);
-      }
-    for (const id of refList(s.VTPMs)) add(id);
-    if (s.power_state === 'Suspended') addVdi(s.suspend_VDI);
-    add(s.metrics);
-    add(s.guest_metrics);
-    add(s.resident_on);
-    add(s.affinity);
+    const keep = vmObjectIds(vm, byId, proxies, (o, f) => o.snapshot[f]);
     // In the export's own order (make_all's class order), without a pass over all objects.
     const objects = [...keep]
       .sort((x, y) => order.get(x)! - order.get(y)!)
