@@ -1,7 +1,6 @@
 import {
   type BackupResult,
   backupVdiOf,
-  EXPORT_ALL_MAX_VMS,
   escapeText,
   loadBackup,
   type RestoreDeps,
@@ -34,8 +33,9 @@ export interface BackupArgs {
   /** Stops the capture (the console's Stop); clean-up still runs. */
   signal?: AbortSignal | undefined;
   /**
-   * The process ends with this backup (a command, not the console): when the pool is within
-   * the one-request export's limit, V8's young generation may grow (see growYoungGeneration).
+   * The process ends with this backup (a command, not the console): when the backup takes the
+   * one-request export (its memory bounded), V8's young generation may grow
+   * (see growYoungGeneration).
    */
   ownProcess?: boolean | undefined;
 }
@@ -50,8 +50,6 @@ export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<Backup
     s,
     async (pool) => {
       const srUuid = await resolveSr(pool, a.srUuid);
-      if (a.ownProcess && pool.vmCount && (await pool.vmCount()) <= EXPORT_ALL_MAX_VMS)
-        growYoungGeneration();
       const unlock = await lockSr(s.stateDir, srUuid, a.wait);
       try {
         return await withEvents(
@@ -66,6 +64,7 @@ export async function backup(s: Settings, a: BackupArgs, io: Io): Promise<Backup
                 ...(a.signal ? { signal: a.signal } : {}),
                 sleep: (ms) => retryTiming.sleep(ms),
                 onNote: (line) => io.err(`xsmeta: ${line}`),
+                ...(a.ownProcess ? { onOneRequestExport: growYoungGeneration } : {}),
               },
               {
                 srUuid,

@@ -6,7 +6,16 @@
  * holds does not change.
  */
 import { expect, it } from 'vitest';
-import type { ArchivePort, DiskPort, PoolPort, RingPort, SrInfo, VmInfo } from '../src/index.js';
+import type {
+  ArchivePort,
+  BackupDeps,
+  BackupOptions,
+  DiskPort,
+  PoolPort,
+  RingPort,
+  SrInfo,
+  VmInfo,
+} from '../src/index.js';
 import { MemoryEventStore, runBackup } from '../src/index.js';
 import { stubPool } from './stub-pool.js';
 
@@ -54,6 +63,20 @@ const vms: VmInfo[] = [
 ];
 const srs: SrInfo[] = [{ uuid: 'sr', name: 'SR', description: '', type: 'nfs', vdis: [] }];
 const attach = async () => ({ devicePath: '/dev/x', detach: async () => {} });
+/** An all=true export that holds every VM of `vms`. */
+const splitAll = async () => new Map(vms.map((v) => [v.uuid, () => enc.encode(`split ${v.uuid}`)]));
+
+/** A backup on a ring that takes every record, the capture kept by `archive`. */
+const backUp = (
+  pool: PoolPort,
+  archive: ArchivePort,
+  deps: Partial<BackupDeps> = {},
+  opts: BackupOptions = {},
+) =>
+  runBackup(
+    { pool, disk: ringDisk(), archive, clock: { now: () => new Date(0) }, events: null, ...deps },
+    opts,
+  );
 /** An attach that records 'attach' and, when the attachment is let go, 'detach' in `calls`. */
 const attachRecorded = (calls: string[]) => async () => {
   calls.push('attach');
@@ -75,13 +98,7 @@ it('asks for the export of every VM before it reads the pool database', async ()
     },
   });
   const { archive, parts } = keepingArchive();
-  const r = await runBackup({
-    pool,
-    disk: ringDisk(),
-    archive,
-    clock: { now: () => new Date(0) },
-    events: null,
-  });
+  const r = await backUp(pool, archive);
   expect(calls).toEqual(['exportAll', 'dumpDatabase']);
   expect(r.vmCount).toBe(1);
   expect(r.templateCount).toBe(1);
@@ -105,13 +122,7 @@ it('an export of every VM that fails while the dump is read falls back to per-VM
   const on = (e: unknown) => unhandled.push(e);
   process.on('unhandledRejection', on);
   try {
-    await runBackup({
-      pool,
-      disk: ringDisk(),
-      archive,
-      clock: { now: () => new Date(0) },
-      events: null,
-    });
+    await backUp(pool, archive);
     await new Promise((r) => setImmediate(r));
   } finally {
     process.off('unhandledRejection', on);
@@ -132,13 +143,7 @@ it('takes the VMs and SRs from one inventory when the pool port has one', async 
     exportMetadata: async (uuid) => enc.encode(`alone ${uuid}`),
   });
   const { archive, parts } = keepingArchive();
-  const r = await runBackup({
-    pool,
-    disk: ringDisk(),
-    archive,
-    clock: { now: () => new Date(0) },
-    events: null,
-  });
+  const r = await backUp(pool, archive);
   expect(r.vmCount).toBe(1);
   expect(r.templateCount).toBe(1);
   const map = [...parts.entries()].find(([n]) => n.includes('map'));
@@ -175,10 +180,7 @@ function slowListing(count: number) {
 it('asks for the export of every VM before the listings answer when the VM count allows it', async () => {
   const { pool, calls } = slowListing(5);
   const { archive, parts } = keepingArchive();
-  const r = await runBackup(
-    { pool, disk: ringDisk(), archive, clock: { now: () => new Date(0) }, events: null },
-    { exportAllMaxVms: 5 },
-  );
+  const r = await backUp(pool, archive, {}, { exportAllMaxVms: 5 });
   // Asked before the listings are (so its request reaches the pool while they are built); the
   // listing answers only once the export was asked: asked after it, the backup would hang.
   expect(calls).toEqual(['exportAll (every VM)', 'inventory', 'listed']);
@@ -189,10 +191,7 @@ it('asks for the export of every VM before the listings answer when the VM count
 it('decides on the listings when the VM count is above what the one-request export takes', async () => {
   const { pool, calls, release } = slowListing(6);
   const { archive } = keepingArchive();
-  const run = runBackup(
-    { pool, disk: ringDisk(), archive, clock: { now: () => new Date(0) }, events: null },
-    { exportAllMaxVms: 5 },
-  );
+  const run = backUp(pool, archive, {}, { exportAllMaxVms: 5 });
   await new Promise((r) => setImmediate(r));
   expect(calls).toEqual(['inventory']);
   release();
@@ -217,9 +216,7 @@ it('frees an export asked early when the listings then fail', async () => {
       }),
   });
   const { archive } = keepingArchive();
-  await expect(
-    runBackup({ pool, disk: ringDisk(), archive, clock: { now: () => new Date(0) }, events: null }),
-  ).rejects.toThrow('listing refused');
+  await expect(backUp(pool, archive)).rejects.toThrow('listing refused');
   await new Promise((r) => setImmediate(r));
   expect(closed).toBe(1);
 });
@@ -241,13 +238,7 @@ it('attaches the backup disk once the export of every VM arrived, before the VMs
       ),
   });
   const { archive } = keepingArchive();
-  await runBackup({
-    pool,
-    disk: ringDisk(),
-    archive,
-    clock: { now: () => new Date(0) },
-    events: null,
-  });
+  await backUp(pool, archive);
   expect(calls).toEqual(['attach', 'build vm-a', 'build vm-b', 'detach']);
 });
 
@@ -310,13 +301,7 @@ it('asks for the pool database only once the export of every VM arrived', async 
     },
   });
   const { archive, parts } = keepingArchive();
-  const run = runBackup({
-    pool,
-    disk: ringDisk(),
-    archive,
-    clock: { now: () => new Date(0) },
-    events: null,
-  });
+  const run = backUp(pool, archive);
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
   expect(calls).toEqual(['exportAll']);
   arrive();
@@ -341,7 +326,7 @@ it('a run stopped once its capture is recorded detaches the disk attached meanwh
   const pool: PoolPort = stubPool({
     vms: async () => vms,
     attach: attachRecorded(calls),
-    exportAll: async () => new Map(vms.map((v) => [v.uuid, () => enc.encode(`split ${v.uuid}`)])),
+    exportAll: splitAll,
   });
   const { archive } = keepingArchive();
   const disk = ringDisk();
@@ -362,4 +347,24 @@ it('a run stopped once its capture is recorded detaches the disk attached meanwh
     }),
   ).rejects.toThrow();
   expect(calls).toEqual(['attach', 'detach']);
+});
+
+it('tells when it takes the one-request export, and only then', async () => {
+  const told: string[] = [];
+  const tell = { onOneRequestExport: () => void told.push('one request') };
+  const alone = async (uuid: string) => enc.encode(`alone ${uuid}`);
+  const fast = stubPool({
+    attach,
+    vms: async () => vms,
+    exportAll: splitAll,
+    exportMetadata: alone,
+  });
+  await backUp(fast, keepingArchive().archive, tell);
+  expect(told).toEqual(['one request']);
+  // Above the limit, VM by VM: not told.
+  await backUp(fast, keepingArchive().archive, tell, { exportAllMaxVms: 1 });
+  // A pool without the one-request export: not told either.
+  const slow = stubPool({ attach, vms: async () => vms, exportMetadata: alone });
+  await backUp(slow, keepingArchive().archive, tell);
+  expect(told).toEqual(['one request']);
 });

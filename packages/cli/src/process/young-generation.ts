@@ -12,8 +12,8 @@ setFlagsFromString('--semi-space-growth-factor=1');
 
 /**
  * V8's own growth of the young generation (its default factor, 2), for the rest of a process
- * whose memory another bound already holds: a backup of a pool within the one-request export's
- * limit (core's EXPORT_ALL_MAX_VMS), where the small young generation cost about 90 ms of
+ * whose memory another bound already holds: a backup that takes the one-request export (core's
+ * `onOneRequestExport`: at most EXPORT_ALL_MAX_VMS VMs), where the small young generation cost about 90 ms of
  * collections in a 1,000-VM backup, and the larger one left the peak at 163-177 MiB
  * (bench/NOTES.md). Only for a process that ends with that run (not the console).
  */

@@ -46,6 +46,11 @@ export interface BackupDeps {
   sleep?: (ms: number) => Promise<void>;
   /** One line per problem the ring found with its root (and recovered) when opened. */
   onNote?: (line: string) => void;
+  /**
+   * Told once the capture asks for the one-request export: what it holds in memory is then
+   * bounded by `exportAllMaxVms` (a command uses it to let V8 keep a larger young generation).
+   */
+  onOneRequestExport?: () => void;
 }
 
 const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -153,10 +158,18 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     const cap = opts.exportAllMaxVms ?? EXPORT_ALL_MAX_VMS;
     const fastPath = pool.exportAll !== undefined && opts.exportAll !== false;
     const bound = fastPath && pool.vmCount ? await pool.vmCount() : null;
+    let all: Promise<ExportAll> | null = null;
+    const askAll = (uuids?: readonly string[]): void => {
+      const asked = pool.exportAll!(uuids);
+      // Awaited after the listings; until then (or if the run stops first) a failure must not
+      // surface as an unhandled rejection.
+      asked.catch(() => {});
+      all = asked;
+      deps.onOneRequestExport?.();
+    };
     // Asked first: its request reaches the pool while the listings are being built, not once
     // this side has read them.
-    let all: Promise<ExportAll> | null =
-      bound !== null && bound > 1 && bound <= cap ? pool.exportAll!() : null;
+    if (bound !== null && bound > 1 && bound <= cap) askAll();
     const listing = pool.inventory
       ? pool.inventory()
       : Promise.all([pool.vms(), pool.srs()]).then(([vms, srs]) => ({ vms, srs }));
@@ -170,17 +183,13 @@ export async function runBackup(deps: BackupDeps, opts: BackupOptions = {}): Pro
     let vms: Awaited<typeof listing>['vms'];
     let srs: Awaited<typeof listing>['srs'];
     try {
-      // Awaited after the listings; until then (or if the run stops first) a failure must not
-      // surface as an unhandled rejection.
-      all?.catch(() => {});
       ({ vms, srs } = await listing);
     } catch (e) {
       releaseAll();
       throw e;
     }
     if (all === null && fastPath && vms.length > 1 && vms.length <= cap)
-      all = pool.exportAll!(vms.map((v) => v.uuid));
-    all?.catch(() => {});
+      askAll(vms.map((v) => v.uuid));
     const map: VmMapEntry[] = vms.map((v) => ({
       uuid: v.uuid,
       name: v.name,

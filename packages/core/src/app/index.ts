@@ -4,7 +4,6 @@ export {
   type BackupResult,
   DEFAULT_KEEP,
   DEFAULT_VDI_SIZE,
-  EXPORT_ALL_MAX_VMS,
   runBackup,
 } from './backup.js';
 export {
